@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what thaw needs to build, test and benchmark on Debian 12.
+# Idempotent and quiet: prints only what it installs, or what failed.
+#   deploy/setup.sh            build + test dependencies
+#   deploy/setup.sh --bench    also QEMU and hyperfine for the side-by-side benchmarks
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config binutils
+  liburing-dev libxxhash-dev capnproto libcapnp-dev libspdlog-dev libfmt-dev
+  libgtest-dev libcli11-dev nlohmann-json3-dev libtoml11-dev
+)
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(qemu-system-x86 hyperfine) ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then exec sudo "$0" "$@"; fi
+  echo "setup.sh: run as root (apt-get needs it)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup.sh: installing ${missing[*]}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup.sh: apt-get failed" >&2
+  exit 1
+fi

@@ -1,0 +1,114 @@
+// `thaw boot`: cold-boots a kernel to its boot-complete write and prints the
+// boot time split into VM set-up, kernel load and guest run.
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "rpc/cli/commands.h"
+#include "rpc/cli/console_output.h"
+#include "vmm/vm.h"
+
+namespace thaw::cli {
+
+namespace {
+
+struct BootOptions {
+  vmm::VmConfig config;
+  std::string console = "stdout";
+  std::string on_boot_complete = "stop";
+  uint64_t timeout_ms = 30000;
+  bool json = false;
+};
+
+double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
+
+const char* format_name(vmm::x86::KernelFormat f) { return f == vmm::x86::KernelFormat::kElf64 ? "ELF64" : "bzImage"; }
+
+int run_boot(BootOptions& opt) {
+  opt.config.requested_at = std::chrono::steady_clock::now();
+  if (opt.json && opt.console == "stdout") opt.console = "stderr";  // keep stdout pure JSON
+  ConsoleOutput console(opt.console);
+  console.validate();
+  opt.config.console = console.sink();
+  opt.config.boot_complete_action = opt.on_boot_complete == "pause"      ? vmm::BootCompleteAction::kPause
+                                    : opt.on_boot_complete == "continue" ? vmm::BootCompleteAction::kContinue
+                                                                         : vmm::BootCompleteAction::kStop;
+  auto vm = vmm::Vm::create(opt.config);
+  console.open();
+  vm->start();
+  bool finished = vm->wait(std::chrono::milliseconds(opt.timeout_ms));
+  if (finished && vm->state() == vmm::RunState::kPaused) vm->stop(vmm::StopReason::kBootComplete, "paused at boot complete");
+  console.flush();
+
+  auto reason = vm->stop_reason();
+  auto booted = vm->boot_complete_after();
+  const auto& t = vm->timings();
+  bool failed = vmm::stop_reason_is_failure(reason) || (!booted && reason != vmm::StopReason::kGuestExit &&
+                                                        reason != vmm::StopReason::kGuestReset);
+  if (opt.json) {
+    nlohmann::json out = {
+        {"kernel", opt.config.kernel_path},
+        {"format", format_name(vm->boot_info().format)},
+        {"mem_mib", opt.config.mem_mib},
+        {"vcpus", opt.config.vcpus},
+        {"boot_complete", booted.has_value()},
+        {"stop_reason", vmm::stop_reason_name(reason)},
+        {"stop_detail", vm->stop_detail()},
+        {"exits", vm->exit_count()},
+        {"ms", {{"vm_setup", ms(t.vm_setup)}, {"kernel_load", ms(t.kernel_load)}}},
+    };
+    if (booted) {
+      out["ms"]["guest_run"] = ms(t.guest_run);
+      out["ms"]["total"] = ms(*booted);
+    }
+    std::cout << out.dump(2) << std::endl;
+  } else {
+    std::fprintf(stdout, "\nthaw: %s (%s, %llu MiB, %u vCPU%s): %s\n", opt.config.kernel_path.c_str(),
+                 format_name(vm->boot_info().format), static_cast<unsigned long long>(opt.config.mem_mib),
+                 opt.config.vcpus, opt.config.vcpus == 1 ? "" : "s",
+                 booted ? "reached boot-complete" : "did not reach boot-complete");
+    std::fprintf(stdout, "  vm set-up    %9.3f ms\n  kernel load  %9.3f ms\n", ms(t.vm_setup), ms(t.kernel_load));
+    if (booted) {
+      std::fprintf(stdout, "  guest run    %9.3f ms\n  total        %9.3f ms  (request to boot-complete)\n",
+                   ms(t.guest_run), ms(*booted));
+    }
+    std::fprintf(stdout, "  exits        %9llu\n", static_cast<unsigned long long>(vm->exit_count()));
+    std::fprintf(stdout, "  ended by     %s%s%s\n", vmm::stop_reason_name(reason), vm->stop_detail().empty() ? "" : ": ",
+                 vm->stop_detail().c_str());
+  }
+  if (failed) {
+    std::cerr << "thaw: guest failed: " << vmm::stop_reason_name(reason)
+              << (vm->stop_detail().empty() ? "" : ": " + vm->stop_detail()) << "\n";
+    return kExitGuestFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_boot_command(CLI::App& app, std::function<int()>& run) {
+  auto opt = std::make_shared<BootOptions>();
+  auto* cmd = app.add_subcommand("boot", "Cold-boot a kernel until it writes the boot-complete byte");
+  cmd->add_option("--kernel", opt->config.kernel_path, "Kernel image: ELF64 (vmlinux, thaw-mini.elf) or bzImage")
+      ->required();
+  cmd->add_option("--initrd", opt->config.initrd_path, "Initial ramdisk to load beside the kernel");
+  cmd->add_option("--cmdline", opt->config.cmdline, "Kernel command line")->capture_default_str();
+  cmd->add_option("--mem", opt->config.mem_mib, "Guest RAM in MiB")->capture_default_str();
+  cmd->add_option("--vcpus", opt->config.vcpus, "Number of vCPUs")->capture_default_str();
+  cmd->add_option("--console", opt->console, "Guest serial console: stdout, stderr, none or a file path")
+      ->capture_default_str();
+  cmd->add_option("--on-boot-complete", opt->on_boot_complete,
+                  "What to do at boot-complete: stop, pause (then stop) or continue (until the guest exits)")
+      ->check(CLI::IsMember({"stop", "pause", "continue"}))
+      ->capture_default_str();
+  cmd->add_option("--timeout-ms", opt->timeout_ms, "Give up (and fail) after this many milliseconds")
+      ->capture_default_str();
+  cmd->add_flag("--json", opt->json, "Print the result as JSON on stdout (console then goes to stderr)");
+  cmd->footer(
+      "Exit status: 0 boot-complete reached (or the guest exited cleanly), 1 guest failure or timeout,\n"
+      "2 bad input (flag, file, kernel image), 3 host or KVM error.");
+  cmd->callback([&run, opt] { run = [opt] { return run_boot(*opt); }; });
+}
+
+}  // namespace thaw::cli

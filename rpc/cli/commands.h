@@ -1,0 +1,21 @@
+// The `thaw` subcommands. Each registers its options on the CLI11 app and
+// runs when chosen; exit codes are shared so scripts can tell failures apart.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace thaw::cli {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitGuestFailure = 1,  // the guest failed, crashed or timed out
+  kExitBadInput = 2,      // a flag, file or image was wrong
+  kExitHostError = 3,     // KVM or the host refused something
+};
+
+// Adds `thaw boot`; `run` is set to the function that executes it.
+void add_boot_command(CLI::App& app, std::function<int()>& run);
+// Adds `thaw doctor`.
+void add_doctor_command(CLI::App& app, std::function<int()>& run);
+
+}  // namespace thaw::cli

@@ -1,0 +1,122 @@
+// `thaw doctor`: what this host's KVM can do for thaw, in words a user can
+// act on.
+#include <linux/kvm.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "rpc/cli/commands.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/x86_64/boot_setup.h"
+
+namespace thaw::cli {
+
+namespace {
+
+struct Capability {
+  int id;
+  const char* name;
+  const char* used_for;
+  bool required;
+};
+
+// Every capability thaw relies on, and what it is for.
+constexpr Capability kCapabilities[] = {
+    {KVM_CAP_IRQCHIP, "IRQCHIP", "in-kernel PIC/IOAPIC/LAPIC", true},
+    {KVM_CAP_PIT2, "PIT2", "in-kernel timer (PIT)", true},
+    {KVM_CAP_USER_MEMORY, "USER_MEMORY", "guest RAM slots", true},
+    {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR", "Intel real-mode TSS", true},
+    {KVM_CAP_EXT_CPUID, "EXT_CPUID", "CPUID for the guest", true},
+    {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT", "race-free vCPU pause", true},
+    {KVM_CAP_XSAVE, "XSAVE", "snapshot: FPU/vector state", false},
+    {KVM_CAP_XCRS, "XCRS", "snapshot: XCR0", false},
+    {KVM_CAP_VCPU_EVENTS, "VCPU_EVENTS", "snapshot: pending events", false},
+    {KVM_CAP_DEBUGREGS, "DEBUGREGS", "snapshot: debug registers", false},
+    {KVM_CAP_ADJUST_CLOCK, "ADJUST_CLOCK", "snapshot: kvmclock", false},
+    {KVM_CAP_KVMCLOCK_CTRL, "KVMCLOCK_CTRL", "restore: tell the guest it was paused", false},
+    {KVM_CAP_IRQFD, "IRQFD", "virtio interrupts", false},
+    {KVM_CAP_IOEVENTFD, "IOEVENTFD", "virtio queue notifications", false},
+    {KVM_CAP_READONLY_MEM, "READONLY_MEM", "read-only memory slots", false},
+    {KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, "MANUAL_DIRTY_LOG_PROTECT2", "dirty-page tracking", false},
+    {KVM_CAP_TSC_CONTROL, "TSC_CONTROL", "restore on a host with another TSC rate", false},
+};
+
+void print_limits(vmm::kvm::KvmBackend backend) {
+  std::puts("\nWhat this means:");
+  switch (backend) {
+    case vmm::kvm::KvmBackend::kPvm:
+      std::puts(
+          "  - /dev/kvm is PVM (pagetable-based virtualization): guest ring 3 runs natively, guest ring 0\n"
+          "    is EMULATED at roughly 1.5 M instructions/s. Keep guest kernels' ring-0 work small; thaw's\n"
+          "    mini guest (guest/mini) is built for this and is the default guest.\n"
+          "  - Ring-0 XSAVE/XRSTOR, POPCNT, INT3 and CLAC/STAC end the run with KVM_EXIT_INTERNAL_ERROR\n"
+          "    (emulation failure). Boot Linux with: noxsave clearcpuid=popcnt,smap,smep,...\n"
+          "  - The guest's CPUID shows the host CPU whatever KVM_SET_CPUID2 says; hide features on the\n"
+          "    guest's command line instead.\n"
+          "  - A Linux boot to init is impractically slow here (timer interrupts livelock); test Linux on\n"
+          "    hardware KVM (kvm_intel / kvm_amd).");
+      break;
+    case vmm::kvm::KvmBackend::kIntel:
+    case vmm::kvm::KvmBackend::kAmd:
+      std::puts("  - Hardware virtualization: guests run at native speed; Linux guests are fully supported.");
+      break;
+    case vmm::kvm::KvmBackend::kUnknown:
+      std::puts("  - Unknown KVM backend: thaw should work, but nothing about its speed is known.");
+      break;
+  }
+}
+
+int run_doctor(bool json) {
+  auto backend = vmm::kvm::detect_backend();
+  auto kvm = vmm::kvm::KvmSystem::open();
+  int missing_required = 0;
+  nlohmann::json caps = nlohmann::json::object();
+  for (const auto& cap : kCapabilities) {
+    int value = kvm.check_extension(cap.id);
+    caps[cap.name] = value;
+    if (value <= 0 && cap.required) ++missing_required;
+  }
+  auto cpuid = kvm.supported_cpuid();
+  auto msrs = kvm.msr_index_list();
+  unsigned max_vcpus = std::min(kvm.max_vcpus(), vmm::x86::max_mptable_vcpus());
+  if (json) {
+    nlohmann::json out = {{"backend", vmm::kvm::backend_name(backend)}, {"api_version", kvm.api_version()},
+                          {"capabilities", caps},  {"max_vcpus", max_vcpus},
+                          {"supported_cpuid_entries", cpuid.size()}, {"msr_index_list", msrs.size()},
+                          {"ok", missing_required == 0}};
+    std::cout << out.dump(2) << std::endl;
+    return missing_required == 0 ? kExitOk : kExitHostError;
+  }
+  std::printf("KVM backend:      %s\n", vmm::kvm::backend_name(backend));
+  std::printf("KVM API version:  %d\n", kvm.api_version());
+  std::printf("vCPUs per VM:     up to %u\n", max_vcpus);
+  std::printf("CPUID entries:    %zu supported\n", cpuid.size());
+  std::printf("MSRs (index list): %zu\n", msrs.size());
+  std::puts("\nCapabilities thaw uses:");
+  for (const auto& cap : kCapabilities) {
+    int value = caps[cap.name];
+    std::printf("  %-26s %-4s %s%s\n", cap.name, value > 0 ? "yes" : "NO", cap.used_for,
+                cap.required && value <= 0 ? "  [REQUIRED]" : "");
+  }
+  print_limits(backend);
+  if (missing_required > 0) {
+    std::printf("\n%d required capabilit%s missing: thaw cannot run VMs on this host.\n", missing_required,
+                missing_required == 1 ? "y is" : "ies are");
+    return kExitHostError;
+  }
+  std::puts("\nthaw can run VMs on this host.");
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_doctor_command(CLI::App& app, std::function<int()>& run) {
+  auto json = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("doctor", "Report the KVM backend, capabilities and known platform limits");
+  cmd->add_flag("--json", *json, "Print the report as JSON");
+  cmd->callback([&run, json] { run = [json] { return run_doctor(*json); }; });
+}
+
+}  // namespace thaw::cli

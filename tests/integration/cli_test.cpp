@@ -1,0 +1,156 @@
+// Runs the real `thaw` binary: exit codes, messages, and that bad input
+// leaves nothing behind.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/kvm_test_support.h"
+
+namespace thaw {
+namespace {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+CommandResult run_thaw(const std::string& args) {
+  std::string command = std::string(THAW_CLI) + " " + args + " 2>&1";
+  CommandResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+class ThawCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("thaw-cli-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string write_file(const std::string& name, const std::vector<uint8_t>& bytes) {
+    auto path = dir_ / name;
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                static_cast<std::streamsize>(bytes.size()));
+    return path.string();
+  }
+  std::vector<uint8_t> mini_prefix(size_t bytes) {
+    std::ifstream in(THAW_MINI_GUEST, std::ios::binary);
+    std::vector<uint8_t> data(bytes);
+    in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(bytes));
+    return data;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ThawCli, HelpExplainsTheCommands) {
+  auto r = run_thaw("--help");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("boot"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("doctor"), std::string::npos) << r.output;
+  auto b = run_thaw("boot --help");
+  EXPECT_EQ(b.exit_code, 0);
+  EXPECT_NE(b.output.find("--kernel"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("Exit status"), std::string::npos) << b.output;
+}
+
+TEST_F(ThawCli, MissingKernelFileIsBadInputAndLeavesNoConsoleFile) {
+  auto console = (dir_ / "console.log").string();
+  auto r = run_thaw("boot --kernel " + (dir_ / "no-such-kernel").string() + " --console " + console);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("no-such-kernel"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(console)) << "a failed boot must not leave a console file";
+}
+
+TEST_F(ThawCli, ImagesThatAreNeitherElfNorBzImageAreRejected) {
+  THAW_REQUIRE_KVM();
+  std::vector<uint8_t> noise(8192);
+  std::mt19937 rng(42);
+  for (auto& b : noise) b = static_cast<uint8_t>(rng());
+  auto r = run_thaw("boot --kernel " + write_file("noise.bin", noise));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("noise.bin"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bzImage"), std::string::npos) << r.output;
+
+  auto empty = run_thaw("boot --kernel " + write_file("empty.bin", {}));
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_NE(empty.output.find("empty"), std::string::npos) << empty.output;
+
+  auto truncated = run_thaw("boot --kernel " + write_file("truncated.elf", mini_prefix(40)));
+  EXPECT_EQ(truncated.exit_code, 2) << truncated.output;
+  EXPECT_NE(truncated.output.find("truncated.elf"), std::string::npos) << truncated.output;
+}
+
+TEST_F(ThawCli, BadSizesAndCountsAreRejected) {
+  std::string kernel = std::string(" --kernel ") + THAW_MINI_GUEST;
+  auto mem0 = run_thaw("boot --mem 0" + kernel);
+  EXPECT_EQ(mem0.exit_code, 2) << mem0.output;
+  EXPECT_NE(mem0.output.find("--mem"), std::string::npos) << mem0.output;
+  auto huge = run_thaw("boot --mem 99999999" + kernel);
+  EXPECT_EQ(huge.exit_code, 2) << huge.output;
+  EXPECT_NE(huge.output.find("host"), std::string::npos) << huge.output;
+  auto vcpus0 = run_thaw("boot --vcpus 0" + kernel);
+  EXPECT_EQ(vcpus0.exit_code, 2) << vcpus0.output;
+  EXPECT_NE(vcpus0.output.find("--vcpus"), std::string::npos) << vcpus0.output;
+  auto not_a_number = run_thaw("boot --mem lots" + kernel);
+  EXPECT_EQ(not_a_number.exit_code, 2) << not_a_number.output;
+}
+
+TEST_F(ThawCli, LimitsThatNeedKvmAreRejected) {
+  THAW_REQUIRE_KVM();
+  std::string kernel = std::string(" --kernel ") + THAW_MINI_GUEST;
+  auto many = run_thaw("boot --vcpus 100000" + kernel);
+  EXPECT_EQ(many.exit_code, 2) << many.output;
+  EXPECT_NE(many.output.find("limit"), std::string::npos) << many.output;
+  auto long_cmdline = run_thaw("boot --cmdline " + std::string(5000, 'x') + kernel);
+  EXPECT_EQ(long_cmdline.exit_code, 2) << long_cmdline.output;
+  EXPECT_NE(long_cmdline.output.find("command line"), std::string::npos) << long_cmdline.output;
+  auto small = run_thaw("boot --mem 2" + kernel);
+  EXPECT_NE(small.exit_code, 0) << "a kernel that does not fit in 2 MiB must not boot: " << small.output;
+}
+
+TEST_F(ThawCli, BootPrintsJsonTimings) {
+  THAW_REQUIRE_KVM();
+  auto r = run_thaw(std::string("boot --json --console none --cmdline 'thaw.fn_bytes=4096' --kernel ") + THAW_MINI_GUEST);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto json = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(json["boot_complete"], true);
+  EXPECT_EQ(json["format"], "ELF64");
+  EXPECT_GT(json["ms"]["total"].get<double>(), 0.0);
+  EXPECT_GE(json["ms"]["total"].get<double>(), json["ms"]["guest_run"].get<double>());
+}
+
+TEST_F(ThawCli, GuestFailureExitsWithOne) {
+  THAW_REQUIRE_KVM();
+  auto console = (dir_ / "console.log").string();
+  auto r = run_thaw(std::string("boot --cmdline 'console=ttyS0 thaw.fault=ud' --console ") + console +
+                    " --kernel " + THAW_MINI_GUEST);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("guest failure"), std::string::npos) << r.output;
+  std::ifstream in(console);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("EXCEPTION #UD"), std::string::npos) << text;
+}
+
+TEST_F(ThawCli, DoctorNamesTheBackend) {
+  THAW_REQUIRE_KVM();
+  auto r = run_thaw("doctor");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("KVM backend:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("IRQCHIP"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace thaw

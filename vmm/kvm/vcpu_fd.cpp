@@ -1,0 +1,89 @@
+#include "vmm/kvm/vcpu_fd.h"
+
+#include <memory>
+
+#include "vmm/kvm/kvm_ioctl.h"
+
+namespace thaw::vmm::kvm {
+
+std::string VcpuFd::context() const { return "vCPU " + std::to_string(id_); }
+
+bool VcpuFd::run() {
+  // No EINTR retry here: a signal is how another thread kicks this vCPU out.
+  if (::ioctl(fd_.get(), KVM_RUN, 0) == 0) return true;
+  if (errno == EINTR || errno == EAGAIN) return false;
+  throw_errno("KVM_RUN", context());
+}
+
+#define THAW_VCPU_GETTER(Type, name, REQUEST)                                  \
+  Type VcpuFd::name() const {                                                  \
+    Type value{};                                                              \
+    checked_ioctl(fd_.get(), REQUEST, &value, #REQUEST, context());       \
+    return value;                                                              \
+  }
+#define THAW_VCPU_SETTER(Type, name, REQUEST)                                  \
+  void VcpuFd::name(const Type& value) {                                       \
+    checked_ioctl(fd_.get(), REQUEST, &value, #REQUEST, context());       \
+  }
+
+THAW_VCPU_GETTER(kvm_regs, get_regs, KVM_GET_REGS)
+THAW_VCPU_SETTER(kvm_regs, set_regs, KVM_SET_REGS)
+THAW_VCPU_GETTER(kvm_sregs, get_sregs, KVM_GET_SREGS)
+THAW_VCPU_SETTER(kvm_sregs, set_sregs, KVM_SET_SREGS)
+THAW_VCPU_GETTER(kvm_fpu, get_fpu, KVM_GET_FPU)
+THAW_VCPU_SETTER(kvm_fpu, set_fpu, KVM_SET_FPU)
+THAW_VCPU_GETTER(kvm_lapic_state, get_lapic, KVM_GET_LAPIC)
+THAW_VCPU_SETTER(kvm_lapic_state, set_lapic, KVM_SET_LAPIC)
+THAW_VCPU_GETTER(kvm_mp_state, get_mp_state, KVM_GET_MP_STATE)
+THAW_VCPU_SETTER(kvm_mp_state, set_mp_state, KVM_SET_MP_STATE)
+THAW_VCPU_GETTER(kvm_vcpu_events, get_vcpu_events, KVM_GET_VCPU_EVENTS)
+THAW_VCPU_SETTER(kvm_vcpu_events, set_vcpu_events, KVM_SET_VCPU_EVENTS)
+
+#undef THAW_VCPU_GETTER
+#undef THAW_VCPU_SETTER
+
+void VcpuFd::set_cpuid2(const std::vector<kvm_cpuid_entry2>& entries) {
+  size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
+  std::vector<uint8_t> buffer(bytes);  // zero-filled
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());
+  cpuid->nent = static_cast<uint32_t>(entries.size());
+  cpuid->padding = 0;
+  std::copy(entries.begin(), entries.end(), cpuid->entries);
+  checked_ioctl(fd_.get(), KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2", context());
+}
+
+void VcpuFd::set_msrs(const std::vector<kvm_msr_entry>& entries) {
+  size_t bytes = sizeof(kvm_msrs) + entries.size() * sizeof(kvm_msr_entry);
+  std::vector<uint8_t> buffer(bytes);  // zero-filled
+  auto* msrs = reinterpret_cast<kvm_msrs*>(buffer.data());
+  msrs->nmsrs = static_cast<uint32_t>(entries.size());
+  std::copy(entries.begin(), entries.end(), msrs->entries);
+  // KVM_SET_MSRS returns how many it set; it stops at the first it refuses.
+  int set = checked_ioctl(fd_.get(), KVM_SET_MSRS, msrs, "KVM_SET_MSRS", context());
+  if (static_cast<size_t>(set) < entries.size()) {
+    char ctx[96];
+    std::snprintf(ctx, sizeof ctx, "vCPU %u: MSR 0x%x refused (%d of %zu set)", id_, entries[set].index, set,
+                  entries.size());
+    throw SysError("KVM_SET_MSRS", EINVAL, ctx);
+  }
+}
+
+std::vector<kvm_msr_entry> VcpuFd::get_msrs(const std::vector<uint32_t>& indices) const {
+  // KVM_GET_MSRS stops at the first unreadable index; skip it and go on.
+  std::vector<kvm_msr_entry> result;
+  size_t next = 0;
+  while (next < indices.size()) {
+    size_t count = indices.size() - next;
+    size_t bytes = sizeof(kvm_msrs) + count * sizeof(kvm_msr_entry);
+    std::vector<uint8_t> buffer(bytes);  // zero-filled
+    auto* msrs = reinterpret_cast<kvm_msrs*>(buffer.data());
+    msrs->nmsrs = static_cast<uint32_t>(count);
+    for (size_t i = 0; i < count; ++i) msrs->entries[i].index = indices[next + i];
+    int got = checked_ioctl(fd_.get(), KVM_GET_MSRS, msrs, "KVM_GET_MSRS", context());
+    result.insert(result.end(), msrs->entries, msrs->entries + got);
+    next += static_cast<size_t>(got) + 1;  // +1 skips the index KVM refused
+  }
+  return result;
+}
+
+}  // namespace thaw::vmm::kvm

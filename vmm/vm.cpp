@@ -1,0 +1,222 @@
+#include "vmm/vm.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "devices/legacy/boot_complete.h"
+#include "devices/legacy/debug_exit.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial_8250.h"
+#include "vmm/irq_line.h"
+#include "vmm/loader/kernel_image.h"
+#include "vmm/sys_error.h"
+#include "vmm/x86_64/lapic.h"
+#include "vmm/x86_64/layout.h"
+
+namespace thaw::vmm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// KVM wants a 3-page TSS region on Intel; put it just under the LAPIC/IOAPIC
+// area inside the MMIO gap where no RAM or device lives.
+constexpr uint64_t kKvmTssAddress = 0xfffb'd000ULL;
+
+// Host RAM from /proc/meminfo, in MiB; 0 when unknown.
+uint64_t host_ram_mib() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemTotal:") return kib / 1024;
+  }
+  return 0;
+}
+
+}  // namespace
+
+const char* boot_complete_action_name(BootCompleteAction action) {
+  switch (action) {
+    case BootCompleteAction::kContinue: return "continue";
+    case BootCompleteAction::kPause: return "pause";
+    case BootCompleteAction::kStop: return "stop";
+  }
+  return "unknown";
+}
+
+std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
+  auto setup_start = Clock::now();
+  // Cheap checks first: nothing is opened for input that is plainly wrong.
+  if (config.mem_mib == 0) throw InputError("--mem is 0 MiB; a guest needs at least 2 MiB of RAM");
+  if (config.mem_mib < 2) throw InputError("--mem is " + std::to_string(config.mem_mib) + " MiB; a guest needs at least 2 MiB");
+  if (uint64_t host = host_ram_mib(); host != 0 && config.mem_mib > host) {
+    throw InputError("--mem " + std::to_string(config.mem_mib) + " MiB is more than this host's " +
+                     std::to_string(host) + " MiB of RAM");
+  }
+  if (config.vcpus == 0) throw InputError("--vcpus is 0; a VM needs at least one vCPU");
+  if (config.kernel_path.empty()) throw InputError("no kernel given (--kernel)");
+
+  auto kvm = kvm::KvmSystem::open(config.kvm_path);
+  unsigned limit = std::min(kvm.max_vcpus(), x86::max_mptable_vcpus());
+  if (config.vcpus > limit) {
+    throw InputError("--vcpus " + std::to_string(config.vcpus) + " is above this host's limit of " +
+                     std::to_string(limit) + " (KVM_CAP_MAX_VCPUS and the MP table)");
+  }
+  auto memory = GuestMemory::create(config.mem_mib << 20);
+  std::unique_ptr<Vm> vm(new Vm(config, kvm.create_vm(), std::move(memory)));
+  vm->register_memory();
+  vm->vm_fd_.set_tss_address(kKvmTssAddress);
+  vm->vm_fd_.create_irqchip();
+  vm->vm_fd_.create_pit2();
+  vm->create_devices();
+  vm->create_vcpus(kvm);
+  vm->timings_.vm_setup = Clock::now() - setup_start;
+
+  auto load_start = Clock::now();
+  vm->load_kernel();
+  vm->timings_.kernel_load = Clock::now() - load_start;
+  return vm;
+}
+
+Vm::Vm(VmConfig config, kvm::VmFd vm_fd, GuestMemory memory)
+    : config_(std::move(config)), vm_fd_(std::move(vm_fd)), memory_(std::move(memory)), control_(config_.vcpus) {}
+
+Vm::~Vm() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    spdlog::error("stopping VM: {}", e.what());
+  }
+}
+
+void Vm::register_memory() {
+  uint32_t slot = 0;
+  for (const auto& region : memory_.regions()) {
+    vm_fd_.set_user_memory_region(slot++, region.guest_start.value, region.size, region.host);
+  }
+}
+
+void Vm::create_devices() {
+  ConsoleSink console = config_.console ? config_.console : ConsoleSink([](std::span<const char>) {});
+  serial_ = std::make_shared<devices::Serial8250>(console, std::make_shared<KvmIrqLine>(vm_fd_, x86::kCom1Irq));
+  pio_bus_.insert(serial_, x86::kCom1Port, x86::kCom1PortCount, "serial COM1");
+
+  i8042_ = std::make_shared<devices::I8042>([this] {
+    control_.request_stop(StopReason::kGuestReset, "guest asked for a reset through the i8042");
+  });
+  pio_bus_.insert(i8042_, x86::kI8042DataPort, 5, "i8042");
+
+  debug_exit_ = std::make_shared<devices::DebugExit>([this](uint8_t code) {
+    if (code == 0) {
+      control_.request_stop(StopReason::kGuestExit, "guest wrote 0 to the debug-exit port");
+    } else {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "guest reported failure code 0x%02x on the debug-exit port", code);
+      control_.request_stop(StopReason::kGuestFailure, buf);
+    }
+  });
+  pio_bus_.insert(debug_exit_, x86::kDebugExitPort, 4, "debug-exit");
+
+  boot_complete_ = std::make_shared<devices::BootComplete>(
+      config_.requested_at, [this](std::chrono::nanoseconds since) { on_boot_complete(since); });
+  mmio_bus_.insert(boot_complete_, x86::kBootCompleteMmioAddr, 4096, "boot-complete");
+}
+
+void Vm::create_vcpus(const kvm::KvmSystem& kvm) {
+  auto supported = kvm.supported_cpuid();
+  auto msrs = x86::boot_msrs();
+  for (unsigned i = 0; i < config_.vcpus; ++i) {
+    auto vcpu = std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_);
+    auto cpuid = supported;
+    x86::configure_cpuid(cpuid, i, config_.vcpus);
+    vcpu->fd().set_cpuid2(cpuid);
+    vcpu->fd().set_msrs(msrs);
+    vcpu->fd().set_lapic(x86::boot_lapic(vcpu->fd().get_lapic()));
+    vcpus_.push_back(std::move(vcpu));
+  }
+  control_.set_kick([this](size_t index) { vcpus_[index]->kick(); });
+}
+
+void Vm::load_kernel() {
+  auto kernel = loader::read_image_file(config_.kernel_path, "kernel");
+  std::vector<uint8_t> initrd;
+  if (!config_.initrd_path.empty()) initrd = loader::read_image_file(config_.initrd_path, "initrd");
+  x86::BootSetupInput input;
+  input.kernel_image = kernel;
+  input.kernel_name = config_.kernel_path;
+  input.initrd = initrd;
+  input.initrd_name = config_.initrd_path;
+  input.cmdline = config_.cmdline;
+  input.vcpu_count = config_.vcpus;
+  boot_info_ = x86::setup_boot(memory_, input);
+
+  // Only the boot vCPU gets registers; the others wait for INIT/SIPI.
+  auto& boot = vcpus_.front()->fd();
+  boot.set_sregs(x86::long_mode_sregs(boot.get_sregs(), boot_info_));
+  boot.set_regs(x86::boot_regs(boot_info_));
+  boot.set_fpu(x86::boot_fpu());
+}
+
+void Vm::start() {
+  started_at_ = Clock::now();
+  for (auto& vcpu : vcpus_) vcpu->start();
+}
+
+bool Vm::pause(std::chrono::milliseconds timeout) {
+  control_.request_pause();
+  return control_.wait_paused(timeout);
+}
+
+void Vm::resume() { control_.resume(); }
+
+void Vm::stop(StopReason reason, std::string detail) {
+  control_.request_stop(reason, std::move(detail));
+  for (auto& vcpu : vcpus_) vcpu->join();
+}
+
+bool Vm::wait(std::chrono::milliseconds timeout) {
+  if (control_.wait_paused_or_stopped(timeout)) {
+    if (control_.state() == RunState::kStopped) stop();  // joins the threads
+    return true;
+  }
+  stop(StopReason::kTimeout, "no boot-complete or exit within " + std::to_string(timeout.count()) + " ms");
+  return false;
+}
+
+void Vm::on_boot_complete(std::chrono::nanoseconds since_request) {
+  {
+    std::lock_guard lock(boot_mutex_);
+    if (!boot_complete_after_) {
+      boot_complete_after_ = since_request;
+      timings_.since_request = since_request;
+      timings_.guest_run = Clock::now() - started_at_;
+    }
+  }
+  spdlog::info("guest boot complete after {:.3f} ms; action: {}", since_request.count() / 1e6,
+               boot_complete_action_name(config_.boot_complete_action));
+  switch (config_.boot_complete_action) {
+    case BootCompleteAction::kContinue: break;
+    case BootCompleteAction::kPause: control_.request_pause(); break;
+    case BootCompleteAction::kStop: control_.request_stop(StopReason::kBootComplete, "boot-complete action"); break;
+  }
+}
+
+std::optional<std::chrono::nanoseconds> Vm::boot_complete_after() const {
+  std::lock_guard lock(boot_mutex_);
+  return boot_complete_after_;
+}
+
+uint64_t Vm::exit_count() const {
+  uint64_t total = 0;
+  for (const auto& vcpu : vcpus_) {
+    const auto& c = vcpu->exit_counts();
+    total += c.io.load() + c.mmio.load() + c.other.load();
+  }
+  return total;
+}
+
+}  // namespace thaw::vmm

@@ -1,0 +1,92 @@
+// A VM: owns guest memory, the buses and devices, the vCPUs and their
+// threads. Wiring is explicit here; devices never see KVM.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "devices/bus.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/run_control.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm_config.h"
+#include "vmm/x86_64/boot_setup.h"
+
+namespace thaw::devices {
+class Serial8250;
+class I8042;
+class BootComplete;
+class DebugExit;
+}  // namespace thaw::devices
+
+namespace thaw::vmm {
+
+class Vm {
+ public:
+  // Validates the config, creates the VM, memory, irqchip, devices and
+  // vCPUs, and loads the kernel. Nothing runs yet. Throws InputError for bad
+  // input and SysError for a refused syscall; a failed create leaves nothing
+  // behind (every resource is owned before the next step that can fail).
+  static std::unique_ptr<Vm> create(const VmConfig& config);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  // Starts one thread per vCPU.
+  void start();
+  // Pauses every vCPU at a consistent point; false if it took longer than `timeout`.
+  bool pause(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  void resume();
+  // Stops every vCPU and joins the threads.
+  void stop(StopReason reason = StopReason::kHostRequest, std::string detail = {});
+
+  // Waits until the VM pauses or stops, e.g. at boot complete. On timeout
+  // the VM is stopped with StopReason::kTimeout and false is returned.
+  bool wait(std::chrono::milliseconds timeout);
+
+  RunControl& control() { return control_; }
+  RunState state() const { return control_.state(); }
+  StopReason stop_reason() const { return control_.stop_reason(); }
+  std::string stop_detail() const { return control_.stop_detail(); }
+
+  // Set when the guest wrote 123 to the boot-complete address.
+  std::optional<std::chrono::nanoseconds> boot_complete_after() const;
+  const BootTimings& timings() const { return timings_; }
+  const x86::BootInfo& boot_info() const { return boot_info_; }
+  const VmConfig& config() const { return config_; }
+  GuestMemory& memory() { return memory_; }
+  kvm::VmFd& vm_fd() { return vm_fd_; }
+  std::vector<std::unique_ptr<Vcpu>>& vcpus() { return vcpus_; }
+  uint64_t exit_count() const;
+
+ private:
+  Vm(VmConfig config, kvm::VmFd vm_fd, GuestMemory memory);
+  void validate_against_host(const kvm::KvmSystem& kvm);
+  void register_memory();
+  void create_devices();
+  void create_vcpus(const kvm::KvmSystem& kvm);
+  void load_kernel();
+  void on_boot_complete(std::chrono::nanoseconds since_request);
+
+  VmConfig config_;
+  kvm::VmFd vm_fd_;
+  GuestMemory memory_;
+  RunControl control_;
+  devices::Bus pio_bus_{"pio"};
+  devices::Bus mmio_bus_{"mmio"};
+  std::shared_ptr<devices::Serial8250> serial_;
+  std::shared_ptr<devices::I8042> i8042_;
+  std::shared_ptr<devices::BootComplete> boot_complete_;
+  std::shared_ptr<devices::DebugExit> debug_exit_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  x86::BootInfo boot_info_{};
+  BootTimings timings_;
+  std::chrono::steady_clock::time_point started_at_{};
+  mutable std::mutex boot_mutex_;
+  std::optional<std::chrono::nanoseconds> boot_complete_after_;
+};
+
+}  // namespace thaw::vmm

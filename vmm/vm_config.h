@@ -1,0 +1,40 @@
+// What a user asks for when creating a VM: kernel, memory, vCPUs, console,
+// and what to do at the guest's boot-complete write.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+namespace thaw::vmm {
+
+enum class BootCompleteAction { kContinue, kPause, kStop };
+const char* boot_complete_action_name(BootCompleteAction action);
+
+// Receives the guest's serial output as it is written.
+using ConsoleSink = std::function<void(std::span<const char>)>;
+
+struct VmConfig {
+  std::string kernel_path;
+  std::string initrd_path;  // empty: no initrd
+  std::string cmdline = "console=ttyS0 reboot=k panic=-1";
+  uint64_t mem_mib = 128;
+  unsigned vcpus = 1;
+  BootCompleteAction boot_complete_action = BootCompleteAction::kStop;
+  ConsoleSink console;  // empty: the console output is dropped
+  // When the VM was asked for: the boot-complete device measures from here.
+  std::chrono::steady_clock::time_point requested_at = std::chrono::steady_clock::now();
+  std::string kvm_path = "/dev/kvm";
+};
+
+// The boot split into the stages a user can act on.
+struct BootTimings {
+  std::chrono::nanoseconds vm_setup{0};     // /dev/kvm, VM, memory, irqchip, vCPUs, devices
+  std::chrono::nanoseconds kernel_load{0};  // read image, place kernel/initrd, boot structures, registers
+  std::chrono::nanoseconds guest_run{0};    // first KVM_RUN to the boot-complete write
+  std::chrono::nanoseconds since_request{0};  // request to boot-complete write
+};
+
+}  // namespace thaw::vmm
