@@ -1,0 +1,40 @@
+// Times whole processes (fork, exec, wait) and summarises the runs.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace thaw::bench {
+
+struct Summary {
+  double min_ms = 0, median_ms = 0, p99_ms = 0, mean_ms = 0;
+  size_t runs = 0;
+};
+
+// Nearest-rank percentiles over the samples (milliseconds).
+Summary summarize(std::vector<double> samples_ms);
+
+struct ProcessRun {
+  double wall_ms = 0;
+  int exit_code = -1;  // -1 when killed by a signal
+};
+
+// Runs argv once with stdout/stderr sent to /dev/null; measures from just
+// before fork to the moment wait returns.
+ProcessRun time_process(const std::vector<std::string>& argv);
+
+// Runs argv `runs` times; a run whose exit code is not `expected_exit` is
+// reported and counted as failed.
+struct Series {
+  std::string name;
+  Summary summary;
+  size_t failures = 0;
+};
+Series time_series(const std::string& name, const std::vector<std::string>& argv, size_t runs, int expected_exit,
+                   bool show_progress);
+
+// Searches PATH for `program`; empty when absent.
+std::string find_in_path(const std::string& program);
+
+}  // namespace thaw::bench
