@@ -127,14 +127,31 @@ void Vm::create_devices() {
 }
 
 void Vm::create_vcpus(const kvm::KvmSystem& kvm) {
-  auto supported = kvm.supported_cpuid();
+  // Nested PVM refuses KVM_GET_SUPPORTED_CPUID (EINVAL); its guests see the
+  // host's CPUID whatever KVM_SET_CPUID2 says, so there is nothing to set.
+  std::optional<std::vector<kvm_cpuid_entry2>> supported;
+  try {
+    supported = kvm.supported_cpuid();
+  } catch (const SysError& e) {
+    if (e.error_number() != EINVAL) throw;
+    spdlog::info("{}: the guest sees the host CPUID", e.what());
+  }
   auto msrs = x86::boot_msrs();
   for (unsigned i = 0; i < config_.vcpus; ++i) {
     auto vcpu = std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_);
-    auto cpuid = supported;
-    x86::configure_cpuid(cpuid, i, config_.vcpus);
-    vcpu->fd().set_cpuid2(cpuid);
-    vcpu->fd().set_msrs(msrs);
+    if (supported) {
+      auto cpuid = *supported;
+      x86::configure_cpuid(cpuid, i, config_.vcpus);
+      vcpu->fd().set_cpuid2(cpuid);
+    }
+    try {
+      vcpu->fd().set_msrs(msrs);
+    } catch (const SysError& e) {
+      // Nested PVM refuses KVM_SET_MSRS outright (EINVAL); KVM's reset values
+      // equal thaw's boot values, so boot goes on without them.
+      if (e.error_number() != EINVAL || e.context().find("refused") != std::string::npos) throw;
+      if (i == 0) spdlog::info("{}: keeping KVM's reset MSR values", e.what());
+    }
     vcpu->fd().set_lapic(x86::boot_lapic(vcpu->fd().get_lapic()));
     vcpus_.push_back(std::move(vcpu));
   }

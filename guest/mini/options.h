@@ -1,0 +1,21 @@
+/* thaw-mini: the thaw.* options on the kernel command line. */
+#ifndef THAW_MINI_OPTIONS_H
+#define THAW_MINI_OPTIONS_H
+
+#include <stdint.h>
+
+#define DEFAULT_FN_BYTES 1048576
+
+enum fault_kind { FAULT_NONE, FAULT_UD, FAULT_PF, FAULT_GP, FAULT_DE };
+
+struct options {
+  uint64_t fn_bytes;       /* thaw.fn_bytes=<decimal N> */
+  enum fault_kind fault;   /* thaw.fault=ud|pf|gp|de */
+  int exit_after_ready;    /* thaw.exit_after_ready=1 */
+  int quiet;               /* thaw.quiet=1: print only exceptions */
+};
+
+/* Unknown words and malformed values are ignored: defaults stay in force. */
+struct options parse_options(const char *cmdline);
+
+#endif

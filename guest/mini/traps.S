@@ -1,0 +1,90 @@
+/* thaw-mini: exception stubs, the ring-3 entry and the int 0x80 return gate.
+ *
+ * Ring 3 ends with `int $0x80` (RAX = result): through the DPL-3 gate on
+ * hardware KVM and TCG, and as a #UD on that instruction on PVM hosts (see
+ * exception_common). Either way the kernel resumes after enter_user.
+ *
+ * The stubs are laid out at ISR_BASE + vector * ISR_STRIDE (mini.ld places
+ * this section at ISR_BASE and checks it) so that tables.S can assemble the
+ * IDT without any boot-time fix-ups. */
+#include "layout.h"
+
+/* CPU exceptions that push an error code themselves. */
+#define HAS_ERROR_CODE(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
+
+	.section .text.isr, "ax"
+	.code64
+	.globl isr_stubs
+isr_stubs:
+	.set vector, 0
+	.rept 32
+	.org vector * ISR_STRIDE, 0x90
+	.if !HAS_ERROR_CODE(vector)
+	pushq $0			/* same frame shape for every vector */
+	.endif
+	pushq $vector
+	jmp exception_common
+	.set vector, vector + 1
+	.endr
+
+/* int $0x80 from ring 3: the user function is done and its result is in RAX.
+ * We arrived on the TSS RSP0 stack; the ring-3 frame is not needed, so go
+ * straight back to the kernel stack saved by enter_user and return from it. */
+	.org SYSCALL_STUB_SLOT * ISR_STRIDE, 0x90
+	jmp syscall_return
+
+	.text
+exception_common:
+	/* Stack: vector, error code, RIP, CS, RFLAGS, RSP, SS (struct trap_frame).
+	 *
+	 * PVM hosts do not deliver `int $0x80` from ring 3 through our gate: the
+	 * guest sees #UD at the int instruction instead. A #UD from ring 3 on the
+	 * bytes cd 80 is therefore the same system call (RAX is untouched). */
+	cmpq $6, (%rsp)
+	jne 1f
+	testb $3, 24(%rsp)
+	jz 1f
+	movq 16(%rsp), %rcx
+	cmpw $0x80cd, (%rcx)
+	je syscall_return
+1:	movq %rsp, %rdi
+	call exception_report		/* noreturn: reports and ends the VM */
+
+syscall_return:
+	movl $SEL_KERNEL_DATA, %ecx	/* ring transition left SS null */
+	movl %ecx, %ss
+	movq kernel_resume_rsp(%rip), %rsp
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %rbp
+	popq %rbx
+	ret				/* from enter_user, RAX = result */
+
+/* uint64_t enter_user(void (*entry)(uint64_t), uint64_t arg, void *stack_top)
+ * Runs entry(arg) in ring 3 on stack_top; returns the RAX that entry passes
+ * to int $0x80. Callee-saved registers are kept on this stack meanwhile. */
+	.globl enter_user
+enter_user:
+	pushq %rbx
+	pushq %rbp
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+	movq %rsp, kernel_resume_rsp(%rip)
+	pushq $SEL_USER_DATA		/* SS */
+	pushq %rdx			/* RSP */
+	pushq $0x2			/* RFLAGS: IF off, nothing to interrupt us yet */
+	pushq $SEL_USER_CODE		/* CS */
+	pushq %rdi			/* RIP */
+	movq %rsi, %rdi
+	iretq
+
+	.section .data.trap_state, "aw"
+	.balign 8
+kernel_resume_rsp:
+	.quad 0
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,82 @@
+#include "vmm/memory/guest_memory.h"
+
+#include <gtest/gtest.h>
+
+#include "synthetic_images.h"
+#include "vmm/sys_error.h"
+
+namespace thaw::vmm {
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t kGiB = 1ull << 30;
+
+TEST(PlanRamRegions, SmallRamIsOneRegionFromZero) {
+  auto r = plan_ram_regions(128 * kMiB);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].guest_start.value, 0u);
+  EXPECT_EQ(r[0].size, 128 * kMiB);
+  EXPECT_EQ(r[0].file_offset, 0u);
+}
+
+TEST(PlanRamRegions, ExactlyThreeGiBStaysBelowTheGap) {
+  auto r = plan_ram_regions(3 * kGiB);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].guest_end().value, kMmioGapStart);
+}
+
+TEST(PlanRamRegions, LargeRamIsSplitAroundTheMmioGap) {
+  auto r = plan_ram_regions(5 * kGiB);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].guest_start.value, 0u);
+  EXPECT_EQ(r[0].guest_end().value, kMmioGapStart);
+  EXPECT_EQ(r[1].guest_start.value, kMmioGapEnd);
+  EXPECT_EQ(r[1].size, 2 * kGiB);
+  // The file continues where the low region stopped: no file bytes are wasted on the gap.
+  EXPECT_EQ(r[1].file_offset, 3 * kGiB);
+}
+
+TEST(GuestMemory, RejectsZeroAndUnalignedSizes) {
+  EXPECT_THROW(GuestMemory::create(0), InputError);
+  EXPECT_THROW(GuestMemory::create(128 * kMiB + 1), InputError);
+}
+
+TEST(GuestMemory, WritesAndReadsBackObjects) {
+  auto mem = GuestMemory::create(128 * kMiB);
+  EXPECT_EQ(mem.size(), 128 * kMiB);
+  mem.write_obj(GuestAddress(0x1000), uint64_t{0x1122334455667788});
+  EXPECT_EQ(mem.read_obj<uint64_t>(GuestAddress(0x1000)), 0x1122334455667788u);
+  EXPECT_EQ(mem.host_base()[0x1000], 0x88);
+  // The last byte of RAM is addressable.
+  mem.write_obj(GuestAddress(128 * kMiB - 1), uint8_t{0x5a});
+  EXPECT_EQ(mem.read_obj<uint8_t>(GuestAddress(128 * kMiB - 1)), 0x5a);
+}
+
+TEST(GuestMemory, SliceOutsideRamNamesTheRange) {
+  auto mem = GuestMemory::create(128 * kMiB);
+  EXPECT_TRUE(mem.contains(GuestAddress(0), 128 * kMiB));
+  EXPECT_FALSE(mem.contains(GuestAddress(128 * kMiB - 4), 8));
+  auto msg = testing::input_error_of([&] { mem.slice(GuestAddress(128 * kMiB - 4), 8, "kernel segment 2"); });
+  EXPECT_CONTAINS(msg, "kernel segment 2");
+  EXPECT_CONTAINS(msg, "[0x7fffffc, 0x8000004)");
+  EXPECT_CONTAINS(msg, "outside guest RAM (128 MiB)");
+  EXPECT_THROW(mem.slice(GuestAddress(256 * kMiB), 1), InputError);
+  // A huge length must not wrap around.
+  EXPECT_THROW(mem.slice(GuestAddress(0x1000), ~uint64_t{0}), InputError);
+}
+
+TEST(GuestMemory, HighRegionIsBackedAfterTheLowOne) {
+  // Only address space: MAP_NORESERVE keeps this cheap.
+  auto mem = GuestMemory::create(5 * kGiB);
+  ASSERT_EQ(mem.regions().size(), 2u);
+  EXPECT_FALSE(mem.contains(GuestAddress(kMmioGapStart), 1));
+  EXPECT_THROW(mem.slice(GuestAddress(kMmioGapStart - 4), 8), InputError);
+  EXPECT_THROW(mem.slice(GuestAddress(0xd000'0000), 1), InputError);
+  mem.write_obj(GuestAddress(kMmioGapEnd), uint32_t{0xabcd1234});
+  uint32_t v;
+  std::memcpy(&v, mem.host_base() + 3 * kGiB, sizeof v);
+  EXPECT_EQ(v, 0xabcd1234u);
+}
+
+}  // namespace
+}  // namespace thaw::vmm

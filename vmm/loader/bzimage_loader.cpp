@@ -1,0 +1,94 @@
+#include "vmm/loader/bzimage_loader.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "vmm/loader/cmdline.h"
+#include "vmm/sys_error.h"
+#include "vmm/x86_64/layout.h"
+
+namespace thaw::vmm::loader {
+
+namespace {
+
+constexpr size_t kSectorSize = 512;
+// boot.rst: "If this field is 0, the real value is 4."
+constexpr uint8_t kDefaultSetupSects = 4;
+// The short jump at 0x200 skips the header; its target marks the header's end.
+constexpr size_t kJumpOffset = 0x200;
+constexpr size_t kJumpTargetBase = 0x202;
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string version_string(uint16_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%u.%02u", v >> 8, v & 0xff);
+  return buf;
+}
+
+}  // namespace
+
+BzImageKernel parse_bzimage(std::span<const uint8_t> image, const std::string& name, uint64_t ram_low_end) {
+  auto fail = [&](const std::string& what) -> void { throw InputError("bzImage '" + name + "': " + what); };
+  constexpr size_t kHeaderEnd = x86::kSetupHeaderFileOffset + sizeof(x86::SetupHeader);
+  if (image.size() < kHeaderEnd) {
+    fail("truncated: " + std::to_string(image.size()) + " bytes, the setup header alone ends at " + hex(kHeaderEnd));
+  }
+
+  BzImageKernel k;
+  // Copy only as much as the kernel says its header holds; bytes after it
+  // are setup code, not fields.
+  size_t declared_end = kJumpTargetBase + image[kJumpOffset + 1];
+  size_t copy = std::clamp(declared_end, kJumpTargetBase, kHeaderEnd) - x86::kSetupHeaderFileOffset;
+  std::memcpy(&k.header, image.data() + x86::kSetupHeaderFileOffset, copy);
+  const x86::SetupHeader& h = k.header;
+
+  if (h.header != x86::kHdrSMagic) fail("no \"HdrS\" magic at 0x202: not a bzImage");
+  if (h.boot_flag != x86::kBootFlagMagic) fail("boot flag at 0x1fe is " + hex(h.boot_flag) + ", not 0xaa55");
+  if (h.version < x86::kBootProtocol2_06) {
+    fail("boot protocol " + version_string(h.version) + " is too old; 2.06 or later is required");
+  }
+  if ((h.xloadflags & x86::kXlfKernel64) == 0) {
+    fail("xloadflags " + hex(h.xloadflags) + " lack XLF_KERNEL_64: the kernel has no 64-bit entry point");
+  }
+  if ((h.loadflags & x86::kLoadedHigh) == 0) fail("loadflags lack LOADED_HIGH: a zImage, not a bzImage");
+
+  const uint64_t setup_sects = h.setup_sects == 0 ? kDefaultSetupSects : h.setup_sects;
+  const uint64_t pm_offset = (setup_sects + 1) * kSectorSize;
+  if (pm_offset >= image.size()) {
+    fail("truncated: " + std::to_string(setup_sects) + " setup sectors end at " + hex(pm_offset) +
+         " but the file is " + std::to_string(image.size()) + " bytes, leaving no protected-mode kernel");
+  }
+  const uint64_t pm_size = image.size() - pm_offset;
+
+  k.load_addr = x86::kHighMemStart;
+  k.entry = k.load_addr + kBzImage64BitEntryOffset;
+  // init_size covers the decompressor's in-place work area; the kernel
+  // needs all of it free from the load address on.
+  k.kernel_end = k.load_addr + std::max<uint64_t>(h.init_size, pm_size);
+  if (k.kernel_end > ram_low_end) {
+    fail("needs " + std::to_string((k.kernel_end - k.load_addr) >> 10) + " KiB from " + hex(k.load_addr) +
+         " (init_size " + hex(h.init_size) + ", kernel " + hex(pm_size) + " bytes) but guest RAM below 4 GiB ends at " +
+         hex(ram_low_end));
+  }
+  k.cmdline_limit = bzimage_cmdline_limit(h.version, h.cmdline_size);
+  k.initrd_addr_max = h.initrd_addr_max == 0 ? kDefaultInitrdAddrMax : h.initrd_addr_max;
+  return k;
+}
+
+BzImageKernel load_bzimage(GuestMemory& mem, std::span<const uint8_t> image, const std::string& name) {
+  const uint64_t low_end = mem.regions().empty() ? 0 : mem.regions().front().guest_end().value;
+  BzImageKernel k = parse_bzimage(image, name, low_end);
+  const uint64_t setup_sects = k.header.setup_sects == 0 ? kDefaultSetupSects : k.header.setup_sects;
+  const auto pm = image.subspan((setup_sects + 1) * kSectorSize);
+  const std::string what = "bzImage '" + name + "' protected-mode kernel";
+  mem.write(GuestAddress(k.load_addr), pm, what.c_str());
+  return k;
+}
+
+}  // namespace thaw::vmm::loader

@@ -1,0 +1,93 @@
+#include "vmm/loader/kernel_image.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "vmm/sys_error.h"
+#include "vmm/unique_fd.h"
+
+namespace thaw::vmm::loader {
+
+namespace {
+constexpr uint8_t kElfMagic[4] = {0x7f, 'E', 'L', 'F'};
+constexpr size_t kHdrSOffset = 0x202;
+constexpr uint8_t kHdrS[4] = {'H', 'd', 'r', 'S'};
+
+std::string describe(const char* what, const std::string& path) { return std::string(what) + " '" + path + "'"; }
+}  // namespace
+
+const char* to_string(KernelFormat f) {
+  switch (f) {
+    case KernelFormat::kElf64:
+      return "ELF64";
+    case KernelFormat::kBzImage:
+      return "bzImage";
+  }
+  return "unknown";
+}
+
+std::string hex_prefix(std::span<const uint8_t> bytes, size_t n) {
+  std::string out;
+  char buf[8];
+  for (size_t i = 0; i < bytes.size() && i < n; ++i) {
+    std::snprintf(buf, sizeof buf, i == 0 ? "0x%02x" : " %02x", bytes[i]);
+    out += buf;
+  }
+  return out.empty() ? "none, the file is empty" : out;
+}
+
+std::vector<uint8_t> read_image_file(const std::string& path, const char* what, uint64_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    int err = errno;
+    throw InputError(describe(what, path) + ": cannot open: " + std::strerror(err));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    int err = errno;
+    throw InputError(describe(what, path) + ": cannot stat: " + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) throw InputError(describe(what, path) + ": not a regular file");
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) throw InputError(describe(what, path) + ": file is empty");
+  if (size > max_bytes) {
+    throw InputError(describe(what, path) + ": file is " + std::to_string(size >> 20) + " MiB; the limit is " +
+                     std::to_string(max_bytes >> 20) + " MiB");
+  }
+  std::vector<uint8_t> data(size);
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::read(fd.get(), data.data() + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      throw InputError(describe(what, path) + ": read failed at byte " + std::to_string(done) + ": " +
+                       std::strerror(err));
+    }
+    if (n == 0) {
+      throw InputError(describe(what, path) + ": file shrank while reading (" + std::to_string(done) + " of " +
+                       std::to_string(size) + " bytes)");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return data;
+}
+
+KernelFormat detect_kernel_format(std::span<const uint8_t> image, const std::string& name) {
+  if (image.size() >= sizeof kElfMagic && std::memcmp(image.data(), kElfMagic, sizeof kElfMagic) == 0) {
+    return KernelFormat::kElf64;
+  }
+  if (image.size() >= kHdrSOffset + sizeof kHdrS &&
+      std::memcmp(image.data() + kHdrSOffset, kHdrS, sizeof kHdrS) == 0) {
+    return KernelFormat::kBzImage;
+  }
+  throw InputError("kernel '" + name + "': neither ELF64 nor bzImage (first bytes " + hex_prefix(image) +
+                   ", no \"HdrS\" at 0x202)");
+}
+
+}  // namespace thaw::vmm::loader
