@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rpc/cli/background_teardown.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/console_output.h"
 #include "vmm/vm.h"
@@ -19,6 +20,7 @@ struct BootOptions {
   std::string on_boot_complete = "stop";
   uint64_t timeout_ms = 30000;
   bool json = false;
+  bool inline_teardown = false;
 };
 
 double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
@@ -77,6 +79,7 @@ int run_boot(BootOptions& opt) {
     std::fprintf(stdout, "  ended by     %s%s%s\n", vmm::stop_reason_name(reason), vm->stop_detail().empty() ? "" : ": ",
                  vm->stop_detail().c_str());
   }
+  if (!opt.inline_teardown) hand_teardown_to_background();
   if (failed) {
     std::cerr << "thaw: guest failed: " << vmm::stop_reason_name(reason)
               << (vm->stop_detail().empty() ? "" : ": " + vm->stop_detail()) << "\n";
@@ -104,6 +107,8 @@ void add_boot_command(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str();
   cmd->add_option("--timeout-ms", opt->timeout_ms, "Give up (and fail) after this many milliseconds")
       ->capture_default_str();
+  cmd->add_flag("--inline-teardown", opt->inline_teardown,
+                "Tear the VM down before exiting instead of in a background child (slower exit on PVM)");
   cmd->add_flag("--json", opt->json, "Print the result as JSON on stdout (console then goes to stderr)");
   cmd->footer(
       "Exit status: 0 boot-complete reached (or the guest exited cleanly), 1 guest failure or timeout,\n"
