@@ -71,7 +71,8 @@ TEST_F(BootSetupTest, InitrdGoesHighPageAligned) {
 }
 
 TEST_F(BootSetupTest, InitrdRespectsTheBzImageAddressLimit) {
-  kernel = testing::make_bzimage({.init_size = 0x200000, .initrd_addr_max = 0x3f'ffff});
+  kernel = testing::make_bzimage(
+      {.init_size = 0x200000, .pref_address = 0, .kernel_alignment = 0x100000, .initrd_addr_max = 0x3f'ffff});
   std::vector<uint8_t> initrd(0x1800, 0xab);
   auto in = input();
   in.initrd = initrd;

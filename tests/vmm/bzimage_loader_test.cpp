@@ -25,7 +25,7 @@ TEST(BzImage, LoadsTheProtectedModeKernelAtOneMiB) {
   auto k = load_bzimage(mem, img, "bzImage-6.1");
   EXPECT_EQ(k.load_addr, 0x100000u);
   EXPECT_EQ(k.entry, 0x100200u);
-  EXPECT_EQ(k.kernel_end, 0x100000u + 0x200000u) << "init_size wins over the file size";
+  EXPECT_EQ(k.kernel_end, 0x1000000u + 0x200000u) << "init_size from pref_address wins over the file size";
   EXPECT_EQ(k.cmdline_limit, 2047u);
   EXPECT_EQ(k.initrd_addr_max, 0x7fff'ffffu);
   EXPECT_EQ(k.header.version, 0x020f);
@@ -42,8 +42,22 @@ TEST(BzImage, ZeroSetupSectorsMeansFour) {
 }
 
 TEST(BzImage, KernelBiggerThanInitSizeSetsTheEnd) {
-  auto k = parse_bzimage(make_bzimage({.init_size = 0x1000, .pm_size = 0x3000}), "k", kRam);
+  auto k = parse_bzimage(
+      make_bzimage({.init_size = 0x1000, .pref_address = 0, .kernel_alignment = 0x1000, .pm_size = 0x3000}), "k",
+      kRam);
   EXPECT_EQ(k.kernel_end, 0x103000u);
+}
+
+// The decompressor works from max(load address aligned to kernel_alignment,
+// pref_address); init_size counts from there.
+TEST(BzImage, DecompressionBufferFollowsAlignmentAndPrefAddress) {
+  auto aligned = parse_bzimage(
+      make_bzimage({.init_size = 0x200000, .pref_address = 0, .kernel_alignment = 0x400000}), "k", kRam);
+  EXPECT_EQ(aligned.kernel_end, 0x600000u);
+  auto preferred = parse_bzimage(
+      make_bzimage({.init_size = 0x300000, .pref_address = 0x2000000, .kernel_alignment = 0x200000}), "k", kRam);
+  EXPECT_EQ(preferred.kernel_end, 0x2300000u);
+  EXPECT_EQ(preferred.load_addr, 0x100000u) << "the file still goes to 1 MiB";
 }
 
 TEST(BzImage, RejectsAnImageWithoutHdrS) {

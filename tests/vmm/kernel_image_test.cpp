@@ -59,11 +59,11 @@ class ReadImageFileTest : public ::testing::Test {
 };
 
 TEST_F(ReadImageFileTest, ReadsTheWholeFile) {
-  auto path = write("/k", std::string("\x7f" "ELF and more", 12));
+  auto path = write("/k", std::string("\x7f" "ELF and more"));
   auto data = read_image_file(path, "kernel");
-  ASSERT_EQ(data.size(), 12u);
+  ASSERT_EQ(data.size(), 13u);
   EXPECT_EQ(data[0], 0x7f);
-  EXPECT_EQ(data[11], 'e');
+  EXPECT_EQ(data[12], 'e');
 }
 
 TEST_F(ReadImageFileTest, ReportsAMissingFile) {

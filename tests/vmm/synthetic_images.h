@@ -95,6 +95,8 @@ struct BzImageSpec {
   uint16_t xloadflags = x86::kXlfKernel64;
   uint8_t loadflags = x86::kLoadedHigh;
   uint32_t init_size = 0x20'0000;
+  uint64_t pref_address = 0x100'0000;  // LOAD_PHYSICAL_ADDR of a default x86-64 config
+  uint32_t kernel_alignment = 0x20'0000;
   uint32_t cmdline_size = 2047;
   uint32_t initrd_addr_max = 0x7fff'ffff;
   size_t pm_size = 0x2000;  // protected-mode kernel bytes after the setup sectors
@@ -115,11 +117,11 @@ inline std::vector<uint8_t> make_bzimage(const BzImageSpec& s = {}) {
   h.loadflags = s.loadflags;
   h.code32_start = 0x100000;
   h.initrd_addr_max = s.initrd_addr_max;
-  h.kernel_alignment = 0x20'0000;
+  h.kernel_alignment = s.kernel_alignment;
   h.relocatable_kernel = 1;
   h.xloadflags = s.xloadflags;
   h.cmdline_size = s.cmdline_size;
-  h.pref_address = 0x100'0000;
+  h.pref_address = s.pref_address;
   h.init_size = s.init_size;
   std::memcpy(img.data() + x86::kSetupHeaderFileOffset, &h, sizeof h);
   for (size_t i = 0; i < s.pm_size; ++i) img[setup + i] = static_cast<uint8_t>(i * 7);

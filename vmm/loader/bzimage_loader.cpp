@@ -68,13 +68,18 @@ BzImageKernel parse_bzimage(std::span<const uint8_t> image, const std::string& n
 
   k.load_addr = x86::kHighMemStart;
   k.entry = k.load_addr + kBzImage64BitEntryOffset;
-  // init_size covers the decompressor's in-place work area; the kernel
-  // needs all of it free from the load address on.
-  k.kernel_end = k.load_addr + std::max<uint64_t>(h.init_size, pm_size);
+  // The decompressor needs init_size bytes from where it decompresses to:
+  // the load address rounded up to kernel_alignment, but never below
+  // pref_address (LOAD_PHYSICAL_ADDR; arch/x86/boot/compressed/head_64.S).
+  // Everything up to the end of that buffer is the kernel's.
+  uint64_t align = h.kernel_alignment;
+  if (align == 0 || (align & (align - 1)) != 0) align = 1;  // not a power of two: no alignment
+  const uint64_t work_start = std::max<uint64_t>((k.load_addr + align - 1) & ~(align - 1), h.pref_address);
+  k.kernel_end = std::max(k.load_addr + pm_size, work_start + h.init_size);
   if (k.kernel_end > ram_low_end) {
-    fail("needs " + std::to_string((k.kernel_end - k.load_addr) >> 10) + " KiB from " + hex(k.load_addr) +
-         " (init_size " + hex(h.init_size) + ", kernel " + hex(pm_size) + " bytes) but guest RAM below 4 GiB ends at " +
-         hex(ram_low_end));
+    fail("needs guest RAM up to " + hex(k.kernel_end) + " (init_size " + hex(h.init_size) + " from " +
+         hex(work_start) + ", kernel " + hex(pm_size) + " bytes at " + hex(k.load_addr) +
+         ") but guest RAM below 4 GiB ends at " + hex(ram_low_end));
   }
   k.cmdline_limit = bzimage_cmdline_limit(h.version, h.cmdline_size);
   k.initrd_addr_max = h.initrd_addr_max == 0 ? kDefaultInitrdAddrMax : h.initrd_addr_max;

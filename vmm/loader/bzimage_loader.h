@@ -22,7 +22,7 @@ struct BzImageKernel {
   x86::SetupHeader header{};  // as in the file; the zero page starts from it
   uint64_t load_addr = 0;     // where the protected-mode kernel went
   uint64_t entry = 0;         // 64-bit entry point
-  uint64_t kernel_end = 0;    // load_addr + max(init_size, protected-mode size)
+  uint64_t kernel_end = 0;    // end of the decompressor's buffer (init_size) or of the file's kernel
   uint64_t cmdline_limit = 0; // longest command line the kernel accepts
   uint64_t initrd_addr_max = 0;  // highest byte the initrd may occupy
 };
