@@ -99,6 +99,18 @@ void Vcpu::thread_main() {
   control_.vcpu_exited(index_);
 }
 
+std::string Vcpu::where_is_guest() {
+  // Best effort: the registers may be unreadable after a failure.
+  try {
+    auto regs = fd_.get_regs();
+    auto sregs = fd_.get_sregs();
+    return "; rip=" + hex(regs.rip) + " rsp=" + hex(regs.rsp) + " cr2=" + hex(sregs.cr2) + " cr3=" + hex(sregs.cr3) +
+           " cr4=" + hex(sregs.cr4) + " efer=" + hex(sregs.efer);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
 bool Vcpu::handle_exit() {
   kvm_run* run = fd_.run_struct();
   switch (run->exit_reason) {
@@ -118,7 +130,8 @@ bool Vcpu::handle_exit() {
       return false;
     case KVM_EXIT_SHUTDOWN:
       control_.request_stop(StopReason::kTripleFault, "vCPU " + std::to_string(index_) +
-                                                          ": the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+                                                          ": the guest triple-faulted (KVM_EXIT_SHUTDOWN)" +
+                                                          where_is_guest());
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       control_.request_stop(run->system_event.type == KVM_SYSTEM_EVENT_RESET ? StopReason::kGuestReset
@@ -127,7 +140,7 @@ bool Vcpu::handle_exit() {
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
       control_.request_stop(StopReason::kInternalError,
-                            "vCPU " + std::to_string(index_) + ": " + describe_internal_error(run));
+                            "vCPU " + std::to_string(index_) + ": " + describe_internal_error(run) + where_is_guest());
       return false;
     case KVM_EXIT_FAIL_ENTRY:
       control_.request_stop(StopReason::kInternalError,
@@ -145,6 +158,8 @@ bool Vcpu::handle_exit() {
 
 void Vcpu::handle_io(kvm_run* run) {
   auto* base = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+  spdlog::trace("vCPU {}: {} port {:#x} size {} count {}", index_, run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
+                run->io.port, run->io.size, run->io.count);
   // String I/O (rep outsb/insb) arrives as `count` items in a row.
   for (uint32_t i = 0; i < run->io.count; ++i) {
     std::span<uint8_t> item(base + i * run->io.size, run->io.size);
@@ -159,6 +174,8 @@ void Vcpu::handle_io(kvm_run* run) {
 
 void Vcpu::handle_mmio(kvm_run* run) {
   std::span<uint8_t> data(run->mmio.data, run->mmio.len);
+  spdlog::trace("vCPU {}: MMIO {} {:#x} len {}", index_, run->mmio.is_write ? "write" : "read", run->mmio.phys_addr,
+                run->mmio.len);
   bool handled = run->mmio.is_write ? mmio_.write(run->mmio.phys_addr, data) : mmio_.read(run->mmio.phys_addr, data);
   if (!handled) {
     if (!run->mmio.is_write) std::fill(data.begin(), data.end(), 0xff);

@@ -52,6 +52,8 @@ class Vcpu {
   // Re-enters KVM_RUN with immediate_exit so an I/O or MMIO exit completes and
   // guest state is consistent before the vCPU parks (KVM API doc, KVM_RUN).
   void complete_pending_exit();
+  // " rip=... cr2=..." for failure messages.
+  std::string where_is_guest();
 
   kvm::VcpuFd fd_;
   size_t index_;

@@ -127,31 +127,14 @@ void Vm::create_devices() {
 }
 
 void Vm::create_vcpus(const kvm::KvmSystem& kvm) {
-  // Nested PVM refuses KVM_GET_SUPPORTED_CPUID (EINVAL); its guests see the
-  // host's CPUID whatever KVM_SET_CPUID2 says, so there is nothing to set.
-  std::optional<std::vector<kvm_cpuid_entry2>> supported;
-  try {
-    supported = kvm.supported_cpuid();
-  } catch (const SysError& e) {
-    if (e.error_number() != EINVAL) throw;
-    spdlog::info("{}: the guest sees the host CPUID", e.what());
-  }
+  auto supported = kvm.supported_cpuid();
   auto msrs = x86::boot_msrs();
   for (unsigned i = 0; i < config_.vcpus; ++i) {
     auto vcpu = std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_);
-    if (supported) {
-      auto cpuid = *supported;
-      x86::configure_cpuid(cpuid, i, config_.vcpus);
-      vcpu->fd().set_cpuid2(cpuid);
-    }
-    try {
-      vcpu->fd().set_msrs(msrs);
-    } catch (const SysError& e) {
-      // Nested PVM refuses KVM_SET_MSRS outright (EINVAL); KVM's reset values
-      // equal thaw's boot values, so boot goes on without them.
-      if (e.error_number() != EINVAL || e.context().find("refused") != std::string::npos) throw;
-      if (i == 0) spdlog::info("{}: keeping KVM's reset MSR values", e.what());
-    }
+    auto cpuid = supported;
+    x86::configure_cpuid(cpuid, i, config_.vcpus);
+    vcpu->fd().set_cpuid2(cpuid);
+    vcpu->fd().set_msrs(msrs);
     vcpu->fd().set_lapic(x86::boot_lapic(vcpu->fd().get_lapic()));
     vcpus_.push_back(std::move(vcpu));
   }
@@ -200,7 +183,17 @@ bool Vm::wait(std::chrono::milliseconds timeout) {
     if (control_.state() == RunState::kStopped) stop();  // joins the threads
     return true;
   }
-  stop(StopReason::kTimeout, "no boot-complete or exit within " + std::to_string(timeout.count()) + " ms");
+  // Say where the guest was: a user debugging a stuck guest wants its RIP.
+  std::string where;
+  if (pause(std::chrono::seconds(1))) {
+    for (auto& vcpu : vcpus_) {
+      auto regs = vcpu->fd().get_regs();
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "; vCPU %zu at rip=0x%llx", vcpu->index(), static_cast<unsigned long long>(regs.rip));
+      where += buf;
+    }
+  }
+  stop(StopReason::kTimeout, "no boot-complete or exit within " + std::to_string(timeout.count()) + " ms" + where);
   return false;
 }
 

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "vmm/kvm/kvm_abi.h"
 #include "vmm/kvm/kvm_ioctl.h"
 
 namespace thaw::vmm::kvm {
@@ -65,13 +66,13 @@ unsigned KvmSystem::max_vcpus() const {
 
 std::vector<kvm_cpuid_entry2> KvmSystem::supported_cpuid() const {
   // The kernel says E2BIG when the buffer is too small: grow and retry.
-  for (uint32_t capacity = 128; capacity <= 4096; capacity *= 2) {
-    size_t bytes = sizeof(kvm_cpuid2) + capacity * sizeof(kvm_cpuid_entry2);
-    std::vector<uint8_t> buffer(bytes);  // zero-filled
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());
-    cpuid->nent = capacity;
-    if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-      return {cpuid->entries, cpuid->entries + cpuid->nent};
+  for (uint32_t capacity = 64; capacity <= 4096; capacity *= 2) {
+    std::vector<uint8_t> buffer(sizeof(abi::CpuidHeader) + capacity * sizeof(kvm_cpuid_entry2));  // zero-filled
+    auto* header = reinterpret_cast<abi::CpuidHeader*>(buffer.data());
+    header->nent = capacity;
+    if (::ioctl(fd_.get(), abi::kGetSupportedCpuid, buffer.data()) == 0) {
+      auto* first = reinterpret_cast<const kvm_cpuid_entry2*>(buffer.data() + sizeof(abi::CpuidHeader));
+      return {first, first + header->nent};
     }
     if (errno != E2BIG) throw_errno("KVM_GET_SUPPORTED_CPUID");
   }
@@ -79,18 +80,15 @@ std::vector<kvm_cpuid_entry2> KvmSystem::supported_cpuid() const {
 }
 
 std::vector<uint32_t> KvmSystem::msr_index_list() const {
-  kvm_msr_list probe{};
-  probe.nmsrs = 0;
+  abi::MsrListHeader probe{0};
   // The first call fails with E2BIG and tells how many indices there are.
-  if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
+  if (::ioctl(fd_.get(), abi::kGetMsrIndexList, &probe) < 0 && errno != E2BIG) {
     throw_errno("KVM_GET_MSR_INDEX_LIST", "size query");
   }
-  size_t bytes = sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t);
-  std::vector<uint8_t> buffer(bytes);  // zero-filled
-  auto* list = reinterpret_cast<kvm_msr_list*>(buffer.data());
-  list->nmsrs = probe.nmsrs;
-  checked_ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, list, "KVM_GET_MSR_INDEX_LIST");
-  return {list->indices, list->indices + list->nmsrs};
+  std::vector<uint32_t> buffer(1 + probe.nmsrs);
+  buffer[0] = probe.nmsrs;
+  checked_ioctl(fd_.get(), abi::kGetMsrIndexList, buffer.data(), "KVM_GET_MSR_INDEX_LIST");
+  return {buffer.begin() + 1, buffer.begin() + 1 + buffer[0]};
 }
 
 VmFd KvmSystem::create_vm() const {

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "vmm/kvm/kvm_abi.h"
 #include "vmm/kvm/kvm_ioctl.h"
 
 namespace thaw::vmm::kvm {
@@ -43,23 +44,19 @@ THAW_VCPU_SETTER(kvm_vcpu_events, set_vcpu_events, KVM_SET_VCPU_EVENTS)
 #undef THAW_VCPU_SETTER
 
 void VcpuFd::set_cpuid2(const std::vector<kvm_cpuid_entry2>& entries) {
-  size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
-  std::vector<uint8_t> buffer(bytes);  // zero-filled
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());
-  cpuid->nent = static_cast<uint32_t>(entries.size());
-  cpuid->padding = 0;
-  std::copy(entries.begin(), entries.end(), cpuid->entries);
-  checked_ioctl(fd_.get(), KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2", context());
+  std::vector<uint8_t> buffer(sizeof(abi::CpuidHeader) + entries.size() * sizeof(kvm_cpuid_entry2));  // zero-filled
+  reinterpret_cast<abi::CpuidHeader*>(buffer.data())->nent = static_cast<uint32_t>(entries.size());
+  std::memcpy(buffer.data() + sizeof(abi::CpuidHeader), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+  checked_ioctl(fd_.get(), abi::kSetCpuid2, buffer.data(), "KVM_SET_CPUID2", context());
 }
 
 void VcpuFd::set_msrs(const std::vector<kvm_msr_entry>& entries) {
-  size_t bytes = sizeof(kvm_msrs) + entries.size() * sizeof(kvm_msr_entry);
-  std::vector<uint8_t> buffer(bytes);  // zero-filled
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buffer.data());
-  msrs->nmsrs = static_cast<uint32_t>(entries.size());
-  std::copy(entries.begin(), entries.end(), msrs->entries);
+  std::vector<uint8_t> buffer(sizeof(abi::MsrsHeader) + entries.size() * sizeof(kvm_msr_entry));
+  auto* header = reinterpret_cast<abi::MsrsHeader*>(buffer.data());
+  header->nmsrs = static_cast<uint32_t>(entries.size());
+  std::memcpy(buffer.data() + sizeof(abi::MsrsHeader), entries.data(), entries.size() * sizeof(kvm_msr_entry));
   // KVM_SET_MSRS returns how many it set; it stops at the first it refuses.
-  int set = checked_ioctl(fd_.get(), KVM_SET_MSRS, msrs, "KVM_SET_MSRS", context());
+  int set = checked_ioctl(fd_.get(), abi::kSetMsrs, buffer.data(), "KVM_SET_MSRS", context());
   if (static_cast<size_t>(set) < entries.size()) {
     char ctx[96];
     std::snprintf(ctx, sizeof ctx, "vCPU %u: MSR 0x%x refused (%d of %zu set)", id_, entries[set].index, set,
@@ -74,13 +71,12 @@ std::vector<kvm_msr_entry> VcpuFd::get_msrs(const std::vector<uint32_t>& indices
   size_t next = 0;
   while (next < indices.size()) {
     size_t count = indices.size() - next;
-    size_t bytes = sizeof(kvm_msrs) + count * sizeof(kvm_msr_entry);
-    std::vector<uint8_t> buffer(bytes);  // zero-filled
-    auto* msrs = reinterpret_cast<kvm_msrs*>(buffer.data());
-    msrs->nmsrs = static_cast<uint32_t>(count);
-    for (size_t i = 0; i < count; ++i) msrs->entries[i].index = indices[next + i];
-    int got = checked_ioctl(fd_.get(), KVM_GET_MSRS, msrs, "KVM_GET_MSRS", context());
-    result.insert(result.end(), msrs->entries, msrs->entries + got);
+    std::vector<uint8_t> buffer(sizeof(abi::MsrsHeader) + count * sizeof(kvm_msr_entry));  // zero-filled
+    reinterpret_cast<abi::MsrsHeader*>(buffer.data())->nmsrs = static_cast<uint32_t>(count);
+    auto* entries = reinterpret_cast<kvm_msr_entry*>(buffer.data() + sizeof(abi::MsrsHeader));
+    for (size_t i = 0; i < count; ++i) entries[i].index = indices[next + i];
+    int got = checked_ioctl(fd_.get(), abi::kGetMsrs, buffer.data(), "KVM_GET_MSRS", context());
+    result.insert(result.end(), entries, entries + got);
     next += static_cast<size_t>(got) + 1;  // +1 skips the index KVM refused
   }
   return result;
