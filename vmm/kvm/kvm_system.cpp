@@ -65,8 +65,11 @@ unsigned KvmSystem::max_vcpus() const {
 }
 
 std::vector<kvm_cpuid_entry2> KvmSystem::supported_cpuid() const {
-  // The kernel says E2BIG when the buffer is too small: grow and retry.
-  for (uint32_t capacity = 64; capacity <= 4096; capacity *= 2) {
+  // The kernel says E2BIG when the buffer is too small, but only after doing
+  // all the work (~1 ms of CPUID exits on a nested host): start at KVM's
+  // own maximum (256) so one call suffices, and grow only if a future
+  // kernel has more.
+  for (uint32_t capacity = 256; capacity <= 4096; capacity *= 2) {
     std::vector<uint8_t> buffer(sizeof(abi::CpuidHeader) + capacity * sizeof(kvm_cpuid_entry2));  // zero-filled
     auto* header = reinterpret_cast<abi::CpuidHeader*>(buffer.data());
     header->nent = capacity;
