@@ -67,7 +67,7 @@ class Vm {
   void validate_against_host(const kvm::KvmSystem& kvm);
   void register_memory();
   void create_devices();
-  void create_vcpus(const kvm::KvmSystem& kvm);
+  void create_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);
   void load_kernel();
   void on_boot_complete(std::chrono::nanoseconds since_request);
 
