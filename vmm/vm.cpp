@@ -10,6 +10,7 @@
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial_8250.h"
+#include "vmm/cpuid_cache.h"
 #include "vmm/irq_line.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/sys_error.h"
@@ -68,8 +69,11 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
                      std::to_string(limit) + " (KVM_CAP_MAX_VCPUS and the MP table)");
   }
   // KVM_GET_SUPPORTED_CPUID costs ~1 ms of CPUID exits on nested hosts:
-  // ask on a second thread while this one builds the VM.
-  auto supported_cpuid = std::async(std::launch::async, [&kvm] { return kvm.supported_cpuid(); });
+  // take it from the cache, or ask on a second thread while this one
+  // builds the VM.
+  auto supported_cpuid = std::async(std::launch::async, [&kvm, &config] {
+    return supported_cpuid_cached(kvm, config.cpuid_cache_dir);
+  });
   auto memory = GuestMemory::create(config.mem_mib << 20);
   std::unique_ptr<Vm> vm(new Vm(config, kvm.create_vm(), std::move(memory)));
   vm->register_memory();

@@ -27,6 +27,9 @@ struct VmConfig {
   // When the VM was asked for: the boot-complete device measures from here.
   std::chrono::steady_clock::time_point requested_at = std::chrono::steady_clock::now();
   std::string kvm_path = "/dev/kvm";
+  // Where KVM's supported-CPUID answer is cached between processes; empty:
+  // no cache. See vmm/cpuid_cache.h.
+  std::string cpuid_cache_dir;
 };
 
 // The boot split into the stages a user can act on.

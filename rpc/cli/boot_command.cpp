@@ -8,6 +8,7 @@
 #include "rpc/cli/background_teardown.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/console_output.h"
+#include "vmm/cpuid_cache.h"
 #include "vmm/vm.h"
 
 namespace thaw::cli {
@@ -29,6 +30,7 @@ const char* format_name(vmm::x86::KernelFormat f) { return f == vmm::x86::Kernel
 
 int run_boot(BootOptions& opt) {
   opt.config.requested_at = std::chrono::steady_clock::now();
+  opt.config.cpuid_cache_dir = vmm::default_cpuid_cache_dir();
   if (opt.json && opt.console == "stdout") opt.console = "stderr";  // keep stdout pure JSON
   ConsoleOutput console(opt.console);
   console.validate();

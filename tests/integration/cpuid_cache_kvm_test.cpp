@@ -1,0 +1,37 @@
+// The cache must hand back exactly what KVM says, and survive corruption.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/integration/kvm_test_support.h"
+#include "vmm/cpuid_cache.h"
+
+namespace thaw {
+namespace {
+
+bool same(const std::vector<kvm_cpuid_entry2>& a, const std::vector<kvm_cpuid_entry2>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(kvm_cpuid_entry2)) == 0;
+}
+
+TEST(CpuidCacheKvm, CachedAnswerEqualsKvmsAndCorruptionIsRecomputed) {
+  THAW_REQUIRE_KVM();
+  auto dir = std::filesystem::temp_directory_path() / ("thaw-cpuid-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto kvm = vmm::kvm::KvmSystem::open();
+  auto direct = kvm.supported_cpuid();
+  auto first = vmm::supported_cpuid_cached(kvm, dir.string());
+  EXPECT_TRUE(same(direct, first));
+  auto file = dir / ("cpuid-" + vmm::host_kvm_key());
+  ASSERT_TRUE(std::filesystem::exists(file)) << "the first call stores the answer";
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << "garbage that is not a cache";
+  auto after_corruption = vmm::supported_cpuid_cached(kvm, dir.string());
+  EXPECT_TRUE(same(direct, after_corruption));
+  std::ifstream in(file, std::ios::binary);
+  std::vector<uint8_t> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(vmm::decode_cpuid_cache(image).has_value()) << "a corrupt cache is rewritten";
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace thaw
