@@ -1,0 +1,135 @@
+# The snapshot state file: everything but guest RAM, which lives in the
+# memory file next to it. The file on disk is a small fixed header (magic,
+# format version, payload length, XXH3-64 of the payload; see
+# state_codec.cpp) followed by one packed message with SnapshotState as root.
+#
+# Saved state is untrusted input when read back: decode_state() checks every
+# field below before any of it reaches an ioctl.
+#
+# KVM's own structs (kvm_regs, kvm_sregs, kvm_fpu, kvm_xcrs, kvm_debugregs,
+# kvm_lapic_state, kvm_vcpu_events, kvm_irqchip, kvm_pit_state2,
+# kvm_clock_data) are stored as Data holding the struct's bytes. They are
+# fixed-layout x86-64 kernel ABI, so the reader checks the exact size and the
+# format version pins the layout; spelling out hundreds of register fields
+# here would add nothing a size check does not. Everything thaw itself
+# defines (memory layout, devices, MSRs, CPUID) has explicit fields.
+@0xff193fac84f99a8e;
+
+$import "/capnp/c++.capnp".namespace("thaw::snapshot::schema");
+
+# "THAWSNAP" read as a little-endian UInt64; the root repeats the file
+# header's magic so a message taken out of its file is still recognisable.
+const snapshotMagic :UInt64 = 0x50414e5357414854;
+
+struct SnapshotState {
+  magic @0 :UInt64;
+  formatVersion @1 :UInt32;
+  arch @2 :Text;                     # "x86_64"
+  hostFingerprint @3 :HostFingerprint;
+  memory @4 :MemoryLayout;
+  vcpuCount @5 :UInt32;              # must equal vcpus' length
+  vcpus @6 :List(VcpuState);
+  vm @7 :VmState;
+  devices @8 :DeviceStates;
+  bootCompleteAfterNs @9 :UInt64;    # cold boot time up to the boot-complete write
+}
+
+# Where the snapshot was taken. A mismatch is not a decode error: the
+# restorer decides (check_host_compatible).
+struct HostFingerprint {
+  cpuModel @0 :Text;                 # /proc/cpuinfo "model name"
+  kvmBackend @1 :Text;               # kvm_intel, kvm_amd, kvm_pvm
+  thawVersion @2 :Text;
+}
+
+struct MemoryLayout {
+  sizeBytes @0 :UInt64;
+  chunkBytes @1 :UInt64;             # power of two, at least 4096
+  regions @2 :List(MemoryRegion);
+  chunkHashes @3 :List(UInt64);      # XXH3-64 of every chunk, zero chunks too
+}
+
+struct MemoryRegion {
+  guestStart @0 :UInt64;
+  size @1 :UInt64;
+  fileOffset @2 :UInt64;
+}
+
+struct VcpuState {
+  vcpuId @0 :UInt32;
+  cpuid @1 :List(CpuidEntry);
+  mpState @2 :UInt32;                # KVM_MP_STATE_*
+  regs @3 :Data;                     # struct kvm_regs
+  sregs @4 :Data;                    # struct kvm_sregs
+  xsave @5 :Data;                    # KVM_GET_XSAVE2 bytes, or empty
+  fpu @6 :Data;                      # struct kvm_fpu
+  xcrs @7 :Data;                     # struct kvm_xcrs
+  debugregs @8 :Data;                # struct kvm_debugregs
+  lapic @9 :Data;                    # struct kvm_lapic_state
+  msrs @10 :List(MsrEntry);
+  events @11 :Data;                  # struct kvm_vcpu_events
+  tscKhz @12 :UInt32;
+}
+
+struct CpuidEntry {
+  function @0 :UInt32;
+  index @1 :UInt32;
+  flags @2 :UInt32;
+  eax @3 :UInt32;
+  ebx @4 :UInt32;
+  ecx @5 :UInt32;
+  edx @6 :UInt32;
+}
+
+struct MsrEntry {
+  index @0 :UInt32;
+  data @1 :UInt64;
+}
+
+struct VmState {
+  picMaster @0 :Data;                # struct kvm_irqchip, chip_id 0
+  picSlave @1 :Data;                 # struct kvm_irqchip, chip_id 1
+  ioapic @2 :Data;                   # struct kvm_irqchip, chip_id 2
+  pit @3 :Data;                      # struct kvm_pit_state2
+  clock @4 :Data;                    # struct kvm_clock_data
+}
+
+struct DeviceStates {
+  serial @0 :Serial8250State;
+  i8042 @1 :I8042State;
+  bootComplete @2 :BootCompleteState;
+  debugExit @3 :DebugExitState;
+}
+
+struct Serial8250State {
+  dll @0 :UInt8;
+  dlm @1 :UInt8;
+  ier @2 :UInt8;
+  lcr @3 :UInt8;
+  mcr @4 :UInt8;
+  scr @5 :UInt8;
+  fcr @6 :UInt8;
+  msrDeltas @7 :UInt8;
+  overrun @8 :Bool;
+  thrInterruptPending @9 :Bool;
+  rxFifo @10 :Data;                  # oldest first, at most 64 bytes
+}
+
+struct I8042State {
+  control @0 :UInt8;
+  output @1 :UInt8;
+  outputFull @2 :Bool;
+  lastWriteCommand @3 :Bool;
+  pendingCommand @4 :UInt8;
+}
+
+struct BootCompleteState {
+  completions @0 :UInt64;
+  ignoredWrites @1 :UInt64;
+  lastSinceRequestNs @2 :Int64;      # -1 until the first completion
+}
+
+struct DebugExitState {
+  exited @0 :Bool;
+  code @1 :UInt8;
+}

@@ -1,0 +1,135 @@
+#include "snapshot/snapshot_dir.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "vmm/sys_error.h"
+#include "vmm/unique_fd.h"
+
+namespace thaw::snapshot {
+
+namespace {
+
+constexpr char kStateTmp[] = "state.tmp";
+constexpr char kMemoryTmp[] = "memory.tmp";
+
+std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
+
+UniqueFd open_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd) return fd;
+  if (errno == ENOENT) throw InputError("snapshot directory " + dir + " does not exist");
+  if (errno == ENOTDIR) throw InputError("snapshot directory " + dir + " is not a directory");
+  throw_errno("open", "snapshot directory " + dir);
+}
+
+void fsync_dir(int dir_fd, const std::string& dir) {
+  if (::fsync(dir_fd) != 0) throw_errno("fsync", "snapshot directory " + dir);
+}
+
+void unlink_if_present(int dir_fd, const std::string& dir, const char* name) {
+  if (::unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT) throw_errno("unlink", join(dir, name));
+}
+
+void write_file(int dir_fd, const std::string& dir, const char* name, std::span<const uint8_t> bytes) {
+  UniqueFd fd(::openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) throw_errno("open", join(dir, name));
+  for (size_t done = 0; done < bytes.size();) {
+    ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("write", join(dir, name));
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) throw_errno("fsync", join(dir, name));
+}
+
+void rename_in(int dir_fd, const std::string& dir, const char* from, const char* to) {
+  if (::renameat(dir_fd, from, dir_fd, to) != 0) throw_errno("rename", join(dir, from) + " to " + to);
+}
+
+// Reads the state file, refusing one over the cap before reading it.
+std::vector<uint8_t> read_state_file(int dir_fd, const std::string& dir, const DecodeLimits& limits) {
+  const std::string path = join(dir, kStateFileName);
+  UniqueFd fd(::openat(dir_fd, kStateFileName, O_RDONLY | O_CLOEXEC));
+  if (!fd && errno == ENOENT) {
+    struct stat st {};
+    bool interrupted = ::fstatat(dir_fd, kStateTmp, &st, 0) == 0;
+    throw InputError("snapshot directory " + dir + " has no state file" +
+                     (interrupted ? " (a snapshot write was interrupted: state.tmp is left)" : ""));
+  }
+  if (!fd) throw_errno("open", path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("fstat", path);
+  if (!S_ISREG(st.st_mode)) throw InputError("snapshot state " + path + " is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > limits.max_file_bytes) {
+    throw InputError("snapshot state " + path + " is " + std::to_string(st.st_size) + " bytes, over the limit of " +
+                     std::to_string(limits.max_file_bytes));
+  }
+  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  for (size_t done = 0; done < bytes.size();) {
+    ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("read", path);
+    if (n == 0) break;  // shrank under us: decode_state names the truncation
+    done += static_cast<size_t>(n);
+    if (done == bytes.size()) break;
+  }
+  return bytes;
+}
+
+}  // namespace
+
+SnapshotWriteResult write_snapshot_dir(const std::string& dir, const SnapshotState& state_without_hashes,
+                                       std::span<const uint8_t> memory, unsigned queue_depth) {
+  if (state_without_hashes.memory.size_bytes != memory.size()) {
+    throw InputError("snapshot of " + std::to_string(memory.size()) + " bytes of memory, but the state says " +
+                     std::to_string(state_without_hashes.memory.size_bytes));
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", "snapshot directory " + dir);
+  UniqueFd dir_fd = open_dir(dir);
+  unlink_if_present(dir_fd.get(), dir, kStateTmp);
+  unlink_if_present(dir_fd.get(), dir, kMemoryTmp);
+
+  SnapshotWriteResult result;
+  result.memory = write_memory_file(join(dir, kMemoryTmp), memory, state_without_hashes.memory.chunk_bytes,
+                                    queue_depth);
+  SnapshotState state = state_without_hashes;
+  state.memory.chunk_hashes = result.memory.chunk_hashes;
+  std::vector<uint8_t> encoded = encode_state(state);
+  (void)decode_state(encoded);  // throws InputError naming what a reader would reject
+  write_file(dir_fd.get(), dir, kStateTmp, encoded);
+  result.state_bytes = encoded.size();
+
+  // From here the old snapshot goes away; see the header for why `state`
+  // is removed (durably) before `memory` is replaced.
+  unlink_if_present(dir_fd.get(), dir, kStateFileName);
+  fsync_dir(dir_fd.get(), dir);
+  rename_in(dir_fd.get(), dir, kMemoryTmp, kMemoryFileName);
+  rename_in(dir_fd.get(), dir, kStateTmp, kStateFileName);
+  fsync_dir(dir_fd.get(), dir);
+  return result;
+}
+
+LoadedSnapshot read_snapshot_dir(const std::string& dir, const DecodeLimits& limits) {
+  UniqueFd dir_fd = open_dir(dir);
+  std::vector<uint8_t> bytes = read_state_file(dir_fd.get(), dir, limits);
+  LoadedSnapshot loaded{decode_state(bytes, limits), join(dir, kMemoryFileName)};
+
+  struct stat st {};
+  if (::fstatat(dir_fd.get(), kMemoryFileName, &st, 0) != 0) {
+    if (errno == ENOENT) throw InputError("snapshot directory " + dir + " has a state file but no memory file");
+    throw_errno("stat", loaded.memory_path);
+  }
+  if (!S_ISREG(st.st_mode)) throw InputError("memory file " + loaded.memory_path + " is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) != loaded.state.memory.size_bytes) {
+    throw InputError("memory file " + loaded.memory_path + " is " + std::to_string(st.st_size) +
+                     " bytes, the state says " + std::to_string(loaded.state.memory.size_bytes));
+  }
+  return loaded;
+}
+
+}  // namespace thaw::snapshot

@@ -1,0 +1,161 @@
+#include "snapshot/snapshot_dir.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "snapshot_test_support.h"
+
+namespace thaw::snapshot {
+namespace {
+
+using test::expect_input_error;
+using test::make_full_state;
+using test::TempDir;
+
+constexpr uint64_t kMem = 4ull << 20;
+
+SnapshotState small_state(uint64_t boot_ns) {
+  SnapshotState s = make_full_state(kMem, 1);
+  s.memory.chunk_bytes = 64 * 1024;
+  s.memory.chunk_hashes.clear();  // the writer fills them in
+  s.boot_complete_after_ns = boot_ns;
+  return s;
+}
+
+std::vector<uint8_t> memory_with(uint8_t marker) {
+  std::vector<uint8_t> mem(kMem, 0);
+  mem[0] = marker;
+  mem[kMem / 2 + 1] = marker;
+  return mem;
+}
+
+void write_garbage(const std::string& path) {
+  std::ofstream(path) << "half-written by a writer that crashed";
+}
+
+bool exists(const std::string& path) { return std::filesystem::exists(path); }
+
+TEST(SnapshotDir, WriteThenReadRoundTrips) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  auto mem = memory_with(1);
+  auto written = write_snapshot_dir(dir, small_state(111), mem);
+  EXPECT_EQ(written.memory.bytes_written, 2 * 64 * 1024u);
+  EXPECT_GT(written.state_bytes, 0u);
+
+  auto loaded = read_snapshot_dir(dir);
+  EXPECT_EQ(loaded.state.boot_complete_after_ns, 111u);
+  EXPECT_EQ(loaded.state.memory.chunk_hashes, written.memory.chunk_hashes);
+  EXPECT_EQ(loaded.memory_path, dir + "/memory");
+  EXPECT_NO_THROW(verify_memory_file(loaded.memory_path, loaded.state.memory));
+  std::vector<uint8_t> back(kMem);
+  read_memory_file_into(loaded.memory_path, back, loaded.state.memory);
+  EXPECT_EQ(back, mem);
+  EXPECT_FALSE(exists(dir + "/state.tmp"));
+  EXPECT_FALSE(exists(dir + "/memory.tmp"));
+}
+
+TEST(SnapshotDir, SecondWriteReplacesTheFirst) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  auto mem2 = memory_with(2);
+  write_snapshot_dir(dir, small_state(2), mem2);
+  auto loaded = read_snapshot_dir(dir);
+  EXPECT_EQ(loaded.state.boot_complete_after_ns, 2u);
+  std::vector<uint8_t> back(kMem);
+  read_memory_file_into(loaded.memory_path, back, loaded.state.memory);
+  EXPECT_EQ(back, mem2);
+}
+
+TEST(SnapshotDir, CrashBeforeCommitLeavesTheOldSnapshot) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  // A writer died after writing its temporaries, before the commit.
+  write_garbage(dir + "/state.tmp");
+  write_garbage(dir + "/memory.tmp");
+
+  auto loaded = read_snapshot_dir(dir);
+  EXPECT_EQ(loaded.state.boot_complete_after_ns, 1u);
+  EXPECT_NO_THROW(verify_memory_file(loaded.memory_path, loaded.state.memory));
+
+  write_snapshot_dir(dir, small_state(3), memory_with(3));
+  EXPECT_FALSE(exists(dir + "/state.tmp"));
+  EXPECT_FALSE(exists(dir + "/memory.tmp"));
+  EXPECT_EQ(read_snapshot_dir(dir).state.boot_complete_after_ns, 3u);
+}
+
+TEST(SnapshotDir, CrashAfterStateRemovalIsRejected) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  // The state is unlinked (step 4) and the new memory renamed in, but the
+  // new state never made it: no state to pair with the wrong memory.
+  std::filesystem::rename(dir + "/state", dir + "/state.tmp");
+  expect_input_error([&] { read_snapshot_dir(dir); }, "has no state file (a snapshot write was interrupted");
+}
+
+TEST(SnapshotDir, MemoryFileOfTheWrongSizeIsRejected) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  std::filesystem::resize_file(dir + "/memory", kMem / 2);
+  expect_input_error([&] { read_snapshot_dir(dir); },
+                     "is " + std::to_string(kMem / 2) + " bytes, the state says " + std::to_string(kMem));
+}
+
+TEST(SnapshotDir, MissingPiecesGiveClearErrors) {
+  TempDir tmp;
+  expect_input_error([&] { read_snapshot_dir(tmp / "nowhere"); }, "snapshot directory " + (tmp / "nowhere") +
+                                                                       " does not exist");
+  expect_input_error([&] { read_snapshot_dir(tmp.path()); }, "has no state file");
+
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  std::filesystem::remove(dir + "/memory");
+  expect_input_error([&] { read_snapshot_dir(dir); }, "has a state file but no memory file");
+
+  write_garbage(tmp / "file");
+  expect_input_error([&] { read_snapshot_dir(tmp / "file"); }, "is not a directory");
+}
+
+TEST(SnapshotDir, CorruptStateIsRejected) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  write_garbage(dir + "/state");
+  expect_input_error([&] { read_snapshot_dir(dir); }, "not a thaw snapshot state file");
+  DecodeLimits tight;
+  tight.max_file_bytes = 10;
+  expect_input_error([&] { read_snapshot_dir(dir, tight); }, "over the limit of 10");
+}
+
+TEST(SnapshotDir, InvalidStateIsNeverCommitted) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  auto bad = small_state(2);
+  bad.devices.serial.rx_fifo.assign(100, 'x');
+  expect_input_error([&] { write_snapshot_dir(dir, bad, memory_with(2)); }, "serial rx FIFO holds 100 bytes");
+  EXPECT_EQ(read_snapshot_dir(dir).state.boot_complete_after_ns, 1u) << "the old snapshot must survive";
+}
+
+TEST(SnapshotDir, MemorySizeMustMatchTheState) {
+  TempDir tmp;
+  std::vector<uint8_t> mem(kMem / 2, 0);
+  expect_input_error([&] { write_snapshot_dir(tmp / "snap", small_state(1), mem); },
+                     "snapshot of 2097152 bytes of memory, but the state says 4194304");
+}
+
+TEST(SnapshotDir, MissingParentIsASysError) {
+  TempDir tmp;
+  EXPECT_THROW(write_snapshot_dir(tmp / "a/b/c", small_state(1), memory_with(1)), SysError);
+}
+
+}  // namespace
+}  // namespace thaw::snapshot
