@@ -11,6 +11,7 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace thaw::vmm::kvm::abi {
@@ -34,5 +35,23 @@ inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHead
 inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
 inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
+inline constexpr unsigned long kGetCpuid2 = _IOWR(KVMIO, 0x91, CpuidHeader);
+
+// struct kvm_xsave is `__u32 region[1024]` followed by a flexible `extra[]`
+// (used by KVM_GET_XSAVE2 when KVM_CAP_XSAVE2 reports more than 4096
+// bytes). In C++ the flexible array makes sizeof 4100, so the header's
+// KVM_GET_XSAVE/KVM_SET_XSAVE/KVM_GET_XSAVE2 encode the wrong size. The
+// kernel's numbers encode 4096 for all three, whatever the real buffer size.
+struct XsaveRegion {
+  uint32_t region[1024];
+};
+static_assert(sizeof(XsaveRegion) == 4096);
+inline constexpr size_t kXsaveLegacySize = sizeof(XsaveRegion);
+inline constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, XsaveRegion);
+inline constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, XsaveRegion);
+inline constexpr unsigned long kGetXsave2 = _IOR(KVMIO, 0xcf, XsaveRegion);
+// The values a C compiler computes from <linux/kvm.h> (checked with gcc).
+static_assert(kGetCpuid2 == 0xc008ae91 && kGetXsave == 0x9000aea4 && kSetXsave == 0x5000aea5 &&
+              kGetXsave2 == 0x9000aecf);
 
 }  // namespace thaw::vmm::kvm::abi

@@ -39,6 +39,10 @@ THAW_VCPU_GETTER(kvm_mp_state, get_mp_state, KVM_GET_MP_STATE)
 THAW_VCPU_SETTER(kvm_mp_state, set_mp_state, KVM_SET_MP_STATE)
 THAW_VCPU_GETTER(kvm_vcpu_events, get_vcpu_events, KVM_GET_VCPU_EVENTS)
 THAW_VCPU_SETTER(kvm_vcpu_events, set_vcpu_events, KVM_SET_VCPU_EVENTS)
+THAW_VCPU_GETTER(kvm_xcrs, get_xcrs, KVM_GET_XCRS)
+THAW_VCPU_SETTER(kvm_xcrs, set_xcrs, KVM_SET_XCRS)
+THAW_VCPU_GETTER(kvm_debugregs, get_debugregs, KVM_GET_DEBUGREGS)
+THAW_VCPU_SETTER(kvm_debugregs, set_debugregs, KVM_SET_DEBUGREGS)
 
 #undef THAW_VCPU_GETTER
 #undef THAW_VCPU_SETTER
@@ -81,5 +85,57 @@ std::vector<kvm_msr_entry> VcpuFd::get_msrs(const std::vector<uint32_t>& indices
   }
   return result;
 }
+
+std::vector<kvm_cpuid_entry2> VcpuFd::get_cpuid2() const {
+  // E2BIG when the buffer is too small; KVM's own limit is 256 entries.
+  for (uint32_t capacity = 256; capacity <= 4096; capacity *= 2) {
+    std::vector<uint8_t> buffer(sizeof(abi::CpuidHeader) + capacity * sizeof(kvm_cpuid_entry2));  // zero-filled
+    auto* header = reinterpret_cast<abi::CpuidHeader*>(buffer.data());
+    header->nent = capacity;
+    int rc;
+    do {
+      rc = ::ioctl(fd_.get(), abi::kGetCpuid2, buffer.data());
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+      auto* first = reinterpret_cast<const kvm_cpuid_entry2*>(buffer.data() + sizeof(abi::CpuidHeader));
+      return {first, first + header->nent};
+    }
+    if (errno != E2BIG) throw_errno("KVM_GET_CPUID2", context());
+  }
+  throw SysError("KVM_GET_CPUID2", E2BIG, context() + ": more than 4096 entries");
+}
+
+std::vector<uint8_t> VcpuFd::get_xsave2(size_t size) const {
+  if (size < abi::kXsaveLegacySize) {
+    throw SysError("KVM_GET_XSAVE2", EINVAL, context() + ": size " + std::to_string(size) + " is below 4096");
+  }
+  std::vector<uint8_t> area(size);
+  checked_ioctl(fd_.get(), abi::kGetXsave2, area.data(), "KVM_GET_XSAVE2", context());
+  return area;
+}
+
+std::vector<uint8_t> VcpuFd::get_xsave() const {
+  std::vector<uint8_t> area(abi::kXsaveLegacySize);
+  checked_ioctl(fd_.get(), abi::kGetXsave, area.data(), "KVM_GET_XSAVE", context());
+  return area;
+}
+
+void VcpuFd::set_xsave(const std::vector<uint8_t>& area) {
+  if (area.size() < abi::kXsaveLegacySize) {
+    throw SysError("KVM_SET_XSAVE", EINVAL, context() + ": " + std::to_string(area.size()) + " bytes, below 4096");
+  }
+  checked_ioctl(fd_.get(), abi::kSetXsave, area.data(), "KVM_SET_XSAVE", context());
+}
+
+uint32_t VcpuFd::get_tsc_khz() const {
+  return static_cast<uint32_t>(checked_ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0, "KVM_GET_TSC_KHZ", context()));
+}
+
+void VcpuFd::set_tsc_khz(uint32_t khz) {
+  checked_ioctl(fd_.get(), KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz), "KVM_SET_TSC_KHZ",
+                context() + ", " + std::to_string(khz) + " kHz");
+}
+
+void VcpuFd::kvmclock_ctrl() { checked_ioctl(fd_.get(), KVM_KVMCLOCK_CTRL, 0, "KVM_KVMCLOCK_CTRL", context()); }
 
 }  // namespace thaw::vmm::kvm

@@ -4,6 +4,7 @@
 
 #include <linux/kvm.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,6 +42,29 @@ class VcpuFd {
   void set_mp_state(const kvm_mp_state& state);
   kvm_vcpu_events get_vcpu_events() const;
   void set_vcpu_events(const kvm_vcpu_events& events);
+
+  // --- snapshot state (KVM_CAP_XSAVE, XSAVE2, XCRS, DEBUGREGS, GET_TSC_KHZ) ---
+  // KVM_GET_CPUID2: the CPUID table this vCPU was given (empty before any
+  // KVM_SET_CPUID2).
+  std::vector<kvm_cpuid_entry2> get_cpuid2() const;
+  // KVM_GET_XSAVE2 into `size` bytes (KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on
+  // the VM fd; at least 4096).
+  std::vector<uint8_t> get_xsave2(size_t size) const;
+  // KVM_GET_XSAVE: the legacy fixed 4096-byte area (no KVM_CAP_XSAVE2).
+  std::vector<uint8_t> get_xsave() const;
+  // KVM_SET_XSAVE: takes what get_xsave2/get_xsave returned (>= 4096 bytes;
+  // the kernel reads as many as its KVM_CAP_XSAVE2 size).
+  void set_xsave(const std::vector<uint8_t>& area);
+  kvm_xcrs get_xcrs() const;
+  void set_xcrs(const kvm_xcrs& xcrs);
+  kvm_debugregs get_debugregs() const;
+  void set_debugregs(const kvm_debugregs& regs);
+  // KVM_GET_TSC_KHZ / KVM_SET_TSC_KHZ: this vCPU's TSC rate.
+  uint32_t get_tsc_khz() const;
+  void set_tsc_khz(uint32_t khz);
+  // KVM_KVMCLOCK_CTRL: tells the guest's kvmclock the vCPU was paused. The
+  // kernel answers EINVAL when the guest has not enabled kvmclock.
+  void kvmclock_ctrl();
 
  private:
   std::string context() const;
