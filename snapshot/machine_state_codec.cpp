@@ -5,6 +5,7 @@
 #include <string>
 #include <type_traits>
 
+#include "vmm/kvm/kvm_abi.h"
 #include "vmm/sys_error.h"
 
 namespace thaw::snapshot {
@@ -133,13 +134,14 @@ vmm::VcpuState decode_vcpu(schema::VcpuState::Reader in, uint32_t position, cons
   v.regs = struct_from<kvm_regs>(in.getRegs(), where, "regs", "struct kvm_regs");
   v.sregs = struct_from<kvm_sregs>(in.getSregs(), where, "sregs", "struct kvm_sregs");
 
-  // KVM_GET_XSAVE2 returns at least struct kvm_xsave (4 KiB) and more with
+  // KVM_GET_XSAVE2 returns at least 4 KiB (struct kvm_xsave in C; C++ sees
+  // 4100 bytes, see vmm/kvm/kvm_abi.h) and more with
   // AMX; empty means the host had no XSAVE and `fpu` holds the FPU state.
   auto xsave = in.getXsave();
-  if (xsave.size() != 0 && (xsave.size() < sizeof(kvm_xsave) || xsave.size() > limits.max_xsave_bytes ||
+  if (xsave.size() != 0 && (xsave.size() < vmm::kvm::abi::kXsaveLegacySize || xsave.size() > limits.max_xsave_bytes ||
                             xsave.size() % sizeof(uint32_t) != 0)) {
     throw InputError("snapshot state: " + where + "xsave is " + std::to_string(xsave.size()) +
-                     " bytes; expected 0, or a multiple of 4 from " + std::to_string(sizeof(kvm_xsave)) + " to " +
+                     " bytes; expected 0, or a multiple of 4 from " + std::to_string(vmm::kvm::abi::kXsaveLegacySize) + " to " +
                      std::to_string(limits.max_xsave_bytes));
   }
   v.xsave.assign(xsave.begin(), xsave.end());

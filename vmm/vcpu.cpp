@@ -79,6 +79,7 @@ void Vcpu::thread_main() {
   sigaddset(&unblock, kick_signal());
   ::pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
   thread_ready_.store(true, std::memory_order_release);
+  first_entry_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_release);
   try {
     while (true) {
       if (!control_.running()) {

@@ -32,6 +32,8 @@ class Vcpu {
   kvm::VcpuFd& fd() { return fd_; }
   size_t index() const { return index_; }
   const VcpuExitCounts& exit_counts() const { return exits_; }
+  // When this vCPU's thread first entered KVM_RUN (steady clock), or 0.
+  int64_t first_entry_ns() const { return first_entry_ns_.load(std::memory_order_acquire); }
 
   // Starts the thread running the KVM_RUN loop.
   void start();
@@ -64,6 +66,7 @@ class Vcpu {
   std::atomic<bool> thread_ready_{false};
   pthread_t native_ = {};
   VcpuExitCounts exits_;
+  std::atomic<int64_t> first_entry_ns_{0};
   uint64_t unhandled_logged_ = 0;
 };
 

@@ -12,6 +12,7 @@
 #include "devices/legacy/serial_8250.h"
 #include "vmm/cpuid_cache.h"
 #include "vmm/irq_line.h"
+#include "vmm/state_capture.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/sys_error.h"
 #include "vmm/x86_64/lapic.h"
@@ -50,9 +51,10 @@ const char* boot_complete_action_name(BootCompleteAction action) {
   return "unknown";
 }
 
-std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
-  auto setup_start = Clock::now();
-  // Cheap checks first: nothing is opened for input that is plainly wrong.
+namespace {
+
+// Checks that need no /dev/kvm: nothing is opened for input that is plainly wrong.
+void validate_config(const VmConfig& config) {
   if (config.mem_mib == 0) throw InputError("--mem is 0 MiB; a guest needs at least 2 MiB of RAM");
   if (config.mem_mib < 2) throw InputError("--mem is " + std::to_string(config.mem_mib) + " MiB; a guest needs at least 2 MiB");
   if (uint64_t host = host_ram_mib(); host != 0 && config.mem_mib > host) {
@@ -60,33 +62,64 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
                      std::to_string(host) + " MiB of RAM");
   }
   if (config.vcpus == 0) throw InputError("--vcpus is 0; a VM needs at least one vCPU");
-  if (config.kernel_path.empty()) throw InputError("no kernel given (--kernel)");
+}
 
-  auto kvm = kvm::KvmSystem::open(config.kvm_path);
+void validate_vcpu_limit(const VmConfig& config, const kvm::KvmSystem& kvm) {
   unsigned limit = std::min(kvm.max_vcpus(), x86::max_mptable_vcpus());
   if (config.vcpus > limit) {
     throw InputError("--vcpus " + std::to_string(config.vcpus) + " is above this host's limit of " +
                      std::to_string(limit) + " (KVM_CAP_MAX_VCPUS and the MP table)");
   }
+}
+
+}  // namespace
+
+std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
+  auto setup_start = Clock::now();
+  validate_config(config);
+  if (config.kernel_path.empty()) throw InputError("no kernel given (--kernel)");
+  auto kvm = kvm::KvmSystem::open(config.kvm_path);
+  validate_vcpu_limit(config, kvm);
   // KVM_GET_SUPPORTED_CPUID costs ~1 ms of CPUID exits on nested hosts:
   // take it from the cache, or ask on a second thread while this one
   // builds the VM.
   auto supported_cpuid = std::async(std::launch::async, [&kvm, &config] {
     return supported_cpuid_cached(kvm, config.cpuid_cache_dir);
   });
-  auto memory = GuestMemory::create(config.mem_mib << 20);
+  auto vm = build(config, kvm, GuestMemory::create(config.mem_mib << 20));
+  vm->configure_boot_vcpus(supported_cpuid.get());
+  vm->timings_.vm_setup = Clock::now() - setup_start;
+
+  auto load_start = Clock::now();
+  vm->load_kernel();
+  vm->timings_.kernel_load = Clock::now() - load_start;
+  return vm;
+}
+
+std::unique_ptr<Vm> Vm::create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory) {
+  auto setup_start = Clock::now();
+  validate_config(config);
+  validate_vcpu_limit(config, kvm);
+  if (memory.size() != config.mem_mib << 20) {
+    throw InputError("restored memory is " + std::to_string(memory.size()) + " bytes, the VM is configured for " +
+                     std::to_string(config.mem_mib) + " MiB");
+  }
+  auto vm = build(config, kvm, std::move(memory));
+  vm->timings_.vm_setup = Clock::now() - setup_start;
+  return vm;
+}
+
+std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory) {
   std::unique_ptr<Vm> vm(new Vm(config, kvm.create_vm(), std::move(memory)));
   vm->register_memory();
   vm->vm_fd_.set_tss_address(kKvmTssAddress);
   vm->vm_fd_.create_irqchip();
   vm->vm_fd_.create_pit2();
   vm->create_devices();
-  vm->create_vcpus(supported_cpuid.get());
-  vm->timings_.vm_setup = Clock::now() - setup_start;
-
-  auto load_start = Clock::now();
-  vm->load_kernel();
-  vm->timings_.kernel_load = Clock::now() - load_start;
+  vm->create_vcpus();
+  vm->backend_ = kvm::detect_backend();
+  vm->msr_indices_ = kvm.msr_index_list();
+  vm->xsave_size_ = ::thaw::vmm::xsave_size(vm->vm_fd_);
   return vm;
 }
 
@@ -134,18 +167,22 @@ void Vm::create_devices() {
   mmio_bus_.insert(boot_complete_, x86::kBootCompleteMmioAddr, 4096, "boot-complete");
 }
 
-void Vm::create_vcpus(const std::vector<kvm_cpuid_entry2>& supported) {
-  auto msrs = x86::boot_msrs();
+void Vm::create_vcpus() {
   for (unsigned i = 0; i < config_.vcpus; ++i) {
-    auto vcpu = std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_);
+    vcpus_.push_back(std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_));
+  }
+  control_.set_kick([this](size_t index) { vcpus_[index]->kick(); });
+}
+
+void Vm::configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported) {
+  auto msrs = x86::boot_msrs();
+  for (auto& vcpu : vcpus_) {
     auto cpuid = supported;
-    x86::configure_cpuid(cpuid, i, config_.vcpus);
+    x86::configure_cpuid(cpuid, static_cast<unsigned>(vcpu->index()), config_.vcpus);
     vcpu->fd().set_cpuid2(cpuid);
     vcpu->fd().set_msrs(msrs);
     vcpu->fd().set_lapic(x86::boot_lapic(vcpu->fd().get_lapic()));
-    vcpus_.push_back(std::move(vcpu));
   }
-  control_.set_kick([this](size_t index) { vcpus_[index]->kick(); });
 }
 
 void Vm::load_kernel() {
@@ -169,6 +206,8 @@ void Vm::load_kernel() {
 }
 
 void Vm::start() {
+  if (started_) throw std::logic_error("Vm::start called twice");
+  started_ = true;
   started_at_ = Clock::now();
   for (auto& vcpu : vcpus_) vcpu->start();
 }

@@ -31,6 +31,9 @@ class Vm {
   // input and SysError for a refused syscall; a failed create leaves nothing
   // behind (every resource is owned before the next step that can fail).
   static std::unique_ptr<Vm> create(const VmConfig& config);
+  // The same machine without a kernel: memory comes from a snapshot and the
+  // caller applies saved vCPU, VM and device state before start().
+  static std::unique_ptr<Vm> create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory);
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
@@ -61,13 +64,26 @@ class Vm {
   kvm::VmFd& vm_fd() { return vm_fd_; }
   std::vector<std::unique_ptr<Vcpu>>& vcpus() { return vcpus_; }
   uint64_t exit_count() const;
+  bool started() const { return started_; }
+
+  // Host facts a snapshot needs, read once at creation.
+  kvm::KvmBackend backend() const { return backend_; }
+  const std::vector<uint32_t>& msr_indices() const { return msr_indices_; }
+  size_t xsave_size() const { return xsave_size_; }
+
+  // The devices, for save()/restore() next to their code.
+  devices::Serial8250& serial() { return *serial_; }
+  devices::I8042& i8042() { return *i8042_; }
+  devices::BootComplete& boot_complete() { return *boot_complete_; }
+  devices::DebugExit& debug_exit() { return *debug_exit_; }
 
  private:
   Vm(VmConfig config, kvm::VmFd vm_fd, GuestMemory memory);
-  void validate_against_host(const kvm::KvmSystem& kvm);
   void register_memory();
   void create_devices();
-  void create_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);
+  static std::unique_ptr<Vm> build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory);
+  void create_vcpus();
+  void configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);
   void load_kernel();
   void on_boot_complete(std::chrono::nanoseconds since_request);
 
@@ -85,6 +101,10 @@ class Vm {
   x86::BootInfo boot_info_{};
   BootTimings timings_;
   std::chrono::steady_clock::time_point started_at_{};
+  bool started_ = false;
+  kvm::KvmBackend backend_ = kvm::KvmBackend::kUnknown;
+  std::vector<uint32_t> msr_indices_;
+  size_t xsave_size_ = 0;
   mutable std::mutex boot_mutex_;
   std::optional<std::chrono::nanoseconds> boot_complete_after_;
 };

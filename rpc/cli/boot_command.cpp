@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rpc/cli/background_teardown.h"
+#include "rpc/cli/boot_options.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/console_output.h"
 #include "vmm/cpuid_cache.h"
@@ -14,15 +15,6 @@
 namespace thaw::cli {
 
 namespace {
-
-struct BootOptions {
-  vmm::VmConfig config;
-  std::string console = "stdout";
-  std::string on_boot_complete = "stop";
-  uint64_t timeout_ms = 30000;
-  bool json = false;
-  bool inline_teardown = false;
-};
 
 double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
 
@@ -92,26 +84,30 @@ int run_boot(BootOptions& opt) {
 
 }  // namespace
 
+void add_boot_options(CLI::App& cmd, BootOptions& opt) {
+  cmd.add_option("--kernel", opt.config.kernel_path, "Kernel image: ELF64 (vmlinux, thaw-mini.elf) or bzImage")
+      ->required();
+  cmd.add_option("--initrd", opt.config.initrd_path, "Initial ramdisk to load beside the kernel");
+  cmd.add_option("--cmdline", opt.config.cmdline, "Kernel command line")->capture_default_str();
+  cmd.add_option("--mem", opt.config.mem_mib, "Guest RAM in MiB")->capture_default_str();
+  cmd.add_option("--vcpus", opt.config.vcpus, "Number of vCPUs")->capture_default_str();
+  cmd.add_option("--console", opt.console, "Guest serial console: stdout, stderr, none or a file path")
+      ->capture_default_str();
+  cmd.add_option("--timeout-ms", opt.timeout_ms, "Give up (and fail) after this many milliseconds")
+      ->capture_default_str();
+  cmd.add_flag("--json", opt.json, "Print the result as JSON on stdout (console then goes to stderr)");
+}
+
 void add_boot_command(CLI::App& app, std::function<int()>& run) {
   auto opt = std::make_shared<BootOptions>();
   auto* cmd = app.add_subcommand("boot", "Cold-boot a kernel until it writes the boot-complete byte");
-  cmd->add_option("--kernel", opt->config.kernel_path, "Kernel image: ELF64 (vmlinux, thaw-mini.elf) or bzImage")
-      ->required();
-  cmd->add_option("--initrd", opt->config.initrd_path, "Initial ramdisk to load beside the kernel");
-  cmd->add_option("--cmdline", opt->config.cmdline, "Kernel command line")->capture_default_str();
-  cmd->add_option("--mem", opt->config.mem_mib, "Guest RAM in MiB")->capture_default_str();
-  cmd->add_option("--vcpus", opt->config.vcpus, "Number of vCPUs")->capture_default_str();
-  cmd->add_option("--console", opt->console, "Guest serial console: stdout, stderr, none or a file path")
-      ->capture_default_str();
+  add_boot_options(*cmd, *opt);
   cmd->add_option("--on-boot-complete", opt->on_boot_complete,
                   "What to do at boot-complete: stop, pause (then stop) or continue (until the guest exits)")
       ->check(CLI::IsMember({"stop", "pause", "continue"}))
       ->capture_default_str();
-  cmd->add_option("--timeout-ms", opt->timeout_ms, "Give up (and fail) after this many milliseconds")
-      ->capture_default_str();
   cmd->add_flag("--inline-teardown", opt->inline_teardown,
                 "Tear the VM down before exiting instead of in a background child (slower exit on PVM)");
-  cmd->add_flag("--json", opt->json, "Print the result as JSON on stdout (console then goes to stderr)");
   cmd->footer(
       "Exit status: 0 boot-complete reached (or the guest exited cleanly), 1 guest failure or timeout,\n"
       "2 bad input (flag, file, kernel image), 3 host or KVM error.");

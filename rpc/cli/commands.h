@@ -15,6 +15,10 @@ enum ExitCode : int {
 
 // Adds `thaw boot`; `run` is set to the function that executes it.
 void add_boot_command(CLI::App& app, std::function<int()>& run);
+// Adds `thaw snapshot`.
+void add_snapshot_command(CLI::App& app, std::function<int()>& run);
+// Adds `thaw restore`.
+void add_restore_command(CLI::App& app, std::function<int()>& run);
 // Adds `thaw doctor`.
 void add_doctor_command(CLI::App& app, std::function<int()>& run);
 

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   std::function<int()> run;
   thaw::cli::add_boot_command(app, run);
+  thaw::cli::add_snapshot_command(app, run);
+  thaw::cli::add_restore_command(app, run);
   thaw::cli::add_doctor_command(app, run);
   try {
     app.parse(argc, argv);

@@ -1,7 +1,11 @@
 #include "vmm/memory/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <stdexcept>
 
 #include "vmm/sys_error.h"
 
@@ -31,24 +35,67 @@ std::vector<MemoryRegion> plan_ram_regions(uint64_t ram_bytes) {
   return regions;
 }
 
-GuestMemory GuestMemory::create(uint64_t ram_bytes) {
+namespace {
+void check_ram_size(uint64_t ram_bytes) {
   if (ram_bytes == 0) throw InputError("guest memory size is 0; give at least 1 MiB");
   if (ram_bytes % kPageSize != 0) {
     throw InputError("guest memory size " + std::to_string(ram_bytes) + " is not a multiple of 4 KiB");
   }
+}
+}  // namespace
+
+GuestMemory GuestMemory::from_mapping(UniqueFd fd, Mapping mapping, uint64_t ram_bytes, Backing backing) {
   GuestMemory mem;
-  mem.fd_ = UniqueFd(::memfd_create("thaw-guest-ram", MFD_CLOEXEC));
-  if (!mem.fd_) throw_errno("memfd_create", "guest RAM");
-  if (::ftruncate(mem.fd_.get(), static_cast<off_t>(ram_bytes)) != 0) {
-    throw_errno("ftruncate", "guest RAM memfd to " + std::to_string(ram_bytes >> 20) + " MiB");
-  }
-  // MAP_NORESERVE: RAM is sparse until the guest touches it.
-  mem.mapping_ = Mapping::map(ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                              mem.fd_.get(), 0, "guest RAM");
+  mem.fd_ = std::move(fd);
+  mem.mapping_ = std::move(mapping);
+  mem.backing_ = backing;
   mem.size_ = ram_bytes;
   mem.regions_ = plan_ram_regions(ram_bytes);
   for (auto& r : mem.regions_) r.host = mem.mapping_.data() + r.file_offset;
   return mem;
+}
+
+GuestMemory GuestMemory::create(uint64_t ram_bytes) {
+  check_ram_size(ram_bytes);
+  UniqueFd fd(::memfd_create("thaw-guest-ram", MFD_CLOEXEC));
+  if (!fd) throw_errno("memfd_create", "guest RAM");
+  if (::ftruncate(fd.get(), static_cast<off_t>(ram_bytes)) != 0) {
+    throw_errno("ftruncate", "guest RAM memfd to " + std::to_string(ram_bytes >> 20) + " MiB");
+  }
+  // MAP_NORESERVE: RAM is sparse until the guest touches it.
+  auto mapping = Mapping::map(ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0, "guest RAM");
+  return from_mapping(std::move(fd), std::move(mapping), ram_bytes, Backing::kMemfd);
+}
+
+GuestMemory GuestMemory::map_private_file(const std::string& path, uint64_t ram_bytes) {
+  check_ram_size(ram_bytes);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno("open", "snapshot memory file " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("fstat", path);
+  if (static_cast<uint64_t>(st.st_size) != ram_bytes) {
+    throw InputError("memory file " + path + " is " + std::to_string(st.st_size) + " bytes, the state says " +
+                     std::to_string(ram_bytes));
+  }
+  // Writable private mapping of a read-only fd: writes never reach the file.
+  auto mapping = Mapping::map(ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.get(), 0,
+                              "snapshot memory (private)");
+  return from_mapping(std::move(fd), std::move(mapping), ram_bytes, Backing::kPrivateFile);
+}
+
+GuestMemory GuestMemory::anonymous(uint64_t ram_bytes) {
+  check_ram_size(ram_bytes);
+  auto mapping = Mapping::map(ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0,
+                              "guest RAM (anonymous)");
+  return from_mapping(UniqueFd(), std::move(mapping), ram_bytes, Backing::kAnonymous);
+}
+
+void GuestMemory::discard_private_pages() {
+  if (backing_ == Backing::kMemfd) throw std::logic_error("discard_private_pages needs a private mapping, not a memfd");
+  // MADV_DONTNEED on a private mapping drops the private copies; KVM's MMU
+  // notifier unmaps them from the guest too, so its next access faults in
+  // the file page (or zero) again.
+  if (::madvise(mapping_.data(), mapping_.size(), MADV_DONTNEED) != 0) throw_errno("madvise(MADV_DONTNEED)", "guest RAM");
 }
 
 bool GuestMemory::contains(GuestAddress addr, uint64_t len) const {

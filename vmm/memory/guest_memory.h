@@ -50,6 +50,22 @@ class GuestMemory {
   // size and SysError when the host refuses.
   static GuestMemory create(uint64_t ram_bytes);
 
+  // How restored RAM is backed (see snapshot/restore.h).
+  enum class Backing { kMemfd, kPrivateFile, kAnonymous };
+  // Maps `path` (a snapshot memory file of exactly `ram_bytes`) MAP_PRIVATE:
+  // the guest reads file pages lazily from the shared page cache, and its
+  // writes become private copy-on-write pages.
+  static GuestMemory map_private_file(const std::string& path, uint64_t ram_bytes);
+  // Private anonymous RAM (zero until written), e.g. for an eager read of a
+  // snapshot or for userfaultfd.
+  static GuestMemory anonymous(uint64_t ram_bytes);
+
+  Backing backing() const { return backing_; }
+  // Throws away everything the guest wrote since the mapping was made: file
+  // pages read the file again, anonymous pages read zero. The cost grows
+  // with the pages the guest dirtied only.
+  void discard_private_pages();
+
   GuestMemory(GuestMemory&&) noexcept = default;
   GuestMemory& operator=(GuestMemory&&) noexcept = default;
 
@@ -86,8 +102,11 @@ class GuestMemory {
  private:
   GuestMemory() = default;
 
+  static GuestMemory from_mapping(UniqueFd fd, Mapping mapping, uint64_t ram_bytes, Backing backing);
+
   UniqueFd fd_;
   Mapping mapping_;
+  Backing backing_ = Backing::kMemfd;
   uint64_t size_ = 0;
   std::vector<MemoryRegion> regions_;
 };

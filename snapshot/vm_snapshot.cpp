@@ -1,0 +1,137 @@
+#include "snapshot/vm_snapshot.h"
+
+#include <spdlog/spdlog.h>
+
+#include "devices/legacy/boot_complete.h"
+#include "devices/legacy/debug_exit.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial_8250.h"
+#include "snapshot/host_fingerprint.h"
+#include "vmm/state_capture.h"
+#include "vmm/state_validation.h"
+#include "vmm/sys_error.h"
+
+namespace thaw::snapshot {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+const char* memory_backing_name(MemoryBacking backing) {
+  switch (backing) {
+    case MemoryBacking::kPrivate: return "private";
+    case MemoryBacking::kEager: return "eager";
+    case MemoryBacking::kUffd: return "uffd";
+  }
+  return "unknown";
+}
+
+MemoryBacking parse_memory_backing(const std::string& name) {
+  if (name == "private") return MemoryBacking::kPrivate;
+  if (name == "eager") return MemoryBacking::kEager;
+  if (name == "uffd") return MemoryBacking::kUffd;
+  throw InputError("memory backing '" + name + "' is not one of private, eager, uffd");
+}
+
+SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir) {
+  if (vm.state() != vmm::RunState::kPaused) {
+    throw std::logic_error("save_vm_snapshot: the VM must be paused (it is " +
+                           std::string(vm.state() == vmm::RunState::kRunning ? "running" : "stopped") + ")");
+  }
+  auto start = Clock::now();
+  SnapshotState state;
+  state.host = current_host_fingerprint(vmm::kvm::backend_name(vm.backend()));
+  state.memory = MemoryLayout::for_ram(vm.memory().size());
+  for (auto& vcpu : vm.vcpus()) {
+    state.vcpus.push_back(vmm::save_vcpu_state(vcpu->fd(), vm.msr_indices(), vm.xsave_size()));
+  }
+  state.vm = vmm::save_vm_state(vm.vm_fd());
+  state.devices.serial = vm.serial().save();
+  state.devices.i8042 = vm.i8042().save();
+  state.devices.boot_complete = vm.boot_complete().save();
+  state.devices.debug_exit = vm.debug_exit().save();
+  if (auto booted = vm.boot_complete_after()) state.boot_complete_after_ns = static_cast<uint64_t>(booted->count());
+  SaveResult result;
+  result.capture = Clock::now() - start;
+  std::span<const uint8_t> memory(vm.memory().host_base(), vm.memory().size());
+  result.write = write_snapshot_dir(dir, state, memory);
+  result.total = Clock::now() - start;
+  return result;
+}
+
+RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options) {
+  auto start = Clock::now();
+  auto snapshot = read_snapshot_dir(dir);
+  auto read_time = Clock::now() - start;
+  auto restored = restore_vm(snapshot, options);
+  restored.timings.read_state = read_time;
+  restored.timings.total += read_time;
+  return restored;
+}
+
+RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& options) {
+  auto start = Clock::now();
+  const SnapshotState& state = snapshot.state;
+  auto kvm = vmm::kvm::KvmSystem::open(options.kvm_path);
+  std::string mismatch =
+      check_host_compatible(state.host, current_host_fingerprint(vmm::kvm::backend_name(vmm::kvm::detect_backend())));
+  if (!mismatch.empty()) spdlog::warn("restoring on another host: {}", mismatch);
+  if (state.memory.size_bytes % (1ull << 20) != 0) {
+    throw InputError("snapshot memory size " + std::to_string(state.memory.size_bytes) + " is not a whole MiB");
+  }
+
+  RestoredVm restored;
+  auto map_start = Clock::now();
+  vmm::GuestMemory memory = options.memory == MemoryBacking::kPrivate
+                                ? vmm::GuestMemory::map_private_file(snapshot.memory_path, state.memory.size_bytes)
+                                : vmm::GuestMemory::anonymous(state.memory.size_bytes);
+  if (options.memory == MemoryBacking::kEager) {
+    ReadOptions read;
+    read.verify_hashes = options.verify_memory;
+    read.dest_is_zeroed = true;
+    read_memory_file_into(snapshot.memory_path, {memory.host_base(), memory.size()}, state.memory, read);
+  }
+  restored.timings.map_memory = Clock::now() - map_start;
+
+  auto create_start = Clock::now();
+  vmm::VmConfig config;
+  config.mem_mib = state.memory.size_bytes >> 20;
+  config.vcpus = static_cast<unsigned>(state.vcpus.size());
+  config.console = options.console;
+  config.boot_complete_action = vmm::BootCompleteAction::kContinue;
+  config.kvm_path = options.kvm_path;
+  config.kernel_path = "(snapshot)";
+  restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory));
+  if (options.memory == MemoryBacking::kUffd) {
+    restored.pager = std::make_unique<vmm::UserfaultPager>(restored.vm->memory(), snapshot.memory_path);
+  }
+  restored.timings.create_vm = Clock::now() - create_start;
+
+  auto apply_start = Clock::now();
+  vmm::Vm& vm = *restored.vm;
+  auto context = vmm::validation_context(kvm, vm.vm_fd(), config.vcpus, state.memory.size_bytes);
+  std::string problem = vmm::validate_machine_state(state.vcpus, state.vm, context);
+  if (!problem.empty()) throw InputError("snapshot state rejected: " + problem);
+  // Devices validate their own state; do them before touching KVM.
+  try {
+    vm.serial().restore(state.devices.serial);
+    vm.i8042().restore(state.devices.i8042);
+    vm.boot_complete().restore(state.devices.boot_complete);
+    vm.debug_exit().restore(state.devices.debug_exit);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("snapshot device state rejected: ") + e.what());
+  }
+  // VM-wide chips first: the vCPUs' LAPICs then see the restored IOAPIC/PIC.
+  vmm::restore_vm_state(vm.vm_fd(), state.vm);
+  vmm::VcpuRestoreOptions vcpu_options;
+  vcpu_options.tsc_scaling = vmm::has_tsc_scaling(vm.vm_fd());
+  vcpu_options.allow_tsc_mismatch = options.allow_tsc_mismatch;
+  for (size_t i = 0; i < state.vcpus.size(); ++i) vmm::restore_vcpu_state(vm.vcpus()[i]->fd(), state.vcpus[i], vcpu_options);
+  restored.timings.apply_state = Clock::now() - apply_start;
+  restored.timings.total = Clock::now() - start;
+  return restored;
+}
+
+}  // namespace thaw::snapshot

@@ -1,0 +1,64 @@
+// Saving a paused VM into a snapshot directory, and restoring clones from
+// one. This is where vmm's plain state structs meet the snapshot format.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "snapshot/snapshot_dir.h"
+#include "vmm/memory/userfault_pager.h"
+#include "vmm/vm.h"
+
+namespace thaw::snapshot {
+
+struct SaveResult {
+  SnapshotWriteResult write;
+  std::chrono::nanoseconds capture{0};  // reading state from KVM and devices
+  std::chrono::nanoseconds total{0};
+};
+
+// Saves `vm`, which must be paused at a consistent point (Vm::pause or the
+// boot-complete action "pause"), to `dir`.
+SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir);
+
+enum class MemoryBacking {
+  kPrivate,  // MAP_PRIVATE of the memory file: lazy, shared page cache, copy-on-write
+  kEager,    // io_uring read of the whole file into anonymous memory
+  kUffd,     // anonymous memory filled page by page by a userfaultfd handler
+};
+const char* memory_backing_name(MemoryBacking backing);
+// Parses "private", "eager" or "uffd"; throws InputError naming the value.
+MemoryBacking parse_memory_backing(const std::string& name);
+
+struct RestoreOptions {
+  MemoryBacking memory = MemoryBacking::kPrivate;
+  vmm::ConsoleSink console;
+  bool verify_memory = false;  // eager only: check every chunk's hash while reading
+  bool allow_tsc_mismatch = false;
+  std::string kvm_path = "/dev/kvm";
+};
+
+struct RestoreTimings {
+  std::chrono::nanoseconds read_state{0};     // read, check and decode the state file
+  std::chrono::nanoseconds map_memory{0};     // map or read guest RAM
+  std::chrono::nanoseconds create_vm{0};      // VM, irqchip, devices, vCPUs
+  std::chrono::nanoseconds apply_state{0};    // validate, then vCPU/VM/device state into KVM
+  std::chrono::nanoseconds total{0};
+};
+
+// A restored clone: paused before its first instruction until start().
+// The pager (uffd only) is declared first so it outlives the VM's vCPUs.
+struct RestoredVm {
+  std::unique_ptr<vmm::UserfaultPager> pager;
+  std::unique_ptr<vmm::Vm> vm;
+  RestoreTimings timings;
+};
+
+// Restores one clone of the snapshot in `dir`. The snapshot is untrusted:
+// everything is validated before the first ioctl that applies it, and a
+// failure leaves nothing behind.
+RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& options);
+RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options);
+
+}  // namespace thaw::snapshot

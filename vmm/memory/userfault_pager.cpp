@@ -1,0 +1,84 @@
+#include "vmm/memory/userfault_pager.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "vmm/sys_error.h"
+
+namespace thaw::vmm {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+}
+
+UserfaultPager::UserfaultPager(GuestMemory& memory, const std::string& source_path)
+    : base_(memory.host_base()), size_(memory.size()) {
+  if (memory.backing() != GuestMemory::Backing::kAnonymous) {
+    throw std::logic_error("userfaultfd paging needs anonymous guest memory");
+  }
+  source_ = UniqueFd(::open(source_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!source_) throw_errno("open", "memory file " + source_path);
+  uffd_ = UniqueFd(static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
+  if (!uffd_) throw_errno("userfaultfd", "needs root or vm.unprivileged_userfaultfd=1");
+  uffdio_api api{};
+  api.api = UFFD_API;
+  if (::ioctl(uffd_.get(), UFFDIO_API, &api) != 0) throw_errno("UFFDIO_API");
+  uffdio_register reg{};
+  reg.range.start = reinterpret_cast<uint64_t>(base_);
+  reg.range.len = size_;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (::ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) != 0) throw_errno("UFFDIO_REGISTER", "guest RAM");
+  stop_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_) throw_errno("eventfd", "userfault pager stop");
+  thread_ = std::thread([this] { serve(); });
+}
+
+UserfaultPager::~UserfaultPager() {
+  uint64_t one = 1;
+  if (::write(stop_event_.get(), &one, sizeof one) < 0) spdlog::warn("userfault pager: cannot signal stop");
+  if (thread_.joinable()) thread_.join();
+}
+
+void UserfaultPager::serve() {
+  std::vector<uint8_t> page(kPage);
+  pollfd fds[2] = {{uffd_.get(), POLLIN, 0}, {stop_event_.get(), POLLIN, 0}};
+  while (true) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("userfault pager: poll failed: {}", std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents & POLLIN) return;
+    uffd_msg msg{};
+    ssize_t n = ::read(uffd_.get(), &msg, sizeof msg);
+    if (n != sizeof msg) continue;  // EAGAIN: another wake-up took it
+    if (msg.event != UFFD_EVENT_PAGEFAULT) continue;
+    uint64_t offset = (msg.arg.pagefault.address - reinterpret_cast<uint64_t>(base_)) & ~(kPage - 1);
+    // A short read (file shorter than RAM) leaves the rest zero, as RAM starts.
+    std::fill(page.begin(), page.end(), 0);
+    if (::pread(source_.get(), page.data(), kPage, static_cast<off_t>(offset)) < 0) {
+      spdlog::error("userfault pager: pread at {:#x} failed: {}", offset, std::strerror(errno));
+    }
+    uffdio_copy copy{};
+    copy.dst = reinterpret_cast<uint64_t>(base_) + offset;
+    copy.src = reinterpret_cast<uint64_t>(page.data());
+    copy.len = kPage;
+    // EEXIST: another thread's fault already filled the page; that is fine.
+    if (::ioctl(uffd_.get(), UFFDIO_COPY, &copy) != 0 && errno != EEXIST) {
+      spdlog::error("userfault pager: UFFDIO_COPY at {:#x} failed: {}", offset, std::strerror(errno));
+      continue;
+    }
+    pages_served_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace thaw::vmm
