@@ -61,6 +61,57 @@ SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir) {
   return result;
 }
 
+namespace {
+
+// Devices, then VM-wide chips, then each vCPU. The state was validated (or
+// is the one validated at restore time, for a reset).
+void apply_saved_state(vmm::Vm& vm, const SnapshotState& state, bool allow_tsc_mismatch) {
+  // Devices validate their own state; do them before touching KVM.
+  try {
+    vm.serial().restore(state.devices.serial);
+    vm.i8042().restore(state.devices.i8042);
+    vm.boot_complete().restore(state.devices.boot_complete);
+    vm.debug_exit().restore(state.devices.debug_exit);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("snapshot device state rejected: ") + e.what());
+  }
+  // VM-wide chips first: the vCPUs' LAPICs then see the restored IOAPIC/PIC.
+  vmm::restore_vm_state(vm.vm_fd(), state.vm);
+  vmm::VcpuRestoreOptions vcpu_options;
+  vcpu_options.tsc_scaling = vmm::has_tsc_scaling(vm.vm_fd());
+  vcpu_options.allow_tsc_mismatch = allow_tsc_mismatch;
+  for (size_t i = 0; i < state.vcpus.size(); ++i) {
+    vmm::restore_vcpu_state(vm.vcpus()[i]->fd(), state.vcpus[i], vcpu_options);
+  }
+}
+
+}  // namespace
+
+ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const RestoreOptions& options) {
+  vmm::Vm& vm = *clone.vm;
+  if (vm.state() != vmm::RunState::kPaused) {
+    throw std::logic_error("reset_vm: pause the clone first (a stopped clone has no vCPU threads left)");
+  }
+  auto start = Clock::now();
+  ResetResult result;
+  // Private pages go; file pages (private) or the pager (uffd) bring the
+  // snapshot's content back on the next touch. Eager memory has no file
+  // behind it, so it is read again: a reset then costs the whole file.
+  vm.memory().discard_private_pages();
+  if (options.memory == MemoryBacking::kEager) {
+    ReadOptions read;
+    read.dest_is_zeroed = true;
+    read_memory_file_into(snapshot.memory_path, {vm.memory().host_base(), vm.memory().size()}, snapshot.state.memory,
+                          read);
+  }
+  result.memory = Clock::now() - start;
+  auto apply_start = Clock::now();
+  apply_saved_state(vm, snapshot.state, options.allow_tsc_mismatch);
+  result.apply_state = Clock::now() - apply_start;
+  result.total = Clock::now() - start;
+  return result;
+}
+
 RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options) {
   auto start = Clock::now();
   auto snapshot = read_snapshot_dir(dir);
@@ -102,6 +153,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.console = options.console;
   config.boot_complete_action = vmm::BootCompleteAction::kContinue;
   config.kvm_path = options.kvm_path;
+  config.pause_on_guest_exit = options.pause_on_guest_exit;
   config.kernel_path = "(snapshot)";
   restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory));
   if (options.memory == MemoryBacking::kUffd) {
@@ -114,21 +166,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   auto context = vmm::validation_context(kvm, vm.vm_fd(), config.vcpus, state.memory.size_bytes);
   std::string problem = vmm::validate_machine_state(state.vcpus, state.vm, context);
   if (!problem.empty()) throw InputError("snapshot state rejected: " + problem);
-  // Devices validate their own state; do them before touching KVM.
-  try {
-    vm.serial().restore(state.devices.serial);
-    vm.i8042().restore(state.devices.i8042);
-    vm.boot_complete().restore(state.devices.boot_complete);
-    vm.debug_exit().restore(state.devices.debug_exit);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(std::string("snapshot device state rejected: ") + e.what());
-  }
-  // VM-wide chips first: the vCPUs' LAPICs then see the restored IOAPIC/PIC.
-  vmm::restore_vm_state(vm.vm_fd(), state.vm);
-  vmm::VcpuRestoreOptions vcpu_options;
-  vcpu_options.tsc_scaling = vmm::has_tsc_scaling(vm.vm_fd());
-  vcpu_options.allow_tsc_mismatch = options.allow_tsc_mismatch;
-  for (size_t i = 0; i < state.vcpus.size(); ++i) vmm::restore_vcpu_state(vm.vcpus()[i]->fd(), state.vcpus[i], vcpu_options);
+  apply_saved_state(vm, state, options.allow_tsc_mismatch);
   restored.timings.apply_state = Clock::now() - apply_start;
   restored.timings.total = Clock::now() - start;
   return restored;

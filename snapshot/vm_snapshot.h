@@ -36,6 +36,9 @@ struct RestoreOptions {
   vmm::ConsoleSink console;
   bool verify_memory = false;  // eager only: check every chunk's hash while reading
   bool allow_tsc_mismatch = false;
+  // Pause (instead of stop) when the guest reports it is done, so the clone
+  // can be reset in place.
+  bool pause_on_guest_exit = false;
   std::string kvm_path = "/dev/kvm";
 };
 
@@ -60,5 +63,17 @@ struct RestoredVm {
 // failure leaves nothing behind.
 RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& options);
 RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options);
+
+struct ResetResult {
+  std::chrono::nanoseconds memory{0};       // drop private pages (eager: read the file again)
+  std::chrono::nanoseconds apply_state{0};  // vCPU, VM and device state
+  std::chrono::nanoseconds total{0};
+};
+
+// Returns a used clone to the snapshot without destroying its VM: drops the
+// guest's private pages (MADV_DONTNEED) and reloads vCPU, VM and device
+// state. The clone must be paused; resume() then runs it from the snapshot
+// point. `snapshot` and `options` must be the ones it was restored with.
+ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const RestoreOptions& options);
 
 }  // namespace thaw::snapshot

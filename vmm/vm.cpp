@@ -153,7 +153,12 @@ void Vm::create_devices() {
 
   debug_exit_ = std::make_shared<devices::DebugExit>([this](uint8_t code) {
     if (code == 0) {
-      control_.request_stop(StopReason::kGuestExit, "guest wrote 0 to the debug-exit port");
+      guest_exits_.fetch_add(1, std::memory_order_relaxed);
+      if (config_.pause_on_guest_exit) {
+        control_.request_pause();
+      } else {
+        control_.request_stop(StopReason::kGuestExit, "guest wrote 0 to the debug-exit port");
+      }
     } else {
       char buf[96];
       std::snprintf(buf, sizeof buf, "guest reported failure code 0x%02x on the debug-exit port", code);

@@ -2,6 +2,7 @@
 // threads. Wiring is explicit here; devices never see KVM.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -65,6 +66,8 @@ class Vm {
   std::vector<std::unique_ptr<Vcpu>>& vcpus() { return vcpus_; }
   uint64_t exit_count() const;
   bool started() const { return started_; }
+  // How many times the guest reported a clean exit (debug-exit code 0).
+  uint64_t guest_exits() const { return guest_exits_.load(std::memory_order_relaxed); }
 
   // Host facts a snapshot needs, read once at creation.
   kvm::KvmBackend backend() const { return backend_; }
@@ -102,6 +105,7 @@ class Vm {
   BootTimings timings_;
   std::chrono::steady_clock::time_point started_at_{};
   bool started_ = false;
+  std::atomic<uint64_t> guest_exits_{0};
   kvm::KvmBackend backend_ = kvm::KvmBackend::kUnknown;
   std::vector<uint32_t> msr_indices_;
   size_t xsave_size_ = 0;

@@ -23,6 +23,9 @@ struct VmConfig {
   uint64_t mem_mib = 128;
   unsigned vcpus = 1;
   BootCompleteAction boot_complete_action = BootCompleteAction::kStop;
+  // A clean guest exit (0 on the debug-exit port) stops the VM; with this
+  // set it pauses it instead, so a pool can reset the clone in place.
+  bool pause_on_guest_exit = false;
   ConsoleSink console;  // empty: the console output is dropped
   // When the VM was asked for: the boot-complete device measures from here.
   std::chrono::steady_clock::time_point requested_at = std::chrono::steady_clock::now();
