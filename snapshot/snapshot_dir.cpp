@@ -117,7 +117,7 @@ SnapshotWriteResult write_snapshot_dir(const std::string& dir, const SnapshotSta
 LoadedSnapshot read_snapshot_dir(const std::string& dir, const DecodeLimits& limits) {
   UniqueFd dir_fd = open_dir(dir);
   std::vector<uint8_t> bytes = read_state_file(dir_fd.get(), dir, limits);
-  LoadedSnapshot loaded{decode_state(bytes, limits), join(dir, kMemoryFileName)};
+  LoadedSnapshot loaded{decode_state(bytes, limits), join(dir, kMemoryFileName), dir};
 
   struct stat st {};
   if (::fstatat(dir_fd.get(), kMemoryFileName, &st, 0) != 0) {

@@ -46,6 +46,7 @@ SnapshotWriteResult write_snapshot_dir(const std::string& dir, const SnapshotSta
 struct LoadedSnapshot {
   SnapshotState state;
   std::string memory_path;  // checked: exactly state.memory.size_bytes long
+  std::string dir;          // where it was read from (its working-set file lives there too)
 };
 
 // Reads and validates `dir/state` (size cap before reading), and checks that

@@ -65,7 +65,7 @@ namespace {
 
 // Devices, then VM-wide chips, then each vCPU. The state was validated (or
 // is the one validated at restore time, for a reset).
-void apply_saved_state(vmm::Vm& vm, const SnapshotState& state, bool allow_tsc_mismatch) {
+void apply_saved_state(vmm::Vm& vm, const SnapshotState& state, bool allow_tsc_mismatch, bool is_reset) {
   // Devices validate their own state; do them before touching KVM.
   try {
     vm.serial().restore(state.devices.serial);
@@ -80,6 +80,7 @@ void apply_saved_state(vmm::Vm& vm, const SnapshotState& state, bool allow_tsc_m
   vmm::VcpuRestoreOptions vcpu_options;
   vcpu_options.tsc_scaling = vmm::has_tsc_scaling(vm.vm_fd());
   vcpu_options.allow_tsc_mismatch = allow_tsc_mismatch;
+  vcpu_options.cpuid_already_set = is_reset;
   for (size_t i = 0; i < state.vcpus.size(); ++i) {
     vmm::restore_vcpu_state(vm.vcpus()[i]->fd(), state.vcpus[i], vcpu_options);
   }
@@ -106,7 +107,7 @@ ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const Re
   }
   result.memory = Clock::now() - start;
   auto apply_start = Clock::now();
-  apply_saved_state(vm, snapshot.state, options.allow_tsc_mismatch);
+  apply_saved_state(vm, snapshot.state, options.allow_tsc_mismatch, /*is_reset=*/true);
   result.apply_state = Clock::now() - apply_start;
   result.total = Clock::now() - start;
   return result;
@@ -133,6 +134,30 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
     throw InputError("snapshot memory size " + std::to_string(state.memory.size_bytes) + " is not a whole MiB");
   }
 
+  if (options.record_working_set && options.memory != MemoryBacking::kUffd) {
+    throw InputError(std::string("recording a working set needs uffd memory (the pager sees each page's first "
+                                 "touch), not ") + memory_backing_name(options.memory));
+  }
+  if (options.record_working_set && options.prefetch) {
+    throw InputError("record a working set without prefetch: prefetched pages never fault, so the recording "
+                     "would miss them");
+  }
+  if (options.prefetch && options.memory == MemoryBacking::kEager) {
+    throw InputError("prefetch needs private or uffd memory: eager reads the whole memory file anyway");
+  }
+  std::optional<WorkingSet> working_set;
+  auto prefetch_read_start = Clock::now();
+  if (options.prefetch) {
+    // Before any memory is mapped: a malformed file fails the restore with nothing to undo.
+    std::string dir = snapshot.dir;
+    if (dir.empty()) {
+      auto slash = snapshot.memory_path.rfind('/');
+      dir = slash == std::string::npos ? "." : snapshot.memory_path.substr(0, slash);
+    }
+    working_set = read_working_set(dir, state.memory.size_bytes);
+  }
+  auto prefetch_read_time = Clock::now() - prefetch_read_start;
+
   RestoredVm restored;
   auto map_start = Clock::now();
   vmm::GuestMemory memory = options.memory == MemoryBacking::kPrivate
@@ -145,6 +170,14 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
     read_memory_file_into(snapshot.memory_path, {memory.host_base(), memory.size()}, state.memory, read);
   }
   restored.timings.map_memory = Clock::now() - map_start;
+  // uffd: the pages land in anonymous memory before the pager registers
+  // it, so they are present and never fault.
+  restored.timings.prefetch = prefetch_read_time;
+  if (working_set) {
+    auto prefetched = prefetch_working_set(memory, snapshot.memory_path, *working_set, memory.backing());
+    restored.timings.prefetch += prefetched.elapsed;
+    restored.timings.prefetch_bytes = prefetched.bytes;
+  }
 
   auto create_start = Clock::now();
   vmm::VmConfig config;
@@ -157,7 +190,8 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.kernel_path = "(snapshot)";
   restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory));
   if (options.memory == MemoryBacking::kUffd) {
-    restored.pager = std::make_unique<vmm::UserfaultPager>(restored.vm->memory(), snapshot.memory_path);
+    restored.pager = std::make_unique<vmm::UserfaultPager>(restored.vm->memory(), snapshot.memory_path,
+                                                           options.record_working_set);
   }
   restored.timings.create_vm = Clock::now() - create_start;
 
@@ -166,10 +200,20 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   auto context = vmm::validation_context(kvm, vm.vm_fd(), config.vcpus, state.memory.size_bytes);
   std::string problem = vmm::validate_machine_state(state.vcpus, state.vm, context);
   if (!problem.empty()) throw InputError("snapshot state rejected: " + problem);
-  apply_saved_state(vm, state, options.allow_tsc_mismatch);
+  apply_saved_state(vm, state, options.allow_tsc_mismatch, /*is_reset=*/false);
   restored.timings.apply_state = Clock::now() - apply_start;
   restored.timings.total = Clock::now() - start;
   return restored;
+}
+
+WorkingSet save_recorded_working_set(RestoredVm& clone, const std::string& dir) {
+  if (!clone.pager || !clone.pager->recording()) {
+    throw std::logic_error("save_recorded_working_set: the clone was not restored with record_working_set");
+  }
+  std::vector<uint64_t> offsets = clone.pager->recorded_pages();
+  WorkingSet ws = working_set_from_offsets(offsets);
+  write_working_set(dir, ws, clone.vm->memory().size());
+  return ws;
 }
 
 }  // namespace thaw::snapshot

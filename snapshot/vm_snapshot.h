@@ -7,6 +7,7 @@
 #include <string>
 
 #include "snapshot/snapshot_dir.h"
+#include "snapshot/working_set.h"
 #include "vmm/memory/userfault_pager.h"
 #include "vmm/vm.h"
 
@@ -39,12 +40,22 @@ struct RestoreOptions {
   // Pause (instead of stop) when the guest reports it is done, so the clone
   // can be reset in place.
   bool pause_on_guest_exit = false;
+  // uffd only: the pager remembers every page it serves, so the clone's
+  // working set can be saved afterwards (save_recorded_working_set).
+  // Cannot be combined with prefetch: prefetched pages never fault.
+  bool record_working_set = false;
+  // private or uffd: make the pages in the snapshot's working-set file
+  // present before the vCPU runs (nothing happens when there is none).
+  // Eager reads the whole memory file anyway and rejects it.
+  bool prefetch = false;
   std::string kvm_path = "/dev/kvm";
 };
 
 struct RestoreTimings {
   std::chrono::nanoseconds read_state{0};     // read, check and decode the state file
   std::chrono::nanoseconds map_memory{0};     // map or read guest RAM
+  std::chrono::nanoseconds prefetch{0};       // read the working-set file and prefetch its pages
+  uint64_t prefetch_bytes = 0;                // guest memory the prefetch made present
   std::chrono::nanoseconds create_vm{0};      // VM, irqchip, devices, vCPUs
   std::chrono::nanoseconds apply_state{0};    // validate, then vCPU/VM/device state into KVM
   std::chrono::nanoseconds total{0};
@@ -63,6 +74,11 @@ struct RestoredVm {
 // failure leaves nothing behind.
 RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& options);
 RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options);
+
+// Writes the pages `clone`'s pager recorded (RestoreOptions::record_working_set)
+// to `dir`/working-set and returns them. Pause or stop the clone first, so
+// the set is the one at a known point of the guest's run.
+WorkingSet save_recorded_working_set(RestoredVm& clone, const std::string& dir);
 
 struct ResetResult {
   std::chrono::nanoseconds memory{0};       // drop private pages (eager: read the file again)

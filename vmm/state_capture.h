@@ -40,6 +40,7 @@ bool has_tsc_scaling(const kvm::VmFd& vm);
 struct VcpuRestoreOptions {
   bool tsc_scaling = false;         // has_tsc_scaling() of the target VM
   bool allow_tsc_mismatch = false;  // run on at the host's rate when it differs and cannot be scaled
+  bool cpuid_already_set = false;   // reset in place: this vCPU already has the snapshot's CPUID
 };
 
 // The ValidationContext for restoring into a VM with these properties.

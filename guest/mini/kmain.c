@@ -2,23 +2,28 @@
  * page tables, GDT, TSS and IDT.
  *
  *   banner, command line, RAM  ->  optional deliberate fault (thaw.fault=)
- *   -> FNV-1a in ring 3  ->  "ready" + boot-complete write  ->  idle
+ *   -> FNV-1a in ring 3  ->  first half of thaw.after=split  ->  LAPIC timer
+ *   -> "ready" + boot-complete write  ->  thaw.after= (idle by default)
+ *
+ * The timer starts before the boot-complete write so that a snapshot taken
+ * at the write holds a running LAPIC timer (and, as interrupts are still
+ * off, usually a pending tick): a restored clone only counts ticks if the
+ * VMM brought the LAPIC timer back.
  *
  * Everything here runs in ring 0, which PVM emulates at ~0.7 us per
  * instruction, so it only prints and dispatches; the computing happens in
  * ring 3 (user_fn.c). */
 #include <stdint.h>
 
+#include "after_boot.h"
 #include "arch.h"
 #include "boot_info.h"
 #include "console.h"
 #include "exceptions.h"
+#include "lapic.h"
 #include "options.h"
+#include "traps.h"
 #include "user_fn.h"
-
-/* traps.S: runs entry(arg) in ring 3, returns the RAX it passes to int $0x80. */
-uint64_t enter_user(void (*entry)(uint64_t), uint64_t arg, void *stack_top);
-extern char user_stack_top[];
 
 static void print_boot_lines(const struct boot_info *boot) {
   console_str("thaw-mini: booting");
@@ -54,11 +59,13 @@ __attribute__((noreturn, used)) void kmain(unsigned boot_kind, uint64_t boot_inf
 
   raise_fault(options.fault);
   run_builtin_function(options.fn_bytes);
+  after_boot_prepare(&options);
+  lapic_timer_start();
 
   /* Print first: the VMM may pause or snapshot the VM at the write. */
   console_str("thaw-mini: ready");
   console_end_line();
   *(volatile uint8_t *)(uintptr_t)BOOT_COMPLETE_ADDR = BOOT_COMPLETE_VALUE;
   if (options.exit_after_ready) debug_exit(EXIT_CODE_SUCCESS);
-  idle_forever();
+  after_boot_run(&options);
 }

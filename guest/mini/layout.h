@@ -11,7 +11,10 @@
  * three fields, which no relocation can express). mini.ld asserts this. */
 #define ISR_BASE IMAGE_BASE
 #define ISR_STRIDE 16
-#define SYSCALL_STUB_SLOT 32 /* the int 0x80 stub follows the 32 exception stubs */
+#define SYSCALL_STUB_SLOT 32  /* the int 0x80 stub follows the 32 exception stubs */
+#define TIMER_STUB_SLOT 33    /* LAPIC timer interrupt */
+#define SPURIOUS_STUB_SLOT 34 /* LAPIC spurious interrupt */
+#define ISR_SLOTS 35
 
 /* GDT selectors: Linux's x86-64 layout, slot for slot. 0x10/0x18 are what the
  * VMM (and our own PVH stub) load, so CS never needs a far reload; and PVM
@@ -29,7 +32,9 @@
 #define TSS_SIZE 104
 #define IST_DOUBLE_FAULT 1
 
+#define VECTOR_TIMER 0x20    /* LAPIC timer, periodic (lapic.c) */
 #define VECTOR_SYSCALL 0x80
+#define VECTOR_SPURIOUS 0xff /* LAPIC spurious-interrupt vector (SVR) */
 #define IDT_ENTRIES 256
 
 /* Page-table entry bits. */
@@ -53,6 +58,45 @@
 #define DEBUG_EXIT_PORT 0xf4 /* thaw debug-exit / QEMU isa-debug-exit */
 #define EXIT_CODE_SUCCESS 0x00
 #define EXIT_CODE_GUEST_FAILURE 0x31
+#define EXIT_CODE_NO_CONTROL_PAGE 0x32 /* thaw.after=clone without a control page */
+
+/* Local APIC (xAPIC MMIO, the architectural default base; inside our 4 GiB
+ * identity map, left cacheable: KVM's in-kernel LAPIC traps the accesses
+ * whatever the memory type). Only the registers the timer needs. */
+#define LAPIC_BASE 0xfee00000
+#define LAPIC_EOI 0x0b0
+#define LAPIC_SVR 0x0f0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_TIMER_INITIAL_COUNT 0x380
+#define LAPIC_TIMER_DIVIDE 0x3e0
+#define LAPIC_EOI_ADDR (LAPIC_BASE + LAPIC_EOI)
+#define LAPIC_SVR_ENABLE 0x100
+#define LAPIC_TIMER_PERIODIC 0x20000
+#define LAPIC_DIVIDE_BY_16 0x3
+/* KVM's LAPIC timer counts at 1 GHz (APIC bus cycle 1 ns) before the divider:
+ * 125000 * 16 ns = 2 ms per tick. See README.md for the measured period. */
+#define LAPIC_TIMER_COUNT 125000
+
+/* Control page ("mailbox"): one 4 KiB page of guest RAM the VMM may write
+ * before it resumes a restored clone; read by thaw.after=clone after the
+ * boot-complete write returns. Nothing else in the guest or the VMM's boot
+ * layout (zero page 0x7000, page tables 0x9000-0xefff, command line
+ * 0x20000-0x2ffff, MP table 0x9fc00) uses it. Little-endian u64 fields: */
+#define CONTROL_PAGE_ADDR 0x80000
+#define CONTROL_PAGE_SIZE 0x1000
+#define CONTROL_MAGIC 0x4b434f4c57414854ull /* "THAWLOCK" as little-endian bytes */
+#define CONTROL_OFF_MAGIC 0
+#define CONTROL_OFF_GENERATION 8
+#define CONTROL_OFF_CLONE_ID 16
+#define CONTROL_OFF_SEED 24
+#define CONTROL_OFF_WALL_CLOCK_NS 32
+#define CONTROL_OFF_CLONE_INPUT 40
+
+/* thaw.after=clone writes its 64 KiB of derived bytes here (ring 3), so a
+ * VMM or test can read them back from guest memory. mini.ld asserts that the
+ * image (with .bss) ends below it. */
+#define CLONE_BUFFER_ADDR 0x200000
+#define CLONE_BUFFER_SIZE 0x10000
 
 /* How the guest was entered: passed to kmain in EDI. */
 #define BOOT_KIND_LINUX 0 /* 64-bit Linux boot protocol, RSI = boot_params */

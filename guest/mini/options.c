@@ -49,11 +49,20 @@ static void apply_option(struct options *options, const char *key, const char *e
     if (parse_decimal(value, end, &number)) options->exit_after_ready = number != 0;
   } else if ((value = after_prefix(key, end, "quiet="))) {
     if (parse_decimal(value, end, &number)) options->quiet = number != 0;
+  } else if ((value = after_prefix(key, end, "after="))) {
+    const char *count;
+    if (equals(value, end, "idle")) options->after = AFTER_IDLE;
+    else if (equals(value, end, "split")) options->after = AFTER_SPLIT;
+    else if (equals(value, end, "clone")) options->after = AFTER_CLONE;
+    else if ((count = after_prefix(value, end, "ticks:")) && parse_decimal(count, end, &number)) {
+      options->after = AFTER_TICKS;
+      options->after_ticks = number;
+    }
   }
 }
 
 struct options parse_options(const char *cmdline) {
-  struct options options = {DEFAULT_FN_BYTES, FAULT_NONE, 0, 0};
+  struct options options = {DEFAULT_FN_BYTES, FAULT_NONE, 0, 0, AFTER_IDLE, 0};
   const char *p = cmdline;
   for (;;) {
     while (is_space(*p)) p++;

@@ -8,11 +8,16 @@
 
 enum fault_kind { FAULT_NONE, FAULT_UD, FAULT_PF, FAULT_GP, FAULT_DE };
 
+/* What the guest does after its boot-complete write (after_boot.c). */
+enum after_kind { AFTER_IDLE, AFTER_TICKS, AFTER_SPLIT, AFTER_CLONE };
+
 struct options {
   uint64_t fn_bytes;       /* thaw.fn_bytes=<decimal N> */
   enum fault_kind fault;   /* thaw.fault=ud|pf|gp|de */
   int exit_after_ready;    /* thaw.exit_after_ready=1 */
   int quiet;               /* thaw.quiet=1: print only exceptions */
+  enum after_kind after;   /* thaw.after=idle|ticks:<N>|split|clone */
+  uint64_t after_ticks;    /* N of thaw.after=ticks:<N> */
 };
 
 /* Unknown words and malformed values are ignored: defaults stay in force. */

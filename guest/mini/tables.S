@@ -36,12 +36,21 @@ idt:
 	.endif
 	.set vector, vector + 1
 	.endr
-	/* No device interrupts yet: a stray one hits a not-present gate and is
-	 * reported as #NP, which names the vector in its error code. */
-	absent_gates (VECTOR_SYSCALL-32)
+	/* The LAPIC timer and spurious vectors are the only device interrupts:
+	 * a stray one hits a not-present gate and is reported as #NP, which
+	 * names the vector in its error code. */
+	.if VECTOR_TIMER - 32
+	.error "the timer gate must directly follow the 32 exception gates"
+	.endif
+	idt_gate (ISR_BASE+TIMER_STUB_SLOT*ISR_STRIDE)
+	absent_gates (VECTOR_SYSCALL-VECTOR_TIMER-1)
 	idt_gate (ISR_BASE+SYSCALL_STUB_SLOT*ISR_STRIDE), 3
-	absent_gates (IDT_ENTRIES-VECTOR_SYSCALL-1)
+	absent_gates (VECTOR_SPURIOUS-VECTOR_SYSCALL-1)
+	idt_gate (ISR_BASE+SPURIOUS_STUB_SLOT*ISR_STRIDE)
 idt_end:
+	.if idt_end - idt - IDT_ENTRIES * 16
+	.error "IDT is not 256 gates"
+	.endif
 
 	.balign 16
 	.globl gdt

@@ -4,7 +4,8 @@
  * hardware KVM and TCG, and as a #UD on that instruction on PVM hosts (see
  * exception_common). Either way the kernel resumes after enter_user.
  *
- * The stubs are laid out at ISR_BASE + vector * ISR_STRIDE (mini.ld places
+ * The stubs are laid out at ISR_BASE + slot * ISR_STRIDE (slot = vector for
+ * the 32 exceptions, then the slots named in layout.h) (mini.ld places
  * this section at ISR_BASE and checks it) so that tables.S can assemble the
  * IDT without any boot-time fix-ups. */
 #include "layout.h"
@@ -32,6 +33,14 @@ isr_stubs:
  * straight back to the kernel stack saved by enter_user and return from it. */
 	.org SYSCALL_STUB_SLOT * ISR_STRIDE, 0x90
 	jmp syscall_return
+
+/* LAPIC timer (VECTOR_TIMER): the handler is one stride too long to sit here. */
+	.org TIMER_STUB_SLOT * ISR_STRIDE, 0x90
+	jmp timer_interrupt
+
+/* LAPIC spurious interrupt (VECTOR_SPURIOUS): no EOI, by definition. */
+	.org SPURIOUS_STUB_SLOT * ISR_STRIDE, 0x90
+	iretq
 
 	.text
 exception_common:
@@ -62,6 +71,18 @@ syscall_return:
 	popq %rbx
 	ret				/* from enter_user, RAX = result */
 
+/* Periodic LAPIC timer tick: count it and EOI. Interrupts reach the kernel
+ * only from ring 0 (ring 3 always runs with IF clear) and every ring-0
+ * instruction is emulated on PVM, so this is as short as it gets. The EOI
+ * address is loaded as a zero-extended imm32 (a disp32 would sign-extend). */
+timer_interrupt:
+	pushq %rax
+	incq timer_ticks(%rip)
+	movl $LAPIC_EOI_ADDR, %eax
+	movl $0, (%rax)
+	popq %rax
+	iretq
+
 /* uint64_t enter_user(void (*entry)(uint64_t), uint64_t arg, void *stack_top)
  * Runs entry(arg) in ring 3 on stack_top; returns the RAX that entry passes
  * to int $0x80. Callee-saved registers are kept on this stack meanwhile. */
@@ -85,6 +106,11 @@ enter_user:
 	.section .data.trap_state, "aw"
 	.balign 8
 kernel_resume_rsp:
+	.quad 0
+
+	/* Timer interrupts handled since boot; C reads it as volatile. */
+	.globl timer_ticks
+timer_ticks:
 	.quad 0
 
 	.section .note.GNU-stack, "", @progbits

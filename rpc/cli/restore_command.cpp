@@ -1,8 +1,11 @@
 // `thaw restore`: restores clones of a snapshot in this process and reports
 // the latency of each stage.
+#include <time.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -26,7 +29,36 @@ struct RestoreCliOptions {
   std::string console = "none";
   bool verify = false;
   bool json = false;
+  bool memory_given = false;  // --memory was on the command line
+  bool record_working_set = false;
+  bool prefetch = false;
+  bool control_page = false;
+  bool sequential = false;
 };
+
+// The clone control page ("mailbox") of guest/mini/layout.h: what a
+// thaw.after=clone guest reads once it is resumed. Little-endian u64s.
+constexpr uint64_t kControlPageAddr = 0x80000;
+struct ControlPage {
+  uint64_t magic = 0x4b434f4c57414854ULL;  // "THAWLOCK"
+  uint64_t generation = 1;
+  uint64_t clone_id = 0;
+  uint64_t seed = 0;
+  uint64_t wall_ns = 0;
+  uint64_t clone_input = 0;
+};
+
+void write_control_page(vmm::Vm& vm, unsigned clone_id) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  ControlPage page;
+  page.clone_id = clone_id;
+  page.seed = rng();
+  page.wall_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
+  page.clone_input = clone_id;
+  vm.memory().write_obj(vmm::GuestAddress(kControlPageAddr), page, "control page");
+}
 
 struct Stats {
   double min = 0, median = 0, max = 0;
@@ -40,11 +72,81 @@ Stats stats(std::vector<double> v) {
 
 double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
 
+constexpr uint64_t kDefaultRecordRunMs = 10000;
+
+// --record-working-set: one uffd clone runs until the guest pauses (its
+// clean exit, with pause_on_guest_exit) or stops, or --run-ms passes; the
+// pages its pager served become DIR/working-set.
+int run_record(RestoreCliOptions& opt) {
+  if (opt.clones != 1) {
+    throw InputError("--record-working-set restores exactly one clone, not " + std::to_string(opt.clones));
+  }
+  if (opt.memory_given && opt.memory != "uffd") {
+    throw InputError("--record-working-set needs --memory uffd (the pager sees each page's first touch), not " +
+                     opt.memory);
+  }
+  if (opt.prefetch) {
+    throw InputError("--record-working-set and --prefetch exclude each other: prefetched pages never fault");
+  }
+  opt.memory = "uffd";
+  const uint64_t run_ms = opt.run_ms > 0 ? opt.run_ms : kDefaultRecordRunMs;
+  snapshot::RestoreOptions options;
+  options.memory = snapshot::MemoryBacking::kUffd;
+  options.record_working_set = true;
+  options.pause_on_guest_exit = true;
+  auto loaded = snapshot::read_snapshot_dir(opt.dir);
+  ConsoleOutput console(opt.console);
+  console.validate();
+  options.console = console.sink();
+  console.open();
+  auto clone = snapshot::restore_vm(loaded, options);
+  if (opt.control_page) write_control_page(*clone.vm, 0);
+  auto started = Clock::now();
+  clone.vm->start();
+  bool settled = clone.vm->control().wait_paused_or_stopped(std::chrono::milliseconds(run_ms));
+  double ran_ms = ms(Clock::now() - started);
+  auto reason = clone.vm->stop_reason();
+  if (clone.vm->state() == vmm::RunState::kStopped && vmm::stop_reason_is_failure(reason)) {
+    std::string why = std::string(vmm::stop_reason_name(reason)) + ": " + clone.vm->stop_detail();
+    clone.vm->stop();
+    console.flush();
+    std::cerr << "thaw: the clone failed, no working set written: " << why << "\n";
+    return kExitGuestFailure;
+  }
+  const char* how = clone.vm->state() == vmm::RunState::kPaused ? "paused at its exit" : "stopped cleanly";
+  if (!settled) {
+    // A guest that never finishes (a server): record what it touched so far.
+    how = "still running; recorded the pages touched so far";
+    clone.vm->pause();
+  }
+  auto ws = snapshot::save_recorded_working_set(clone, opt.dir);
+  uint64_t served = clone.pager->pages_served();
+  clone.vm->stop();
+  console.flush();
+  auto page_runs = snapshot::runs(ws);
+  if (opt.json) {
+    nlohmann::json out = {{"dir", opt.dir},           {"working_set", opt.dir + "/" + snapshot::kWorkingSetFileName},
+                          {"pages", ws.pages.size()}, {"bytes", ws.bytes()},
+                          {"runs", page_runs.size()}, {"pages_served", served},
+                          {"ran_ms", ran_ms},         {"guest", how}};
+    std::cout << out.dump(2) << std::endl;
+  } else {
+    std::printf("thaw: recorded the working set of %s: %zu pages (%.1f KiB) in %zu runs\n", opt.dir.c_str(),
+                ws.pages.size(), static_cast<double>(ws.bytes()) / 1024.0, page_runs.size());
+    std::printf("  the guest ran %.3f ms (%s); written to %s/%s\n", ran_ms, how, opt.dir.c_str(),
+                snapshot::kWorkingSetFileName);
+  }
+  return kExitOk;
+}
+
 int run_restore(RestoreCliOptions& opt) {
+  if (opt.record_working_set) return run_record(opt);
   if (opt.clones == 0) throw InputError("--clones is 0; restore at least one clone");
   snapshot::RestoreOptions options;
   options.memory = snapshot::parse_memory_backing(opt.memory);
   options.verify_memory = opt.verify;
+  options.prefetch = opt.prefetch;
+  const uint64_t wait_ms = opt.run_ms > 0 ? opt.run_ms : kDefaultRecordRunMs;
   auto read_start = Clock::now();
   auto loaded = snapshot::read_snapshot_dir(opt.dir);
   double read_ms = ms(Clock::now() - read_start);
@@ -52,17 +154,27 @@ int run_restore(RestoreCliOptions& opt) {
   ConsoleOutput console(opt.console);  // clone 0 only
   console.validate();
   std::vector<snapshot::RestoredVm> clones;
-  std::vector<double> map, create, apply, restore_total, to_first_entry;
+  std::vector<double> map, prefetch, create, apply, restore_total, to_first_entry, to_done;
+  uint64_t prefetch_bytes = 0;
   for (unsigned i = 0; i < opt.clones; ++i) {
     auto requested = Clock::now();
     options.console = i == 0 ? console.sink() : vmm::ConsoleSink{};
     if (i == 0) console.open();
     auto clone = snapshot::restore_vm(loaded, options);
+    if (opt.control_page) write_control_page(*clone.vm, i);
     clone.vm->start();
     // The request ends when the vCPU thread enters the guest.
     while (clone.vm->vcpus().front()->first_entry_ns() == 0) std::this_thread::yield();
     auto entered = Clock::time_point(Clock::duration(clone.vm->vcpus().front()->first_entry_ns()));
+    if (opt.sequential) {
+      // One clone at a time: the next is restored once this one is done.
+      if (clone.vm->control().wait_paused_or_stopped(std::chrono::milliseconds(wait_ms))) {
+        to_done.push_back(ms(Clock::now() - requested));
+      }
+    }
     map.push_back(ms(clone.timings.map_memory));
+    prefetch.push_back(ms(clone.timings.prefetch));
+    prefetch_bytes = std::max(prefetch_bytes, clone.timings.prefetch_bytes);
     create.push_back(ms(clone.timings.create_vm));
     apply.push_back(ms(clone.timings.apply_state));
     restore_total.push_back(ms(clone.timings.total));
@@ -73,10 +185,12 @@ int run_restore(RestoreCliOptions& opt) {
     }
   }
   if (!opt.json && opt.clones >= 10) std::fprintf(stderr, "\n");
-  if (opt.run_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt.run_ms));
+  if (opt.run_ms > 0 && !opt.sequential) std::this_thread::sleep_for(std::chrono::milliseconds(opt.run_ms));
   unsigned exited_ok = 0, failed = 0, running = 0;
   std::string first_failure;
+  std::vector<double> served;
   for (auto& clone : clones) {
+    if (clone.pager) served.push_back(static_cast<double>(clone.pager->pages_served()));
     auto state = clone.vm->state();
     auto reason = clone.vm->stop_reason();
     if (state == vmm::RunState::kStopped && vmm::stop_reason_is_failure(reason)) {
@@ -93,28 +207,51 @@ int run_restore(RestoreCliOptions& opt) {
   hand_teardown_to_background();
 
   auto s_map = stats(map), s_create = stats(create), s_apply = stats(apply), s_total = stats(restore_total),
-       s_entry = stats(to_first_entry);
+       s_entry = stats(to_first_entry), s_prefetch = stats(prefetch), s_done = stats(to_done),
+       s_served = stats(served);
   if (opt.json) {
     auto j = [](const Stats& s) { return nlohmann::json{{"min", s.min}, {"median", s.median}, {"max", s.max}}; };
     nlohmann::json out = {{"dir", opt.dir},         {"clones", opt.clones},     {"memory", opt.memory},
                           {"read_state_ms", read_ms}, {"map_memory_ms", j(s_map)}, {"create_vm_ms", j(s_create)},
                           {"apply_state_ms", j(s_apply)}, {"restore_ms", j(s_total)},
                           {"request_to_first_entry_ms", j(s_entry)},
+                          {"prefetch", opt.prefetch}, {"prefetch_ms", j(s_prefetch)},
+                          {"prefetch_bytes", prefetch_bytes},
                           {"still_running", running}, {"exited_cleanly", exited_ok}, {"failed", failed}};
+    if (opt.sequential) {
+      out["request_to_done_ms"] = j(s_done);
+      out["done"] = to_done.size();
+    }
+    if (!served.empty()) out["uffd_pages_served"] = j(s_served);
     std::cout << out.dump(2) << std::endl;
   } else {
-    std::printf("thaw: restored %u clone%s of %s (memory: %s)\n", opt.clones, opt.clones == 1 ? "" : "s",
-                opt.dir.c_str(), opt.memory.c_str());
+    std::printf("thaw: restored %u clone%s of %s (memory: %s%s%s)\n", opt.clones, opt.clones == 1 ? "" : "s",
+                opt.dir.c_str(), opt.memory.c_str(), opt.prefetch ? ", prefetch" : "",
+                opt.sequential ? ", one at a time" : "");
     std::printf("  %-30s %9s %9s %9s  (ms)\n", "", "min", "median", "max");
     std::printf("  %-30s %9.3f  (once)\n", "read state file", read_ms);
     auto row = [](const char* name, const Stats& s) {
       std::printf("  %-30s %9.3f %9.3f %9.3f\n", name, s.min, s.median, s.max);
     };
     row("map memory", s_map);
+    if (opt.prefetch) {
+      char name[64];
+      std::snprintf(name, sizeof name, "prefetch (%.1f KiB)", static_cast<double>(prefetch_bytes) / 1024.0);
+      row(name, s_prefetch);
+    }
     row("create VM", s_create);
     row("apply vCPU/VM/device state", s_apply);
     row("restore total", s_total);
     row("request -> first guest entry", s_entry);
+    if (opt.sequential) row("request -> guest done", s_done);
+    if (!served.empty()) {
+      std::printf("  %-30s %9.0f %9.0f %9.0f  (pages)\n", "uffd pages served", s_served.min, s_served.median,
+                  s_served.max);
+    }
+    if (opt.sequential && to_done.size() < clones.size()) {
+      std::printf("  %zu clone(s) were not done within %llu ms\n", clones.size() - to_done.size(),
+                  static_cast<unsigned long long>(wait_ms));
+    }
     std::printf("  after %llu ms: %u running, %u exited cleanly, %u failed\n",
                 static_cast<unsigned long long>(opt.run_ms), running, exited_ok, failed);
   }
@@ -132,7 +269,7 @@ void add_restore_command(CLI::App& app, std::function<int()>& run) {
   auto* cmd = app.add_subcommand("restore", "Restore clones of a snapshot in this process and time each stage");
   cmd->add_option("dir", opt->dir, "Snapshot directory (from `thaw snapshot`)")->required();
   cmd->add_option("--clones", opt->clones, "How many clones to restore and start")->capture_default_str();
-  cmd->add_option("--memory", opt->memory,
+  auto* memory = cmd->add_option("--memory", opt->memory,
                   "Guest memory: private (MAP_PRIVATE of the memory file, lazy, shared page cache), eager (io_uring "
                   "read into anonymous memory) or uffd (userfaultfd handler serves pages)")
       ->check(CLI::IsMember({"private", "eager", "uffd"}))
@@ -141,7 +278,22 @@ void add_restore_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--console", opt->console, "Console of clone 0: stdout, stderr, none or a file")->capture_default_str();
   cmd->add_flag("--verify", opt->verify, "eager: check every memory chunk's XXH3 while reading");
   cmd->add_flag("--json", opt->json, "Print the result as JSON");
-  cmd->callback([&run, opt] { run = [opt] { return run_restore(*opt); }; });
+  cmd->add_flag("--record-working-set", opt->record_working_set,
+                "Restore one clone with uffd memory, run it until the guest exits (or --run-ms, default 10000), "
+                "and write the pages it touched to DIR/working-set");
+  cmd->add_flag("--prefetch", opt->prefetch,
+                "private or uffd: make DIR/working-set's pages present before the vCPU runs (io_uring reads "
+                "for uffd, MADV_POPULATE_READ for private)");
+  cmd->add_flag("--control-page", opt->control_page,
+                "Write the clone control page (guest/mini/layout.h) into each clone before it starts, as "
+                "thaw.after=clone guests expect");
+  cmd->add_flag("--sequential", opt->sequential,
+                "Run each clone until it is done (or --run-ms, default 10000) before restoring the next, and "
+                "report request -> guest done");
+  cmd->callback([&run, opt, memory] {
+    opt->memory_given = memory->count() > 0;
+    run = [opt] { return run_restore(*opt); };
+  });
 }
 
 }  // namespace thaw::cli

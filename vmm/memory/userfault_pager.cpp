@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -20,8 +21,8 @@ namespace {
 constexpr uint64_t kPage = 4096;
 }
 
-UserfaultPager::UserfaultPager(GuestMemory& memory, const std::string& source_path)
-    : base_(memory.host_base()), size_(memory.size()) {
+UserfaultPager::UserfaultPager(GuestMemory& memory, const std::string& source_path, bool record_pages)
+    : base_(memory.host_base()), size_(memory.size()), recording_(record_pages) {
   if (memory.backing() != GuestMemory::Backing::kAnonymous) {
     throw std::logic_error("userfaultfd paging needs anonymous guest memory");
   }
@@ -46,6 +47,15 @@ UserfaultPager::~UserfaultPager() {
   uint64_t one = 1;
   if (::write(stop_event_.get(), &one, sizeof one) < 0) spdlog::warn("userfault pager: cannot signal stop");
   if (thread_.joinable()) thread_.join();
+}
+
+void UserfaultPager::start_recording() { recording_.store(true, std::memory_order_release); }
+
+std::vector<uint64_t> UserfaultPager::recorded_pages() const {
+  std::lock_guard lock(recorded_mutex_);
+  std::sort(recorded_.begin(), recorded_.end());
+  recorded_.erase(std::unique(recorded_.begin(), recorded_.end()), recorded_.end());
+  return recorded_;
 }
 
 void UserfaultPager::serve() {
@@ -78,6 +88,10 @@ void UserfaultPager::serve() {
       continue;
     }
     pages_served_.fetch_add(1, std::memory_order_relaxed);
+    if (recording_.load(std::memory_order_acquire)) {
+      std::lock_guard lock(recorded_mutex_);
+      recorded_.push_back(offset);
+    }
   }
 }
 

@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "vmm/memory/guest_memory.h"
 #include "vmm/unique_fd.h"
@@ -18,12 +20,23 @@ class UserfaultPager {
   // Registers all of `memory` (anonymous backing) in MISSING mode and starts
   // the handler. Pages are read from `source_path` at the same offset.
   // Throws SysError when userfaultfd is unavailable (e.g. not permitted).
-  UserfaultPager(GuestMemory& memory, const std::string& source_path);
+  // With `record_pages`, every page it serves is remembered (see
+  // recorded_pages()): the clone's working set.
+  UserfaultPager(GuestMemory& memory, const std::string& source_path, bool record_pages = false);
   ~UserfaultPager();
   UserfaultPager(const UserfaultPager&) = delete;
   UserfaultPager& operator=(const UserfaultPager&) = delete;
 
   uint64_t pages_served() const { return pages_served_.load(std::memory_order_relaxed); }
+
+  // Recording: from now on, remember the offset of every page served
+  // (faults by the guest, by KVM, or by the VMM writing guest memory).
+  void start_recording();
+  bool recording() const { return recording_.load(std::memory_order_acquire); }
+  // The byte offsets (page-aligned, from the start of guest RAM) of the
+  // pages served while recording: sorted, each once. Safe to call while the
+  // handler runs.
+  std::vector<uint64_t> recorded_pages() const;
 
  private:
   void serve();
@@ -34,6 +47,10 @@ class UserfaultPager {
   UniqueFd source_;
   UniqueFd stop_event_;  // eventfd: wakes the handler to leave
   std::atomic<uint64_t> pages_served_{0};
+  std::atomic<bool> recording_{false};
+  mutable std::mutex recorded_mutex_;
+  // Appended by the handler in fault order; sorted and deduplicated on read.
+  mutable std::vector<uint64_t> recorded_;
   std::thread thread_;
 };
 

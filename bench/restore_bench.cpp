@@ -1,0 +1,240 @@
+// Restore benchmarks, in one process: restore latency per memory backing
+// (to the guest's first instruction and to its answer), reset in place
+// against dirty pages, private memory of idle clones, restores per second.
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/process_timer.h"
+#include "snapshot/vm_snapshot.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using thaw::snapshot::MemoryBacking;
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+constexpr uint64_t kControlPage = 0x80000;
+struct ControlPage {
+  uint64_t magic = 0x4b434f4c57414854ULL, generation = 1, clone_id = 0, seed = 0, wall_ns = 0, clone_input = 0;
+};
+
+void print_row(const char* name, const thaw::bench::Summary& s, const char* unit = "ms") {
+  std::printf("  %-44s %9.3f %9.3f %9.3f  %s (%zu runs)\n", name, s.min_ms, s.median_ms, s.p99_ms, unit, s.runs);
+}
+
+// Cold-boots the mini guest in clone mode and saves it at boot complete.
+void make_snapshot(const std::string& dir) {
+  thaw::vmm::VmConfig config;
+  config.kernel_path = THAW_MINI_GUEST;
+  config.cmdline = "console=ttyS0 thaw.quiet=1 thaw.fn_bytes=4096 thaw.after=clone";
+  config.boot_complete_action = thaw::vmm::BootCompleteAction::kPause;
+  auto vm = thaw::vmm::Vm::create(config);
+  vm->start();
+  if (!vm->wait(std::chrono::seconds(60)) || vm->state() != thaw::vmm::RunState::kPaused) {
+    throw std::runtime_error("mini guest did not reach boot complete: " + vm->stop_detail());
+  }
+  thaw::snapshot::save_vm_snapshot(*vm, dir);
+}
+
+// Destroys clones on its own thread, as a pool would: tearing a VM down
+// costs 15-25 ms on PVM (irqchip) and must not sit in the measured path.
+class BackgroundDestroyer {
+ public:
+  BackgroundDestroyer() : thread_([this] { run(); }) {}
+  ~BackgroundDestroyer() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    ready_.notify_one();
+    thread_.join();
+  }
+  void destroy(thaw::snapshot::RestoredVm clone) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(clone));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      ready_.wait(lock, [&] { return done_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto clone = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      clone = {};
+      lock.lock();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<thaw::snapshot::RestoredVm> queue_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+struct SmapsRollup {
+  double pss_mib = 0, private_mib = 0, rss_mib = 0;
+};
+
+SmapsRollup read_smaps_rollup() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string key;
+  double kib;
+  std::string unit;
+  SmapsRollup r;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (std::sscanf(line.c_str(), "Pss: %lf", &kib) == 1) r.pss_mib = kib / 1024;
+    if (std::sscanf(line.c_str(), "Rss: %lf", &kib) == 1) r.rss_mib = kib / 1024;
+    double clean = 0, dirty = 0;
+    if (std::sscanf(line.c_str(), "Private_Clean: %lf", &clean) == 1) r.private_mib += clean / 1024;
+    if (std::sscanf(line.c_str(), "Private_Dirty: %lf", &dirty) == 1) r.private_mib += dirty / 1024;
+  }
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Restore benchmarks for thaw (in one process, mini guest snapshot at boot complete)"};
+  size_t runs = 50;
+  std::string dir = "/tmp/thaw-bench-snapshot";
+  std::vector<unsigned> idle_counts = {1, 10, 100};
+  app.add_option("--runs", runs, "Timed runs per case")->capture_default_str();
+  app.add_option("--dir", dir, "Where to write the snapshot")->capture_default_str();
+  app.add_option("--idle-clones", idle_counts, "Clone counts for the memory measurement")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  std::fprintf(stderr, "snapshotting the mini guest into %s\n", dir.c_str());
+  make_snapshot(dir);
+  auto loaded = thaw::snapshot::read_snapshot_dir(dir);
+  BackgroundDestroyer destroyer;
+
+  std::printf("\nRestore in one process (mini guest, 128 MiB), milliseconds\n");
+  std::printf("  %-44s %9s %9s %9s\n", "", "min", "median", "p99");
+  for (auto backing : {MemoryBacking::kPrivate, MemoryBacking::kEager, MemoryBacking::kUffd}) {
+    std::vector<double> first_entry, answered;
+    for (size_t i = 0; i < runs; ++i) {
+      thaw::snapshot::RestoreOptions options;
+      options.memory = backing;
+      options.pause_on_guest_exit = true;
+      auto requested = Clock::now();
+      auto clone = thaw::snapshot::restore_vm(loaded, options);
+      ControlPage page;
+      page.clone_id = i;
+      page.clone_input = i & 0xff;
+      clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+      clone.vm->start();
+      while (clone.vm->vcpus().front()->first_entry_ns() == 0) std::this_thread::yield();
+      first_entry.push_back(std::chrono::duration<double, std::milli>(
+                                Clock::time_point(Clock::duration(clone.vm->vcpus().front()->first_entry_ns())) - requested)
+                                .count());
+      // The guest answers by finishing its clone function and reporting done.
+      clone.vm->wait(std::chrono::seconds(10));
+      answered.push_back(ms_since(requested));
+      destroyer.destroy(std::move(clone));
+    }
+    std::string name = std::string(thaw::snapshot::memory_backing_name(backing));
+    print_row((name + ": request -> first guest instruction").c_str(), thaw::bench::summarize(first_entry));
+    print_row((name + ": request -> guest answered").c_str(), thaw::bench::summarize(answered));
+  }
+
+  std::printf("\nReset in place (private memory) against pages dirtied since restore\n");
+  std::printf("  %-44s %9s %9s %9s\n", "", "min", "median", "p99");
+  for (uint64_t dirty_mib : {0ull, 1ull, 16ull, 64ull}) {
+    thaw::snapshot::RestoreOptions options;
+    options.pause_on_guest_exit = true;
+    auto clone = thaw::snapshot::restore_vm(loaded, options);
+    clone.vm->start();
+    clone.vm->pause();
+    std::vector<double> samples;
+    for (size_t i = 0; i < runs; ++i) {
+      // Dirty the pages as a guest would: private copies of file pages.
+      auto span = clone.vm->memory().slice(thaw::vmm::GuestAddress(0x1000000), dirty_mib << 20);
+      for (size_t off = 0; off < span.size(); off += 4096) span[off] = static_cast<uint8_t>(i + 1);
+      auto start = Clock::now();
+      thaw::snapshot::reset_vm(clone, loaded, options);
+      samples.push_back(ms_since(start));
+    }
+    clone.vm->stop();
+    std::string name = std::to_string(dirty_mib) + " MiB dirty";
+    print_row(name.c_str(), thaw::bench::summarize(samples));
+  }
+
+  std::printf("\nPrivate memory of idle clones (private backing, this process)\n");
+  auto base = read_smaps_rollup();
+  for (unsigned count : idle_counts) {
+    std::vector<thaw::snapshot::RestoredVm> clones;
+    for (unsigned i = 0; i < count; ++i) {
+      thaw::snapshot::RestoreOptions options;
+      clones.push_back(thaw::snapshot::restore_vm(loaded, options));
+      clones.back().vm->start();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto now = read_smaps_rollup();
+    std::printf("  %4u idle clones: private %8.1f MiB total (%6.2f MiB each), PSS %8.1f MiB, RSS %8.1f MiB\n", count,
+                now.private_mib - base.private_mib, (now.private_mib - base.private_mib) / count,
+                now.pss_mib - base.pss_mib, now.rss_mib - base.rss_mib);
+    for (auto& c : clones) c.vm->stop();
+  }
+
+  std::printf("\nSustained restores (restore, run to the guest's answer; destroyed in the background) for 3 s\n");
+  auto until = Clock::now() + std::chrono::seconds(3);
+  size_t done = 0;
+  auto start = Clock::now();
+  while (Clock::now() < until) {
+    thaw::snapshot::RestoreOptions options;
+    options.pause_on_guest_exit = true;
+    auto clone = thaw::snapshot::restore_vm(loaded, options);
+    ControlPage page;
+    clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+    clone.vm->start();
+    clone.vm->wait(std::chrono::seconds(10));
+    destroyer.destroy(std::move(clone));
+    ++done;
+  }
+  std::printf("  %.0f restores/s (%zu in %.2f s, one at a time)\n", static_cast<double>(done) / (ms_since(start) / 1000),
+              done, ms_since(start) / 1000);
+
+  // A pool reuses clones: reset in place, hand the clone the next input, run it to its answer.
+  {
+    thaw::snapshot::RestoreOptions options;
+    options.pause_on_guest_exit = true;
+    auto clone = thaw::snapshot::restore_vm(loaded, options);
+    ControlPage page;
+    clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+    clone.vm->start();
+    clone.vm->wait(std::chrono::seconds(10));
+    size_t cycles = 0;
+    auto cycle_start = Clock::now();
+    auto cycle_until = cycle_start + std::chrono::seconds(3);
+    while (Clock::now() < cycle_until) {
+      thaw::snapshot::reset_vm(clone, loaded, options);
+      page.clone_id = cycles;
+      clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+      clone.vm->resume();
+      clone.vm->wait(std::chrono::seconds(10));
+      ++cycles;
+    }
+    std::printf("  %.0f reset-in-place cycles/s (reset, run to the guest's answer; %zu in %.2f s)\n",
+                static_cast<double>(cycles) / (ms_since(cycle_start) / 1000), cycles, ms_since(cycle_start) / 1000);
+    destroyer.destroy(std::move(clone));
+  }
+  return 0;
+}

@@ -1,0 +1,133 @@
+// Snapshot at boot complete, restore clones, reset in place: the guest must
+// not notice anything but the clone-specific input it is given.
+#include <gtest/gtest.h>
+
+#include "snapshot/memory_file.h"
+#include "tests/integration/snapshot_test_support.h"
+
+namespace thaw {
+namespace {
+
+using namespace std::chrono_literals;
+using snapshot::MemoryBacking;
+using testing::CapturedConsole;
+
+snapshot::RestoreOptions options_for(MemoryBacking memory, CapturedConsole& console) {
+  snapshot::RestoreOptions options;
+  options.memory = memory;
+  options.console = console.sink();
+  return options;
+}
+
+class SnapshotRestore : public ::testing::TestWithParam<MemoryBacking> {};
+
+TEST_P(SnapshotRestore, ComputationSplitBySnapshotMatchesStraightRun) {
+  THAW_REQUIRE_KVM();
+  testing::TempDir dir;
+  const uint64_t n = 1 << 20;
+  testing::snapshot_mini_guest("console=ttyS0 thaw.after=split thaw.fn_bytes=" + std::to_string(n), dir.str());
+  CapturedConsole console;
+  auto clone = snapshot::restore_vm(dir.str(), options_for(GetParam(), console));
+  clone.vm->start();
+  ASSERT_TRUE(clone.vm->wait(30s)) << console.text();
+  EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail() << console.text();
+  std::string want = "thaw-mini: split fnv1a(" + std::to_string(n) + ") = " + testing::hex16(testing::mini_guest_fnv1a(n));
+  EXPECT_TRUE(console.contains(want)) << "want '" << want << "' in:\n" << console.text();
+  EXPECT_FALSE(console.contains("thaw-mini: booting")) << "a clone continues, it does not boot again";
+}
+
+TEST_P(SnapshotRestore, TimerKeepsTickingAfterRestore) {
+  THAW_REQUIRE_KVM();
+  testing::TempDir dir;
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=ticks:5", dir.str());
+  CapturedConsole console;
+  auto clone = snapshot::restore_vm(dir.str(), options_for(GetParam(), console));
+  clone.vm->start();
+  ASSERT_TRUE(clone.vm->wait(30s)) << "the restored timer did not fire: " << clone.vm->stop_detail();
+  EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail();
+  EXPECT_TRUE(console.contains("thaw-mini: ticks 5")) << console.text();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backings, SnapshotRestore,
+                         ::testing::Values(MemoryBacking::kPrivate, MemoryBacking::kEager, MemoryBacking::kUffd),
+                         [](const ::testing::TestParamInfo<MemoryBacking>& p) { return std::string(snapshot::memory_backing_name(p.param)); });
+
+TEST(SnapshotClones, RunIndependentlyAndLeaveTheMemoryFileUntouched) {
+  THAW_REQUIRE_KVM();
+  testing::TempDir dir;
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.str());
+  auto loaded = snapshot::read_snapshot_dir(dir.str());
+  const uint64_t inputs[] = {0x11, 0x5a, 0xc3};
+  std::vector<CapturedConsole> consoles(3);
+  std::vector<snapshot::RestoredVm> clones;
+  for (size_t i = 0; i < 3; ++i) {
+    auto options = options_for(MemoryBacking::kPrivate, consoles[i]);
+    options.pause_on_guest_exit = true;
+    clones.push_back(snapshot::restore_vm(loaded, options));
+    testing::ControlPage page;
+    page.clone_id = 100 + i;
+    page.clone_input = inputs[i];
+    page.seed = 0x1234 + i;
+    clones.back().vm->memory().write_obj(vmm::GuestAddress(testing::kControlPage), page);
+  }
+  for (auto& c : clones) c.vm->start();
+  for (size_t i = 0; i < 3; ++i) {
+    auto& vm = *clones[i].vm;
+    ASSERT_TRUE(vm.wait(30s)) << consoles[i].text();
+    ASSERT_EQ(vm.state(), vmm::RunState::kPaused) << vm.stop_detail() << consoles[i].text();
+    auto expected = testing::expected_clone_buffer(inputs[i]);
+    auto buffer = vm.memory().slice(vmm::GuestAddress(testing::kCloneBuffer), testing::kCloneBufferBytes);
+    EXPECT_TRUE(std::equal(buffer.begin(), buffer.end(), expected.begin())) << "clone " << i << " sees other data";
+    std::string want = "thaw-mini: clone " + std::to_string(100 + i);
+    EXPECT_TRUE(consoles[i].contains(want)) << consoles[i].text();
+    EXPECT_TRUE(consoles[i].contains(testing::hex16(testing::fnv1a(expected)))) << consoles[i].text();
+  }
+  for (auto& c : clones) c.vm->stop();
+  // Copy-on-write: nothing a clone wrote reached the shared memory file.
+  EXPECT_NO_THROW(snapshot::verify_memory_file(loaded.memory_path, loaded.state.memory));
+}
+
+TEST(SnapshotClones, ResetInPlaceBehavesLikeAFreshClone) {
+  THAW_REQUIRE_KVM();
+  testing::TempDir dir;
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.str());
+  auto loaded = snapshot::read_snapshot_dir(dir.str());
+  for (auto backing : {MemoryBacking::kPrivate, MemoryBacking::kUffd, MemoryBacking::kEager}) {
+    CapturedConsole console;
+    auto options = options_for(backing, console);
+    options.pause_on_guest_exit = true;
+    auto clone = snapshot::restore_vm(loaded, options);
+    testing::ControlPage first;
+    first.clone_id = 1;
+    first.clone_input = 0x21;
+    clone.vm->memory().write_obj(vmm::GuestAddress(testing::kControlPage), first);
+    clone.vm->start();
+    ASSERT_TRUE(clone.vm->wait(30s));
+    ASSERT_EQ(clone.vm->state(), vmm::RunState::kPaused) << clone.vm->stop_detail() << console.text();
+
+    auto reset = snapshot::reset_vm(clone, loaded, options);
+    EXPECT_GT(reset.total.count(), 0);
+    // After the reset the clone's memory is the snapshot's again.
+    auto buffer = clone.vm->memory().slice(vmm::GuestAddress(testing::kCloneBuffer), testing::kCloneBufferBytes);
+    auto old = testing::expected_clone_buffer(0x21);
+    EXPECT_FALSE(std::equal(buffer.begin(), buffer.end(), old.begin())) << "reset kept the guest's writes";
+    auto page = clone.vm->memory().read_obj<testing::ControlPage>(vmm::GuestAddress(testing::kControlPage));
+    EXPECT_NE(page.magic, testing::kControlMagic) << "reset kept the control page";
+
+    testing::ControlPage second;
+    second.clone_id = 2;
+    second.clone_input = 0x77;
+    clone.vm->memory().write_obj(vmm::GuestAddress(testing::kControlPage), second);
+    clone.vm->resume();
+    ASSERT_TRUE(clone.vm->wait(30s));
+    ASSERT_EQ(clone.vm->state(), vmm::RunState::kPaused) << clone.vm->stop_detail() << console.text();
+    auto fresh = testing::expected_clone_buffer(0x77);
+    EXPECT_TRUE(std::equal(buffer.begin(), buffer.end(), fresh.begin())) << snapshot::memory_backing_name(backing);
+    EXPECT_TRUE(console.contains("thaw-mini: clone 2 ")) << console.text();
+    EXPECT_EQ(clone.vm->guest_exits(), 2u);
+    clone.vm->stop();
+  }
+}
+
+}  // namespace
+}  // namespace thaw

@@ -1,0 +1,79 @@
+// Helpers for tests that snapshot the mini guest and restore clones.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "snapshot/vm_snapshot.h"
+#include "tests/integration/kvm_test_support.h"
+
+namespace thaw::testing {
+
+// The mini guest's control page (guest/mini/README.md): what the VMM hands
+// each clone before it runs.
+inline constexpr uint64_t kControlPage = 0x80000;
+inline constexpr uint64_t kControlMagic = 0x4b434f4c57414854ULL;  // "THAWLOCK"
+inline constexpr uint64_t kCloneBuffer = 0x200000;
+inline constexpr uint64_t kCloneBufferBytes = 64 * 1024;
+
+struct ControlPage {
+  uint64_t magic = kControlMagic;
+  uint64_t generation = 1;
+  uint64_t clone_id = 0;
+  uint64_t seed = 0;
+  uint64_t wall_ns = 0;
+  uint64_t clone_input = 0;
+};
+
+inline std::vector<uint8_t> expected_clone_buffer(uint64_t input) {
+  std::vector<uint8_t> bytes(kCloneBufferBytes);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 31 + 7) ^ static_cast<uint8_t>(input);
+  return bytes;
+}
+
+inline uint64_t fnv1a(const std::vector<uint8_t>& bytes) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (uint8_t b : bytes) {
+    h ^= b;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// A temporary directory removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("thaw-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+  std::filesystem::path path() const { return path_; }
+
+ private:
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  std::filesystem::path path_;
+};
+
+// Cold-boots the mini guest with `cmdline`, pauses it at boot complete and
+// saves it to `dir`. Returns the cold boot's console.
+inline std::string snapshot_mini_guest(const std::string& cmdline, const std::string& dir) {
+  CapturedConsole console;
+  auto config = mini_config(cmdline, console);
+  config.boot_complete_action = vmm::BootCompleteAction::kPause;
+  auto vm = vmm::Vm::create(config);
+  vm->start();
+  if (!vm->wait(std::chrono::seconds(60)) || vm->state() != vmm::RunState::kPaused) {
+    ADD_FAILURE() << "mini guest did not pause at boot complete: " << vm->stop_detail() << "\n" << console.text();
+    return console.text();
+  }
+  snapshot::save_vm_snapshot(*vm, dir);
+  return console.text();
+}
+
+}  // namespace thaw::testing
