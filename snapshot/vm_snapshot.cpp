@@ -113,6 +113,18 @@ ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const Re
   return result;
 }
 
+SaveResult snapshot_running_vm(vmm::Vm& vm, const std::string& dir) {
+  if (!vm.pause()) throw std::runtime_error("snapshot: the VM did not pause within 5 s");
+  try {
+    auto result = save_vm_snapshot(vm, dir);
+    vm.resume();
+    return result;
+  } catch (...) {
+    vm.resume();
+    throw;
+  }
+}
+
 RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options) {
   auto start = Clock::now();
   auto snapshot = read_snapshot_dir(dir);

@@ -22,6 +22,9 @@ struct SaveResult {
 // Saves `vm`, which must be paused at a consistent point (Vm::pause or the
 // boot-complete action "pause"), to `dir`.
 SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir);
+// On demand, for a running VM: pauses it at a consistent point, saves it,
+// and lets it run on (also when saving fails).
+SaveResult snapshot_running_vm(vmm::Vm& vm, const std::string& dir);
 
 enum class MemoryBacking {
   kPrivate,  // MAP_PRIVATE of the memory file: lazy, shared page cache, copy-on-write

@@ -94,5 +94,5 @@ void after_boot_run(const struct options *options) {
     case AFTER_IDLE:
       break;
   }
-  idle_forever(); /* the timer keeps ticking; the handler counts */
+  idle_forever(); /* sti; hlt: only an interrupt the VMM sends wakes it */
 }

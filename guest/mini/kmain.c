@@ -2,7 +2,7 @@
  * page tables, GDT, TSS and IDT.
  *
  *   banner, command line, RAM  ->  optional deliberate fault (thaw.fault=)
- *   -> FNV-1a in ring 3  ->  first half of thaw.after=split  ->  LAPIC timer
+ *   -> FNV-1a in ring 3  ->  first half of thaw.after=split  ->  LAPIC timer (ticks:N only)
  *   -> "ready" + boot-complete write  ->  thaw.after= (idle by default)
  *
  * The timer starts before the boot-complete write so that a snapshot taken
@@ -60,7 +60,10 @@ __attribute__((noreturn, used)) void kmain(unsigned boot_kind, uint64_t boot_inf
   raise_fault(options.fault);
   run_builtin_function(options.fn_bytes);
   after_boot_prepare(&options);
-  lapic_timer_start();
+  /* Only thaw.after=ticks:N needs the timer. An idle or clone guest sleeps
+   * with no timer: a pool of idle clones taking 500 emulated interrupts a
+   * second each would burn the host's CPUs. */
+  if (options.after == AFTER_TICKS) lapic_timer_start();
 
   /* Print first: the VMM may pause or snapshot the VM at the write. */
   console_str("thaw-mini: ready");

@@ -129,5 +129,28 @@ TEST(SnapshotClones, ResetInPlaceBehavesLikeAFreshClone) {
   }
 }
 
+TEST(SnapshotOnDemand, ARunningVmIsSnapshottedAndRunsOn) {
+  THAW_REQUIRE_KVM();
+  testing::TempDir dir;
+  CapturedConsole console;
+  auto config = testing::mini_config("console=ttyS0 thaw.fn_bytes=4096 thaw.after=ticks:40", console);
+  config.boot_complete_action = vmm::BootCompleteAction::kContinue;
+  auto vm = vmm::Vm::create(config);
+  vm->start();
+  ASSERT_TRUE(console.wait_for_all({"thaw-mini: ready"}, 30s)) << console.text();
+  auto saved = snapshot::snapshot_running_vm(*vm, dir.str());
+  EXPECT_GT(saved.write.state_bytes, 0u);
+  EXPECT_EQ(vm->state(), vmm::RunState::kRunning) << "the VM runs on after an on-demand snapshot";
+  ASSERT_TRUE(vm->wait(30s));
+  EXPECT_EQ(vm->stop_reason(), vmm::StopReason::kGuestExit) << vm->stop_detail();
+  // The snapshot, taken mid-run, restores and finishes the same work.
+  CapturedConsole clone_console;
+  auto clone = snapshot::restore_vm(dir.str(), options_for(MemoryBacking::kPrivate, clone_console));
+  clone.vm->start();
+  ASSERT_TRUE(clone.vm->wait(30s));
+  EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail();
+  EXPECT_TRUE(clone_console.contains("thaw-mini: ticks 40")) << clone_console.text();
+}
+
 }  // namespace
 }  // namespace thaw
