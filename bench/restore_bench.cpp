@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/process_timer.h"
+#include "bench/qemu_restore.h"
 #include "snapshot/vm_snapshot.h"
 
 namespace {
@@ -119,6 +120,12 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "Timed runs per case")->capture_default_str();
   app.add_option("--dir", dir, "Where to write the snapshot")->capture_default_str();
   app.add_option("--idle-clones", idle_counts, "Clone counts for the memory measurement")->capture_default_str();
+  bool no_qemu = false;
+  unsigned qemu_ticks = 3;
+  app.add_flag("--no-qemu", no_qemu, "Skip the comparison with QEMU's restore (-incoming)");
+  app.add_option("--qemu-ticks", qemu_ticks, "Timer ticks the guest waits after the snapshot point in the QEMU comparison")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000u));
   CLI11_PARSE(app, argc, argv);
 
   std::fprintf(stderr, "snapshotting the mini guest into %s\n", dir.c_str());
@@ -128,11 +135,33 @@ int main(int argc, char** argv) {
 
   std::printf("\nRestore in one process (mini guest, 128 MiB), milliseconds\n");
   std::printf("  %-44s %9s %9s %9s\n", "", "min", "median", "p99");
-  for (auto backing : {MemoryBacking::kPrivate, MemoryBacking::kEager, MemoryBacking::kUffd}) {
+  // Record the working set once: a uffd clone run to its answer.
+  {
+    thaw::snapshot::RestoreOptions record;
+    record.memory = MemoryBacking::kUffd;
+    record.record_working_set = true;
+    record.pause_on_guest_exit = true;
+    auto clone = thaw::snapshot::restore_vm(loaded, record);
+    ControlPage page;
+    clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+    clone.vm->start();
+    clone.vm->wait(std::chrono::seconds(10));
+    auto ws = thaw::snapshot::save_recorded_working_set(clone, dir);
+    std::fprintf(stderr, "working set: %zu pages\n", ws.pages.size());
+    destroyer.destroy(std::move(clone));
+  }
+  struct Case {
+    MemoryBacking backing;
+    bool prefetch;
+  };
+  for (Case c : {Case{MemoryBacking::kPrivate, false}, Case{MemoryBacking::kPrivate, true},
+                 Case{MemoryBacking::kEager, false}, Case{MemoryBacking::kUffd, false},
+                 Case{MemoryBacking::kUffd, true}}) {
     std::vector<double> first_entry, answered;
     for (size_t i = 0; i < runs; ++i) {
       thaw::snapshot::RestoreOptions options;
-      options.memory = backing;
+      options.memory = c.backing;
+      options.prefetch = c.prefetch;
       options.pause_on_guest_exit = true;
       auto requested = Clock::now();
       auto clone = thaw::snapshot::restore_vm(loaded, options);
@@ -150,7 +179,7 @@ int main(int argc, char** argv) {
       answered.push_back(ms_since(requested));
       destroyer.destroy(std::move(clone));
     }
-    std::string name = std::string(thaw::snapshot::memory_backing_name(backing));
+    std::string name = std::string(thaw::snapshot::memory_backing_name(c.backing)) + (c.prefetch ? "+prefetch" : "");
     print_row((name + ": request -> first guest instruction").c_str(), thaw::bench::summarize(first_entry));
     print_row((name + ": request -> guest answered").c_str(), thaw::bench::summarize(answered));
   }
@@ -236,5 +265,18 @@ int main(int argc, char** argv) {
                 static_cast<double>(cycles) / (ms_since(cycle_start) / 1000), cycles, ms_since(cycle_start) / 1000);
     destroyer.destroy(std::move(clone));
   }
-  return 0;
+
+  std::string qemu = no_qemu ? "" : thaw::bench::find_in_path("qemu-system-x86_64");
+  if (qemu.empty()) {
+    std::printf("\nQEMU restore comparison skipped (%s)\n", no_qemu ? "--no-qemu" : "qemu-system-x86_64 not installed");
+    return 0;
+  }
+  thaw::bench::RestoreComparisonOptions compare;
+  compare.qemu = qemu;
+  compare.kernel = THAW_MINI_GUEST;
+  compare.ticks = qemu_ticks;
+  compare.runs = runs;
+  bool ok = thaw::bench::run_qemu_restore_comparison(
+      compare, [&](thaw::snapshot::RestoredVm clone) { destroyer.destroy(std::move(clone)); });
+  return ok ? 0 : 1;
 }
