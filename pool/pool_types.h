@@ -1,0 +1,98 @@
+// The pool service's vocabulary, shared by pool/ and rpc/: templates,
+// policies, leases, the identity each clone gets, and the errors a caller
+// must tell apart. Plain structs; no Cap'n Proto here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace thaw::pool {
+
+// How big a template's warm pool may be.
+struct PoolPolicy {
+  uint32_t min_warm = 2;              // never fewer warm clones than this (budget permitting)
+  uint32_t max_warm = 16;             // never more
+  uint64_t memory_budget_mib = 4096;  // private memory of warm + leased clones together
+};
+
+// What a template is cold-booted from.
+struct TemplateSpec {
+  std::string name;     // [a-z0-9][a-z0-9_-]{0,62}
+  std::string kernel;   // path to the kernel image
+  std::string initrd;   // optional
+  std::string cmdline;  // guest command line
+  uint64_t mem_mib = 128;
+  uint32_t vcpus = 1;
+};
+
+struct TemplateInfo {
+  std::string name;
+  TemplateSpec spec;
+  PoolPolicy policy;
+  std::string snapshot_dir;
+  uint32_t warm = 0;
+  uint32_t leased = 0;
+  uint32_t target_warm = 0;  // what the autoscaler aims for now
+  double cold_boot_ms = 0;   // the template's cold boot to boot-complete
+};
+
+// Delivered to a clone at acquire without a guest round trip: written into
+// the guest's control page (guest/mini/README.md) before it resumes.
+struct CloneIdentity {
+  uint64_t generation = 0;  // bumped for every hand-out; the guest notices the change
+  uint64_t clone_id = 0;    // unique per hand-out within this daemon
+  uint64_t seed = 0;        // fresh random seed
+  uint64_t wall_ns = 0;     // wall-clock time, ns since the epoch
+};
+
+struct LeaseTimings {
+  double acquire_ms = 0;  // request until the clone runs
+  bool pool_hit = true;   // false when the caller waited for a refill
+};
+
+struct LeaseInfo {
+  uint64_t lease_id = 0;
+  std::string template_name;
+  CloneIdentity identity;
+  std::string vsock_path;  // the clone's vsock unix socket ("" if it has no vsock device)
+  std::chrono::steady_clock::time_point expires_at;
+  LeaseTimings timings;
+};
+
+struct InvokeResult {
+  uint32_t status = 0;  // 0 ok; otherwise the guest agent's error code
+  std::vector<uint8_t> payload;
+  double total_ms = 0;
+  double guest_ms = 0;  // the guest's own share, as the agent reports it
+};
+
+struct PoolStats {
+  struct PerTemplate {
+    std::string name;
+    uint32_t warm = 0, leased = 0, target_warm = 0;
+    uint64_t acquires = 0, hits = 0, misses = 0, overloaded = 0;
+    uint64_t restores = 0, resets = 0, reset_failures = 0, destroyed = 0, expired_leases = 0;
+    double private_memory_mib = 0;
+  };
+  std::vector<PerTemplate> templates;
+};
+
+// Errors the RPC layer maps to kj exception types.
+struct BadArgument : std::invalid_argument {  // -> FAILED
+  using std::invalid_argument::invalid_argument;
+};
+struct NotFound : std::invalid_argument {  // -> FAILED ("no such template/lease")
+  using std::invalid_argument::invalid_argument;
+};
+struct Overloaded : std::runtime_error {  // -> OVERLOADED: no warm clone within the timeout
+  using std::runtime_error::runtime_error;
+};
+struct GuestGone : std::runtime_error {  // -> DISCONNECTED: the guest crashed or stopped answering
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace thaw::pool
