@@ -1,0 +1,63 @@
+// The pool manager: templates (cold boot + snapshot), a warm pool of
+// restored, paused clones per template, leases handed out on acquire,
+// reset in place on release, background refill and an autoscaler.
+// Thread-safe: the RPC server calls it from many connections at once.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pool/pool_types.h"
+
+namespace thaw::pool {
+
+struct PoolManagerConfig {
+  std::string template_dir = "/var/lib/thaw/templates";  // one snapshot dir per template
+  std::string vsock_dir = "/run/thaw/vsock";              // clone vsock sockets live here
+  uint64_t default_lease_ms = 30000;
+  uint64_t max_lease_ms = 3600000;
+  std::chrono::milliseconds autoscale_period{500};
+};
+
+class PoolManager {
+ public:
+  explicit PoolManager(PoolManagerConfig config);
+  ~PoolManager();  // drains: stops refill, destroys clones; snapshots stay on disk
+  PoolManager(const PoolManager&) = delete;
+  PoolManager& operator=(const PoolManager&) = delete;
+
+  // Cold-boots spec.kernel to its boot-complete write, snapshots it into
+  // template_dir/<name> and starts filling its pool. BadArgument for a bad
+  // name/spec or an existing name.
+  TemplateInfo create_template(const TemplateSpec& spec, const PoolPolicy& policy);
+  // Picks up every template already in template_dir (a daemon restart).
+  std::vector<std::string> load_existing_templates();
+  std::vector<TemplateInfo> list_templates() const;
+  // Destroys the template's clones and deletes its snapshot. NotFound.
+  void delete_template(const std::string& name);
+  void set_policy(const std::string& name, const PoolPolicy& policy);
+
+  // Resumes a warm clone with a fresh identity; waits up to `timeout` for a
+  // refill when none is warm, then throws Overloaded. lease_ms 0 = default.
+  LeaseInfo acquire(const std::string& template_name, uint64_t lease_ms, std::chrono::milliseconds timeout);
+  LeaseInfo renew(uint64_t lease_id, uint64_t lease_ms);
+  // Resets the clone in place and returns it to the pool, or destroys it
+  // when it crashed or the reset failed. NotFound for an unknown lease.
+  void release(uint64_t lease_id);
+  LeaseInfo lease_info(uint64_t lease_id) const;
+  // Runs `function` in the leased clone's guest agent over vsock. GuestGone
+  // when the guest crashed or stopped answering (the clone is then destroyed).
+  InvokeResult invoke(uint64_t lease_id, const std::string& function, const std::vector<uint8_t>& payload,
+                      std::chrono::milliseconds timeout);
+
+  PoolStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace thaw::pool
