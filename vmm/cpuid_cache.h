@@ -4,8 +4,8 @@
 // host kernel, each a trap to the outer hypervisor: about 1 ms, a third of
 // a whole-process cold boot. The answer depends only on the host kernel,
 // the KVM module and its parameters, so it is cached under a key made of
-// exactly those (boot id, kernel release, module, its parameters and its
-// sysfs inode, which changes on reload). The cache file is untrusted input:
+// exactly those (boot id, kernel release, and the KVM modules' sysfs inodes,
+// which change on reload). The cache file is untrusted input:
 // anything malformed is ignored and recomputed.
 #pragma once
 
@@ -32,6 +32,9 @@ std::string host_kvm_key();
 std::vector<uint8_t> encode_cpuid_cache(std::span<const kvm_cpuid_entry2> entries);
 // Returns nothing for a malformed image (bad magic, size, count > 256).
 std::optional<std::vector<kvm_cpuid_entry2>> decode_cpuid_cache(std::span<const uint8_t> image);
+
+// The cached answer for this host, if there is a valid one (no ioctl).
+std::optional<std::vector<kvm_cpuid_entry2>> load_cached_cpuid(const std::string& cache_dir);
 
 // The supported CPUID, from the cache when it holds this host's answer,
 // otherwise from KVM (and then stored). `cache_dir` empty: no cache.

@@ -83,9 +83,16 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   // KVM_GET_SUPPORTED_CPUID costs ~1 ms of CPUID exits on nested hosts:
   // take it from the cache, or ask on a second thread while this one
   // builds the VM.
-  auto supported_cpuid = std::async(std::launch::async, [&kvm, &config] {
-    return supported_cpuid_cached(kvm, config.cpuid_cache_dir);
-  });
+  std::future<std::vector<kvm_cpuid_entry2>> supported_cpuid;
+  if (auto cached = load_cached_cpuid(config.cpuid_cache_dir)) {
+    std::promise<std::vector<kvm_cpuid_entry2>> ready;
+    ready.set_value(std::move(*cached));
+    supported_cpuid = ready.get_future();
+  } else {
+    supported_cpuid = std::async(std::launch::async, [&kvm, &config] {
+      return supported_cpuid_cached(kvm, config.cpuid_cache_dir);
+    });
+  }
   auto vm = build(config, kvm, GuestMemory::create(config.mem_mib << 20));
   vm->configure_boot_vcpus(supported_cpuid.get());
   vm->timings_.vm_setup = Clock::now() - setup_start;
