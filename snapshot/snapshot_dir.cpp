@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "snapshot/dir_files.h"
 #include "vmm/sys_error.h"
 #include "vmm/unique_fd.h"
 
@@ -17,39 +18,6 @@ namespace {
 constexpr char kStateTmp[] = "state.tmp";
 constexpr char kMemoryTmp[] = "memory.tmp";
 
-std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
-
-UniqueFd open_dir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd) return fd;
-  if (errno == ENOENT) throw InputError("snapshot directory " + dir + " does not exist");
-  if (errno == ENOTDIR) throw InputError("snapshot directory " + dir + " is not a directory");
-  throw_errno("open", "snapshot directory " + dir);
-}
-
-void fsync_dir(int dir_fd, const std::string& dir) {
-  if (::fsync(dir_fd) != 0) throw_errno("fsync", "snapshot directory " + dir);
-}
-
-void unlink_if_present(int dir_fd, const std::string& dir, const char* name) {
-  if (::unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT) throw_errno("unlink", join(dir, name));
-}
-
-void write_file(int dir_fd, const std::string& dir, const char* name, std::span<const uint8_t> bytes) {
-  UniqueFd fd(::openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) throw_errno("open", join(dir, name));
-  for (size_t done = 0; done < bytes.size();) {
-    ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("write", join(dir, name));
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) throw_errno("fsync", join(dir, name));
-}
-
-void rename_in(int dir_fd, const std::string& dir, const char* from, const char* to) {
-  if (::renameat(dir_fd, from, dir_fd, to) != 0) throw_errno("rename", join(dir, from) + " to " + to);
-}
 
 // Reads the state file, refusing one over the cap before reading it.
 std::vector<uint8_t> read_state_file(int dir_fd, const std::string& dir, const DecodeLimits& limits) {

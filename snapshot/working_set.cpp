@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "snapshot/dir_files.h"
 #include "snapshot/io_ring.h"
 #include "vmm/sys_error.h"
 #include "vmm/unique_fd.h"
@@ -74,16 +75,6 @@ void check_pages(const WorkingSet& ws, uint64_t memory_size) {
              ") follows " + std::to_string(ws.pages[i - 1]));
     }
   }
-}
-
-std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
-
-UniqueFd open_dir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd) return fd;
-  if (errno == ENOENT) throw InputError("snapshot directory " + dir + " does not exist");
-  if (errno == ENOTDIR) throw InputError("snapshot directory " + dir + " is not a directory");
-  throw_errno("open", "snapshot directory " + dir);
 }
 
 }  // namespace
@@ -168,22 +159,9 @@ void write_working_set(const std::string& dir, const WorkingSet& ws, uint64_t me
   std::vector<uint8_t> bytes = encode_working_set(ws, memory_size);
   (void)decode_working_set(bytes, memory_size);  // never commit a file a reader would reject
   UniqueFd dir_fd = open_dir(dir);
-  const std::string tmp_path = join(dir, kTmpName);
-  {
-    UniqueFd fd(::openat(dir_fd.get(), kTmpName, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) throw_errno("open", tmp_path);
-    for (size_t done = 0; done < bytes.size();) {
-      ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("write", tmp_path);
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) throw_errno("fsync", tmp_path);
-  }
-  if (::renameat(dir_fd.get(), kTmpName, dir_fd.get(), kWorkingSetFileName) != 0) {
-    throw_errno("rename", tmp_path + " to " + kWorkingSetFileName);
-  }
-  if (::fsync(dir_fd.get()) != 0) throw_errno("fsync", "snapshot directory " + dir);
+  write_file(dir_fd.get(), dir, kTmpName, bytes);
+  rename_in(dir_fd.get(), dir, kTmpName, kWorkingSetFileName);
+  fsync_dir(dir_fd.get(), dir);
 }
 
 std::optional<WorkingSet> read_working_set(const std::string& dir, uint64_t memory_size) {
