@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config binutils
   liburing-dev libxxhash-dev capnproto libcapnp-dev libspdlog-dev libfmt-dev
-  libgtest-dev libcli11-dev nlohmann-json3-dev libtoml11-dev
+  libgtest-dev libcli11-dev nlohmann-json3-dev libtoml11-dev prometheus-cpp-dev
 )
 for arg in "$@"; do
   case "$arg" in

@@ -20,6 +20,10 @@ struct PoolManagerConfig {
   uint64_t default_lease_ms = 30000;
   uint64_t max_lease_ms = 3600000;
   std::chrono::milliseconds autoscale_period{500};
+  // A template's cold boot must reach its boot-complete write within this.
+  std::chrono::milliseconds cold_boot_timeout{120000};
+  // Warm clones the autoscaler keeps beyond rate x refill time.
+  uint32_t autoscale_headroom = 1;
 };
 
 class PoolManager {
@@ -54,6 +58,12 @@ class PoolManager {
                       std::chrono::milliseconds timeout);
 
   PoolStats stats() const;
+
+  // Copies guest-physical [guest_addr, guest_addr + len) of the leased
+  // clone (at most 1 MiB), e.g. its control page. For tests and
+  // diagnostics. NotFound for an unknown lease, BadArgument for a range
+  // outside guest RAM.
+  std::vector<uint8_t> read_guest_memory(uint64_t lease_id, uint64_t guest_addr, uint64_t len) const;
 
  private:
   struct Impl;

@@ -76,6 +76,8 @@ struct PoolStats {
     uint32_t warm = 0, leased = 0, target_warm = 0;
     uint64_t acquires = 0, hits = 0, misses = 0, overloaded = 0;
     uint64_t restores = 0, resets = 0, reset_failures = 0, destroyed = 0, expired_leases = 0;
+    uint64_t restore_failures = 0;
+    uint64_t scale_ups = 0, scale_downs = 0;  // autoscaler decisions that moved target_warm
     double private_memory_mib = 0;
   };
   std::vector<PerTemplate> templates;

@@ -99,6 +99,7 @@ struct DeviceStates {
   i8042 @1 :I8042State;
   bootComplete @2 :BootCompleteState;
   debugExit @3 :DebugExitState;
+  vsock @4 :VirtioVsockState;        # absent: the VM has no vsock device
 }
 
 struct Serial8250State {
@@ -132,4 +133,33 @@ struct BootCompleteState {
 struct DebugExitState {
   exited @0 :Bool;
   code @1 :UInt8;
+}
+
+# virtio-vsock: the virtio-mmio transport's registers and the device's CID.
+# Open connections are not saved (a restore resets them), nor is the host's
+# unix socket path (each clone gets its own).
+struct VirtioVsockState {
+  transport @0 :VirtioMmioState;
+  guestCid @1 :UInt64;               # 3 .. 2^32 - 2
+}
+
+struct VirtioMmioState {
+  status @0 :UInt32;                 # device status bits (virtio 1.x, 2.1)
+  deviceFeaturesSel @1 :UInt32;
+  driverFeaturesSel @2 :UInt32;
+  driverFeatures @3 :UInt64;         # a subset of what the device offers
+  queueSel @4 :UInt32;
+  interruptStatus @5 :UInt32;        # bit 0 used buffer, bit 1 config change
+  configGeneration @6 :UInt32;
+  queues @7 :List(VirtqueueState);   # one per device queue
+}
+
+struct VirtqueueState {
+  size @0 :UInt16;                   # 0, or a power of two up to 256
+  ready @1 :Bool;
+  descAddr @2 :UInt64;               # ready queues: every ring inside guest RAM
+  availAddr @3 :UInt64;
+  usedAddr @4 :UInt64;
+  nextAvail @5 :UInt16;
+  nextUsed @6 :UInt16;
 }

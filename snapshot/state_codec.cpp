@@ -11,6 +11,7 @@
 
 #include "snapshot/machine_state_codec.h"
 #include "snapshot/snapshot.capnp.h"
+#include "snapshot/virtio_state_codec.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/sys_error.h"
 
@@ -81,6 +82,8 @@ void encode_devices(const DeviceStates& d, schema::DeviceStates::Builder out) {
   auto e = out.initDebugExit();
   e.setExited(d.debug_exit.exited);
   e.setCode(d.debug_exit.code);
+
+  if (d.vsock) encode_vsock(*d.vsock, out.initVsock());
 }
 
 MemoryLayout decode_memory(schema::MemoryLayout::Reader in, const DecodeLimits& limits) {
@@ -134,7 +137,7 @@ MemoryLayout decode_memory(schema::MemoryLayout::Reader in, const DecodeLimits& 
 
 // List bounds and value ranges are checked here; each device's restore()
 // checks its own register semantics again before it touches the device.
-DeviceStates decode_devices(schema::DeviceStates::Reader in) {
+DeviceStates decode_devices(schema::DeviceStates::Reader in, const MemoryLayout& memory) {
   if (!in.hasSerial() || !in.hasI8042() || !in.hasBootComplete() || !in.hasDebugExit()) {
     reject("device state is missing one of serial, i8042, bootComplete, debugExit");
   }
@@ -176,6 +179,9 @@ DeviceStates decode_devices(schema::DeviceStates::Reader in) {
   auto e = in.getDebugExit();
   d.debug_exit.exited = e.getExited();
   d.debug_exit.code = e.getCode();
+
+  // Queue addresses are checked against the memory layout decoded above.
+  if (in.hasVsock()) d.vsock = decode_vsock(in.getVsock(), memory);
   return d;
 }
 
@@ -211,7 +217,7 @@ SnapshotState decode_root(schema::SnapshotState::Reader root, const DecodeLimits
   for (uint32_t i = 0; i < vcpus.size(); ++i) s.vcpus.push_back(decode_vcpu(vcpus[i], i, limits));
 
   s.vm = decode_vm(root.getVm());
-  s.devices = decode_devices(root.getDevices());
+  s.devices = decode_devices(root.getDevices(), s.memory);
   s.boot_complete_after_ns = root.getBootCompleteAfterNs();
   return s;
 }

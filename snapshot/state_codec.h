@@ -44,10 +44,11 @@ std::vector<uint8_t> encode_state(const SnapshotState& state);
 
 // Parses and validates a state file image. Everything is checked before it
 // returns: header, checksum, sizes and counts, the exact size of every
-// kernel struct, the memory layout against vmm::plan_ram_regions, and the
-// devices' list bounds. Throws InputError naming the first problem found.
-// The host fingerprint is returned as saved, not compared: see
-// check_host_compatible() in host_fingerprint.h.
+// kernel struct, the memory layout against vmm::plan_ram_regions, the
+// devices' list bounds, and a vsock device's queues against that layout.
+// Throws InputError naming the first problem found. The host fingerprint
+// is returned as saved, not compared: see check_host_compatible() in
+// host_fingerprint.h.
 SnapshotState decode_state(std::span<const uint8_t> file, const DecodeLimits& limits = {});
 
 }  // namespace thaw::snapshot

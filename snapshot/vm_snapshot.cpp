@@ -6,6 +6,8 @@
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial_8250.h"
+#include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/vsock_device.h"
 #include "snapshot/host_fingerprint.h"
 #include "vmm/state_capture.h"
 #include "vmm/state_validation.h"
@@ -16,6 +18,24 @@ namespace thaw::snapshot {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Holds a vsock device's queue work (its muxer thread writes guest memory
+// on its own) from the state capture until guest RAM is on disk, so the
+// saved queue indices match the rings in the saved memory.
+class VsockQuiesce {
+ public:
+  explicit VsockQuiesce(devices::VsockDevice* vsock) : vsock_(vsock) {
+    if (vsock_) vsock_->pause_processing();
+  }
+  ~VsockQuiesce() {
+    if (vsock_) vsock_->resume_processing();
+  }
+  VsockQuiesce(const VsockQuiesce&) = delete;
+  VsockQuiesce& operator=(const VsockQuiesce&) = delete;
+
+ private:
+  devices::VsockDevice* vsock_;
+};
 
 }  // namespace
 
@@ -52,6 +72,8 @@ SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir) {
   state.devices.i8042 = vm.i8042().save();
   state.devices.boot_complete = vm.boot_complete().save();
   state.devices.debug_exit = vm.debug_exit().save();
+  VsockQuiesce quiesce(vm.vsock());
+  if (vm.vsock()) state.devices.vsock = VsockDeviceStates{vm.vsock_transport()->save(), vm.vsock()->save()};
   if (auto booted = vm.boot_complete_after()) state.boot_complete_after_ns = static_cast<uint64_t>(booted->count());
   SaveResult result;
   result.capture = Clock::now() - start;
@@ -66,12 +88,27 @@ namespace {
 // Devices, then VM-wide chips, then each vCPU. The state was validated (or
 // is the one validated at restore time, for a reset).
 void apply_saved_state(vmm::Vm& vm, const SnapshotState& state, bool allow_tsc_mismatch, bool is_reset) {
+  if (state.devices.vsock.has_value() != (vm.vsock() != nullptr)) {
+    throw InputError(state.devices.vsock ? "the snapshot has a vsock device: give the clone a vsock socket path"
+                                         : "the snapshot has no vsock device, but a vsock socket path was given");
+  }
+  // The vsock device does no queue work (so raises no interrupt) until the
+  // interrupt controllers are restored: KVM_SET_IRQCHIP and KVM_SET_LAPIC
+  // would overwrite an edge sent before them.
+  VsockQuiesce quiesce(vm.vsock());
   // Devices validate their own state; do them before touching KVM.
   try {
     vm.serial().restore(state.devices.serial);
     vm.i8042().restore(state.devices.i8042);
     vm.boot_complete().restore(state.devices.boot_complete);
     vm.debug_exit().restore(state.devices.debug_exit);
+    if (state.devices.vsock) {
+      // The transport first: it resets the device (dropping any streams)
+      // and activates it again; the device then drops what it has and
+      // queues a transport-reset event for the guest driver.
+      vm.vsock_transport()->restore(state.devices.vsock->transport);
+      vm.vsock()->restore(state.devices.vsock->device);
+    }
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("snapshot device state rejected: ") + e.what());
   }
@@ -84,6 +121,7 @@ void apply_saved_state(vmm::Vm& vm, const SnapshotState& state, bool allow_tsc_m
   for (size_t i = 0; i < state.vcpus.size(); ++i) {
     vmm::restore_vcpu_state(vm.vcpus()[i]->fd(), state.vcpus[i], vcpu_options);
   }
+  if (vm.vsock_transport()) vm.vsock_transport()->notify_pending();
 }
 
 }  // namespace
@@ -95,6 +133,9 @@ ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const Re
   }
   auto start = Clock::now();
   ResetResult result;
+  // No device may write guest memory between dropping the pages and
+  // reloading its state (which also drops the clone's vsock streams).
+  VsockQuiesce quiesce(vm.vsock());
   // Private pages go; file pages (private) or the pager (uffd) bring the
   // snapshot's content back on the next touch. Eager memory has no file
   // behind it, so it is read again: a reset then costs the whole file.
@@ -200,6 +241,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.kvm_path = options.kvm_path;
   config.pause_on_guest_exit = options.pause_on_guest_exit;
   config.kernel_path = "(snapshot)";
+  config.vsock_path = options.vsock_path;
   restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory));
   if (options.memory == MemoryBacking::kUffd) {
     restored.pager = std::make_unique<vmm::UserfaultPager>(restored.vm->memory(), snapshot.memory_path,

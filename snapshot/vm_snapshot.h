@@ -52,6 +52,10 @@ struct RestoreOptions {
   // Eager reads the whole memory file anyway and rejects it.
   bool prefetch = false;
   std::string kvm_path = "/dev/kvm";
+  // This clone's own vsock unix socket (see VmConfig::vsock_path). A
+  // snapshot of a VM with a vsock device needs one, a snapshot of a VM
+  // without one refuses it; the snapshot stores no path of its own.
+  std::string vsock_path;
 };
 
 struct RestoreTimings {

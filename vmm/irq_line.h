@@ -1,11 +1,17 @@
-// An interrupt line into the in-kernel irqchip (PIC + IOAPIC): the VMM's side
-// of devices::InterruptLine, so devices raise interrupts without seeing KVM.
+// Interrupt wires into the in-kernel irqchip (PIC + IOAPIC): the VMM's side
+// of devices::InterruptLine and devices::InterruptNotifier, so devices raise
+// interrupts without seeing KVM.
 #pragma once
+
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cstdint>
 
 #include "devices/interrupt_line.h"
 #include "vmm/kvm/vm_fd.h"
+#include "vmm/sys_error.h"
+#include "vmm/unique_fd.h"
 
 namespace thaw::vmm {
 
@@ -17,6 +23,26 @@ class KvmIrqLine final : public devices::InterruptLine {
  private:
   kvm::VmFd& vm_;
   uint32_t gsi_;
+};
+
+// An edge on a GSI through an irqfd: notify() is one eventfd write, which
+// KVM turns into a pulse on the pin from whatever thread wrote it (no
+// ioctl, no vCPU exit). Closing the eventfd detaches it from KVM.
+class IrqFdNotifier final : public devices::InterruptNotifier {
+ public:
+  IrqFdNotifier(kvm::VmFd& vm, uint32_t gsi) : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!fd_) throw_errno("eventfd", "irqfd for GSI " + std::to_string(gsi));
+    vm.add_irqfd(fd_.get(), gsi);
+  }
+  void notify() override {
+    const uint64_t one = 1;
+    // EAGAIN only when the counter is about to overflow: KVM has not even
+    // consumed the previous edges yet, so this one is not lost.
+    [[maybe_unused]] auto n = ::write(fd_.get(), &one, sizeof one);
+  }
+
+ private:
+  UniqueFd fd_;
 };
 
 }  // namespace thaw::vmm

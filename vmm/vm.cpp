@@ -3,6 +3,7 @@
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <system_error>
 
 #include <spdlog/spdlog.h>
 
@@ -10,10 +11,13 @@
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial_8250.h"
+#include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/vsock_device.h"
 #include "vmm/cpuid_cache.h"
 #include "vmm/irq_line.h"
 #include "vmm/state_capture.h"
 #include "vmm/loader/kernel_image.h"
+#include "vmm/memory/device_memory.h"
 #include "vmm/sys_error.h"
 #include "vmm/x86_64/lapic.h"
 #include "vmm/x86_64/layout.h"
@@ -177,6 +181,35 @@ void Vm::create_devices() {
   boot_complete_ = std::make_shared<devices::BootComplete>(
       config_.requested_at, [this](std::chrono::nanoseconds since) { on_boot_complete(since); });
   mmio_bus_.insert(boot_complete_, x86::kBootCompleteMmioAddr, 4096, "boot-complete");
+
+  if (!config_.vsock_path.empty()) create_vsock();
+}
+
+void Vm::create_vsock() {
+  device_memory_ = std::make_shared<DeviceMemoryView>(memory_);
+  try {
+    vsock_ = std::make_shared<devices::VsockDevice>(config_.vsock_path, x86::kVsockGuestCid);
+  } catch (const std::system_error& e) {
+    throw SysError("vsock device", e.code().value(), e.what());
+  }
+  auto irq = std::make_shared<IrqFdNotifier>(vm_fd_, x86::kVsockIrq);
+  vsock_transport_ = std::make_shared<devices::MmioTransport>(vsock_, device_memory_, std::move(irq));
+  mmio_bus_.insert(vsock_transport_, x86::kVirtioMmioBase, x86::kVirtioMmioSize, "virtio-mmio vsock");
+  // QueueNotify never reaches user space: KVM signals the muxer's eventfd.
+  vm_fd_.add_mmio_ioeventfd(x86::kVirtioMmioBase + devices::virtio_mmio::kQueueNotify, 4, vsock_->notify_fd());
+}
+
+std::string Vm::kernel_cmdline() const {
+  std::string cmdline = config_.cmdline;
+  if (vsock_) {
+    char device[64];
+    std::snprintf(device, sizeof device, "virtio_mmio.device=%lluK@0x%llx:%u",
+                  static_cast<unsigned long long>(x86::kVirtioMmioSize >> 10),
+                  static_cast<unsigned long long>(x86::kVirtioMmioBase), x86::kVsockIrq);
+    if (!cmdline.empty()) cmdline += ' ';
+    cmdline += device;
+  }
+  return cmdline;
 }
 
 void Vm::create_vcpus() {
@@ -206,7 +239,7 @@ void Vm::load_kernel() {
   input.kernel_name = config_.kernel_path;
   input.initrd = initrd;
   input.initrd_name = config_.initrd_path;
-  input.cmdline = config_.cmdline;
+  input.cmdline = kernel_cmdline();
   input.vcpu_count = config_.vcpus;
   boot_info_ = x86::setup_boot(memory_, input);
 

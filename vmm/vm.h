@@ -21,6 +21,9 @@ class Serial8250;
 class I8042;
 class BootComplete;
 class DebugExit;
+class GuestMemoryAccess;
+class MmioTransport;
+class VsockDevice;
 }  // namespace thaw::devices
 
 namespace thaw::vmm {
@@ -79,11 +82,20 @@ class Vm {
   devices::I8042& i8042() { return *i8042_; }
   devices::BootComplete& boot_complete() { return *boot_complete_; }
   devices::DebugExit& debug_exit() { return *debug_exit_; }
+  // The virtio-vsock device and its MMIO transport; null without a
+  // VmConfig::vsock_path.
+  devices::VsockDevice* vsock() { return vsock_.get(); }
+  devices::MmioTransport* vsock_transport() { return vsock_transport_.get(); }
+
+  // The command line the guest gets: config().cmdline plus the
+  // virtio_mmio.device= entries of the devices the VM has.
+  std::string kernel_cmdline() const;
 
  private:
   Vm(VmConfig config, kvm::VmFd vm_fd, GuestMemory memory);
   void register_memory();
   void create_devices();
+  void create_vsock();
   static std::unique_ptr<Vm> build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory);
   void create_vcpus();
   void configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);
@@ -100,6 +112,11 @@ class Vm {
   std::shared_ptr<devices::I8042> i8042_;
   std::shared_ptr<devices::BootComplete> boot_complete_;
   std::shared_ptr<devices::DebugExit> debug_exit_;
+  // The buses hold the transport too; the transport holds the device, whose
+  // muxer thread it stops from touching memory_ before either goes away.
+  std::shared_ptr<devices::GuestMemoryAccess> device_memory_;
+  std::shared_ptr<devices::VsockDevice> vsock_;
+  std::shared_ptr<devices::MmioTransport> vsock_transport_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   x86::BootInfo boot_info_{};
   BootTimings timings_;

@@ -33,6 +33,10 @@ struct VmConfig {
   // Where KVM's supported-CPUID answer is cached between processes; empty:
   // no cache. See vmm/cpuid_cache.h.
   std::string cpuid_cache_dir;
+  // The host end of the guest's virtio-vsock device: a unix socket path
+  // (Firecracker's convention, see devices/virtio/vsock_device.h). Empty:
+  // no vsock device. Vm::create appends the device to the command line.
+  std::string vsock_path;
 };
 
 // The boot split into the stages a user can act on.

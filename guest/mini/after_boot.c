@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "agent.h"
 #include "arch.h"
 #include "console.h"
 #include "layout.h"
@@ -16,7 +17,8 @@
  * the write carries it to every clone. */
 static struct fnv1a_range split_state;
 
-void after_boot_prepare(const struct options *options) {
+void after_boot_prepare(const struct options *options, const struct boot_info *boot) {
+  if (options->after == AFTER_AGENT) agent_prepare(options, boot);
   if (options->after != AFTER_SPLIT) return;
   split_state.hash = FNV1A_OFFSET_BASIS;
   split_state.begin = 0;
@@ -91,6 +93,8 @@ void after_boot_run(const struct options *options) {
       finish_split();
     case AFTER_CLONE:
       finish_clone();
+    case AFTER_AGENT:
+      agent_run();
     case AFTER_IDLE:
       break;
   }

@@ -24,6 +24,17 @@
 #define HVM_MEMMAP_MAX 128     /* a sanity cap, not an ABI limit */
 
 #define MEMORY_TYPE_RAM 1
+#define IDENTITY_MAP_END 0x100000000ull
+
+/* Adds one memory-map entry to info. */
+static void add_entry(struct boot_info *info, uint64_t addr, uint64_t size, uint32_t type) {
+  if (type != MEMORY_TYPE_RAM) return;
+  info->ram_bytes += size;
+  if (addr <= IMAGE_BASE && IMAGE_BASE - addr < size) {
+    uint64_t end = addr + size;
+    info->image_ram_end = end > IDENTITY_MAP_END ? IDENTITY_MAP_END : end;
+  }
+}
 
 struct __attribute__((packed)) e820_entry {
   uint64_t addr;
@@ -45,19 +56,19 @@ static uint64_t read_u64(uint64_t addr) { return *(const volatile uint64_t *)add
 static const char *cmdline_at(uint64_t paddr) { return paddr ? (const char *)paddr : ""; }
 
 static struct boot_info from_boot_params(uint64_t bp) {
-  struct boot_info info = {cmdline_at(read_u32(bp + BP_CMD_LINE_PTR)), 0, 0};
+  struct boot_info info = {cmdline_at(read_u32(bp + BP_CMD_LINE_PTR)), 0, 0, 0};
   unsigned count = read_u8(bp + BP_E820_ENTRIES);
   if (count > BP_E820_MAX) count = BP_E820_MAX;
   const struct e820_entry *entries = (const struct e820_entry *)(bp + BP_E820_TABLE);
   for (unsigned i = 0; i < count; i++) {
-    if (entries[i].type == MEMORY_TYPE_RAM) info.ram_bytes += entries[i].size;
+    add_entry(&info, entries[i].addr, entries[i].size, entries[i].type);
   }
   info.ram_known = count > 0;
   return info;
 }
 
 static struct boot_info from_hvm_start_info(uint64_t si) {
-  struct boot_info info = {"", 0, 0};
+  struct boot_info info = {"", 0, 0, 0};
   if (si == 0 || read_u32(si + HVM_MAGIC) != HVM_START_MAGIC) return info;
   info.cmdline = cmdline_at(read_u64(si + HVM_CMDLINE_PADDR));
   if (read_u32(si + HVM_VERSION) < 1) return info;
@@ -67,7 +78,7 @@ static struct boot_info from_hvm_start_info(uint64_t si) {
   if (count > HVM_MEMMAP_MAX) count = HVM_MEMMAP_MAX;
   const struct hvm_memmap_entry *entries = (const struct hvm_memmap_entry *)map;
   for (unsigned i = 0; i < count; i++) {
-    if (entries[i].type == MEMORY_TYPE_RAM) info.ram_bytes += entries[i].size;
+    add_entry(&info, entries[i].addr, entries[i].size, entries[i].type);
   }
   info.ram_known = count > 0;
   return info;

@@ -2,7 +2,8 @@
  * page tables, GDT, TSS and IDT.
  *
  *   banner, command line, RAM  ->  optional deliberate fault (thaw.fault=)
- *   -> FNV-1a in ring 3  ->  first half of thaw.after=split  ->  LAPIC timer (ticks:N only)
+ *   -> FNV-1a in ring 3  ->  first half of thaw.after=split or the agent's
+ *   vsock device  ->  LAPIC timer (ticks:N only)
  *   -> "ready" + boot-complete write  ->  thaw.after= (idle by default)
  *
  * The timer starts before the boot-complete write so that a snapshot taken
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "after_boot.h"
+#include "agent.h"
 #include "arch.h"
 #include "boot_info.h"
 #include "console.h"
@@ -53,13 +55,14 @@ static void run_builtin_function(uint64_t fn_bytes) {
 __attribute__((noreturn, used)) void kmain(unsigned boot_kind, uint64_t boot_info_addr) {
   struct boot_info boot = read_boot_info(boot_kind, boot_info_addr);
   struct options options = parse_options(boot.cmdline);
+  agent_calibration_start(&options); /* thaw.after=agent: the boot is the interval */
   console_init();
   console_set_quiet(options.quiet);
   print_boot_lines(&boot);
 
   raise_fault(options.fault);
   run_builtin_function(options.fn_bytes);
-  after_boot_prepare(&options);
+  after_boot_prepare(&options, &boot);
   /* Only thaw.after=ticks:N needs the timer. An idle or clone guest sleeps
    * with no timer: a pool of idle clones taking 500 emulated interrupts a
    * second each would burn the host's CPUs. */

@@ -14,7 +14,8 @@
 #define SYSCALL_STUB_SLOT 32  /* the int 0x80 stub follows the 32 exception stubs */
 #define TIMER_STUB_SLOT 33    /* LAPIC timer interrupt */
 #define SPURIOUS_STUB_SLOT 34 /* LAPIC spurious interrupt */
-#define ISR_SLOTS 35
+#define VIRTIO_STUB_SLOT 35   /* virtio-mmio device interrupt (IOAPIC) */
+#define ISR_SLOTS 36
 
 /* GDT selectors: Linux's x86-64 layout, slot for slot. 0x10/0x18 are what the
  * VMM (and our own PVH stub) load, so CS never needs a far reload; and PVM
@@ -33,6 +34,7 @@
 #define IST_DOUBLE_FAULT 1
 
 #define VECTOR_TIMER 0x20    /* LAPIC timer, periodic (lapic.c) */
+#define VECTOR_VIRTIO 0x25   /* virtio-mmio vsock, IOAPIC pin = its IRQ (virtio_vsock.c) */
 #define VECTOR_SYSCALL 0x80
 #define VECTOR_SPURIOUS 0xff /* LAPIC spurious-interrupt vector (SVR) */
 #define IDT_ENTRIES 256
@@ -59,6 +61,7 @@
 #define EXIT_CODE_SUCCESS 0x00
 #define EXIT_CODE_GUEST_FAILURE 0x31
 #define EXIT_CODE_NO_CONTROL_PAGE 0x32 /* thaw.after=clone without a control page */
+#define EXIT_CODE_NO_DEVICE 0x33       /* thaw.after=agent without a usable vsock device */
 
 /* Local APIC (xAPIC MMIO, the architectural default base; inside our 4 GiB
  * identity map, left cacheable: KVM's in-kernel LAPIC traps the accesses
@@ -67,15 +70,31 @@
 #define LAPIC_EOI 0x0b0
 #define LAPIC_SVR 0x0f0
 #define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
 #define LAPIC_TIMER_INITIAL_COUNT 0x380
+#define LAPIC_TIMER_CURRENT_COUNT 0x390
 #define LAPIC_TIMER_DIVIDE 0x3e0
 #define LAPIC_EOI_ADDR (LAPIC_BASE + LAPIC_EOI)
 #define LAPIC_SVR_ENABLE 0x100
 #define LAPIC_TIMER_PERIODIC 0x20000
+#define LAPIC_LVT_MASKED 0x10000
 #define LAPIC_DIVIDE_BY_16 0x3
 /* KVM's LAPIC timer counts at 1 GHz (APIC bus cycle 1 ns) before the divider:
  * 125000 * 16 ns = 2 ms per tick. See README.md for the measured period. */
 #define LAPIC_TIMER_COUNT 125000
+/* The same clock divided by 16: counts per millisecond (sleep, TSC calibration). */
+#define LAPIC_COUNTS_PER_MS 62500
+
+/* Legacy 8259 PIC data ports (interrupt mask registers). */
+#define PIC_MASTER_DATA 0x21
+#define PIC_SLAVE_DATA 0xa1
+
+/* I/O APIC (KVM's in-kernel one; the MP table maps ISA IRQ n to pin n). */
+#define IOAPIC_BASE 0xfec00000
+#define IOAPIC_REGSEL 0x00
+#define IOAPIC_WINDOW 0x10
+#define IOAPIC_REDIRECTION_TABLE 0x10 /* entry n: registers 0x10+2n (low), 0x11+2n (high) */
+#define IOAPIC_PINS 24
 
 /* Control page ("mailbox"): one 4 KiB page of guest RAM the VMM may write
  * before it resumes a restored clone; read by thaw.after=clone after the
@@ -97,6 +116,23 @@
  * image (with .bss) ends below it. */
 #define CLONE_BUFFER_ADDR 0x200000
 #define CLONE_BUFFER_SIZE 0x10000
+
+/* thaw.after=agent (agent.c): the invoke request stream buffer (also the
+ * vsock receive buffer whose size the guest advertises as buf_alloc), the
+ * response buffer, and the free RAM the "touch" function writes to (up to
+ * the end of the RAM region that holds the image). */
+#define AGENT_REQUEST_ADDR 0x300000
+#define AGENT_REQUEST_CAPACITY 0x110000  /* 1 MiB request + 64 KiB of what follows it */
+#define AGENT_RESPONSE_ADDR 0x500000
+#define AGENT_RESPONSE_CAPACITY 0x110000
+/* The vsock driver's 16 receive buffers, 64 KiB each (virtio_vsock.c): a
+ * packet of the device's largest payload fits one buffer. Only the pages
+ * the device writes become dirty. */
+#define VSOCK_RX_BUFFERS_ADDR 0x700000
+#define VSOCK_RX_BUFFER_SIZE 0x10000
+#define VSOCK_RX_BUFFERS_END (VSOCK_RX_BUFFERS_ADDR + 16 * VSOCK_RX_BUFFER_SIZE)
+#define AGENT_RAM_NEEDED VSOCK_RX_BUFFERS_END
+#define AGENT_TOUCH_ADDR 0x1000000
 
 /* How the guest was entered: passed to kmain in EDI. */
 #define BOOT_KIND_LINUX 0 /* 64-bit Linux boot protocol, RSI = boot_params */

@@ -36,14 +36,16 @@ idt:
 	.endif
 	.set vector, vector + 1
 	.endr
-	/* The LAPIC timer and spurious vectors are the only device interrupts:
-	 * a stray one hits a not-present gate and is reported as #NP, which
-	 * names the vector in its error code. */
+	/* The LAPIC timer, the virtio device and the LAPIC spurious vectors are
+	 * the only device interrupts: a stray one hits a not-present gate and
+	 * is reported as #NP, which names the vector in its error code. */
 	.if VECTOR_TIMER - 32
 	.error "the timer gate must directly follow the 32 exception gates"
 	.endif
 	idt_gate (ISR_BASE+TIMER_STUB_SLOT*ISR_STRIDE)
-	absent_gates (VECTOR_SYSCALL-VECTOR_TIMER-1)
+	absent_gates (VECTOR_VIRTIO-VECTOR_TIMER-1)
+	idt_gate (ISR_BASE+VIRTIO_STUB_SLOT*ISR_STRIDE)
+	absent_gates (VECTOR_SYSCALL-VECTOR_VIRTIO-1)
 	idt_gate (ISR_BASE+SYSCALL_STUB_SLOT*ISR_STRIDE), 3
 	absent_gates (VECTOR_SPURIOUS-VECTOR_SYSCALL-1)
 	idt_gate (ISR_BASE+SPURIOUS_STUB_SLOT*ISR_STRIDE)

@@ -42,6 +42,10 @@ isr_stubs:
 	.org SPURIOUS_STUB_SLOT * ISR_STRIDE, 0x90
 	iretq
 
+/* virtio-mmio device interrupt (VECTOR_VIRTIO, through the IOAPIC). */
+	.org VIRTIO_STUB_SLOT * ISR_STRIDE, 0x90
+	jmp virtio_interrupt
+
 	.text
 exception_common:
 	/* Stack: vector, error code, RIP, CS, RFLAGS, RSP, SS (struct trap_frame).
@@ -83,6 +87,22 @@ timer_interrupt:
 	popq %rax
 	iretq
 
+/* virtio-mmio interrupt: acknowledge both InterruptStatus bits (used
+ * buffer, configuration change) without reading the register first (the
+ * driver polls its used rings after every wake-up and handles no
+ * configuration changes, so it has no use for the value; that saves an exit
+ * to the VMM), EOI, done: 6 instructions, two exits. The IOAPIC pin is
+ * edge-triggered, so an event that arrives after the acknowledgement raises
+ * a fresh edge. */
+virtio_interrupt:
+	pushq %rax
+	movq virtio_irq_mmio_base(%rip), %rax
+	movl $3, 0x64(%rax)		/* InterruptACK */
+	movl $LAPIC_EOI_ADDR, %eax
+	movl $0, (%rax)
+	popq %rax
+	iretq
+
 /* uint64_t enter_user(void (*entry)(uint64_t), uint64_t arg, void *stack_top)
  * Runs entry(arg) in ring 3 on stack_top; returns the RAX that entry passes
  * to int $0x80. Callee-saved registers are kept on this stack meanwhile. */
@@ -106,6 +126,12 @@ enter_user:
 	.section .data.trap_state, "aw"
 	.balign 8
 kernel_resume_rsp:
+	.quad 0
+
+	/* The virtio-mmio device the interrupt handler acknowledges (set by
+	 * virtio_vsock.c before it routes the IOAPIC pin). */
+	.globl virtio_irq_mmio_base
+virtio_irq_mmio_base:
 	.quad 0
 
 	/* Timer interrupts handled since boot; C reads it as volatile. */

@@ -12,4 +12,7 @@ extern char user_stack_top[];
 /* LAPIC timer interrupts handled so far (incremented by the handler). */
 extern volatile uint64_t timer_ticks;
 
+/* Base address of the virtio-mmio device whose interrupt VECTOR_VIRTIO acks. */
+extern volatile uint64_t virtio_irq_mmio_base;
+
 #endif

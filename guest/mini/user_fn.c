@@ -42,3 +42,25 @@ void user_clone_entry(uint64_t input) {
   }
   return_to_kernel(hash);
 }
+
+void user_copy_entry(uint64_t copy) {
+  const struct user_copy *c = (const struct user_copy *)(uintptr_t)copy;
+  uint8_t *dst = (uint8_t *)(uintptr_t)c->dst;
+  const uint8_t *src = (const uint8_t *)(uintptr_t)c->src;
+  uint64_t count = c->count;
+  uint64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    uint64_t word;
+    __builtin_memcpy(&word, src + i, 8);
+    __builtin_memcpy(dst + i, &word, 8);
+  }
+  for (; i < count; i++) dst[i] = src[i];
+  return_to_kernel(count);
+}
+
+void user_touch_entry(uint64_t touch) {
+  const struct user_touch *t = (const struct user_touch *)(uintptr_t)touch;
+  volatile uint8_t *page = (volatile uint8_t *)(uintptr_t)t->base;
+  for (uint64_t i = 0; i < t->pages; i++) page[i * 4096] = (uint8_t)(i + 1);
+  return_to_kernel(t->pages);
+}

@@ -35,4 +35,22 @@ __attribute__((noreturn)) void user_fnv1a_range_entry(uint64_t range);
  * to CLONE_BUFFER_ADDR and returns the FNV-1a of the buffer as written. */
 __attribute__((noreturn)) void user_clone_entry(uint64_t input);
 
+/* Arguments of user_copy_entry: a forward copy, so dst < src may overlap. */
+struct user_copy {
+  uint64_t dst;
+  uint64_t src;
+  uint64_t count;
+};
+/* Copies per the struct user_copy at address `copy`; returns count. */
+__attribute__((noreturn)) void user_copy_entry(uint64_t copy);
+
+/* Arguments of user_touch_entry. */
+struct user_touch {
+  uint64_t base;  /* page-aligned */
+  uint64_t pages; /* 4 KiB pages */
+};
+/* Writes one byte into each page of the struct user_touch at address
+ * `touch`; returns the number of pages written. */
+__attribute__((noreturn)) void user_touch_entry(uint64_t touch);
+
 #endif

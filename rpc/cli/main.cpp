@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   thaw::cli::add_snapshot_command(app, run);
   thaw::cli::add_restore_command(app, run);
   thaw::cli::add_doctor_command(app, run);
+  thaw::cli::add_templates_command(app, run);
+  thaw::cli::add_acquire_command(app, run);
+  thaw::cli::add_invoke_command(app, run);
+  thaw::cli::add_stats_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

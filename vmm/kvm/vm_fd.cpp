@@ -45,6 +45,50 @@ void VmFd::set_irq_line(uint32_t irq, bool level) {
   checked_ioctl(fd_.get(), KVM_IRQ_LINE, &line, "KVM_IRQ_LINE", "irq " + std::to_string(irq));
 }
 
+namespace {
+
+kvm_ioeventfd mmio_ioeventfd(uint64_t addr, uint32_t len, int event_fd, uint32_t flags) {
+  kvm_ioeventfd io{};
+  io.addr = addr;
+  io.len = len;
+  io.fd = event_fd;
+  io.flags = flags;
+  return io;
+}
+
+std::string hex_context(const char* what, uint64_t addr) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s 0x%llx", what, static_cast<unsigned long long>(addr));
+  return buf;
+}
+
+}  // namespace
+
+void VmFd::add_mmio_ioeventfd(uint64_t addr, uint32_t len, int event_fd) {
+  auto io = mmio_ioeventfd(addr, len, event_fd, 0);
+  checked_ioctl(fd_.get(), KVM_IOEVENTFD, &io, "KVM_IOEVENTFD", hex_context("MMIO", addr));
+}
+
+void VmFd::remove_mmio_ioeventfd(uint64_t addr, uint32_t len, int event_fd) {
+  auto io = mmio_ioeventfd(addr, len, event_fd, KVM_IOEVENTFD_FLAG_DEASSIGN);
+  checked_ioctl(fd_.get(), KVM_IOEVENTFD, &io, "KVM_IOEVENTFD (deassign)", hex_context("MMIO", addr));
+}
+
+void VmFd::add_irqfd(int event_fd, uint32_t gsi) {
+  kvm_irqfd irq{};
+  irq.fd = static_cast<uint32_t>(event_fd);
+  irq.gsi = gsi;
+  checked_ioctl(fd_.get(), KVM_IRQFD, &irq, "KVM_IRQFD", "GSI " + std::to_string(gsi));
+}
+
+void VmFd::remove_irqfd(int event_fd, uint32_t gsi) {
+  kvm_irqfd irq{};
+  irq.fd = static_cast<uint32_t>(event_fd);
+  irq.gsi = gsi;
+  irq.flags = KVM_IRQFD_FLAG_DEASSIGN;
+  checked_ioctl(fd_.get(), KVM_IRQFD, &irq, "KVM_IRQFD (deassign)", "GSI " + std::to_string(gsi));
+}
+
 int VmFd::check_extension(int capability) const {
   return checked_ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability, "KVM_CHECK_EXTENSION (VM)",
                        "capability " + std::to_string(capability));

@@ -23,6 +23,14 @@ class VmFd {
   // Raises or lowers an in-kernel irqchip input line (GSI).
   void set_irq_line(uint32_t irq, bool level);
   int check_extension(int capability) const;
+  // KVM_IOEVENTFD: a guest write of `len` bytes (1, 2, 4 or 8) to MMIO
+  // `addr` signals `event_fd` inside KVM, with no exit to user space. Any
+  // value matches (no datamatch).
+  void add_mmio_ioeventfd(uint64_t addr, uint32_t len, int event_fd);
+  void remove_mmio_ioeventfd(uint64_t addr, uint32_t len, int event_fd);
+  // KVM_IRQFD: a write to `event_fd` pulses GSI `gsi` (an edge).
+  void add_irqfd(int event_fd, uint32_t gsi);
+  void remove_irqfd(int event_fd, uint32_t gsi);
 
   kvm_irqchip get_irqchip(uint32_t chip_id) const;
   void set_irqchip(const kvm_irqchip& chip);

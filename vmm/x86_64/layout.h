@@ -78,6 +78,15 @@ inline constexpr unsigned kIsaIrqCount = 16;
 inline constexpr uint64_t kBootCompleteMmioAddr = 0xd000'0000;
 inline constexpr uint8_t kBootCompleteValue = 123;
 
+// virtio-mmio devices: one 4 KiB window each, from the page after the
+// boot-complete page, each on its own ISA IRQ (the MP table routes ISA IRQs
+// 0-15 to the IOAPIC pins of the same number). The guest learns them from
+// its command line: virtio_mmio.device=4K@0xd0001000:5 (Linux syntax).
+inline constexpr uint64_t kVirtioMmioBase = 0xd000'1000;
+inline constexpr uint64_t kVirtioMmioSize = 0x1000;
+inline constexpr unsigned kVsockIrq = 5;
+inline constexpr uint64_t kVsockGuestCid = 3;
+
 inline constexpr uint16_t kCom1Port = 0x3f8;
 inline constexpr uint16_t kCom1PortCount = 8;
 inline constexpr unsigned kCom1Irq = 4;
@@ -94,5 +103,7 @@ static_assert(kZeroPageAddr + kPageSize <= kBootStackBottom);
 static_assert(kBootStackPointer < kPml4Addr);
 static_assert(kPageTablesEnd <= kCmdlineAddr);
 static_assert(kCmdlineAddr + kCmdlineAreaSize <= kEbdaStart);
+static_assert(kVirtioMmioBase >= kBootCompleteMmioAddr + kPageSize);
+static_assert(kVsockIrq < kIsaIrqCount && kVsockIrq != kCom1Irq);
 
 }  // namespace thaw::vmm::x86

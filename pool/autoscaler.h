@@ -1,0 +1,68 @@
+// How many warm clones a template's pool should hold. Pure functions and a
+// small rate estimator, so the policy is unit-testable without KVM:
+//
+//   demand = ceil(arrival_rate_per_s * refill_seconds) + headroom
+//   target = clamp(demand, min_warm, max_warm)
+//   then limited by the memory budget: warm + leased clones together may
+//   use at most memory_budget_mib of private memory, at the estimated
+//   private MiB per clone.
+//
+// Refill runs one restore at a time, so rate * refill time is the number of
+// acquires that arrive while one clone is being restored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "pool/pool_types.h"
+
+namespace thaw::pool {
+
+struct AutoscaleInput {
+  PoolPolicy policy;
+  double arrival_rate_per_s = 0;  // acquires per second, smoothed
+  double refill_seconds = 0;      // one restore, smoothed
+  uint32_t headroom = 1;
+  double private_mib_per_clone = 1;  // measured (peak) or estimated; > 0
+  uint32_t leased = 0;               // leased clones count against the budget too
+};
+
+struct AutoscaleDecision {
+  uint32_t target = 0;         // warm clones to keep
+  uint32_t demand = 0;         // before min/max and the budget
+  uint32_t budget_clones = 0;  // most clones (warm + leased) the budget allows
+  bool budget_limited = false;  // the budget cut the target below clamp(demand)
+};
+
+AutoscaleDecision autoscale(const AutoscaleInput& input);
+// One line for the log: "target 4 (demand 3, rate 12.0/s x refill 0.050 s + 1; budget 64 clones)".
+std::string describe(const AutoscaleInput& input, const AutoscaleDecision& decision);
+
+// Exponentially weighted moving average of an event rate, fed with counts
+// per interval. The first sample is taken as it is.
+class RateEstimator {
+ public:
+  explicit RateEstimator(double alpha = 0.3) : alpha_(alpha) {}
+  void add_interval(uint64_t events, double seconds);
+  double rate() const { return rate_; }
+
+ private:
+  double alpha_;
+  double rate_ = 0;
+  bool primed_ = false;
+};
+
+// The same smoothing for a duration sample (e.g. restore seconds).
+class DurationEstimator {
+ public:
+  explicit DurationEstimator(double initial_seconds, double alpha = 0.3) : alpha_(alpha), value_(initial_seconds) {}
+  void add_sample(double seconds);
+  double seconds() const { return value_; }
+
+ private:
+  double alpha_;
+  double value_;
+  bool primed_ = false;
+};
+
+}  // namespace thaw::pool

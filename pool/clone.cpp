@@ -1,0 +1,194 @@
+#include "pool/clone.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+namespace thaw::pool {
+
+void ConsoleTail::append(std::span<const char> bytes) {
+  std::lock_guard lock(mutex_);
+  text_.append(bytes.data(), bytes.size());
+  if (text_.size() > 2 * kBytes) text_.erase(0, text_.size() - kBytes);
+}
+
+std::string ConsoleTail::text() const {
+  std::lock_guard lock(mutex_);
+  return text_.size() > kBytes ? text_.substr(text_.size() - kBytes) : text_;
+}
+
+void ConsoleTail::clear() {
+  std::lock_guard lock(mutex_);
+  text_.clear();
+}
+
+bool Clone::begin_io(int fd) {
+  std::lock_guard lock(io_mutex_);
+  if (retired_) return false;
+  active_fd_ = fd;
+  return true;
+}
+
+void Clone::end_io() {
+  std::lock_guard lock(io_mutex_);
+  active_fd_ = -1;
+}
+
+void Clone::retire() {
+  std::lock_guard lock(io_mutex_);
+  retired_ = true;
+  // The invoking thread still owns (and closes) the fd; shutdown only wakes it.
+  if (active_fd_ >= 0) ::shutdown(active_fd_, SHUT_RDWR);
+}
+
+void Clone::unretire() {
+  std::lock_guard lock(io_mutex_);
+  retired_ = false;
+}
+
+bool Clone::retired() const {
+  std::lock_guard lock(io_mutex_);
+  return retired_;
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// VmConfig, RestoreOptions and the snapshot state gained vsock members with
+// the virtio-vsock device. Templates, so this file also builds against a
+// tree without them (then no clone has a vsock device).
+template <class Options>
+constexpr bool has_vsock_path = requires(Options& o) { o.vsock_path = std::string(); };
+
+template <class Options>
+void set_vsock_path(Options& options, const std::string& path) {
+  if constexpr (has_vsock_path<Options>) options.vsock_path = path;
+}
+
+template <class State>
+bool state_has_vsock(const State& state) {
+  if constexpr (requires { state.devices.vsock.has_value(); }) {
+    return state.devices.vsock.has_value();
+  } else {
+    return false;
+  }
+}
+
+}  // namespace
+
+bool vsock_supported() { return has_vsock_path<snapshot::RestoreOptions> && has_vsock_path<vmm::VmConfig>; }
+
+bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot) { return state_has_vsock(snapshot.state); }
+
+void give_vsock(vmm::VmConfig& config, const std::string& path) {
+  if (vsock_supported()) set_vsock_path(config, path);
+}
+
+std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
+                                     uint64_t serial, const std::string& vsock_path, bool prefetch) {
+  auto clone = std::make_shared<Clone>();
+  clone->serial = serial;
+  clone->template_name = template_name;
+  clone->options.memory = snapshot::MemoryBacking::kPrivate;
+  clone->options.pause_on_guest_exit = true;
+  clone->options.prefetch = prefetch;
+  // The VM, which calls this, lives inside the clone.
+  clone->options.console = [tail = &clone->console](std::span<const char> bytes) { tail->append(bytes); };
+  if (!vsock_path.empty() && vsock_supported()) {
+    ::unlink(vsock_path.c_str());  // a stale socket from an earlier daemon
+    clone->vsock_path = vsock_path;
+    set_vsock_path(clone->options, vsock_path);
+  }
+  clone->restored = snapshot::restore_vm(snapshot, clone->options);
+  // Started paused: the vCPU threads park before the first guest
+  // instruction, so an acquire only has to resume() them.
+  vmm::Vm& vm = clone->vm();
+  vm.control().request_pause();
+  vm.start();
+  if (!vm.control().wait_paused(5s)) {
+    throw std::runtime_error("clone of '" + template_name + "': the vCPU threads did not park within 5 s (" +
+                             vmm::stop_reason_name(vm.stop_reason()) + " " + vm.stop_detail() + ")");
+  }
+  return clone;
+}
+
+std::string reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
+  if (!clone.restored.vm) return "no VM";
+  vmm::Vm& vm = clone.vm();
+  auto stopped = [&] {
+    auto s = vm.state();
+    return s == vmm::RunState::kStopping || s == vmm::RunState::kStopped;
+  };
+  auto why_stopped = [&] {
+    return std::string("the guest stopped: ") + vmm::stop_reason_name(vm.stop_reason()) + ": " + vm.stop_detail();
+  };
+  if (stopped()) return why_stopped();
+  if (!vm.pause(1s)) return stopped() ? why_stopped() : "the clone did not pause within 1 s";
+  try {
+    snapshot::reset_vm(clone.restored, snapshot, clone.options);
+  } catch (const std::exception& e) {
+    return std::string("reset failed: ") + e.what();
+  }
+  clone.console.clear();
+  return {};
+}
+
+CloneDestroyer::CloneDestroyer() : thread_([this] { main(); }) {}
+
+CloneDestroyer::~CloneDestroyer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void CloneDestroyer::destroy(std::shared_ptr<Clone> clone) {
+  if (!clone) return;
+  clone->retire();
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(clone));
+  }
+  changed_.notify_all();
+}
+
+void CloneDestroyer::drain() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
+uint64_t CloneDestroyer::destroyed() const {
+  std::lock_guard lock(mutex_);
+  return destroyed_;
+}
+
+void CloneDestroyer::main() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) break;  // stopping, and nothing left
+    auto clone = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    try {
+      std::string socket = clone->vsock_path;
+      if (clone->restored.vm) clone->restored.vm->stop();
+      // An invoke may still hold a reference; the memory goes with the last one.
+      clone.reset();
+      if (!socket.empty()) ::unlink(socket.c_str());
+    } catch (const std::exception& e) {
+      spdlog::error("destroying a clone: {}", e.what());
+    }
+    lock.lock();
+    busy_ = false;
+    ++destroyed_;
+    changed_.notify_all();
+  }
+}
+
+}  // namespace thaw::pool

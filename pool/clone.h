@@ -1,0 +1,114 @@
+// One clone of a template: a restored VM plus what the pool keeps beside
+// it (the options it was restored with, its vsock socket, the tail of its
+// console), and the background destroyer that tears clones down off the
+// acquire and release paths (a VM teardown costs 15-25 ms on PVM).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+
+#include "snapshot/vm_snapshot.h"
+
+namespace thaw::pool {
+
+class WarmPool;
+
+// The last few KiB a guest wrote to its console, for error messages.
+class ConsoleTail {
+ public:
+  static constexpr size_t kBytes = 4096;
+  void append(std::span<const char> bytes);
+  std::string text() const;
+  void clear();
+
+ private:
+  mutable std::mutex mutex_;
+  std::string text_;
+};
+
+struct Clone {
+  uint64_t serial = 0;  // unique within the manager; names the vsock socket
+  std::string template_name;
+  std::weak_ptr<WarmPool> pool;  // gone when the template was deleted
+  std::string vsock_path;  // "" without a vsock device
+  snapshot::RestoreOptions options;
+  // Declared before the VM: the VM's vCPU threads write into it and are
+  // joined when `restored` goes, first.
+  ConsoleTail console;
+  snapshot::RestoredVm restored;
+
+  vmm::Vm& vm() { return *restored.vm; }
+
+  // An invoke in flight registers its socket here, so release and
+  // destruction can cut it short (shutdown) instead of waiting it out.
+  // Returns false when the clone is already retired.
+  bool begin_io(int fd);
+  void end_io();
+  // Marks the clone as no longer leased and shuts down an in-flight invoke.
+  void retire();
+  // A retired clone that is reset and leased again takes invokes again.
+  void unretire();
+  bool retired() const;
+
+  std::timed_mutex invoke_mutex;  // one invoke at a time per clone
+
+ private:
+  mutable std::mutex io_mutex_;
+  int active_fd_ = -1;
+  bool retired_ = false;
+};
+
+// Whether this build's VMs can have a virtio-vsock device
+// (VmConfig::vsock_path and RestoreOptions::vsock_path).
+bool vsock_supported();
+// Whether the snapshot's VM had one: its clones then need a socket each.
+bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot);
+// Gives a VM to be cold-booted a vsock device on `path` (nothing without
+// vsock support).
+void give_vsock(vmm::VmConfig& config, const std::string& path);
+
+// Restores a clone of `snapshot` with private copy-on-write memory (and the
+// working set prefetched when `prefetch`), pausing on a clean guest exit,
+// and starts its vCPU threads parked: resume() runs it. `vsock_path` is
+// the clone's socket when the snapshot has a vsock device ("" otherwise).
+std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
+                                     uint64_t serial, const std::string& vsock_path, bool prefetch);
+
+// Returns a used clone to the snapshot point in place: pauses it, drops
+// its private pages and reloads its state (snapshot::reset_vm). Returns
+// the reason it cannot ("" on success): it stopped (crashed), did not
+// pause, or the reset failed. Such a clone must be destroyed.
+std::string reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot);
+
+// Tears clones down on its own thread. The destructor finishes the queue.
+class CloneDestroyer {
+ public:
+  CloneDestroyer();
+  ~CloneDestroyer();
+  CloneDestroyer(const CloneDestroyer&) = delete;
+  CloneDestroyer& operator=(const CloneDestroyer&) = delete;
+
+  void destroy(std::shared_ptr<Clone> clone);
+  // Blocks until everything queued so far is gone.
+  void drain();
+  uint64_t destroyed() const;
+
+ private:
+  void main();
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::shared_ptr<Clone>> queue_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  uint64_t destroyed_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace thaw::pool

@@ -1,0 +1,59 @@
+#include "pool/clone_identity.h"
+
+#include <sys/random.h>
+#include <time.h>
+
+#include "vmm/sys_error.h"
+
+namespace thaw::pool {
+
+ControlPage control_page_for(const CloneIdentity& identity) {
+  ControlPage page;
+  page.generation = identity.generation;
+  page.clone_id = identity.clone_id;
+  page.seed = identity.seed;
+  page.wall_ns = identity.wall_ns;
+  page.clone_input = identity.seed;
+  return page;
+}
+
+void write_control_page(vmm::GuestMemory& memory, const ControlPage& page) {
+  memory.write_obj(vmm::GuestAddress(kControlPageAddress), page, "control page");
+}
+
+ControlPage read_control_page(vmm::GuestMemory& memory) {
+  return memory.read_obj<ControlPage>(vmm::GuestAddress(kControlPageAddress), "control page");
+}
+
+CloneIdentity IdentityIssuer::next() {
+  CloneIdentity id;
+  id.generation = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
+  id.clone_id = next_clone_id_.fetch_add(1, std::memory_order_relaxed);
+  id.seed = random_seed();
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);  // vDSO: no syscall
+  id.wall_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
+  return id;
+}
+
+uint64_t IdentityIssuer::random_seed() {
+  std::lock_guard lock(seed_mutex_);
+  if (seeds_left_ == 0) {
+    auto* bytes = reinterpret_cast<char*>(seeds_);
+    size_t got = 0;
+    while (got < sizeof seeds_) {
+      ssize_t n = ::getrandom(bytes + got, sizeof seeds_ - got, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw SysError("getrandom", errno, "clone seed");
+      }
+      got += static_cast<size_t>(n);
+    }
+    seeds_left_ = std::size(seeds_);
+  }
+  uint64_t seed = seeds_[--seeds_left_];
+  seeds_[seeds_left_] = 0;  // a seed is handed out once
+  return seed;
+}
+
+}  // namespace thaw::pool

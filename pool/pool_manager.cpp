@@ -1,0 +1,419 @@
+// The façade: templates on disk (TemplateStore), a WarmPool per template,
+// leases (LeaseTable), the background RefillWorker and CloneDestroyer.
+// Lock order: templates_mutex_ before a pool's lock; neither is held while
+// a VM is restored, reset or destroyed.
+#include "pool/pool_manager.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <shared_mutex>
+
+#include <spdlog/spdlog.h>
+
+#include "pool/agent_client.h"
+#include "pool/clone.h"
+#include "pool/clone_identity.h"
+#include "pool/invoke_protocol.h"
+#include "pool/lease_table.h"
+#include "pool/refill_worker.h"
+#include "pool/template_store.h"
+#include "pool/warm_pool.h"
+#include "snapshot/vm_snapshot.h"
+#include "vmm/sys_error.h"
+
+namespace thaw::pool {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kMaxReadBytes = 1 << 20;
+
+}  // namespace
+
+struct PoolManager::Impl {
+  explicit Impl(PoolManagerConfig c)
+      : config(std::move(c)),
+        store(config.template_dir),
+        leases([this](LeaseTable::Entry e) { end_lease(std::move(e), /*expired=*/true); }),
+        worker(worker_hooks(), config.autoscale_period) {}
+
+  ~Impl() {
+    leases.stop();
+    for (auto& clone : worker.stop()) destroy(nullptr, std::move(clone));
+    std::map<std::string, std::shared_ptr<WarmPool>> all;
+    {
+      std::unique_lock lock(templates_mutex);
+      all.swap(templates);
+    }
+    for (auto& [name, pool] : all) {
+      for (auto& clone : pool->mark_deleted()) destroy(pool.get(), std::move(clone));
+    }
+    for (auto& entry : leases.take_all()) destroy(nullptr, std::move(entry.clone));
+    destroyer.drain();
+  }
+
+  RefillWorker::Hooks worker_hooks() {
+    RefillWorker::Hooks hooks;
+    hooks.pools = [this] { return pool_list(); };
+    hooks.restore = [this](WarmPool& pool) { return make_clone(pool); };
+    hooks.destroy = [this](WarmPool* pool, std::shared_ptr<Clone> clone) { destroy(pool, std::move(clone)); };
+    return hooks;
+  }
+
+  std::vector<std::shared_ptr<WarmPool>> pool_list() const {
+    std::shared_lock lock(templates_mutex);
+    std::vector<std::shared_ptr<WarmPool>> out;
+    for (const auto& [name, pool] : templates) out.push_back(pool);
+    return out;
+  }
+
+  std::shared_ptr<WarmPool> find(const std::string& name) const {
+    std::shared_lock lock(templates_mutex);
+    auto it = templates.find(name);
+    if (it == templates.end()) throw NotFound("no template '" + name + "'");
+    return it->second;
+  }
+
+  std::shared_ptr<Clone> make_clone(WarmPool& pool) {
+    uint64_t serial = next_serial.fetch_add(1);
+    std::string socket;
+    if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
+    auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set());
+    // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).
+    clone->pool = shared_from(pool);
+    return clone;
+  }
+
+  // <vsock_dir>/<what>.sock, the directory created on first use.
+  std::string vsock_socket(const std::string& what) {
+    std::error_code ec;
+    std::filesystem::create_directories(config.vsock_dir, ec);
+    if (ec) throw SysError("mkdir", ec.value(), "vsock directory " + config.vsock_dir);
+    return config.vsock_dir + "/" + what + ".sock";
+  }
+
+  std::shared_ptr<WarmPool> shared_from(WarmPool& pool) const {
+    std::shared_lock lock(templates_mutex);
+    auto it = templates.find(pool.name());
+    if (it != templates.end() && it->second.get() == &pool) return it->second;
+    return nullptr;  // deleted meanwhile: finish_restore hands the clone back
+  }
+
+  void destroy(WarmPool* pool, std::shared_ptr<Clone> clone) {
+    if (!clone) return;
+    if (!pool) {
+      if (auto owner = clone->pool.lock()) owner->forget(*clone);
+    } else {
+      pool->forget(*clone);
+    }
+    destroyer.destroy(std::move(clone));
+  }
+
+  // A lease ended (released or expired): the clone goes back through the worker.
+  void end_lease(LeaseTable::Entry entry, bool expired) {
+    entry.clone->retire();
+    auto pool = entry.clone->pool.lock();
+    if (!pool) {
+      destroy(nullptr, std::move(entry.clone));
+      return;
+    }
+    pool->lease_ended();
+    if (expired) pool->count_expired();
+    worker.recycle(std::move(pool), std::move(entry.clone));
+  }
+
+  uint64_t lease_ms_or_default(uint64_t lease_ms) const {
+    if (lease_ms == 0) return config.default_lease_ms;
+    if (lease_ms > config.max_lease_ms) {
+      throw BadArgument("lease of " + std::to_string(lease_ms) + " ms is above the maximum of " +
+                        std::to_string(config.max_lease_ms) + " ms");
+    }
+    return lease_ms;
+  }
+
+  std::shared_ptr<WarmPool> open_pool(const std::string& name, TemplateRecord record) {
+    std::string dir = store.dir_for(name);
+    auto snapshot = snapshot::read_snapshot_dir(dir);
+    WarmPoolTuning tuning;
+    tuning.headroom = config.autoscale_headroom;
+    return std::make_shared<WarmPool>(std::move(record), dir, std::move(snapshot), tuning, [this] { worker.wake(); });
+  }
+
+  TemplateInfo create_template(const TemplateSpec& spec, const PoolPolicy& policy);
+
+  PoolManagerConfig config;
+  TemplateStore store;
+  IdentityIssuer ids;
+  std::atomic<uint64_t> next_serial{1};
+  mutable std::shared_mutex templates_mutex;
+  std::map<std::string, std::shared_ptr<WarmPool>> templates;
+  std::set<std::string> creating;  // names being cold-booted
+  // Declared in this order so the destroyer outlives the lease reaper and
+  // the worker, which hand it clones.
+  CloneDestroyer destroyer;
+  LeaseTable leases;
+  RefillWorker worker;
+};
+
+TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const PoolPolicy& policy) {
+  validate_spec(spec);
+  validate_policy(policy);
+  const std::string& name = spec.name;
+  // Clone sockets are <vsock_dir>/<name>-<serial>.sock; a unix socket path
+  // has 107 bytes at most.
+  if (vsock_supported() && config.vsock_dir.size() + name.size() + sizeof("/-18446744073709551615.sock") > 108) {
+    throw BadArgument("template '" + name + "': its clones' vsock socket paths under " + config.vsock_dir +
+                      " would be too long for a unix socket (108 bytes); use a shorter name");
+  }
+  {
+    std::unique_lock lock(templates_mutex);
+    if (templates.contains(name) || creating.contains(name) || store.exists(name)) {
+      throw BadArgument("template '" + name + "' already exists");
+    }
+    creating.insert(name);
+  }
+  struct Unreserve {
+    Impl& impl;
+    const std::string& name;
+    ~Unreserve() {
+      std::unique_lock lock(impl.templates_mutex);
+      impl.creating.erase(name);
+    }
+  } unreserve{*this, name};
+
+  std::string tmp = store.begin(name);
+  TemplateRecord record{spec, policy, 0};
+  auto cold = std::make_shared<Clone>();  // only to hand the VM to the destroyer
+  try {
+    vmm::VmConfig vm_config;
+    vm_config.kernel_path = spec.kernel;
+    vm_config.initrd_path = spec.initrd;
+    vm_config.cmdline = spec.cmdline;
+    vm_config.mem_mib = spec.mem_mib;
+    vm_config.vcpus = spec.vcpus;
+    vm_config.boot_complete_action = vmm::BootCompleteAction::kPause;
+    vm_config.console = [tail = &cold->console](std::span<const char> bytes) { tail->append(bytes); };
+    // Every template gets a vsock device where this build has one: the
+    // snapshot carries it, and each clone then gets its own socket.
+    if (vsock_supported()) {
+      cold->vsock_path = vsock_socket(name + "-template");
+      ::unlink(cold->vsock_path.c_str());
+      give_vsock(vm_config, cold->vsock_path);
+    }
+    try {
+      cold->restored.vm = vmm::Vm::create(vm_config);
+    } catch (const InputError& e) {
+      throw BadArgument("template '" + name + "': " + e.what());
+    }
+    vmm::Vm& vm = cold->vm();
+    vm.start();
+    vm.wait(config.cold_boot_timeout);
+    if (vm.state() != vmm::RunState::kPaused) {
+      throw BadArgument("template '" + name + "': the guest did not reach its boot-complete write (" +
+                        vmm::stop_reason_name(vm.stop_reason()) + ": " + vm.stop_detail() + "); console:\n" +
+                        cold->console.text());
+    }
+    auto booted = vm.boot_complete_after();
+    record.cold_boot_ms = booted ? booted->count() / 1e6 : 0;
+    snapshot::save_vm_snapshot(vm, tmp);
+    store.commit(name, record);
+  } catch (...) {
+    store.abort(name);
+    destroyer.destroy(std::move(cold));
+    throw;
+  }
+  destroyer.destroy(std::move(cold));
+  auto pool = open_pool(name, record);
+  {
+    std::unique_lock lock(templates_mutex);
+    templates.emplace(name, pool);
+  }
+  spdlog::info("template '{}' created: cold boot {:.1f} ms, snapshot in {}", name, record.cold_boot_ms, pool->dir());
+  worker.wake();
+  return pool->info();
+}
+
+PoolManager::PoolManager(PoolManagerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+PoolManager::~PoolManager() = default;
+
+TemplateInfo PoolManager::create_template(const TemplateSpec& spec, const PoolPolicy& policy) {
+  return impl_->create_template(spec, policy);
+}
+
+std::vector<std::string> PoolManager::load_existing_templates() {
+  std::set<std::string> creating;
+  {
+    std::shared_lock lock(impl_->templates_mutex);
+    creating = impl_->creating;
+  }
+  std::vector<std::string> loaded;
+  for (const auto& name : impl_->store.list(creating)) {
+    {
+      std::shared_lock lock(impl_->templates_mutex);
+      if (impl_->templates.contains(name) || impl_->creating.contains(name)) continue;
+    }
+    std::shared_ptr<WarmPool> pool;
+    try {
+      pool = impl_->open_pool(name, impl_->store.read_record(name));
+    } catch (const std::exception& e) {
+      spdlog::warn("template '{}' in {} not loaded: {}", name, impl_->store.root(), e.what());
+      continue;
+    }
+    std::unique_lock lock(impl_->templates_mutex);
+    if (impl_->templates.emplace(name, pool).second) loaded.push_back(name);
+  }
+  if (!loaded.empty()) impl_->worker.wake();
+  return loaded;
+}
+
+std::vector<TemplateInfo> PoolManager::list_templates() const {
+  std::vector<TemplateInfo> out;
+  for (auto& pool : impl_->pool_list()) out.push_back(pool->info());
+  return out;
+}
+
+void PoolManager::delete_template(const std::string& name) {
+  std::shared_ptr<WarmPool> pool;
+  {
+    std::unique_lock lock(impl_->templates_mutex);
+    auto it = impl_->templates.find(name);
+    if (it == impl_->templates.end()) throw NotFound("no template '" + name + "'");
+    pool = std::move(it->second);
+    impl_->templates.erase(it);
+  }
+  for (auto& clone : pool->mark_deleted()) impl_->destroy(pool.get(), std::move(clone));
+  for (auto& entry : impl_->leases.take_template(name)) impl_->destroy(pool.get(), std::move(entry.clone));
+  impl_->store.remove(name);
+  spdlog::info("template '{}' deleted", name);
+}
+
+void PoolManager::set_policy(const std::string& name, const PoolPolicy& policy) {
+  validate_policy(policy);
+  auto pool = impl_->find(name);
+  TemplateInfo info = pool->info();
+  impl_->store.write_record(name, TemplateRecord{info.spec, policy, info.cold_boot_ms});
+  pool->set_policy(policy);
+  impl_->worker.wake();
+}
+
+LeaseInfo PoolManager::acquire(const std::string& template_name, uint64_t lease_ms,
+                               std::chrono::milliseconds timeout) {
+  auto start = Clock::now();
+  lease_ms = impl_->lease_ms_or_default(lease_ms);
+  if (timeout.count() < 0) throw BadArgument("acquire: negative timeout");
+  auto pool = impl_->find(template_name);
+  auto taken = pool->take(start + timeout);
+  // A warm clone's vCPU threads are parked; one that stopped anyway (a host
+  // error) is useless: replace it, within the same deadline.
+  while (taken.clone->vm().state() != vmm::RunState::kPaused) {
+    spdlog::warn("pool '{}': warm clone {} had stopped ({}); taking another", template_name, taken.clone->serial,
+                 taken.clone->vm().stop_detail());
+    pool->lease_ended();
+    impl_->destroy(pool.get(), std::move(taken.clone));
+    bool waited = taken.waited;
+    taken = pool->take(start + timeout);
+    taken.waited = taken.waited || waited;
+  }
+  Clone& clone = *taken.clone;
+
+  LeaseInfo info;
+  info.template_name = template_name;
+  info.identity = impl_->ids.next();
+  info.vsock_path = clone.vsock_path;
+  write_control_page(clone.vm().memory(), control_page_for(info.identity));
+  clone.unretire();
+  clone.vm().resume();
+  auto now = Clock::now();
+  info.expires_at = now + std::chrono::milliseconds(lease_ms);
+  info.timings.pool_hit = !taken.waited;
+  info.timings.acquire_ms = std::chrono::duration<double, std::milli>(now - start).count();
+  return impl_->leases.add(std::move(info), std::move(taken.clone));
+}
+
+LeaseInfo PoolManager::renew(uint64_t lease_id, uint64_t lease_ms) {
+  lease_ms = impl_->lease_ms_or_default(lease_ms);
+  return impl_->leases.renew(lease_id, Clock::now() + std::chrono::milliseconds(lease_ms));
+}
+
+void PoolManager::release(uint64_t lease_id) {
+  auto entry = impl_->leases.take(lease_id);
+  if (!entry) throw NotFound("no lease " + std::to_string(lease_id) + " (released or expired)");
+  impl_->end_lease(std::move(*entry), /*expired=*/false);
+}
+
+LeaseInfo PoolManager::lease_info(uint64_t lease_id) const { return impl_->leases.get(lease_id).info; }
+
+InvokeResult PoolManager::invoke(uint64_t lease_id, const std::string& function, const std::vector<uint8_t>& payload,
+                                 std::chrono::milliseconds timeout) {
+  auto start = Clock::now();
+  if (timeout.count() <= 0) throw BadArgument("invoke: the timeout must be positive");
+  auto clone = impl_->leases.get(lease_id).clone;
+  encode_invoke_request(function, payload);  // BadArgument before anything else
+  if (clone->vsock_path.empty()) throw GuestGone("clone has no vsock device");
+
+  std::unique_lock invoke_lock(clone->invoke_mutex, std::defer_lock);
+  if (!invoke_lock.try_lock_until(start + timeout)) {
+    throw Overloaded("lease " + std::to_string(lease_id) + ": another invoke is still running in this clone");
+  }
+  AgentCall call;
+  call.socket_path = clone->vsock_path;
+  call.port = kAgentPort;
+  call.function = function;
+  call.payload = payload;
+  call.deadline = start + timeout;
+  vmm::Vm* vm = &clone->vm();
+  call.why_gone = [vm]() -> std::string {
+    switch (vm->state()) {
+      case vmm::RunState::kRunning: return {};
+      case vmm::RunState::kPausing:
+      case vmm::RunState::kPaused: return "the guest exited (or the lease was released)";
+      default:
+        return std::string("the guest stopped: ") + vmm::stop_reason_name(vm->stop_reason()) + ": " + vm->stop_detail();
+    }
+  };
+  Clone* raw = clone.get();
+  call.on_socket = [raw](int fd) {
+    if (fd < 0) {
+      raw->end_io();
+      return true;
+    }
+    return raw->begin_io(fd);
+  };
+  try {
+    return call_agent(call);
+  } catch (const GuestGone& e) {
+    if (clone->retired()) throw;  // released meanwhile: nothing more to do
+    // The guest misbehaved or is gone: its lease ends and the clone is destroyed.
+    if (auto entry = impl_->leases.take(lease_id)) {
+      auto pool = clone->pool.lock();
+      if (pool) pool->lease_ended();
+      spdlog::info("lease {}: {}; destroying its clone", lease_id, e.what());
+      invoke_lock.unlock();
+      impl_->destroy(pool.get(), std::move(entry->clone));
+    }
+    throw;
+  }
+}
+
+PoolStats PoolManager::stats() const {
+  PoolStats stats;
+  for (auto& pool : impl_->pool_list()) stats.templates.push_back(pool->stats());
+  return stats;
+}
+
+std::vector<uint8_t> PoolManager::read_guest_memory(uint64_t lease_id, uint64_t guest_addr, uint64_t len) const {
+  if (len > kMaxReadBytes) throw BadArgument("read_guest_memory: at most 1 MiB at a time");
+  auto clone = impl_->leases.get(lease_id).clone;
+  try {
+    auto bytes = clone->vm().memory().slice(vmm::GuestAddress(guest_addr), len, "read_guest_memory");
+    return {bytes.begin(), bytes.end()};
+  } catch (const InputError& e) {
+    throw BadArgument(e.what());
+  }
+}
+
+}  // namespace thaw::pool

@@ -1,0 +1,160 @@
+#include "pool/refill_worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include "pool/memory_usage.h"
+
+namespace thaw::pool {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+RefillWorker::RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, unsigned memory_sample_every)
+    : hooks_(std::move(hooks)),
+      period_(std::max(autoscale_period, std::chrono::milliseconds(10))),
+      memory_period_(period_ * std::max(1u, memory_sample_every)) {
+  thread_ = std::thread([this] { main(); });
+}
+
+RefillWorker::~RefillWorker() {
+  for (auto& clone : stop()) hooks_.destroy(nullptr, std::move(clone));
+}
+
+void RefillWorker::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    pending_ = true;
+  }
+  wake_.notify_one();
+}
+
+void RefillWorker::recycle(std::shared_ptr<WarmPool> pool, std::shared_ptr<Clone> clone) {
+  {
+    std::lock_guard lock(mutex_);
+    recycle_.emplace_back(std::move(pool), std::move(clone));
+  }
+  wake_.notify_one();
+}
+
+std::vector<std::shared_ptr<Clone>> RefillWorker::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::vector<std::shared_ptr<Clone>> left;
+  std::lock_guard lock(mutex_);
+  for (auto& [pool, clone] : recycle_) left.push_back(std::move(clone));
+  recycle_.clear();
+  return left;
+}
+
+void RefillWorker::main() {
+  auto next_tick = Clock::now() + period_;
+  auto next_sample = Clock::now() + memory_period_;
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    if (!recycle_.empty()) {
+      auto [pool, clone] = std::move(recycle_.front());
+      recycle_.pop_front();
+      lock.unlock();
+      reset_one(pool, std::move(clone));
+      lock.lock();
+      continue;
+    }
+    auto now = Clock::now();
+    if (now >= next_tick) {
+      lock.unlock();
+      autoscale_all(std::chrono::duration<double>(period_ + (now - next_tick)).count());
+      if (now >= next_sample) {
+        sample_memory();
+        next_sample = now + memory_period_;
+      }
+      lock.lock();
+      next_tick = now + period_;
+      pending_ = true;  // also retries pools that were backing off
+      continue;
+    }
+    if (pending_) {
+      pending_ = false;
+      lock.unlock();
+      bool restored = refill_one();
+      lock.lock();
+      if (restored) pending_ = true;  // maybe more to do
+      continue;
+    }
+    wake_.wait_until(lock, next_tick);
+  }
+}
+
+void RefillWorker::reset_one(const std::shared_ptr<WarmPool>& pool, std::shared_ptr<Clone> clone) {
+  if (!pool->wants_back()) {
+    hooks_.destroy(pool.get(), std::move(clone));
+    return;
+  }
+  std::string problem = reset_clone(*clone, pool->snapshot());
+  if (!problem.empty()) {
+    spdlog::info("pool '{}': clone {} is destroyed, not reused: {}", pool->name(), clone->serial, problem);
+    pool->count_reset_failure();
+    hooks_.destroy(pool.get(), std::move(clone));
+    return;
+  }
+  if (auto refused = pool->put_back(std::move(clone))) hooks_.destroy(pool.get(), std::move(refused));
+}
+
+bool RefillWorker::refill_one() {
+  auto pools = hooks_.pools();
+  for (size_t i = 0; i < pools.size(); ++i) {
+    auto& pool = pools[(next_pool_ + i) % pools.size()];
+    if (!pool->reserve_restore()) continue;
+    next_pool_ = (next_pool_ + i + 1) % pools.size();
+    auto start = Clock::now();
+    std::shared_ptr<Clone> clone;
+    try {
+      clone = hooks_.restore(*pool);
+    } catch (const std::exception& e) {
+      if (pool->deleted()) {
+        spdlog::info("pool '{}': deleted while a clone was restored ({})", pool->name(), e.what());
+      } else {
+        spdlog::error("pool '{}': restoring a clone failed: {}", pool->name(), e.what());
+      }
+    }
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (auto refused = pool->finish_restore(std::move(clone), seconds)) hooks_.destroy(pool.get(), std::move(refused));
+    return true;
+  }
+  return false;
+}
+
+void RefillWorker::autoscale_all(double period_seconds) {
+  for (auto& pool : hooks_.pools()) {
+    for (auto& surplus : pool->autoscale_tick(period_seconds)) hooks_.destroy(pool.get(), std::move(surplus));
+  }
+}
+
+void RefillWorker::sample_memory() {
+  auto pools = hooks_.pools();
+  std::vector<HostRange> ranges;
+  std::vector<size_t> counts;
+  for (auto& pool : pools) {
+    auto r = pool->clone_ranges();
+    counts.push_back(r.size());
+    ranges.insert(ranges.end(), r.begin(), r.end());
+  }
+  if (ranges.empty()) {
+    for (auto& pool : pools) pool->set_measured_private({});
+    return;
+  }
+  std::string smaps = read_self_smaps();
+  if (smaps.empty()) return;
+  auto bytes = private_bytes_in(smaps, ranges);
+  size_t at = 0;
+  for (size_t i = 0; i < pools.size(); ++i) {
+    pools[i]->set_measured_private({bytes.begin() + static_cast<long>(at), bytes.begin() + static_cast<long>(at + counts[i])});
+    at += counts[i];
+  }
+}
+
+}  // namespace thaw::pool

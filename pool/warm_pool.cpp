@@ -1,0 +1,259 @@
+#include "pool/warm_pool.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+namespace thaw::pool {
+
+WarmPool::WarmPool(TemplateRecord record, std::string dir, snapshot::LoadedSnapshot snapshot, WarmPoolTuning tuning,
+                   std::function<void()> wake_refill)
+    : record_(std::move(record)),
+      dir_(std::move(dir)),
+      snapshot_(std::move(snapshot)),
+      has_working_set_(std::filesystem::exists(dir_ + "/" + snapshot::kWorkingSetFileName)),
+      tuning_(tuning),
+      wake_refill_(std::move(wake_refill)),
+      refill_(tuning.initial_refill_seconds) {
+  counters_.name = record_.spec.name;
+  std::lock_guard lock(mutex_);
+  auto d = decide_locked();
+  target_ = d.target;
+  budget_clones_ = d.budget_clones;
+  counters_.target_warm = target_;
+}
+
+AutoscaleDecision WarmPool::decide_locked() const {
+  AutoscaleInput in;
+  in.policy = record_.policy;
+  in.arrival_rate_per_s = rate_.rate();
+  in.refill_seconds = refill_.seconds();
+  in.headroom = tuning_.headroom;
+  in.private_mib_per_clone = std::max(tuning_.initial_clone_mib, peak_clone_mib_) + tuning_.clone_overhead_mib;
+  in.leased = leased_;
+  return pool::autoscale(in);
+}
+
+// Warm clones to have (restoring ones included): the target, or more while
+// acquirers wait, within max_warm and the budget.
+uint32_t WarmPool::desired_locked() const {
+  uint32_t want = std::min(std::max(target_, waiters_), record_.policy.max_warm);
+  uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
+  return std::min(want, room);
+}
+
+WarmPool::Taken WarmPool::take(Clock::time_point deadline) {
+  Taken taken;
+  std::unique_lock lock(mutex_);
+  if (deleted_) throw NotFound("template '" + name() + "' was deleted");
+  if (warm_.empty()) {
+    taken.waited = true;
+    ++waiters_;
+    lock.unlock();
+    wake_refill_();
+    lock.lock();
+    available_.wait_until(lock, deadline, [&] { return deleted_ || !warm_.empty(); });
+    --waiters_;
+    if (deleted_) throw NotFound("template '" + name() + "' was deleted");
+    if (warm_.empty()) {
+      ++counters_.overloaded;
+      throw Overloaded("template '" + name() + "': no warm clone within the timeout (leased " +
+                       std::to_string(leased_) + ", restoring " + std::to_string(restoring_) + ", target " +
+                       std::to_string(target_) + ", max_warm " + std::to_string(record_.policy.max_warm) + ")");
+    }
+  }
+  // Last in, first out: the most recently used clone has the warmest caches.
+  taken.clone = std::move(warm_.back());
+  warm_.pop_back();
+  ++leased_;
+  ++counters_.acquires;
+  ++(taken.waited ? counters_.misses : counters_.hits);
+  bool refill = warm_.size() + restoring_ < desired_locked();
+  lock.unlock();
+  if (refill) wake_refill_();
+  return taken;
+}
+
+bool WarmPool::deleted() const {
+  std::lock_guard lock(mutex_);
+  return deleted_;
+}
+
+void WarmPool::lease_ended() {
+  std::lock_guard lock(mutex_);
+  if (leased_ > 0) --leased_;
+}
+
+bool WarmPool::reserve_restore() {
+  std::lock_guard lock(mutex_);
+  if (deleted_ || Clock::now() < retry_after_) return false;
+  if (warm_.size() + restoring_ >= desired_locked()) return false;
+  ++restoring_;
+  return true;
+}
+
+std::shared_ptr<Clone> WarmPool::finish_restore(std::shared_ptr<Clone> clone, double seconds) {
+  std::unique_lock lock(mutex_);
+  --restoring_;
+  if (!clone) {
+    ++counters_.restore_failures;
+    ++failures_in_a_row_;
+    auto backoff = std::chrono::milliseconds(100) * (1u << std::min(failures_in_a_row_ - 1, 9u));
+    retry_after_ = Clock::now() + std::min<Clock::duration>(backoff, std::chrono::seconds(30));
+    return nullptr;
+  }
+  failures_in_a_row_ = 0;
+  refill_.add_sample(seconds);
+  ++counters_.restores;
+  if (deleted_) return clone;
+  live_[clone->serial] = clone;
+  warm_.push_back(std::move(clone));
+  lock.unlock();
+  available_.notify_one();
+  return nullptr;
+}
+
+// A returned clone is kept up to max_warm (and the budget), not only up to
+// the target: a reset costs about a millisecond, a restore plus the
+// teardown of the clone it replaces far more. Steady traffic then runs on
+// resets alone; the autoscaler trims a surplus that outlasts a few ticks.
+bool WarmPool::wants_back() const {
+  std::lock_guard lock(mutex_);
+  if (deleted_) return false;
+  uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
+  return warm_.size() + restoring_ < std::min(record_.policy.max_warm, room);
+}
+
+std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone) {
+  std::unique_lock lock(mutex_);
+  ++counters_.resets;
+  if (deleted_) return clone;
+  warm_.push_back(std::move(clone));
+  lock.unlock();
+  available_.notify_one();
+  return nullptr;
+}
+
+void WarmPool::count_reset_failure() {
+  std::lock_guard lock(mutex_);
+  ++counters_.reset_failures;
+}
+
+void WarmPool::count_expired() {
+  std::lock_guard lock(mutex_);
+  ++counters_.expired_leases;
+}
+
+void WarmPool::forget(const Clone& clone) {
+  std::lock_guard lock(mutex_);
+  live_.erase(clone.serial);
+  ++counters_.destroyed;
+}
+
+std::vector<std::shared_ptr<Clone>> WarmPool::autoscale_tick(double period_seconds) {
+  std::vector<std::shared_ptr<Clone>> surplus;
+  std::lock_guard lock(mutex_);
+  if (deleted_) return surplus;
+  rate_.add_interval(counters_.acquires - acquires_at_last_tick_, period_seconds);
+  acquires_at_last_tick_ = counters_.acquires;
+  AutoscaleInput in;  // for the log line only
+  in.policy = record_.policy;
+  in.arrival_rate_per_s = rate_.rate();
+  in.refill_seconds = refill_.seconds();
+  in.headroom = tuning_.headroom;
+  in.private_mib_per_clone = std::max(tuning_.initial_clone_mib, peak_clone_mib_) + tuning_.clone_overhead_mib;
+  in.leased = leased_;
+  auto d = pool::autoscale(in);
+  budget_clones_ = d.budget_clones;
+  if (d.target != target_) {
+    spdlog::info("pool '{}': {} (was {})", name(), describe(in, d), target_);
+    ++(d.target > target_ ? counters_.scale_ups : counters_.scale_downs);
+    target_ = d.target;
+  }
+  // Trim warm clones above what the pool wants once the surplus has lasted
+  // kSurplusTicks ticks; over the budget or max_warm, at once.
+  uint32_t keep = desired_locked();
+  uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
+  surplus_ticks_ = warm_.size() > keep ? surplus_ticks_ + 1 : 0;
+  if (surplus_ticks_ < kSurplusTicks) keep = std::max<uint32_t>(keep, std::min(record_.policy.max_warm, room));
+  if (warm_.size() > keep) surplus_ticks_ = 0;
+  while (warm_.size() > keep) {
+    surplus.push_back(std::move(warm_.front()));  // the coldest first
+    warm_.pop_front();
+  }
+  return surplus;
+}
+
+std::vector<HostRange> WarmPool::clone_ranges() const {
+  std::vector<HostRange> ranges;
+  std::lock_guard lock(mutex_);
+  for (const auto& [serial, weak] : live_) {
+    auto clone = weak.lock();
+    if (!clone || !clone->restored.vm) continue;
+    auto& memory = clone->restored.vm->memory();
+    auto base = reinterpret_cast<uintptr_t>(memory.host_base());
+    ranges.push_back({base, base + memory.size()});
+  }
+  return ranges;
+}
+
+void WarmPool::set_measured_private(const std::vector<uint64_t>& bytes_per_clone) {
+  std::lock_guard lock(mutex_);
+  double total = 0;
+  for (uint64_t b : bytes_per_clone) {
+    double mib = static_cast<double>(b) / (1 << 20);
+    total += mib + tuning_.clone_overhead_mib;
+    peak_clone_mib_ = std::max(peak_clone_mib_, mib);
+  }
+  private_mib_ = total;
+}
+
+void WarmPool::set_policy(const PoolPolicy& policy) {
+  std::lock_guard lock(mutex_);
+  record_.policy = policy;
+  auto d = decide_locked();
+  if (d.target != target_) {
+    ++(d.target > target_ ? counters_.scale_ups : counters_.scale_downs);
+    target_ = d.target;
+  }
+  budget_clones_ = d.budget_clones;
+}
+
+std::vector<std::shared_ptr<Clone>> WarmPool::mark_deleted() {
+  std::vector<std::shared_ptr<Clone>> warm;
+  {
+    std::lock_guard lock(mutex_);
+    deleted_ = true;
+    warm.assign(std::make_move_iterator(warm_.begin()), std::make_move_iterator(warm_.end()));
+    warm_.clear();
+  }
+  available_.notify_all();
+  return warm;
+}
+
+TemplateInfo WarmPool::info() const {
+  std::lock_guard lock(mutex_);
+  TemplateInfo info;
+  info.name = name();
+  info.spec = record_.spec;
+  info.policy = record_.policy;
+  info.snapshot_dir = dir_;
+  info.warm = static_cast<uint32_t>(warm_.size());
+  info.leased = leased_;
+  info.target_warm = target_;
+  info.cold_boot_ms = record_.cold_boot_ms;
+  return info;
+}
+
+PoolStats::PerTemplate WarmPool::stats() const {
+  std::lock_guard lock(mutex_);
+  PoolStats::PerTemplate s = counters_;
+  s.warm = static_cast<uint32_t>(warm_.size());
+  s.leased = leased_;
+  s.target_warm = target_;
+  s.private_memory_mib = private_mib_;
+  return s;
+}
+
+}  // namespace thaw::pool

@@ -1,0 +1,124 @@
+// One template's pool: its snapshot, the warm (restored, paused, vCPU
+// threads parked) clones, the counts the autoscaler and stats read, and the
+// condition variable acquirers wait on. The restores, resets and teardowns
+// themselves run on the manager's background threads; this class only
+// keeps the books under its lock, so the acquire path is a pop.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pool/autoscaler.h"
+#include "pool/clone.h"
+#include "pool/memory_usage.h"
+#include "pool/pool_types.h"
+#include "pool/template_store.h"
+#include "snapshot/snapshot_dir.h"
+
+namespace thaw::pool {
+
+struct WarmPoolTuning {
+  uint32_t headroom = 1;                 // autoscaler: warm clones beyond the expected backlog
+  double initial_refill_seconds = 0.05;  // until a restore was timed
+  double initial_clone_mib = 4;          // private MiB per clone until one was measured
+  double clone_overhead_mib = 1;         // per clone, outside smaps (KVM's own memory)
+};
+
+class WarmPool {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  WarmPool(TemplateRecord record, std::string dir, snapshot::LoadedSnapshot snapshot, WarmPoolTuning tuning,
+           std::function<void()> wake_refill);
+
+  const std::string& name() const { return record_.spec.name; }
+  const std::string& dir() const { return dir_; }
+  const snapshot::LoadedSnapshot& snapshot() const { return snapshot_; }
+  bool has_working_set() const { return has_working_set_; }
+  bool deleted() const;
+
+  struct Taken {
+    std::shared_ptr<Clone> clone;
+    bool waited = false;
+  };
+  // Pops a warm clone, waiting until `deadline` for one. Overloaded when
+  // none came in time; NotFound when the template was deleted meanwhile.
+  Taken take(Clock::time_point deadline);
+  // A leased clone came back (released, expired, gone).
+  void lease_ended();
+
+  // Refill: reserves one restore when the pool wants another clone (below
+  // its target or behind waiting acquirers, within max_warm and the
+  // budget, not backing off after failures).
+  bool reserve_restore();
+  // Ends a reserved restore. Returns `clone` back when the pool does not
+  // take it (deleted meanwhile): the caller destroys it.
+  std::shared_ptr<Clone> finish_restore(std::shared_ptr<Clone> clone, double seconds);
+  // Release: whether a returned clone should be reset and kept (below
+  // max_warm and within the budget; a surplus over the target is trimmed
+  // by the autoscaler if it lasts).
+  bool wants_back() const;
+  // A reset clone goes warm again; returned back when the pool does not take it.
+  std::shared_ptr<Clone> put_back(std::shared_ptr<Clone> clone);
+  void count_reset_failure();
+  void count_expired();
+  // The caller destroys it (after this, it no longer counts).
+  void forget(const Clone& clone);
+
+  // Autoscaler tick: feeds the acquire rate, recomputes the target and
+  // returns warm clones above it (the caller destroys them).
+  std::vector<std::shared_ptr<Clone>> autoscale_tick(double period_seconds);
+  // Host ranges of every live clone's guest memory (for the memory sampler).
+  std::vector<HostRange> clone_ranges() const;
+  void set_measured_private(const std::vector<uint64_t>& bytes_per_clone);
+
+  void set_policy(const PoolPolicy& policy);
+  // Marks the pool deleted, wakes waiting acquirers, returns the warm clones.
+  std::vector<std::shared_ptr<Clone>> mark_deleted();
+
+  TemplateInfo info() const;
+  PoolStats::PerTemplate stats() const;
+
+ private:
+  uint32_t desired_locked() const;
+  AutoscaleDecision decide_locked() const;
+
+  TemplateRecord record_;
+  const std::string dir_;
+  const snapshot::LoadedSnapshot snapshot_;
+  const bool has_working_set_;
+  const WarmPoolTuning tuning_;
+  std::function<void()> wake_refill_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable available_;
+  std::deque<std::shared_ptr<Clone>> warm_;
+  std::map<uint64_t, std::weak_ptr<Clone>> live_;  // serial -> clone, warm or leased
+  uint32_t leased_ = 0;
+  uint32_t restoring_ = 0;
+  uint32_t waiters_ = 0;
+  uint32_t target_ = 0;
+  uint32_t budget_clones_ = 0;
+  bool deleted_ = false;
+  // Restore failures back off: 0.1 s, doubling, at most 30 s.
+  uint32_t failures_in_a_row_ = 0;
+  Clock::time_point retry_after_{};
+
+  RateEstimator rate_;
+  DurationEstimator refill_;
+  uint64_t acquires_at_last_tick_ = 0;
+  static constexpr uint32_t kSurplusTicks = 4;  // autoscaler ticks a surplus of warm clones is kept
+  uint32_t surplus_ticks_ = 0;
+  double peak_clone_mib_ = 0;  // measured, per clone
+  double private_mib_ = 0;     // measured, all clones
+  PoolStats::PerTemplate counters_;
+};
+
+}  // namespace thaw::pool

@@ -1,0 +1,71 @@
+// `thaw stats`: thawd's per-template counters.
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "rpc/cli/client_options.h"
+#include "rpc/cli/commands.h"
+#include "rpc/convert.h"
+#include "rpc/pool_client.h"
+
+namespace thaw::cli {
+
+namespace {
+
+int run_stats(const ClientOptions& opt) {
+  rpc::PoolConnection conn(opt.socket);
+  auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope());
+  auto stats = rpc::from_schema(reply.getStats());
+  if (opt.json) {
+    auto out = nlohmann::json::array();
+    for (const auto& t : stats.templates) {
+      out.push_back({{"name", t.name},
+                     {"warm", t.warm},
+                     {"leased", t.leased},
+                     {"target_warm", t.target_warm},
+                     {"acquires", t.acquires},
+                     {"hits", t.hits},
+                     {"misses", t.misses},
+                     {"overloaded", t.overloaded},
+                     {"restores", t.restores},
+                     {"resets", t.resets},
+                     {"reset_failures", t.reset_failures},
+                     {"destroyed", t.destroyed},
+                     {"expired_leases", t.expired_leases},
+                     {"restore_failures", t.restore_failures},
+                     {"scale_ups", t.scale_ups},
+                     {"scale_downs", t.scale_downs},
+                     {"private_memory_mib", t.private_memory_mib}});
+    }
+    std::cout << out.dump(2) << std::endl;
+    return kExitOk;
+  }
+  for (const auto& t : stats.templates) {
+    std::printf(
+        "%s\n  warm %u  leased %u  target %u  private memory %.1f MiB\n"
+        "  acquires %llu (hits %llu, misses %llu)  overloaded %llu\n"
+        "  restores %llu (failed %llu)  resets %llu (failed %llu)  destroyed %llu  expired leases %llu\n"
+        "  autoscaler: %llu up, %llu down\n",
+        t.name.c_str(), t.warm, t.leased, t.target_warm, t.private_memory_mib,
+        static_cast<unsigned long long>(t.acquires), static_cast<unsigned long long>(t.hits),
+        static_cast<unsigned long long>(t.misses), static_cast<unsigned long long>(t.overloaded),
+        static_cast<unsigned long long>(t.restores), static_cast<unsigned long long>(t.restore_failures),
+        static_cast<unsigned long long>(t.resets), static_cast<unsigned long long>(t.reset_failures),
+        static_cast<unsigned long long>(t.destroyed), static_cast<unsigned long long>(t.expired_leases),
+        static_cast<unsigned long long>(t.scale_ups), static_cast<unsigned long long>(t.scale_downs));
+  }
+  if (stats.templates.empty()) std::puts("no templates");
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_stats_command(CLI::App& app, std::function<int()>& run) {
+  auto opt = std::make_shared<ClientOptions>();
+  auto* cmd = app.add_subcommand("stats", "Show thawd's pool counters per template");
+  add_client_options(*cmd, *opt);
+  cmd->callback([&run, opt] { run = [opt] { return run_rpc_command([&] { return run_stats(*opt); }); }; });
+}
+
+}  // namespace thaw::cli

@@ -1,0 +1,118 @@
+#include "rpc/convert.h"
+
+namespace thaw::rpc {
+
+std::string to_string(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+
+pool::PoolPolicy from_schema(schema::PoolPolicy::Reader in) {
+  pool::PoolPolicy out;
+  out.min_warm = in.getMinWarm();
+  out.max_warm = in.getMaxWarm();
+  out.memory_budget_mib = in.getMemoryBudgetMib();
+  return out;
+}
+
+pool::TemplateSpec from_schema(schema::TemplateSpec::Reader in) {
+  pool::TemplateSpec out;
+  out.name = to_string(in.getName());
+  out.kernel = to_string(in.getKernel());
+  out.initrd = to_string(in.getInitrd());
+  out.cmdline = to_string(in.getCmdline());
+  out.mem_mib = in.getMemMib();
+  out.vcpus = in.getVcpus();
+  return out;
+}
+
+pool::TemplateInfo from_schema(schema::TemplateInfo::Reader in) {
+  pool::TemplateInfo out;
+  out.name = to_string(in.getName());
+  out.spec = from_schema(in.getSpec());
+  out.policy = from_schema(in.getPolicy());
+  out.snapshot_dir = to_string(in.getSnapshotDir());
+  out.warm = in.getWarm();
+  out.leased = in.getLeased();
+  out.target_warm = in.getTargetWarm();
+  out.cold_boot_ms = in.getColdBootMs();
+  return out;
+}
+
+pool::PoolStats::PerTemplate from_schema(schema::TemplateStats::Reader in) {
+  pool::PoolStats::PerTemplate out;
+  out.name = to_string(in.getName());
+  out.warm = in.getWarm();
+  out.leased = in.getLeased();
+  out.target_warm = in.getTargetWarm();
+  out.acquires = in.getAcquires();
+  out.hits = in.getHits();
+  out.misses = in.getMisses();
+  out.overloaded = in.getOverloaded();
+  out.restores = in.getRestores();
+  out.resets = in.getResets();
+  out.reset_failures = in.getResetFailures();
+  out.destroyed = in.getDestroyed();
+  out.expired_leases = in.getExpiredLeases();
+  out.private_memory_mib = in.getPrivateMemoryMib();
+  out.restore_failures = in.getRestoreFailures();
+  out.scale_ups = in.getScaleUps();
+  out.scale_downs = in.getScaleDowns();
+  return out;
+}
+
+pool::PoolStats from_schema(schema::PoolStats::Reader in) {
+  pool::PoolStats out;
+  for (auto t : in.getTemplates()) out.templates.push_back(from_schema(t));
+  return out;
+}
+
+void to_schema(const pool::PoolPolicy& in, schema::PoolPolicy::Builder out) {
+  out.setMinWarm(in.min_warm);
+  out.setMaxWarm(in.max_warm);
+  out.setMemoryBudgetMib(in.memory_budget_mib);
+}
+
+void to_schema(const pool::TemplateSpec& in, schema::TemplateSpec::Builder out) {
+  out.setName(in.name);
+  out.setKernel(in.kernel);
+  out.setInitrd(in.initrd);
+  out.setCmdline(in.cmdline);
+  out.setMemMib(in.mem_mib);
+  out.setVcpus(in.vcpus);
+}
+
+void to_schema(const pool::TemplateInfo& in, schema::TemplateInfo::Builder out) {
+  out.setName(in.name);
+  to_schema(in.spec, out.initSpec());
+  to_schema(in.policy, out.initPolicy());
+  out.setSnapshotDir(in.snapshot_dir);
+  out.setWarm(in.warm);
+  out.setLeased(in.leased);
+  out.setTargetWarm(in.target_warm);
+  out.setColdBootMs(in.cold_boot_ms);
+}
+
+void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Builder out) {
+  out.setName(in.name);
+  out.setWarm(in.warm);
+  out.setLeased(in.leased);
+  out.setTargetWarm(in.target_warm);
+  out.setAcquires(in.acquires);
+  out.setHits(in.hits);
+  out.setMisses(in.misses);
+  out.setOverloaded(in.overloaded);
+  out.setRestores(in.restores);
+  out.setResets(in.resets);
+  out.setResetFailures(in.reset_failures);
+  out.setDestroyed(in.destroyed);
+  out.setExpiredLeases(in.expired_leases);
+  out.setPrivateMemoryMib(in.private_memory_mib);
+  out.setRestoreFailures(in.restore_failures);
+  out.setScaleUps(in.scale_ups);
+  out.setScaleDowns(in.scale_downs);
+}
+
+void to_schema(const pool::PoolStats& in, schema::PoolStats::Builder out) {
+  auto list = out.initTemplates(static_cast<unsigned>(in.templates.size()));
+  for (unsigned i = 0; i < list.size(); ++i) to_schema(in.templates[i], list[i]);
+}
+
+}  // namespace thaw::rpc

@@ -1,0 +1,143 @@
+#include "rpc/daemon/config.h"
+
+#include <fmt/format.h>
+
+#include <set>
+#include <toml.hpp>
+
+#include "rpc/error_mapping.h"
+#include "rpc/validation.h"
+
+namespace thaw::daemon {
+
+namespace {
+
+[[noreturn]] void fail(const toml::value& at, const std::string& key, const std::string& problem) {
+  auto loc = at.location();
+  throw ConfigError(fmt::format("{}:{}: {}: {}\n{}", loc.file_name(), loc.line(), key, problem,
+                                toml::format_error(key + ": " + problem, at, problem)));
+}
+
+void reject_unknown_keys(const toml::value& table, const std::set<std::string>& known, const std::string& prefix) {
+  for (const auto& [key, value] : table.as_table()) {
+    if (known.count(key) == 0) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      fail(value, prefix + key, "unknown key (known: " + list + ")");
+    }
+  }
+}
+
+void read_string(const toml::value& table, const std::string& key, const std::string& path, std::string& out) {
+  if (!table.contains(key)) return;
+  const auto& v = table.at(key);
+  if (!v.is_string()) fail(v, path, "must be a string");
+  out = v.as_string().str;
+}
+
+template <typename T>
+void read_uint(const toml::value& table, const std::string& key, const std::string& path, T& out, uint64_t lo,
+               uint64_t hi) {
+  if (!table.contains(key)) return;
+  const auto& v = table.at(key);
+  if (!v.is_integer()) fail(v, path, "must be an integer");
+  auto n = v.as_integer();
+  if (n < 0 || static_cast<uint64_t>(n) < lo || static_cast<uint64_t>(n) > hi) {
+    fail(v, path, fmt::format("{} is out of range; must be {}..{}", n, lo, hi));
+  }
+  out = static_cast<T>(n);
+}
+
+void require(const toml::value& table, const std::string& key, const std::string& path) {
+  if (!table.contains(key)) fail(table, path, "is required");
+}
+
+PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limits) {
+  std::string p = fmt::format("pool[{}].", index);
+  if (!t.is_table()) fail(t, p.substr(0, p.size() - 1), "must be a table ([[pool]])");
+  reject_unknown_keys(t,
+                      {"name", "kernel", "initrd", "cmdline", "mem_mib", "vcpus", "min_warm", "max_warm",
+                       "memory_budget_mib"},
+                      p);
+  require(t, "name", p + "name");
+  require(t, "kernel", p + "kernel");
+  PoolConfig pc;
+  read_string(t, "name", p + "name", pc.spec.name);
+  read_string(t, "kernel", p + "kernel", pc.spec.kernel);
+  read_string(t, "initrd", p + "initrd", pc.spec.initrd);
+  read_string(t, "cmdline", p + "cmdline", pc.spec.cmdline);
+  read_uint(t, "mem_mib", p + "mem_mib", pc.spec.mem_mib, 1, limits.max_mem_mib);
+  read_uint(t, "vcpus", p + "vcpus", pc.spec.vcpus, 1, limits.max_vcpus);
+  read_uint(t, "min_warm", p + "min_warm", pc.policy.min_warm, 0, limits.max_warm);
+  read_uint(t, "max_warm", p + "max_warm", pc.policy.max_warm, 1, limits.max_warm);
+  read_uint(t, "memory_budget_mib", p + "memory_budget_mib", pc.policy.memory_budget_mib, 1, uint64_t{1} << 30);
+  // The same checks the RPC server applies to createTemplate.
+  try {
+    rpc::check_spec(pc.spec, limits);
+  } catch (const kj::Exception& e) {
+    fail(t, p.substr(0, p.size() - 1), rpc::error_message(e));
+  }
+  if (pc.policy.min_warm > pc.policy.max_warm) {
+    fail(t.at(t.contains("min_warm") ? "min_warm" : "max_warm"), p + "min_warm",
+         fmt::format("min_warm ({}) is more than max_warm ({})", pc.policy.min_warm, pc.policy.max_warm));
+  }
+  return pc;
+}
+
+}  // namespace
+
+DaemonConfig load_config(const std::string& path) {
+  toml::value root;
+  try {
+    root = toml::parse(path);
+  } catch (const toml::syntax_error& e) {
+    throw ConfigError(fmt::format("{}: not valid TOML:\n{}", path, e.what()));
+  } catch (const std::exception& e) {
+    throw ConfigError(fmt::format("{}: cannot read: {}", path, e.what()));
+  }
+  DaemonConfig c;
+  reject_unknown_keys(root,
+                      {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
+                       "max_lease_ms", "workers", "pool"},
+                      "");
+  read_string(root, "socket", "socket", c.socket);
+  read_string(root, "tcp", "tcp", c.tcp);
+  read_string(root, "template_dir", "template_dir", c.template_dir);
+  read_string(root, "vsock_dir", "vsock_dir", c.vsock_dir);
+  read_string(root, "log_level", "log_level", c.log_level);
+  read_string(root, "metrics", "metrics", c.metrics);
+  read_uint(root, "default_lease_ms", "default_lease_ms", c.default_lease_ms, 1, uint64_t{1} << 40);
+  read_uint(root, "max_lease_ms", "max_lease_ms", c.max_lease_ms, 1, uint64_t{1} << 40);
+  read_uint(root, "workers", "workers", c.workers, 1, 4096);
+
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (kLevels.count(c.log_level) == 0) fail(root.at("log_level"), "log_level", "must be one of trace, debug, info, warn, error");
+  if (c.socket.empty() && c.tcp.empty()) fail(root, "socket", "socket and tcp are both empty; thawd would not listen");
+  if (!c.socket.empty() && c.socket.front() != '/') fail(root.at("socket"), "socket", "must be an absolute path");
+  if (c.template_dir.empty() || c.template_dir.front() != '/') {
+    fail(root.contains("template_dir") ? root.at("template_dir") : root, "template_dir", "must be an absolute path");
+  }
+  if (c.vsock_dir.empty() || c.vsock_dir.front() != '/') {
+    fail(root.contains("vsock_dir") ? root.at("vsock_dir") : root, "vsock_dir", "must be an absolute path");
+  }
+  if (c.default_lease_ms > c.max_lease_ms) {
+    fail(root.at("default_lease_ms"), "default_lease_ms",
+         fmt::format("{} is more than max_lease_ms ({})", c.default_lease_ms, c.max_lease_ms));
+  }
+
+  rpc::Limits limits;
+  if (root.contains("pool")) {
+    const auto& pools = root.at("pool");
+    if (!pools.is_array()) fail(pools, "pool", "must be an array of tables ([[pool]])");
+    std::set<std::string> names;
+    for (size_t i = 0; i < pools.as_array().size(); ++i) {
+      const auto& t = pools.as_array()[i];
+      auto pc = read_pool(t, i, limits);
+      if (!names.insert(pc.spec.name).second) fail(t.at("name"), fmt::format("pool[{}].name", i), "duplicate pool name");
+      c.pools.push_back(std::move(pc));
+    }
+  }
+  return c;
+}
+
+}  // namespace thaw::daemon

@@ -1,0 +1,49 @@
+// thawd's TOML configuration (deploy/thawd.example.toml documents it).
+//
+//   socket = "/run/thaw/thaw.sock"     # unix socket (default)
+//   tcp = "127.0.0.1:7777"             # optional, numeric HOST:PORT
+//   template_dir, vsock_dir, log_level, metrics = "127.0.0.1:9464" (optional)
+//   default_lease_ms, max_lease_ms, workers (optional)
+//   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
+//            min_warm, max_warm, memory_budget_mib
+//
+// Unknown keys, wrong types and bad values are errors that name the file,
+// the line and the key.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pool/pool_types.h"
+
+namespace thaw::daemon {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct PoolConfig {
+  pool::TemplateSpec spec;
+  pool::PoolPolicy policy;
+};
+
+struct DaemonConfig {
+  std::string socket = "/run/thaw/thaw.sock";
+  std::string tcp;  // "" = no TCP listener
+  std::string template_dir = "/var/lib/thaw/templates";
+  std::string vsock_dir = "/run/thaw/vsock";
+  std::string log_level = "info";
+  std::string metrics;  // "" = no Prometheus endpoint
+  uint64_t default_lease_ms = 30000;
+  uint64_t max_lease_ms = 3600000;
+  uint32_t workers = 64;  // threads for blocking pool calls
+  std::vector<PoolConfig> pools;
+};
+
+// Reads and checks `path`. ConfigError with "FILE:LINE: KEY: problem" and
+// toml11's excerpt of the offending line.
+DaemonConfig load_config(const std::string& path);
+
+}  // namespace thaw::daemon

@@ -1,0 +1,130 @@
+// thawd: the pool service. Reads a TOML config, picks up the templates
+// already in template_dir, creates the [[pool]]s that are missing, then
+// serves the Pool capability (rpc/thaw.capnp) on a unix socket (and TCP if
+// asked) until SIGTERM or SIGINT: then it stops accepting, drops every
+// connection (which releases every leased clone), destroys the clones and
+// exits 0. Snapshots stay on disk for the next start.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "pool/pool_manager.h"
+#include "rpc/daemon/config.h"
+#include "rpc/daemon/metrics.h"
+#include "rpc/daemon/startup.h"
+#include "rpc/pool_manager_backend.h"
+#include "rpc/pool_server.h"
+#include "rpc/rpc_listener.h"
+#include "rpc/worker_pool.h"
+
+namespace thaw::daemon {
+
+constexpr int kExitStartup = 1;
+constexpr int kExitConfig = 2;
+
+namespace {
+
+int serve(const DaemonConfig& config) {
+  // Before any thread exists, so every thread inherits the blocked mask and
+  // the event loop alone receives these signals.
+  kj::UnixEventPort::captureSignal(SIGTERM);
+  kj::UnixEventPort::captureSignal(SIGINT);
+  std::signal(SIGPIPE, SIG_IGN);
+  auto io = kj::setupAsyncIo();
+
+  pool::PoolManagerConfig pm_config;
+  pm_config.template_dir = config.template_dir;
+  pm_config.vsock_dir = config.vsock_dir;
+  pm_config.default_lease_ms = config.default_lease_ms;
+  pm_config.max_lease_ms = config.max_lease_ms;
+  make_directories(config);
+  pool::PoolManager manager(pm_config);
+  set_up_pools(manager, config);
+
+  rpc::PoolManagerBackend backend(manager);
+  rpc::WorkerPool workers(config.workers);
+  std::unique_ptr<Metrics> metrics;
+  if (!config.metrics.empty()) metrics = std::make_unique<Metrics>(config.metrics, backend);
+
+  rpc::ServerOptions options;
+  options.limits.max_lease_ms = config.max_lease_ms;
+  if (metrics) options.on_acquired = [m = metrics.get()](const pool::LeaseInfo& lease) { m->observe_acquire(lease); };
+  options.on_overloaded = [](const std::string& name) { spdlog::debug("acquire {}: overloaded", name); };
+
+  int signal_number = 0;
+  {
+    capnp::Capability::Client bootstrap = kj::heap<rpc::PoolServer>(backend, workers, options);
+    rpc::RpcListener listener(*io.lowLevelProvider, bootstrap);
+    if (!config.socket.empty()) listener.listen(config.socket);
+    if (!config.tcp.empty()) listener.listen(config.tcp);
+    spdlog::info("thawd ready: {} template(s)", manager.list_templates().size());
+
+    auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
+    signal_number = static_cast<int>(stop.wait(io.waitScope).si_signo);
+    spdlog::info("{}: shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+    listener.stop_accepting();
+    listener.disconnect_all();  // Vm servers die here and post their releases
+  }
+  workers.shutdown();  // runs those releases and waits for calls in flight
+  metrics.reset();
+  spdlog::info("released every lease; destroying clones (snapshots stay in {})", config.template_dir);
+  return 0;  // ~PoolManager destroys the clones
+}
+
+int run(const std::string& config_path, const std::string& log_level_flag, bool check_only) {
+  DaemonConfig config;
+  try {
+    config = load_config(config_path);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "thawd: config error: %s\n", e.what());
+    return kExitConfig;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level_flag.empty() ? config.log_level : log_level_flag));
+  if (check_only) {
+    std::printf("thawd: %s is good: %zu pool(s)\n", config_path.c_str(), config.pools.size());
+    return 0;
+  }
+  try {
+    return serve(config);
+  } catch (const kj::Exception& e) {
+    spdlog::critical("thawd: {}", e.getDescription().cStr());
+  } catch (const std::exception& e) {
+    spdlog::critical("thawd: {}", e.what());
+  }
+  return kExitStartup;
+}
+
+}  // namespace
+
+}  // namespace thaw::daemon
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("thawd"));
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
+
+  CLI::App app{"thawd: keeps warm pools of microVM clones and hands them out over Cap'n Proto RPC.\n"
+               "Clients: `thaw templates|acquire|invoke|stats --socket PATH`."};
+  std::string config_path;
+  std::string log_level;
+  bool check_only = false;
+  app.add_option("--config", config_path, "TOML configuration (see deploy/thawd.example.toml)")->required();
+  app.add_option("--log-level", log_level, "Overrides the config's log_level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("--check-config", check_only, "Read and check the configuration, then exit");
+  app.footer("Exit status: 0 after SIGTERM/SIGINT (or a good --check-config), 1 start-up failure, 2 bad config.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : thaw::daemon::kExitConfig;
+  }
+  return thaw::daemon::run(config_path, log_level, check_only);
+}

@@ -1,0 +1,64 @@
+#include "rpc/daemon/startup.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "vmm/sys_error.h"
+
+namespace thaw::daemon {
+
+namespace {
+
+void make_directory(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) throw SysError("mkdir", ec.value(), path);
+}
+
+bool same_spec(const pool::TemplateSpec& a, const pool::TemplateSpec& b) {
+  return a.kernel == b.kernel && a.initrd == b.initrd && a.cmdline == b.cmdline && a.mem_mib == b.mem_mib &&
+         a.vcpus == b.vcpus;
+}
+
+}  // namespace
+
+void make_directories(const DaemonConfig& config) {
+  make_directory(config.template_dir);
+  make_directory(config.vsock_dir);
+  if (!config.socket.empty()) {
+    auto parent = std::filesystem::path(config.socket).parent_path();
+    if (!parent.empty()) make_directory(parent.string());
+  }
+}
+
+void set_up_pools(pool::PoolManager& manager, const DaemonConfig& config) {
+  auto loaded = manager.load_existing_templates();
+  if (!loaded.empty()) spdlog::info("picked up {} template(s) from {}", loaded.size(), config.template_dir);
+  auto existing = manager.list_templates();
+  for (const auto& pc : config.pools) {
+    auto it = std::find_if(existing.begin(), existing.end(), [&](const auto& t) { return t.name == pc.spec.name; });
+    if (it != existing.end()) {
+      if (!same_spec(it->spec, pc.spec)) {
+        spdlog::warn("pool {}: the config's spec differs from the snapshot in {}; keeping the snapshot "
+                     "(delete the template to rebuild it)",
+                     pc.spec.name, it->snapshot_dir);
+      }
+      manager.set_policy(pc.spec.name, pc.policy);
+      spdlog::info("pool {}: existing template, policy {}..{} warm, {} MiB budget", pc.spec.name, pc.policy.min_warm,
+                   pc.policy.max_warm, pc.policy.memory_budget_mib);
+      continue;
+    }
+    spdlog::info("pool {}: creating template from {} ({} MiB)", pc.spec.name, pc.spec.kernel, pc.spec.mem_mib);
+    try {
+      auto info = manager.create_template(pc.spec, pc.policy);
+      spdlog::debug("pool {}: cold boot {:.3f} ms, snapshot in {}", info.name, info.cold_boot_ms, info.snapshot_dir);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("pool " + pc.spec.name + ": cannot create the template: " + e.what());
+    }
+  }
+}
+
+}  // namespace thaw::daemon

@@ -1,0 +1,98 @@
+#include "rpc/validation.h"
+
+#include <string>
+
+#include "rpc/error_mapping.h"
+
+namespace thaw::rpc {
+
+namespace {
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (s.size() > 80) out += "...";
+  return out + "\"";
+}
+
+void check_range(std::string_view what, uint64_t value, uint64_t lo, uint64_t hi) {
+  if (value < lo || value > hi) {
+    throw_bad_argument(std::string(what) + ": " + std::to_string(value) + " is out of range; must be " +
+                       std::to_string(lo) + ".." + std::to_string(hi));
+  }
+}
+
+void check_path(std::string_view path, std::string_view what, bool optional, const Limits& limits) {
+  if (path.empty()) {
+    if (optional) return;
+    throw_bad_argument(std::string(what) + ": must not be empty");
+  }
+  if (path.size() > limits.max_path) {
+    throw_bad_argument(std::string(what) + ": " + std::to_string(path.size()) + " bytes long; at most " +
+                       std::to_string(limits.max_path));
+  }
+  if (path.front() != '/') throw_bad_argument(std::string(what) + ": " + quoted(path) + " is not an absolute path");
+  if (path.find('\0') != std::string_view::npos) throw_bad_argument(std::string(what) + ": contains a NUL byte");
+}
+
+}  // namespace
+
+void check_template_name(std::string_view name, std::string_view what) {
+  auto lower_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  bool ok = !name.empty() && name.size() <= 63 && lower_digit(name.front());
+  for (char c : name) ok = ok && (lower_digit(c) || c == '_' || c == '-');
+  if (!ok) {
+    throw_bad_argument(std::string(what) + ": " + quoted(name) +
+                       " is not a template name; use 1 to 63 of [a-z0-9_-], starting with [a-z0-9]");
+  }
+}
+
+void check_spec(const pool::TemplateSpec& spec, const Limits& limits) {
+  check_template_name(spec.name, "spec.name");
+  check_path(spec.kernel, "spec.kernel", false, limits);
+  check_path(spec.initrd, "spec.initrd", true, limits);
+  if (spec.cmdline.size() > limits.max_cmdline) {
+    throw_bad_argument("spec.cmdline: " + std::to_string(spec.cmdline.size()) + " bytes long; at most " +
+                       std::to_string(limits.max_cmdline));
+  }
+  if (spec.cmdline.find('\0') != std::string::npos) throw_bad_argument("spec.cmdline: contains a NUL byte");
+  check_range("spec.memMib", spec.mem_mib, 1, limits.max_mem_mib);
+  check_range("spec.vcpus", spec.vcpus, 1, limits.max_vcpus);
+}
+
+void check_policy(const pool::PoolPolicy& policy, const Limits& limits) {
+  check_range("policy.maxWarm", policy.max_warm, 1, limits.max_warm);
+  if (policy.min_warm > policy.max_warm) {
+    throw_bad_argument("policy.minWarm: " + std::to_string(policy.min_warm) + " is more than policy.maxWarm (" +
+                       std::to_string(policy.max_warm) + ")");
+  }
+  check_range("policy.memoryBudgetMib", policy.memory_budget_mib, 1, uint64_t{1} << 30);
+}
+
+void check_lease_ms(uint64_t lease_ms, const Limits& limits) { check_range("leaseMs", lease_ms, 1, limits.max_lease_ms); }
+
+void check_timeout_ms(uint64_t timeout_ms, const Limits& limits) {
+  check_range("timeoutMs", timeout_ms, 0, limits.max_timeout_ms);
+}
+
+void check_function(std::string_view function, const Limits& limits) {
+  if (function.empty()) throw_bad_argument("function: must not be empty");
+  if (function.size() > limits.max_function_name) {
+    throw_bad_argument("function: " + std::to_string(function.size()) + " bytes long; at most " +
+                       std::to_string(limits.max_function_name));
+  }
+  for (char c : function) {
+    if (c <= 0x20 || c >= 0x7f) throw_bad_argument("function: " + quoted(function) + " must be printable ASCII without spaces");
+  }
+}
+
+void check_payload(std::string_view function, size_t payload_bytes, const Limits& limits) {
+  size_t max = limits.max_invoke_bytes - 2 - function.size();
+  if (payload_bytes > max) {
+    throw_bad_argument("payload: " + std::to_string(payload_bytes) + " bytes; at most " + std::to_string(max) +
+                       " with function \"" + std::string(function) + "\" (requests are limited to " +
+                       std::to_string(limits.max_invoke_bytes) + " bytes)");
+  }
+}
+
+}  // namespace thaw::rpc

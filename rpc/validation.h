@@ -1,0 +1,40 @@
+// Checks on every argument that crosses the wire, before anything reaches
+// the pool. Each failed check throws a kj FAILED exception whose message
+// names the argument, the value and the allowed range.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "pool/invoke_protocol.h"
+#include "pool/pool_types.h"
+
+namespace thaw::rpc {
+
+struct Limits {
+  uint64_t max_lease_ms = 3600000;            // the pool's max_lease_ms
+  uint64_t max_timeout_ms = 60000;            // acquire and invoke
+  uint64_t default_invoke_timeout_ms = 10000;  // invoke with timeoutMs 0
+  size_t max_function_name = 64;
+  uint64_t max_mem_mib = 64 * 1024;
+  uint32_t max_vcpus = 64;
+  uint32_t max_warm = 1024;
+  size_t max_path = 4096;
+  size_t max_cmdline = 2048;  // x86 Linux's COMMAND_LINE_SIZE
+  size_t max_invoke_bytes = pool::kMaxInvokeBytes;  // function name + payload + 2
+};
+
+// [a-z0-9][a-z0-9_-]{0,62}; `what` names the argument ("template", "spec.name").
+void check_template_name(std::string_view name, std::string_view what);
+void check_spec(const pool::TemplateSpec& spec, const Limits& limits);
+void check_policy(const pool::PoolPolicy& policy, const Limits& limits);
+// 1 .. limits.max_lease_ms.
+void check_lease_ms(uint64_t lease_ms, const Limits& limits);
+// 0 .. limits.max_timeout_ms.
+void check_timeout_ms(uint64_t timeout_ms, const Limits& limits);
+// 1 .. max_function_name printable ASCII bytes.
+void check_function(std::string_view function, const Limits& limits);
+void check_payload(std::string_view function, size_t payload_bytes, const Limits& limits);
+
+}  // namespace thaw::rpc

@@ -1,0 +1,70 @@
+// The `Vm` capability: one leased clone. invoke / renew / release / info run
+// on the WorkerPool (they block on the pool or the guest). The server object
+// owns the lease: when the capability is dropped without release() (the
+// client let go of it, disconnected or crashed), its destructor hands the
+// release to a worker.
+#pragma once
+
+#include <cstdint>
+
+#include <kj/memory.h>
+
+#include "rpc/pool_backend.h"
+#include "rpc/thaw.capnp.h"
+#include "rpc/validation.h"
+#include "rpc/worker_pool.h"
+
+namespace thaw::rpc {
+
+// A lease that releases itself. Made on a worker right after acquire, so a
+// lease whose caller went away before the answer is released too.
+class Lease {
+ public:
+  Lease(PoolBackend& backend, WorkerPool& workers, pool::LeaseInfo info)
+      : backend_(backend), workers_(workers), info_(std::move(info)) {}
+  ~Lease();  // posts backend.release(id) unless disarmed
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+
+  uint64_t id() const { return info_.lease_id; }
+  const pool::LeaseInfo& info() const { return info_; }
+  // The lease is being released explicitly; the destructor leaves it be.
+  void disarm() { armed_ = false; }
+  bool armed() const { return armed_; }
+
+ private:
+  PoolBackend& backend_;
+  WorkerPool& workers_;
+  pool::LeaseInfo info_;
+  bool armed_ = true;
+};
+
+// Cap'n Proto's generated Server classes have a non-virtual destructor
+// (capnp destroys them through Capability::Server, which has a virtual one).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class VmServer final : public schema::Vm::Server {
+ public:
+  VmServer(kj::Own<Lease> lease, PoolBackend& backend, WorkerPool& workers, const Limits& limits)
+      : lease_(kj::mv(lease)), backend_(backend), workers_(workers), limits_(limits) {}
+
+ protected:
+  kj::Promise<void> invoke(InvokeContext context) override;
+  kj::Promise<void> renew(RenewContext context) override;
+  kj::Promise<void> release(ReleaseContext context) override;
+  kj::Promise<void> info(InfoContext context) override;
+
+ private:
+  void require_leased() const;
+
+  kj::Own<Lease> lease_;
+  PoolBackend& backend_;
+  WorkerPool& workers_;
+  const Limits& limits_;
+};
+#pragma GCC diagnostic pop
+
+// Milliseconds from now until `t`, 0 when past.
+uint64_t ms_until(std::chrono::steady_clock::time_point t);
+
+}  // namespace thaw::rpc

@@ -1,0 +1,158 @@
+// The vsock device's life cycle (vsock_test_fixture.h): closing streams from
+// either side, malformed and hostile guest input, restore, pausing for a
+// snapshot, and the socket file.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "vsock_test_fixture.h"
+
+namespace thaw::devices {
+namespace {
+
+using namespace test;
+using namespace std::chrono_literals;
+
+TEST_F(VsockTest, GuestShutdownClosesTheHostSideAndResets) {
+  bring_up();
+  auto [fd, port] = establish(5000);
+  send(guest_header(5000, port, kVsockOpRw), "bye");
+  send(guest_header(5000, port, kVsockOpShutdown), "");
+  // SHUTDOWN with no flags changes nothing; with both the stream ends.
+  VsockHeader both = guest_header(5000, port, kVsockOpShutdown);
+  both.flags = kVsockShutdownRcv | kVsockShutdownSend;
+  send(both);
+  EXPECT_EQ(read_some(fd, 3), "bye");
+  EXPECT_TRUE(sees_eof(fd));
+  receive_one(kVsockOpRst);
+  EXPECT_EQ(device->connection_count(), 0u);
+}
+
+TEST_F(VsockTest, GuestHalfCloseShutsTheHostWriteSide) {
+  bring_up();
+  auto [fd, port] = establish(5000);
+  VsockHeader h = guest_header(5000, port, kVsockOpShutdown);
+  h.flags = kVsockShutdownSend;
+  send(h);
+  EXPECT_TRUE(sees_eof(fd));
+  // The other direction still works.
+  ASSERT_EQ(::send(fd, "more", 4, 0), 4);
+  EXPECT_EQ(receive_one(kVsockOpRw).data, "more");
+}
+
+TEST_F(VsockTest, HostCloseSendsShutdownThenGuestRstEndsIt) {
+  bring_up();
+  auto [fd, port] = establish(5000);
+  ::close(fd);
+  fds.clear();
+  Packet shutdown = receive_one(kVsockOpShutdown);
+  EXPECT_EQ(shutdown.hdr.flags, kVsockShutdownRcv | kVsockShutdownSend);
+  send(guest_header(5000, port, kVsockOpRst));
+  EXPECT_EQ(device->connection_count(), 0u);
+}
+
+TEST_F(VsockTest, PacketsForUnknownStreamsAreAnsweredWithRst) {
+  bring_up();
+  send(guest_header(77, 88, kVsockOpRw), "stray");
+  Packet rst = receive_one(kVsockOpRst);
+  EXPECT_EQ(rst.hdr.src_port, 88u);
+  EXPECT_EQ(rst.hdr.dst_port, 77u);
+  // From another CID, or to another CID: dropped, no answer.
+  VsockHeader other = guest_header(1, 2, kVsockOpRw);
+  other.src_cid = 9;
+  send(other);
+  EXPECT_TRUE(receive(50ms).empty());
+}
+
+TEST_F(VsockTest, MalformedTxPacketsAreReturnedNotFollowed) {
+  bring_up();
+  uint64_t buf = alloc(64);
+  driver->add_chain(1, {{buf, 20, false}});  // shorter than a header
+  driver->notify(1);
+  EXPECT_EQ(driver->wait_used(1).size(), 1u);
+  VsockHeader lying = guest_header(1, 5000, kVsockOpRw);
+  lying.len = 4000;  // more than the buffer holds
+  buf = alloc(64);
+  mem->put(buf, lying);
+  driver->add_chain(1, {{buf, 64, false}});
+  driver->notify(1);
+  EXPECT_EQ(driver->wait_used(1).size(), 1u);
+  EXPECT_EQ(driver->read32(virtio_mmio::kStatus) & kVirtioStatusNeedsReset, 0u);
+}
+
+TEST_F(VsockTest, BrokenTxRingSetsNeedsReset) {
+  bring_up();
+  driver->add_chain(1, {{0xdead'0000, 44, false}});
+  driver->notify(1);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!(transport->status() & kVirtioStatusNeedsReset) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(transport->status() & kVirtioStatusNeedsReset);
+}
+
+TEST_F(VsockTest, RestoreDropsConnectionsAndPostsTransportReset) {
+  bring_up();
+  auto [fd, port] = establish(5000);
+  VsockState saved = device->save();
+  EXPECT_EQ(saved.guest_cid, kGuestCid);
+  mem->put<uint32_t>(event_buffer, 0xffff'ffff);
+  device->restore(saved);
+  EXPECT_TRUE(sees_eof(fd));
+  auto used = driver->wait_used(2);
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].second, 4u);  // struct virtio_vsock_event
+  EXPECT_EQ(mem->get<uint32_t>(event_buffer), kVsockEventTransportReset);
+}
+
+TEST_F(VsockTest, RestoreRejectsReservedCids) {
+  EXPECT_THROW(device->restore(VsockState{2}), std::invalid_argument);
+  EXPECT_THROW(device->restore(VsockState{0x1'0000'0000}), std::invalid_argument);
+  EXPECT_EQ(device->save().guest_cid, kGuestCid);
+  EXPECT_THROW(VsockDevice(dir + "/x.sock", 1), std::invalid_argument);
+}
+
+TEST_F(VsockTest, PausedDeviceLeavesGuestMemoryAlone) {
+  bring_up();
+  device->pause_processing();
+  const uint16_t before = driver->used_idx(1);
+  uint64_t buf = alloc(44);
+  mem->put(buf, guest_header(1, 2, kVsockOpRw));
+  driver->add_chain(1, {{buf, 44, false}});
+  driver->notify(1);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(driver->used_idx(1), before);
+  device->resume_processing();
+  EXPECT_EQ(driver->wait_used(1).size(), 1u);
+}
+
+TEST(VsockSocketFile, StaleSocketIsReplacedAndRemovedAtTheEnd) {
+  char tmpl[] = "/tmp/thaw-vsock-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::string path = dir + "/v.sock";
+  { VsockDevice first(path); }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  // A socket file left behind (a crashed VMM) is replaced.
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::close(fd);
+  {
+    VsockDevice second(path);
+    struct stat st;
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  }
+  // Any other file is not ours to delete.
+  std::ofstream(path) << "precious";
+  EXPECT_THROW(VsockDevice third(path), std::system_error);
+  EXPECT_TRUE(std::filesystem::exists(path));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace thaw::devices

@@ -1,0 +1,95 @@
+// The autoscaler's arithmetic: demand from rate x refill time plus
+// headroom, clamped to min/max, cut by the memory budget.
+#include "pool/autoscaler.h"
+
+#include <gtest/gtest.h>
+
+namespace thaw::pool {
+namespace {
+
+AutoscaleInput input(double rate, double refill, uint32_t min_warm, uint32_t max_warm, uint64_t budget_mib = 4096) {
+  AutoscaleInput in;
+  in.arrival_rate_per_s = rate;
+  in.refill_seconds = refill;
+  in.policy.min_warm = min_warm;
+  in.policy.max_warm = max_warm;
+  in.policy.memory_budget_mib = budget_mib;
+  in.headroom = 1;
+  in.private_mib_per_clone = 8;
+  return in;
+}
+
+TEST(Autoscaler, IdlePoolKeepsMinWarm) {
+  auto d = autoscale(input(0, 0.05, 2, 16));
+  EXPECT_EQ(d.demand, 1u);  // headroom only
+  EXPECT_EQ(d.target, 2u);
+  EXPECT_FALSE(d.budget_limited);
+}
+
+TEST(Autoscaler, DemandIsRateTimesRefillRoundedUpPlusHeadroom) {
+  EXPECT_EQ(autoscale(input(100, 0.05, 0, 64)).target, 6u);   // 5 + 1
+  EXPECT_EQ(autoscale(input(101, 0.05, 0, 64)).target, 7u);   // ceil(5.05) + 1
+  EXPECT_EQ(autoscale(input(10, 0.001, 0, 64)).target, 2u);   // ceil(0.01) + 1
+}
+
+TEST(Autoscaler, ClampedToMaxWarm) {
+  auto d = autoscale(input(10000, 0.05, 2, 16));
+  EXPECT_EQ(d.demand, 501u);
+  EXPECT_EQ(d.target, 16u);
+  EXPECT_FALSE(d.budget_limited) << "max_warm is the policy, not the budget";
+}
+
+TEST(Autoscaler, MaxWarmZeroMeansNoPool) {
+  EXPECT_EQ(autoscale(input(50, 1, 0, 0)).target, 0u);
+}
+
+TEST(Autoscaler, MemoryBudgetCountsLeasedClones) {
+  auto in = input(1000, 0.1, 4, 64, /*budget_mib=*/100);  // 12 clones at 8 MiB
+  in.leased = 5;
+  auto d = autoscale(in);
+  EXPECT_EQ(d.budget_clones, 12u);
+  EXPECT_EQ(d.target, 7u);
+  EXPECT_TRUE(d.budget_limited);
+  in.leased = 20;  // already over the budget: no warm clones at all, even below min_warm
+  EXPECT_EQ(autoscale(in).target, 0u);
+}
+
+TEST(Autoscaler, NonsenseInputsDoNotOverflow) {
+  auto in = input(1e300, 1e300, 0, 8);
+  EXPECT_EQ(autoscale(in).target, 8u);
+  in = input(-5, -1, 1, 8);
+  EXPECT_EQ(autoscale(in).target, 1u);
+  in = input(1, 1, 1, 8);
+  in.private_mib_per_clone = 0;  // treated as 1 MiB
+  EXPECT_EQ(autoscale(in).budget_clones, 4096u);
+}
+
+TEST(Autoscaler, DescribeNamesTheInputs) {
+  auto in = input(12, 0.05, 2, 16, 8);
+  auto text = describe(in, autoscale(in));
+  EXPECT_NE(text.find("target 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("rate 12.00/s"), std::string::npos) << text;
+  EXPECT_NE(text.find("limited by the budget"), std::string::npos) << text;
+}
+
+TEST(RateEstimator, FirstSampleThenSmoothing) {
+  RateEstimator rate(0.5);
+  rate.add_interval(10, 0.5);
+  EXPECT_DOUBLE_EQ(rate.rate(), 20);
+  rate.add_interval(0, 0.5);
+  EXPECT_DOUBLE_EQ(rate.rate(), 10);
+  rate.add_interval(5, 0);  // ignored
+  EXPECT_DOUBLE_EQ(rate.rate(), 10);
+}
+
+TEST(DurationEstimator, StartsAtTheInitialGuess) {
+  DurationEstimator d(0.05, 0.5);
+  EXPECT_DOUBLE_EQ(d.seconds(), 0.05);
+  d.add_sample(0.2);
+  EXPECT_DOUBLE_EQ(d.seconds(), 0.2);
+  d.add_sample(0.1);
+  EXPECT_DOUBLE_EQ(d.seconds(), 0.15);
+}
+
+}  // namespace
+}  // namespace thaw::pool

@@ -1,0 +1,121 @@
+// invoke() through a clone's virtio-vsock device to the mini guest's agent
+// (thaw.after=agent). Skips where this build has no vsock device.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "pool/clone.h"
+#include "pool/invoke_protocol.h"
+#include "tests/pool/pool_test_support.h"
+
+namespace thaw::pool {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace testing;
+using Clock = std::chrono::steady_clock;
+
+#define THAW_POOL_REQUIRE_VSOCK()                                                      \
+  do {                                                                                 \
+    THAW_POOL_REQUIRE_KVM();                                                           \
+    if (!vsock_supported()) GTEST_SKIP() << "this build's VMs have no vsock device";   \
+  } while (0)
+
+std::vector<uint8_t> u64_bytes(uint64_t v) {
+  std::vector<uint8_t> out(8);
+  std::memcpy(out.data(), &v, 8);
+  return out;
+}
+
+uint64_t u64_at(const std::vector<uint8_t>& bytes, size_t index) {
+  uint64_t v = 0;
+  if (bytes.size() >= (index + 1) * 8) std::memcpy(&v, bytes.data() + index * 8, 8);
+  return v;
+}
+
+class PoolInvoke : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    THAW_POOL_REQUIRE_VSOCK();
+    pool_ = std::make_unique<PoolManager>(test_config(dir_));
+    auto spec = mini_spec("agent", "agent");
+    spec.cmdline = "console=ttyS0 thaw.fn_bytes=4096 thaw.quiet=1 thaw.after=agent";
+    pool_->create_template(spec, PoolPolicy{1, 3, 1024});  // room for a released clone
+  }
+  TempDir dir_;
+  std::unique_ptr<PoolManager> pool_;
+};
+
+TEST_F(PoolInvoke, EchoAndIdentityThenAgainAfterAReset) {
+  auto lease = pool_->acquire("agent", 0, 30s);
+  ASSERT_FALSE(lease.vsock_path.empty());
+  EXPECT_EQ(lease.vsock_path.rfind(dir_.str() + "/vsock/agent-", 0), 0u) << lease.vsock_path;
+  std::vector<uint8_t> payload{'h', 'e', 'l', 'l', 'o', 0, 255};
+  auto echo = pool_->invoke(lease.lease_id, "echo", payload, 10s);
+  EXPECT_EQ(echo.status, kInvokeOk);
+  EXPECT_EQ(echo.payload, payload);
+  EXPECT_GT(echo.total_ms, 0);
+  auto id = pool_->invoke(lease.lease_id, "identity", {}, 10s);
+  ASSERT_EQ(id.status, kInvokeOk);
+  EXPECT_EQ(u64_at(id.payload, 0), lease.identity.generation);
+  EXPECT_EQ(u64_at(id.payload, 1), lease.identity.clone_id);
+  EXPECT_EQ(u64_at(id.payload, 2), lease.identity.seed);
+  auto unknown = pool_->invoke(lease.lease_id, "no-such-function", {}, 10s);
+  EXPECT_EQ(unknown.status, kInvokeUnknownFunction);
+  auto hash = pool_->invoke(lease.lease_id, "hash", u64_bytes(4096), 10s);
+  EXPECT_EQ(u64_at(hash.payload, 0), 0xc43309b99f626325ULL);
+  std::vector<double> ms;
+  for (int i = 0; i < 20; ++i) ms.push_back(pool_->invoke(lease.lease_id, "echo", payload, 10s).total_ms);
+  std::sort(ms.begin(), ms.end());
+  std::printf("invoke echo (connect + CONNECT/OK + request + response), 20 calls: p50 %.3f ms, max %.3f ms\n",
+              ms[ms.size() / 2], ms.back());
+  pool_->release(lease.lease_id);
+
+  // The reset clone (same VM, same socket) answers with its new identity.
+  ASSERT_TRUE(eventually([&] { return stats_of(*pool_, "agent").resets >= 1; }));
+  auto again = pool_->acquire("agent", 0, 30s);
+  EXPECT_EQ(again.vsock_path, lease.vsock_path) << "last in, first out: the reset clone";
+  auto id2 = pool_->invoke(again.lease_id, "identity", {}, 10s);
+  ASSERT_EQ(id2.status, kInvokeOk);
+  EXPECT_EQ(u64_at(id2.payload, 1), again.identity.clone_id);
+  EXPECT_EQ(u64_at(id2.payload, 2), again.identity.seed);
+}
+
+TEST_F(PoolInvoke, CrashedGuestIsGoneAndItsCloneDestroyed) {
+  auto lease = pool_->acquire("agent", 0, 30s);
+  EXPECT_THROW(pool_->invoke(lease.lease_id, "crash", {}, 10s), GuestGone);
+  EXPECT_THROW(pool_->lease_info(lease.lease_id), NotFound) << "the lease ends with its guest";
+  EXPECT_TRUE(eventually([&] { return stats_of(*pool_, "agent").destroyed >= 1; }, 10s));
+  EXPECT_EQ(stats_of(*pool_, "agent").leased, 0u);
+  // The pool carries on.
+  auto next = pool_->acquire("agent", 0, 30s);
+  EXPECT_EQ(pool_->invoke(next.lease_id, "echo", {1}, 10s).payload, std::vector<uint8_t>{1});
+}
+
+TEST_F(PoolInvoke, SlowGuestTimesOutAsGuestGone) {
+  auto lease = pool_->acquire("agent", 0, 30s);
+  auto start = Clock::now();
+  EXPECT_THROW(pool_->invoke(lease.lease_id, "sleep", u64_bytes(5000), 300ms), GuestGone);
+  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_THROW(pool_->lease_info(lease.lease_id), NotFound);
+}
+
+TEST_F(PoolInvoke, ReleaseCutsAnInvokeShort) {
+  auto lease = pool_->acquire("agent", 0, 30s);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(200ms);
+    pool_->release(lease.lease_id);
+  });
+  auto start = Clock::now();
+  EXPECT_THROW(pool_->invoke(lease.lease_id, "sleep", u64_bytes(5000), 20s), GuestGone);
+  releaser.join();
+  EXPECT_LT(Clock::now() - start, 3s);
+  // Released, not crashed: the clone is reset and kept (below max_warm).
+  EXPECT_TRUE(eventually([&] { return stats_of(*pool_, "agent").resets >= 1; }, 10s));
+  EXPECT_EQ(stats_of(*pool_, "agent").reset_failures, 0u);
+}
+
+}  // namespace
+}  // namespace thaw::pool

@@ -1,0 +1,96 @@
+// thawd as an operator sees it: bad configs rejected with file, line and
+// key; SIGTERM with a clone still leased exits 0; a restart picks up the
+// templates on disk without a [[pool]] in the config.
+#include "rpc/error_mapping.h"
+#include "rpc/pool_client.h"
+#include "tests/rpc/thawd_process.h"
+
+namespace thaw::testing {
+namespace {
+
+class ThawdLifecycle : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = make_temp_dir("rpc-life"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ThawdLifecycle, BadConfigsNameTheFileLineAndKey) {
+  ThawdProcess d(dir_);
+  struct Case {
+    std::string text;
+    std::string line;  // "thawd.toml:N"
+    std::string key;
+  };
+  std::string loud = d.config_text({});
+  loud.replace(loud.find("\"debug\""), 7, "\"loud\"");
+  const std::vector<Case> cases = {
+      {d.config_text({}, "sockett = \"/x\"\n"), "thawd.toml:5", "sockett"},
+      {d.config_text({}, "workers = \"many\"\n"), "thawd.toml:5", "workers"},
+      {loud, "thawd.toml:4", "log_level"},
+      {d.config_text({PoolSpec{.name = "Bad Name"}}), "thawd.toml:", "pool[0]"},
+      {d.config_text({PoolSpec{.min_warm = 5, .max_warm = 2}}), "thawd.toml:11", "pool[0].min_warm"},
+      {d.config_text({PoolSpec{.mem_mib = 0}}), "thawd.toml:10", "pool[0].mem_mib"},
+      {"socket = \"/x\"\n[[pool]]\nname = \"a\"\n", "thawd.toml:", "pool[0].kernel"},
+      {"socket = \n", "thawd.toml", "TOML"},
+  };
+  for (const auto& c : cases) {
+    d.write_config(c.text);
+    auto [code, out] = d.run_to_exit("--config " + d.config_path() + " --check-config");
+    EXPECT_EQ(code, 2) << c.text << out;
+    EXPECT_NE(out.find(c.line), std::string::npos) << "wanted " << c.line << " in:\n" << out;
+    EXPECT_NE(out.find(c.key), std::string::npos) << "wanted " << c.key << " in:\n" << out;
+  }
+  auto [code, out] = d.run_to_exit("--config " + (dir_ / "missing.toml").string());
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("missing.toml"), std::string::npos) << out;
+  auto help = d.run_to_exit("--help");
+  EXPECT_EQ(help.first, 0);
+  EXPECT_NE(help.second.find("--config"), std::string::npos) << help.second;
+}
+
+TEST_F(ThawdLifecycle, SigtermWithALeaseExitsCleanAndARestartKeepsTemplates) {
+  auto why = kvm_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;
+  {
+    ThawdProcess d(dir_);
+    d.write_config(d.config_text({PoolSpec{}}));
+    ASSERT_TRUE(d.start()) << d.log();
+    rpc::PoolConnection c(d.socket());
+    auto req = c.pool().acquireRequest();
+    req.setTemplate("mini");
+    req.setLeaseMs(60000);
+    req.setTimeoutMs(5000);
+    auto vm = req.send().wait(c.wait_scope()).getVm();
+    vm.infoRequest().send().wait(c.wait_scope());
+    auto start = std::chrono::steady_clock::now();
+    int status = d.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << d.log();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    EXPECT_FALSE(std::filesystem::exists(d.socket())) << "the socket file must go with the daemon";
+    // The client now sees its capability broken.
+    auto broken = kj::runCatchingExceptions([&] { vm.infoRequest().send().wait(c.wait_scope()); });
+    EXPECT_TRUE(broken != nullptr);
+  }
+  {
+    ThawdProcess d(dir_);
+    d.write_config(d.config_text({}));  // no [[pool]]: the template must come from disk
+    ASSERT_TRUE(d.start()) << d.log();
+    rpc::PoolConnection c(d.socket());
+    auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
+    ASSERT_EQ(list.getTemplates().size(), 1u) << d.log();
+    EXPECT_EQ(list.getTemplates()[0].getName(), "mini");
+    auto req = c.pool().acquireRequest();
+    req.setTemplate("mini");
+    req.setLeaseMs(5000);
+    req.setTimeoutMs(5000);
+    auto vm = req.send().wait(c.wait_scope()).getVm();
+    EXPECT_EQ(vm.infoRequest().send().wait(c.wait_scope()).getTemplateName(), "mini");
+    vm.releaseRequest().send().wait(c.wait_scope());
+    int status = d.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << d.log();
+  }
+}
+
+}  // namespace
+}  // namespace thaw::testing

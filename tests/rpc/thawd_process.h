@@ -1,0 +1,176 @@
+// Runs the real thawd as a child process for end-to-end tests: a temp dir
+// with its config, template_dir, vsock_dir and unix socket; waits until the
+// socket answers; SIGTERM (then SIGKILL) on teardown. Also runs the `thaw`
+// CLI and collects its output.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace thaw::testing {
+
+// Why /dev/kvm cannot be used here, or empty when it can.
+inline std::string kvm_unavailable_reason() {
+  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return std::string("/dev/kvm cannot be opened: ") + std::strerror(errno);
+  ::close(fd);
+  return {};
+}
+
+struct PoolSpec {
+  std::string name = "mini";
+  std::string cmdline = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
+  uint32_t mem_mib = 32;
+  uint32_t min_warm = 1;
+  uint32_t max_warm = 2;
+  uint64_t memory_budget_mib = 1024;
+};
+
+inline std::filesystem::path make_temp_dir(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  auto dir = std::filesystem::temp_directory_path() /
+             ("thaw-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+class ThawdProcess {
+ public:
+  explicit ThawdProcess(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  ~ThawdProcess() { stop(); }
+
+  std::string socket() const { return (dir_ / "thaw.sock").string(); }
+  std::string config_path() const { return (dir_ / "thawd.toml").string(); }
+  std::string log_path() const { return (dir_ / "thawd.log").string(); }
+
+  std::string config_text(const std::vector<PoolSpec>& pools, const std::string& extra = {}) const {
+    std::ostringstream c;
+    c << "socket = \"" << socket() << "\"\n"
+      << "template_dir = \"" << (dir_ / "templates").string() << "\"\n"
+      << "vsock_dir = \"" << (dir_ / "vsock").string() << "\"\n"
+      << "log_level = \"debug\"\n"
+      << extra;
+    for (const auto& p : pools) {
+      c << "\n[[pool]]\nname = \"" << p.name << "\"\nkernel = \"" << THAW_MINI_GUEST << "\"\ncmdline = \"" << p.cmdline
+        << "\"\nmem_mib = " << p.mem_mib << "\nmin_warm = " << p.min_warm << "\nmax_warm = " << p.max_warm
+        << "\nmemory_budget_mib = " << p.memory_budget_mib << "\n";
+    }
+    return c.str();
+  }
+
+  void write_config(const std::string& text) const { std::ofstream(config_path()) << text; }
+
+  // Starts thawd with the config file as it is; true once the socket answers.
+  bool start(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int log = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      ::execl(THAWD, THAWD, "--config", config_path().c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;) {
+      if (answers()) return true;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_status_ = status;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  // SIGTERM, then waits; the exit status (as waitpid gives it), or -1.
+  int stop(std::chrono::milliseconds grace = std::chrono::seconds(15)) {
+    if (pid_ <= 0) return exit_status_;
+    ::kill(pid_, SIGTERM);
+    for (auto deadline = std::chrono::steady_clock::now() + grace; std::chrono::steady_clock::now() < deadline;) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_status_ = status;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    exit_status_ = -1;
+    return -1;
+  }
+
+  // Runs thawd to completion with extra arguments (bad configs, --help).
+  std::pair<int, std::string> run_to_exit(const std::string& args) const {
+    std::string cmd = std::string(THAWD) + " " + args + " 2>&1";
+    std::string out;
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+    int status = ::pclose(pipe);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  }
+
+  std::string log() const {
+    std::ifstream in(log_path());
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  bool answers() const {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket().c_str(), sizeof addr.sun_path - 1);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
+};
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+inline CliResult run_thaw(const std::string& args, const std::filesystem::path& scratch) {
+  auto err_path = scratch / "cli.err";
+  std::string command = std::string(THAW_CLI) + " " + args + " 2>" + err_path.string();
+  CliResult r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
+  int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return r;
+}
+
+}  // namespace thaw::testing

@@ -1,0 +1,336 @@
+// The RPC server in process, over a fake pool and a real unix socket: every
+// argument check, the error mapping, leases released by a dropped capability
+// or a lost connection, and an event loop that keeps answering while pool
+// calls block. No KVM needed; the end-to-end tests in tests/rpc/ run the real
+// thawd over the real pool.
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "rpc/error_mapping.h"
+#include "rpc/pool_client.h"
+#include "rpc/pool_server.h"
+#include "rpc/rpc_listener.h"
+#include "tests/rpc/unit/fake_pool_backend.h"
+
+namespace thaw::rpc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using testing::FakePoolBackend;
+
+// thawd's serving loop on its own thread, minus the daemon around it.
+class InProcessServer {
+ public:
+  explicit InProcessServer(PoolBackend& backend, const std::string& socket) : backend_(backend) {
+    std::promise<kj::Own<const kj::CrossThreadPromiseFulfiller<void>>> stop_ready;
+    auto stop_future = stop_ready.get_future();
+    thread_ = std::thread([this, socket, &stop_ready] {
+      auto io = kj::setupAsyncIo();
+      WorkerPool workers(16);
+      {
+        capnp::Capability::Client bootstrap = kj::heap<PoolServer>(backend_, workers, ServerOptions{});
+        RpcListener listener(*io.lowLevelProvider, bootstrap);
+        listener.listen(socket);
+        auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+        stop_ready.set_value(kj::mv(paf.fulfiller));
+        paf.promise.wait(io.waitScope);
+      }
+      workers.shutdown();
+    });
+    stop_ = stop_future.get();
+  }
+  ~InProcessServer() {
+    stop_->fulfill();
+    thread_.join();
+  }
+
+ private:
+  PoolBackend& backend_;
+  std::thread thread_;
+  kj::Own<const kj::CrossThreadPromiseFulfiller<void>> stop_;
+};
+
+class RpcServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("thaw-rpc-unit-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    socket_ = (dir_ / "thaw.sock").string();
+    pool::TemplateSpec spec;
+    spec.name = "mini";
+    spec.kernel = "/fake/kernel";
+    pool::PoolPolicy policy;
+    policy.min_warm = 1;
+    policy.max_warm = 2;
+    backend_.create_template(spec, policy);
+    server_ = std::make_unique<InProcessServer>(backend_, socket_);
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  schema::Vm::Client acquire(PoolConnection& c, uint64_t lease_ms = 10000, uint64_t timeout_ms = 1000) {
+    auto req = c.pool().acquireRequest();
+    req.setTemplate("mini");
+    req.setLeaseMs(lease_ms);
+    req.setTimeoutMs(timeout_ms);
+    return req.send().wait(c.wait_scope()).getVm();
+  }
+  uint32_t leased(PoolConnection& c) {
+    auto s = c.pool().statsRequest().send().wait(c.wait_scope());
+    return s.getStats().getTemplates()[0].getLeased();
+  }
+  bool wait_leased(PoolConnection& c, uint32_t n) {
+    for (auto deadline = Clock::now() + std::chrono::seconds(5); Clock::now() < deadline;) {
+      if (leased(c) == n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  // The exception a call throws, or an empty Maybe.
+  template <typename Fn>
+  static kj::Maybe<kj::Exception> error_of(Fn&& fn) {
+    return kj::runCatchingExceptions(std::forward<Fn>(fn));
+  }
+
+  FakePoolBackend backend_;
+  std::filesystem::path dir_;
+  std::string socket_;
+  std::unique_ptr<InProcessServer> server_;
+};
+
+TEST_F(RpcServerTest, AcquireInfoInvokeRelease) {
+  PoolConnection c(socket_);
+  auto vm = acquire(c);
+  auto info = vm.infoRequest().send().wait(c.wait_scope());
+  EXPECT_EQ(info.getTemplateName(), "mini");
+  EXPECT_GT(info.getExpiresInMs(), 9000u);
+  EXPECT_EQ(leased(c), 1u);
+
+  auto inv = vm.invokeRequest();
+  inv.setFunction("echo");
+  const uint8_t bytes[] = {1, 2, 3};
+  inv.setPayload(kj::arrayPtr(bytes, 3));
+  auto out = inv.send().wait(c.wait_scope());
+  EXPECT_EQ(out.getStatus(), 0u);
+  ASSERT_EQ(out.getPayload().size(), 3u);
+  EXPECT_EQ(out.getPayload()[2], 3);
+
+  vm.releaseRequest().send().wait(c.wait_scope());
+  EXPECT_EQ(leased(c), 0u);
+  KJ_IF_MAYBE (e, error_of([&] { vm.infoRequest().send().wait(c.wait_scope()); })) {
+    EXPECT_EQ(e->getType(), kj::Exception::Type::FAILED);
+    EXPECT_NE(error_message(*e).find("released"), std::string::npos) << error_message(*e);
+  } else {
+    ADD_FAILURE() << "info after release must fail";
+  }
+}
+
+TEST_F(RpcServerTest, DroppedCapabilityAndLostConnectionReleaseTheClone) {
+  PoolConnection c(socket_);
+  {
+    auto vm = acquire(c);
+    EXPECT_EQ(leased(c), 1u);
+  }
+  EXPECT_TRUE(wait_leased(c, 0)) << "dropping the Vm capability must release the clone";
+  // One event loop per thread: the second client runs on its own.
+  std::thread([&] {
+    PoolConnection other(socket_);
+    auto vm = acquire(other);
+    EXPECT_EQ(leased(other), 1u);
+  }).join();  // the connection closes with the capability still held
+  EXPECT_TRUE(wait_leased(c, 0)) << "a lost connection must release its clones";
+}
+
+TEST_F(RpcServerTest, ExhaustedPoolIsOverloadedWithinTheTimeoutAndTheLoopStaysResponsive) {
+  PoolConnection c(socket_);
+  auto a = acquire(c);
+  auto b = acquire(c);
+  // A third acquire waits for a release; meanwhile stats must answer at once.
+  auto start = Clock::now();
+  auto req = c.pool().acquireRequest();
+  req.setTemplate("mini");
+  req.setLeaseMs(1000);
+  req.setTimeoutMs(300);
+  auto pending = req.send();
+  std::thread([&] {
+    PoolConnection other(socket_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the acquire is waiting by now
+    auto t0 = Clock::now();
+    EXPECT_EQ(leased(other), 2u);
+    EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(150)) << "the event loop was blocked by a waiting acquire";
+  }).join();
+  KJ_IF_MAYBE (e, error_of([&] { pending.wait(c.wait_scope()); })) {
+    EXPECT_EQ(e->getType(), kj::Exception::Type::OVERLOADED) << error_message(*e);
+  } else {
+    ADD_FAILURE() << "an exhausted pool must answer OVERLOADED";
+  }
+  auto elapsed = Clock::now() - start;
+  EXPECT_GE(elapsed, std::chrono::milliseconds(280));
+  EXPECT_LT(elapsed, std::chrono::milliseconds(1000));
+}
+
+TEST_F(RpcServerTest, AnAcquireAbandonedWhileWaitingReleasesItsClone) {
+  PoolConnection c(socket_);
+  auto a = acquire(c);
+  auto b = acquire(c);
+  // A client asks for a third clone, then goes away while the acquire waits.
+  std::thread([&] {
+    PoolConnection other(socket_);
+    auto req = other.pool().acquireRequest();
+    req.setTemplate("mini");
+    req.setLeaseMs(10000);
+    req.setTimeoutMs(3000);
+    auto pending = req.send();
+    for (int i = 0; i < 10; ++i) {
+      other.wait_scope().poll();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }).join();
+  // Releasing one hands its clone to the abandoned acquire on the worker;
+  // nobody takes the answer, so the server must release that lease too.
+  uint64_t before = backend_.releases();
+  a.releaseRequest().send().wait(c.wait_scope());
+  for (auto deadline = Clock::now() + std::chrono::seconds(5); Clock::now() < deadline;) {
+    if (backend_.releases() >= before + 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(backend_.releases(), before + 2);
+  EXPECT_EQ(leased(c), 1u);  // b only
+}
+
+TEST_F(RpcServerTest, GuestGoneIsDisconnected) {
+  PoolConnection c(socket_);
+  auto vm = acquire(c);
+  auto inv = vm.invokeRequest();
+  inv.setFunction("crash");
+  KJ_IF_MAYBE (e, error_of([&] { inv.send().wait(c.wait_scope()); })) {
+    EXPECT_EQ(e->getType(), kj::Exception::Type::DISCONNECTED) << error_message(*e);
+    EXPECT_NE(error_message(*e).find("crashed"), std::string::npos) << error_message(*e);
+  } else {
+    ADD_FAILURE();
+  }
+}
+
+TEST_F(RpcServerTest, EveryBadArgumentIsFailedAndNamed) {
+  PoolConnection c(socket_);
+  auto& ws = c.wait_scope();
+  auto expect_failed = [&](const char* what, const std::string& needle, auto&& call) {
+    KJ_IF_MAYBE (e, error_of(call)) {
+      EXPECT_EQ(e->getType(), kj::Exception::Type::FAILED) << what << ": " << error_message(*e);
+      EXPECT_NE(error_message(*e).find(needle), std::string::npos) << what << ": " << error_message(*e);
+    } else {
+      ADD_FAILURE() << what << " was accepted";
+    }
+  };
+  auto acquire_with = [&](const char* name, uint64_t lease, uint64_t timeout) {
+    return [&, name, lease, timeout] {
+      auto r = c.pool().acquireRequest();
+      r.setTemplate(name);
+      r.setLeaseMs(lease);
+      r.setTimeoutMs(timeout);
+      r.send().wait(ws);
+    };
+  };
+  expect_failed("empty template", "template", acquire_with("", 1000, 0));
+  expect_failed("bad template", "template", acquire_with("Bad/Name", 1000, 0));
+  expect_failed("unknown template", "no such template", acquire_with("nope", 1000, 0));
+  expect_failed("lease 0", "leaseMs", acquire_with("mini", 0, 0));
+  expect_failed("lease too long", "leaseMs", acquire_with("mini", 3600001, 0));
+  expect_failed("timeout too long", "timeoutMs", acquire_with("mini", 1000, 60001));
+
+  auto create_with = [&](auto&& edit) {
+    return [&, edit] {
+      auto r = c.pool().createTemplateRequest();
+      auto spec = r.initSpec();
+      spec.setName("other");
+      spec.setKernel("/k");
+      spec.setMemMib(64);
+      spec.setVcpus(1);
+      auto policy = r.initPolicy();
+      policy.setMinWarm(1);
+      policy.setMaxWarm(2);
+      policy.setMemoryBudgetMib(512);
+      edit(r);
+      r.send().wait(ws);
+    };
+  };
+  using CreateReq = capnp::Request<schema::Pool::CreateTemplateParams, schema::Pool::CreateTemplateResults>;
+  expect_failed("mem 0", "spec.memMib", create_with([](CreateReq& r) { r.getSpec().setMemMib(0); }));
+  expect_failed("vcpus 0", "spec.vcpus", create_with([](CreateReq& r) { r.getSpec().setVcpus(0); }));
+  expect_failed("no kernel", "spec.kernel", create_with([](CreateReq& r) { r.getSpec().setKernel(""); }));
+  expect_failed("relative kernel", "spec.kernel", create_with([](CreateReq& r) { r.getSpec().setKernel("k"); }));
+  expect_failed("min > max", "policy.minWarm", create_with([](CreateReq& r) { r.getPolicy().setMinWarm(3); }));
+  expect_failed("max 0", "policy.maxWarm", create_with([](CreateReq& r) {
+                  r.getPolicy().setMinWarm(0);
+                  r.getPolicy().setMaxWarm(0);
+                }));
+  expect_failed("budget 0", "policy.memoryBudgetMib",
+                create_with([](CreateReq& r) { r.getPolicy().setMemoryBudgetMib(0); }));
+  expect_failed("existing name", "already exists", create_with([](CreateReq& r) { r.getSpec().setName("mini"); }));
+
+  auto vm = acquire(c);
+  auto invoke_with = [&](std::string fn, size_t bytes, uint64_t timeout) {
+    return [&, fn, bytes, timeout] {
+      auto r = vm.invokeRequest();
+      r.setFunction(fn);
+      r.initPayload(static_cast<unsigned>(bytes));
+      r.setTimeoutMs(timeout);
+      r.send().wait(ws);
+    };
+  };
+  expect_failed("empty function", "function", invoke_with("", 0, 0));
+  expect_failed("long function", "function", invoke_with(std::string(65, 'f'), 0, 0));
+  expect_failed("function with a space", "function", invoke_with("a b", 0, 0));
+  expect_failed("payload too big", "payload", invoke_with("echo", (1u << 20), 0));
+  expect_failed("invoke timeout", "timeoutMs", invoke_with("echo", 0, 60001));
+  expect_failed("renew 0", "leaseMs", [&] {
+    auto r = vm.renewRequest();
+    r.setLeaseMs(0);
+    r.send().wait(ws);
+  });
+  expect_failed("delete unknown", "no such template", [&] {
+    auto r = c.pool().deleteTemplateRequest();
+    r.setName("nope");
+    r.send().wait(ws);
+  });
+  // A payload just under the limit goes through.
+  invoke_with("echo", (1u << 20) - 2 - 4, 0)();
+}
+
+TEST_F(RpcServerTest, ConcurrentClientsAllGetServed) {
+  std::atomic<int> ok{0}, overloaded{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      PoolConnection c(socket_);
+      for (int i = 0; i < 20; ++i) {
+        KJ_IF_MAYBE (e, error_of([&] {
+                       auto vm = acquire(c, 10000, 2000);
+                       vm.releaseRequest().send().wait(c.wait_scope());
+                     })) {
+          (e->getType() == kj::Exception::Type::OVERLOADED ? overloaded : other)++;
+        } else {
+          ok++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ok.load() + overloaded.load(), 120);
+  EXPECT_GT(ok.load(), 100);
+  PoolConnection c(socket_);
+  EXPECT_EQ(leased(c), 0u);
+}
+
+}  // namespace
+}  // namespace thaw::rpc
