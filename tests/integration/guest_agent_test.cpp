@@ -23,6 +23,7 @@
 #include "snapshot/snapshot_dir.h"
 #include "snapshot/vm_snapshot.h"
 #include "tests/integration/kvm_test_support.h"
+#include "tests/integration/stream_io.h"
 #include "tests/integration/snapshot_test_support.h"
 
 namespace thaw {
@@ -60,32 +61,9 @@ class AgentClient {
   AgentClient(const AgentClient&) = delete;
   AgentClient& operator=(const AgentClient&) = delete;
 
-  bool send_all(const void* data, size_t size) {
-    auto* p = static_cast<const uint8_t*>(data);
-    while (size > 0) {
-      ssize_t n = ::send(fd_, p, size, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
-    return true;
-  }
-
-  // Reads exactly `size` bytes, or fails at the deadline or on EOF.
+  bool send_all(const void* data, size_t size) { return testing::send_all(fd_, data, size); }
   bool recv_all(void* data, size_t size, std::chrono::milliseconds timeout = 20s) {
-    auto* p = static_cast<uint8_t*>(data);
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (size > 0) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
-      ssize_t n = ::recv(fd_, p, size, 0);
-      if (n <= 0) return false;
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
-    return true;
+    return testing::recv_all(fd_, data, size, timeout);
   }
 
   std::string read_line(std::chrono::milliseconds timeout = 20s) {

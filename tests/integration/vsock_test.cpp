@@ -25,6 +25,7 @@
 #include "snapshot/snapshot_dir.h"
 #include "snapshot/vm_snapshot.h"
 #include "tests/integration/kvm_test_support.h"
+#include "tests/integration/stream_io.h"
 #include "tests/integration/snapshot_test_support.h"
 
 namespace thaw {
@@ -86,29 +87,9 @@ class Stream {
   }
 
  private:
-  bool send_all(const void* data, size_t size) {
-    auto* p = static_cast<const char*>(data);
-    while (size > 0) {
-      ssize_t n = ::send(fd_, p, size, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
-    return true;
-  }
+  bool send_all(const void* data, size_t size) { return testing::send_all(fd_, data, size); }
   bool recv_all(void* data, size_t size, std::chrono::milliseconds timeout = 20s) {
-    auto* p = static_cast<char*>(data);
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (size > 0) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd pfd{fd_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return false;
-      ssize_t n = ::recv(fd_, p, size, 0);
-      if (n <= 0) return false;
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
-    return true;
+    return testing::recv_all(fd_, data, size, timeout);
   }
 
   int fd_;
