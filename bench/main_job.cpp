@@ -1,14 +1,10 @@
 // thaw's main job: build a template from the mini guest, start the real
 // thawd, drive acquire -> invoke -> release through the real RPC from several
 // concurrent clients, and print cold boot versus warm clones.
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,42 +12,14 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/process_timer.h"
+#include "bench/thawd_child.h"
+#include "rpc/convert.h"
 #include "rpc/pool_client.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-
-// The daemon as a child process, stopped with SIGTERM (a clean drain).
-class Daemon {
- public:
-  Daemon(const std::string& thawd, const std::string& config, const std::string& log) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* out = std::fopen(log.c_str(), "w");
-      if (out != nullptr) {
-        ::dup2(::fileno(out), STDOUT_FILENO);
-        ::dup2(::fileno(out), STDERR_FILENO);
-      }
-      ::execl(thawd.c_str(), thawd.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-  }
-  ~Daemon() { stop(); }
-  int stop() {
-    if (pid_ <= 0) return 0;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  bool alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-
- private:
-  pid_t pid_ = -1;
-};
 
 struct Samples {
   std::mutex mutex;
@@ -62,7 +30,13 @@ struct Samples {
 
 void row(const char* name, const std::vector<double>& v) {
   auto s = thaw::bench::summarize(v);
-  std::printf("  %-36s %9.3f %9.3f %9.3f   (%zu)\n", name, s.min_ms, s.median_ms, s.p99_ms, s.runs);
+  std::printf("  %-38s %9.3f %9.3f %9.3f   (%zu)\n", name, s.min_ms, s.median_ms, s.p99_ms, s.runs);
+}
+
+// The daemon's own figures (its most recent samples).
+void latency_row(const char* name, const thaw::pool::LatencySummary& l) {
+  std::printf("  %-38s %9.3f %9.3f %9.3f   (%llu)\n", name, l.min_ms, l.median_ms, l.p99_ms,
+              static_cast<unsigned long long>(l.count));
 }
 
 }  // namespace
@@ -80,18 +54,13 @@ int main(int argc, char** argv) {
   app.add_option("--kernel", kernel, "Guest kernel (the mini guest)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  auto work = std::filesystem::temp_directory_path() / ("thaw-main-job-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(work);
-  const std::string socket = (work / "thaw.sock").string();
-  {
-    std::ofstream config(work / "thawd.toml");
-    config << "socket = \"" << socket << "\"\n"
-           << "template_dir = \"" << (work / "templates").string() << "\"\n"
-           << "vsock_dir = \"" << (work / "vsock").string() << "\"\n"
-           << "log_level = \"warn\"\n\n[[pool]]\nname = \"mini\"\nkernel = \"" << kernel << "\"\n"
-           << "cmdline = \"console=ttyS0 thaw.quiet=1 thaw.after=agent\"\nmem_mib = 128\n"
-           << "min_warm = " << warm << "\nmax_warm = " << warm * 2 << "\nmemory_budget_mib = 4096\n";
-  }
+  thaw::bench::ThawdOptions options;
+  options.thawd = thawd;
+  thaw::bench::BenchPool pool;
+  pool.kernel = kernel;
+  pool.min_warm = warm;
+  pool.max_warm = warm * 2;
+  options.pools.push_back(pool);
 
   // Cold boot, whole process, for the comparison.
   std::fprintf(stderr, "[1/4] cold boot: 20 whole-process boots of the mini guest\n");
@@ -99,30 +68,19 @@ int main(int argc, char** argv) {
                                        false);
 
   std::fprintf(stderr, "[2/4] starting thawd (template: cold boot + snapshot, then %u warm clones)\n", warm);
-  Daemon daemon(thawd, (work / "thawd.toml").string(), (work / "thawd.log").string());
-  auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (!std::filesystem::exists(socket)) {
-    if (!daemon.alive() || Clock::now() > deadline) {
-      std::fprintf(stderr, "thawd did not start; its log:\n");
-      std::ifstream log(work / "thawd.log");
-      std::fprintf(stderr, "%s\n", std::string(std::istreambuf_iterator<char>(log), {}).c_str());
-      return 1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  thaw::bench::ThawdChild daemon(options);
   double template_cold_ms = 0;
-  double restore_ms_note = 0;
-  {
-    thaw::rpc::PoolConnection conn(socket);
-    // Wait until the pool is warm, so the load measures hits.
-    while (Clock::now() < deadline) {
-      auto stats = conn.pool().statsRequest().send().wait(conn.wait_scope()).getStats();
-      if (stats.getTemplates().size() > 0 && stats.getTemplates()[0].getWarm() >= warm) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+  try {
+    daemon.start(std::chrono::seconds(60));
+    daemon.wait_warm(std::chrono::seconds(60));
+    thaw::rpc::PoolConnection conn(daemon.socket());
     auto list = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope()).getTemplates();
     if (list.size() > 0) template_cold_ms = list[0].getColdBootMs();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
   }
+  const std::string socket = daemon.socket();
 
   std::fprintf(stderr, "[3/4] load: %zu acquire -> invoke(hash) -> release from %u clients\n", total, clients);
   Samples samples;
@@ -174,33 +132,35 @@ int main(int argc, char** argv) {
   }
   for (auto& t : threads) t.join();
   std::fprintf(stderr, "\n[4/4] stats and shutdown\n");
-  double private_mib_per_clone = 0;
-  uint64_t hits = 0, misses = 0;
-  {
+  thaw::pool::PoolStats::PerTemplate stats;
+  try {
     thaw::rpc::PoolConnection conn(socket);
-    auto stats = conn.pool().statsRequest().send().wait(conn.wait_scope()).getStats();
-    for (auto t : stats.getTemplates()) {
-      uint32_t clones = t.getWarm() + t.getLeased();
-      if (clones > 0) private_mib_per_clone = t.getPrivateMemoryMib() / clones;
-      hits = t.getHits();
-      misses = t.getMisses();
-    }
+    auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope()).getStats();
+    auto all = thaw::rpc::from_schema(reply);
+    if (!all.templates.empty()) stats = all.templates.front();
+  } catch (const kj::Exception& e) {
+    std::fprintf(stderr, "stats: %s\n", e.getDescription().cStr());
   }
+  uint32_t clones = stats.warm + stats.leased;
+  double private_mib_per_clone = clones > 0 ? stats.private_memory_mib / clones : 0;
   int daemon_status = daemon.stop();
-  (void)restore_ms_note;
 
   std::printf("\nthaw: cold boot versus warm clones (mini guest, 128 MiB), milliseconds\n");
-  std::printf("  %-36s %9s %9s %9s\n", "", "min", "median", "p99");
-  std::printf("  %-36s %9.3f %9.3f %9.3f   (%zu)\n", "cold boot, whole process", cold.summary.min_ms,
+  std::printf("  %-38s %9s %9s %9s\n", "", "min", "median", "p99");
+  std::printf("  %-38s %9.3f %9.3f %9.3f   (%zu)\n", "cold boot, whole process", cold.summary.min_ms,
               cold.summary.median_ms, cold.summary.p99_ms, cold.summary.runs);
-  std::printf("  %-36s %9.3f   (template: cold boot to boot-complete in thawd)\n", "template cold boot", template_cold_ms);
+  std::printf("  %-38s %9.3f   (template: cold boot to boot-complete in thawd)\n", "template cold boot", template_cold_ms);
+  latency_row("restore of a clone (thawd, background)", stats.restore_ms);
   row("warm acquire (RPC, until running)", samples.acquire);
   row("invoke hash(64 KiB), RPC + vsock", samples.invoke);
   row("  of which the guest's own time", samples.guest);
-  row("release (reset in place)", samples.release);
-  std::printf("  private memory per clone: %.2f MiB; pool hits %llu, misses %llu; failures %zu%s%s\n",
-              private_mib_per_clone, static_cast<unsigned long long>(hits), static_cast<unsigned long long>(misses),
-              samples.failures, samples.failures ? ": " : "", samples.first_failure.c_str());
-  std::filesystem::remove_all(work);
+  row("release (RPC round trip)", samples.release);
+  latency_row("reset in place (thawd, background)", stats.reset_ms);
+  std::printf("  private guest memory per clone: %.3f MiB (%u clones, smaps)\n", private_mib_per_clone, clones);
+  std::printf("  pool: %llu hits, %llu misses, %llu overloaded; %llu restores, %llu resets, %llu destroyed\n",
+              static_cast<unsigned long long>(stats.hits), static_cast<unsigned long long>(stats.misses),
+              static_cast<unsigned long long>(stats.overloaded), static_cast<unsigned long long>(stats.restores),
+              static_cast<unsigned long long>(stats.resets), static_cast<unsigned long long>(stats.destroyed));
+  std::printf("  failures: %zu%s%s\n", samples.failures, samples.failures ? ": " : "", samples.first_failure.c_str());
   return samples.failures == 0 && daemon_status == 0 ? 0 : 1;
 }

@@ -38,7 +38,7 @@ struct PoolManager::Impl {
       : config(std::move(c)),
         store(config.template_dir),
         leases([this](LeaseTable::Entry e) { end_lease(std::move(e), /*expired=*/true); }),
-        worker(worker_hooks(), config.autoscale_period) {}
+        worker(worker_hooks(), config.autoscale_period, config.reset_threads) {}
 
   ~Impl() {
     leases.stop();

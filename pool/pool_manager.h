@@ -24,6 +24,8 @@ struct PoolManagerConfig {
   std::chrono::milliseconds cold_boot_timeout{120000};
   // Warm clones the autoscaler keeps beyond rate x refill time.
   uint32_t autoscale_headroom = 1;
+  // Threads that reset released clones in place, in parallel.
+  unsigned reset_threads = 2;
 };
 
 class PoolManager {

@@ -70,6 +70,14 @@ struct InvokeResult {
   double guest_ms = 0;  // the guest's own share, as the agent reports it
 };
 
+// Durations of recent background work (pool/latency_window.h).
+struct LatencySummary {
+  uint64_t count = 0;  // samples ever taken; the figures cover the most recent ones
+  double min_ms = 0;
+  double median_ms = 0;
+  double p99_ms = 0;
+};
+
 struct PoolStats {
   struct PerTemplate {
     std::string name;
@@ -78,7 +86,9 @@ struct PoolStats {
     uint64_t restores = 0, resets = 0, reset_failures = 0, destroyed = 0, expired_leases = 0;
     uint64_t restore_failures = 0;
     uint64_t scale_ups = 0, scale_downs = 0;  // autoscaler decisions that moved target_warm
-    double private_memory_mib = 0;
+    LatencySummary restore_ms;  // restore of a new clone, off the acquire path
+    LatencySummary reset_ms;    // reset in place of a released clone
+    double private_memory_mib = 0;  // guest pages the clones own (smaps), sampled every few ticks
   };
   std::vector<PerTemplate> templates;
 };

@@ -10,11 +10,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }
 
-RefillWorker::RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, unsigned memory_sample_every)
+RefillWorker::RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, unsigned reset_threads,
+                           unsigned memory_sample_every)
     : hooks_(std::move(hooks)),
       period_(std::max(autoscale_period, std::chrono::milliseconds(10))),
       memory_period_(period_ * std::max(1u, memory_sample_every)) {
   thread_ = std::thread([this] { main(); });
+  for (unsigned i = 0; i < std::max(1u, reset_threads); ++i) reset_threads_.emplace_back([this] { reset_main(); });
 }
 
 RefillWorker::~RefillWorker() {
@@ -34,7 +36,7 @@ void RefillWorker::recycle(std::shared_ptr<WarmPool> pool, std::shared_ptr<Clone
     std::lock_guard lock(mutex_);
     recycle_.emplace_back(std::move(pool), std::move(clone));
   }
-  wake_.notify_one();
+  recycled_.notify_one();
 }
 
 std::vector<std::shared_ptr<Clone>> RefillWorker::stop() {
@@ -43,7 +45,11 @@ std::vector<std::shared_ptr<Clone>> RefillWorker::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  recycled_.notify_all();
   if (thread_.joinable()) thread_.join();
+  for (auto& t : reset_threads_) {
+    if (t.joinable()) t.join();
+  }
   std::vector<std::shared_ptr<Clone>> left;
   std::lock_guard lock(mutex_);
   for (auto& [pool, clone] : recycle_) left.push_back(std::move(clone));
@@ -53,17 +59,10 @@ std::vector<std::shared_ptr<Clone>> RefillWorker::stop() {
 
 void RefillWorker::main() {
   auto next_tick = Clock::now() + period_;
-  auto next_sample = Clock::now() + memory_period_;
+  // The first tick samples, so stats show memory soon after start-up.
+  auto next_sample = Clock::now();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    if (!recycle_.empty()) {
-      auto [pool, clone] = std::move(recycle_.front());
-      recycle_.pop_front();
-      lock.unlock();
-      reset_one(pool, std::move(clone));
-      lock.lock();
-      continue;
-    }
     auto now = Clock::now();
     if (now >= next_tick) {
       lock.unlock();
@@ -89,11 +88,25 @@ void RefillWorker::main() {
   }
 }
 
+void RefillWorker::reset_main() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    recycled_.wait(lock, [&] { return stopping_ || !recycle_.empty(); });
+    if (stopping_) return;  // stop() hands what is left to the caller
+    auto [pool, clone] = std::move(recycle_.front());
+    recycle_.pop_front();
+    lock.unlock();
+    reset_one(pool, std::move(clone));
+    lock.lock();
+  }
+}
+
 void RefillWorker::reset_one(const std::shared_ptr<WarmPool>& pool, std::shared_ptr<Clone> clone) {
   if (!pool->wants_back()) {
     hooks_.destroy(pool.get(), std::move(clone));
     return;
   }
+  auto start = Clock::now();
   std::string problem = reset_clone(*clone, pool->snapshot());
   if (!problem.empty()) {
     spdlog::info("pool '{}': clone {} is destroyed, not reused: {}", pool->name(), clone->serial, problem);
@@ -101,7 +114,8 @@ void RefillWorker::reset_one(const std::shared_ptr<WarmPool>& pool, std::shared_
     hooks_.destroy(pool.get(), std::move(clone));
     return;
   }
-  if (auto refused = pool->put_back(std::move(clone))) hooks_.destroy(pool.get(), std::move(refused));
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (auto refused = pool->put_back(std::move(clone), seconds)) hooks_.destroy(pool.get(), std::move(refused));
 }
 
 bool RefillWorker::refill_one() {

@@ -1,8 +1,11 @@
-// The pool's background thread: resets released clones (first: a reset
-// costs about a millisecond and gives a warm clone back), restores new
-// clones where a pool is below what it wants, one at a time round robin
-// (the host has few cores), runs the autoscaler every period and samples
-// the clones' private memory. Nothing here is on the acquire path.
+// The pool's background threads. A few reset threads reset released clones
+// in place (about a millisecond each, and independent clones reset in
+// parallel: one thread alone fell behind a handful of busy clients and
+// left the warm pool empty while clones queued for it). One refill thread
+// restores new clones where a pool is below what it wants, one at a time
+// round robin (the host has few cores), runs the autoscaler every period
+// and samples the clones' private memory. Nothing here is on the acquire
+// path.
 #pragma once
 
 #include <chrono>
@@ -31,7 +34,8 @@ class RefillWorker {
   };
 
   // Private memory is sampled every `memory_sample_every` autoscaler ticks.
-  RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, unsigned memory_sample_every = 4);
+  RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, unsigned reset_threads = 2,
+               unsigned memory_sample_every = 4);
   ~RefillWorker();
   RefillWorker(const RefillWorker&) = delete;
   RefillWorker& operator=(const RefillWorker&) = delete;
@@ -46,6 +50,7 @@ class RefillWorker {
 
  private:
   void main();
+  void reset_main();
   void reset_one(const std::shared_ptr<WarmPool>& pool, std::shared_ptr<Clone> clone);
   bool refill_one();
   void autoscale_all(double period_seconds);
@@ -55,12 +60,14 @@ class RefillWorker {
   const std::chrono::milliseconds period_;
   const std::chrono::milliseconds memory_period_;
   std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;      // the refill thread
+  std::condition_variable recycled_;  // the reset threads
   std::deque<std::pair<std::shared_ptr<WarmPool>, std::shared_ptr<Clone>>> recycle_;
   bool pending_ = true;
   bool stopping_ = false;
   size_t next_pool_ = 0;  // round robin
   std::thread thread_;
+  std::vector<std::thread> reset_threads_;
 };
 
 }  // namespace thaw::pool

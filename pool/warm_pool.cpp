@@ -105,6 +105,7 @@ std::shared_ptr<Clone> WarmPool::finish_restore(std::shared_ptr<Clone> clone, do
   }
   failures_in_a_row_ = 0;
   refill_.add_sample(seconds);
+  restore_ms_.add(seconds * 1e3);
   ++counters_.restores;
   if (deleted_) return clone;
   live_[clone->serial] = clone;
@@ -125,9 +126,10 @@ bool WarmPool::wants_back() const {
   return warm_.size() + restoring_ < std::min(record_.policy.max_warm, room);
 }
 
-std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone) {
+std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone, double reset_seconds) {
   std::unique_lock lock(mutex_);
   ++counters_.resets;
+  reset_ms_.add(reset_seconds * 1e3);
   if (deleted_) return clone;
   warm_.push_back(std::move(clone));
   lock.unlock();
@@ -203,7 +205,7 @@ void WarmPool::set_measured_private(const std::vector<uint64_t>& bytes_per_clone
   double total = 0;
   for (uint64_t b : bytes_per_clone) {
     double mib = static_cast<double>(b) / (1 << 20);
-    total += mib + tuning_.clone_overhead_mib;
+    total += mib;
     peak_clone_mib_ = std::max(peak_clone_mib_, mib);
   }
   private_mib_ = total;
@@ -253,6 +255,8 @@ PoolStats::PerTemplate WarmPool::stats() const {
   s.leased = leased_;
   s.target_warm = target_;
   s.private_memory_mib = private_mib_;
+  s.restore_ms = restore_ms_.summary();
+  s.reset_ms = reset_ms_.summary();
   return s;
 }
 

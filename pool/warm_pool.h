@@ -17,6 +17,7 @@
 
 #include "pool/autoscaler.h"
 #include "pool/clone.h"
+#include "pool/latency_window.h"
 #include "pool/memory_usage.h"
 #include "pool/pool_types.h"
 #include "pool/template_store.h"
@@ -66,7 +67,7 @@ class WarmPool {
   // by the autoscaler if it lasts).
   bool wants_back() const;
   // A reset clone goes warm again; returned back when the pool does not take it.
-  std::shared_ptr<Clone> put_back(std::shared_ptr<Clone> clone);
+  std::shared_ptr<Clone> put_back(std::shared_ptr<Clone> clone, double reset_seconds);
   void count_reset_failure();
   void count_expired();
   // The caller destroys it (after this, it no longer counts).
@@ -119,6 +120,8 @@ class WarmPool {
   double peak_clone_mib_ = 0;  // measured, per clone
   double private_mib_ = 0;     // measured, all clones
   PoolStats::PerTemplate counters_;
+  LatencyWindow restore_ms_;
+  LatencyWindow reset_ms_;
 };
 
 }  // namespace thaw::pool

@@ -12,6 +12,10 @@ pool::PoolPolicy from_schema(schema::PoolPolicy::Reader in) {
   return out;
 }
 
+pool::LatencySummary from_schema(schema::LatencySummary::Reader in) {
+  return {in.getCount(), in.getMinMs(), in.getMedianMs(), in.getP99Ms()};
+}
+
 pool::TemplateSpec from_schema(schema::TemplateSpec::Reader in) {
   pool::TemplateSpec out;
   out.name = to_string(in.getName());
@@ -55,6 +59,8 @@ pool::PoolStats::PerTemplate from_schema(schema::TemplateStats::Reader in) {
   out.restore_failures = in.getRestoreFailures();
   out.scale_ups = in.getScaleUps();
   out.scale_downs = in.getScaleDowns();
+  out.restore_ms = from_schema(in.getRestoreMs());
+  out.reset_ms = from_schema(in.getResetMs());
   return out;
 }
 
@@ -68,6 +74,13 @@ void to_schema(const pool::PoolPolicy& in, schema::PoolPolicy::Builder out) {
   out.setMinWarm(in.min_warm);
   out.setMaxWarm(in.max_warm);
   out.setMemoryBudgetMib(in.memory_budget_mib);
+}
+
+void to_schema(const pool::LatencySummary& in, schema::LatencySummary::Builder out) {
+  out.setCount(in.count);
+  out.setMinMs(in.min_ms);
+  out.setMedianMs(in.median_ms);
+  out.setP99Ms(in.p99_ms);
 }
 
 void to_schema(const pool::TemplateSpec& in, schema::TemplateSpec::Builder out) {
@@ -108,6 +121,8 @@ void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Bu
   out.setRestoreFailures(in.restore_failures);
   out.setScaleUps(in.scale_ups);
   out.setScaleDowns(in.scale_downs);
+  to_schema(in.restore_ms, out.initRestoreMs());
+  to_schema(in.reset_ms, out.initResetMs());
 }
 
 void to_schema(const pool::PoolStats& in, schema::PoolStats::Builder out) {

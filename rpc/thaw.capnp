@@ -58,6 +58,16 @@ struct TemplateStats {
   restoreFailures @14 :UInt64;
   scaleUps @15 :UInt64;      # autoscaler decisions that raised targetWarm
   scaleDowns @16 :UInt64;    # ... and that lowered it
+  restoreMs @17 :LatencySummary;  # restoring a new clone (background refill)
+  resetMs @18 :LatencySummary;    # resetting a released clone in place
+}
+
+# Recent durations of one kind of background work, in milliseconds.
+struct LatencySummary {
+  count @0 :UInt64;  # samples ever taken; the figures cover the most recent ones
+  minMs @1 :Float64;
+  medianMs @2 :Float64;
+  p99Ms @3 :Float64;
 }
 
 struct PoolStats {

@@ -13,6 +13,10 @@ namespace thaw::cli {
 
 namespace {
 
+nlohmann::json latency_json(const pool::LatencySummary& l) {
+  return {{"count", l.count}, {"min", l.min_ms}, {"median", l.median_ms}, {"p99", l.p99_ms}};
+}
+
 int run_stats(const ClientOptions& opt) {
   rpc::PoolConnection conn(opt.socket);
   auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope());
@@ -36,7 +40,9 @@ int run_stats(const ClientOptions& opt) {
                      {"restore_failures", t.restore_failures},
                      {"scale_ups", t.scale_ups},
                      {"scale_downs", t.scale_downs},
-                     {"private_memory_mib", t.private_memory_mib}});
+                     {"private_memory_mib", t.private_memory_mib},
+                     {"restore_ms", latency_json(t.restore_ms)},
+                     {"reset_ms", latency_json(t.reset_ms)}});
     }
     std::cout << out.dump(2) << std::endl;
     return kExitOk;
@@ -46,14 +52,16 @@ int run_stats(const ClientOptions& opt) {
         "%s\n  warm %u  leased %u  target %u  private memory %.1f MiB\n"
         "  acquires %llu (hits %llu, misses %llu)  overloaded %llu\n"
         "  restores %llu (failed %llu)  resets %llu (failed %llu)  destroyed %llu  expired leases %llu\n"
-        "  autoscaler: %llu up, %llu down\n",
+        "  autoscaler: %llu up, %llu down\n"
+        "  restore ms: min %.3f median %.3f p99 %.3f   reset ms: min %.3f median %.3f p99 %.3f\n",
         t.name.c_str(), t.warm, t.leased, t.target_warm, t.private_memory_mib,
         static_cast<unsigned long long>(t.acquires), static_cast<unsigned long long>(t.hits),
         static_cast<unsigned long long>(t.misses), static_cast<unsigned long long>(t.overloaded),
         static_cast<unsigned long long>(t.restores), static_cast<unsigned long long>(t.restore_failures),
         static_cast<unsigned long long>(t.resets), static_cast<unsigned long long>(t.reset_failures),
         static_cast<unsigned long long>(t.destroyed), static_cast<unsigned long long>(t.expired_leases),
-        static_cast<unsigned long long>(t.scale_ups), static_cast<unsigned long long>(t.scale_downs));
+        static_cast<unsigned long long>(t.scale_ups), static_cast<unsigned long long>(t.scale_downs), t.restore_ms.min_ms,
+        t.restore_ms.median_ms, t.restore_ms.p99_ms, t.reset_ms.min_ms, t.reset_ms.median_ms, t.reset_ms.p99_ms);
   }
   if (stats.templates.empty()) std::puts("no templates");
   return kExitOk;

@@ -45,6 +45,9 @@ int serve(const DaemonConfig& config) {
   pm_config.vsock_dir = config.vsock_dir;
   pm_config.default_lease_ms = config.default_lease_ms;
   pm_config.max_lease_ms = config.max_lease_ms;
+  pm_config.autoscale_period = std::chrono::milliseconds(config.autoscale_period_ms);
+  pm_config.autoscale_headroom = config.autoscale_headroom;
+  pm_config.reset_threads = config.reset_threads;
   make_directories(config);
   pool::PoolManager manager(pm_config);
   set_up_pools(manager, config);

@@ -58,7 +58,7 @@ class Metrics::PoolCollector : public prometheus::Collectable {
     family("thaw_pool_leased", "Clones leased to callers", gauge, [](const Row& r) { return r.leased; });
     family("thaw_pool_target_warm", "Warm clones the autoscaler aims for", gauge,
            [](const Row& r) { return r.target_warm; });
-    family("thaw_pool_private_memory_mib", "Private memory of warm and leased clones, MiB", gauge,
+    family("thaw_pool_private_memory_mib", "Private guest memory of warm and leased clones (smaps), MiB", gauge,
            [](const Row& r) { return r.private_memory_mib; });
     family("thaw_pool_acquires_total", "Acquires answered with a clone", counter, [](const Row& r) { return r.acquires; });
     family("thaw_pool_hits_total", "Acquires served from a warm clone", counter, [](const Row& r) { return r.hits; });
@@ -79,6 +79,10 @@ class Metrics::PoolCollector : public prometheus::Collectable {
     family("thaw_pool_destroyed_total", "Clones destroyed", counter, [](const Row& r) { return r.destroyed; });
     family("thaw_pool_expired_leases_total", "Leases that ran out before release", counter,
            [](const Row& r) { return r.expired_leases; });
+    family("thaw_pool_restore_median_ms", "Median of recent background restores, ms", gauge,
+           [](const Row& r) { return r.restore_ms.median_ms; });
+    family("thaw_pool_reset_median_ms", "Median of recent resets in place, ms", gauge,
+           [](const Row& r) { return r.reset_ms.median_ms; });
     return out;
   }
 

@@ -1,0 +1,103 @@
+#include "bench/thawd_child.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <thread>
+
+#include "rpc/pool_client.h"
+
+namespace thaw::bench {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+ThawdChild::ThawdChild(ThawdOptions options) : options_(std::move(options)) {
+  dir_ = std::filesystem::temp_directory_path() / ("thaw-bench-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  socket_ = (dir_ / "thaw.sock").string();
+  std::ofstream config(dir_ / "thawd.toml");
+  config << "socket = \"" << socket_ << "\"\n"
+         << "template_dir = \"" << (dir_ / "templates").string() << "\"\n"
+         << "vsock_dir = \"" << (dir_ / "vsock").string() << "\"\n"
+         << "log_level = \"" << options_.log_level << "\"\n"
+         << "autoscale_period_ms = " << options_.autoscale_period_ms << "\n"
+         << "autoscale_headroom = " << options_.autoscale_headroom << "\n";
+  for (const auto& p : options_.pools) {
+    config << "\n[[pool]]\nname = \"" << p.name << "\"\nkernel = \"" << p.kernel << "\"\ncmdline = \"" << p.cmdline
+           << "\"\nmem_mib = " << p.mem_mib << "\nmin_warm = " << p.min_warm << "\nmax_warm = " << p.max_warm
+           << "\nmemory_budget_mib = " << p.memory_budget_mib << "\n";
+  }
+  if (!config) throw std::runtime_error("cannot write " + (dir_ / "thawd.toml").string());
+}
+
+ThawdChild::~ThawdChild() {
+  stop();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+void ThawdChild::start(std::chrono::seconds timeout) {
+  const std::string config = (dir_ / "thawd.toml").string();
+  const std::string log = (dir_ / "thawd.log").string();
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    FILE* out = std::fopen(log.c_str(), "w");
+    if (out != nullptr) {
+      ::dup2(::fileno(out), STDOUT_FILENO);
+      ::dup2(::fileno(out), STDERR_FILENO);
+    }
+    ::execl(options_.thawd.c_str(), options_.thawd.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  auto deadline = Clock::now() + timeout;
+  while (!std::filesystem::exists(socket_)) {
+    if (!alive() || Clock::now() > deadline) {
+      throw std::runtime_error("thawd did not start listening; its log:\n" + log_text());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void ThawdChild::wait_warm(std::chrono::seconds timeout) const {
+  rpc::PoolConnection conn(socket_);
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    auto stats = conn.pool().statsRequest().send().wait(conn.wait_scope()).getStats();
+    size_t ready = 0;
+    for (auto t : stats.getTemplates()) {
+      for (const auto& p : options_.pools) {
+        if (p.name == t.getName().cStr() && t.getWarm() >= p.min_warm) ++ready;
+      }
+    }
+    if (ready == options_.pools.size()) return;
+    if (Clock::now() > deadline) throw std::runtime_error("thawd's pools did not fill in time; its log:\n" + log_text());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int ThawdChild::stop() {
+  if (pid_ <= 0) return 0;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool ThawdChild::alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+std::string ThawdChild::log_text() const {
+  std::ifstream log(dir_ / "thawd.log");
+  return std::string(std::istreambuf_iterator<char>(log), {});
+}
+
+}  // namespace thaw::bench

@@ -1,0 +1,63 @@
+// The real thawd as a child of a benchmark: a scratch directory with its
+// config, template_dir, vsock_dir and socket; waits until the socket exists
+// and the pools are warm; SIGTERM (a clean drain) on stop. The main job and
+// the pool benchmark both measure through it, so what they time is what a
+// user of the daemon gets.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace thaw::bench {
+
+struct BenchPool {
+  std::string name = "mini";
+  std::string kernel;
+  std::string cmdline = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
+  uint32_t mem_mib = 128;
+  uint32_t min_warm = 8;
+  uint32_t max_warm = 16;
+  uint64_t memory_budget_mib = 4096;
+};
+
+struct ThawdOptions {
+  std::string thawd;  // path to the binary
+  std::vector<BenchPool> pools;
+  uint64_t autoscale_period_ms = 500;
+  uint32_t autoscale_headroom = 1;
+  std::string log_level = "warn";
+};
+
+class ThawdChild {
+ public:
+  // Creates the scratch directory and writes the config; does not start.
+  explicit ThawdChild(ThawdOptions options);
+  ~ThawdChild();  // stops the daemon and removes the scratch directory
+  ThawdChild(const ThawdChild&) = delete;
+  ThawdChild& operator=(const ThawdChild&) = delete;
+
+  // Starts thawd and waits until its socket exists. Throws with the
+  // daemon's log when it exits or does not listen within `timeout`.
+  void start(std::chrono::seconds timeout);
+  // Waits until every pool has at least min_warm warm clones; throws on timeout.
+  void wait_warm(std::chrono::seconds timeout) const;
+  // SIGTERM and wait; the daemon's exit code (-1 when killed by a signal).
+  int stop();
+  bool alive() const;
+
+  const std::string& socket() const { return socket_; }
+  std::string log_text() const;
+
+ private:
+  ThawdOptions options_;
+  std::filesystem::path dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace thaw::bench
