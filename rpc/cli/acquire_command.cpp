@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rpc/cli/acquire_request.h"
 #include "rpc/cli/client_options.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/lease_view.h"
@@ -17,9 +18,7 @@ namespace {
 
 struct AcquireOptions {
   ClientOptions client;
-  std::string template_name;
-  uint64_t lease_ms = 30000;
-  uint64_t timeout_ms = 1000;
+  AcquireArgs acquire;
   uint64_t hold_ms = 0;
 };
 
@@ -27,11 +26,7 @@ int run_acquire(const AcquireOptions& opt) {
   rpc::PoolConnection conn(opt.client.socket);
   auto& ws = conn.wait_scope();
   auto start = std::chrono::steady_clock::now();
-  auto req = conn.pool().acquireRequest();
-  req.setTemplate(opt.template_name);
-  req.setLeaseMs(opt.lease_ms);
-  req.setTimeoutMs(opt.timeout_ms);
-  auto vm = req.send().getVm();
+  auto vm = send_acquire(conn, opt.acquire);
   // Pipelined: info() goes out before the acquire has answered.
   auto info = LeaseView::from(vm.infoRequest().send().wait(ws));
   double round_trip_ms = ms_since(start);
@@ -62,13 +57,8 @@ int run_acquire(const AcquireOptions& opt) {
 void add_acquire_command(CLI::App& app, std::function<int()>& run) {
   auto opt = std::make_shared<AcquireOptions>();
   auto* cmd = app.add_subcommand("acquire", "Lease a running clone from thawd, print it, hold it, release it");
-  cmd->add_option("template", opt->template_name, "Template name")->required();
-  cmd->add_option("--lease-ms", opt->lease_ms, "Lease length (thawd releases the clone after it)")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{3600000}))
-      ->capture_default_str();
-  cmd->add_option("--timeout-ms", opt->timeout_ms, "How long to wait for a warm clone (0-60000)")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{60000}))
-      ->capture_default_str();
+  cmd->add_option("template", opt->acquire.template_name, "Template name")->required();
+  add_acquire_options(*cmd, opt->acquire);
   cmd->add_option("--hold-ms", opt->hold_ms, "Hold the lease this long before releasing it")->capture_default_str();
   add_client_options(*cmd, opt->client);
   cmd->callback([&run, opt] { run = [opt] { return run_rpc_command([&] { return run_acquire(*opt); }); }; });

@@ -1,4 +1,4 @@
-// What the RPC client commands (templates, acquire, invoke, stats) share:
+// What the RPC client commands (templates, template, acquire, invoke, stats) share:
 // --socket and --json, and one mapping from RPC errors to exit codes.
 #pragma once
 

@@ -27,5 +27,7 @@ void add_templates_command(CLI::App& app, std::function<int()>& run);
 void add_acquire_command(CLI::App& app, std::function<int()>& run);
 void add_invoke_command(CLI::App& app, std::function<int()>& run);
 void add_stats_command(CLI::App& app, std::function<int()>& run);
+// `thaw template create|delete|policy`: createTemplate, deleteTemplate, setPolicy.
+void add_template_command(CLI::App& app, std::function<int()>& run);
 
 }  // namespace thaw::cli

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rpc/cli/acquire_request.h"
 #include "rpc/cli/client_options.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/lease_view.h"
@@ -18,12 +19,10 @@ namespace {
 
 struct InvokeOptions {
   ClientOptions client;
-  std::string template_name;
+  AcquireArgs acquire;
   std::string function;
   std::string payload_text;
   uint64_t payload_u64 = 0;
-  uint64_t lease_ms = 30000;
-  uint64_t timeout_ms = 1000;
   uint64_t invoke_timeout_ms = 10000;
   bool has_u64 = false;
 };
@@ -59,11 +58,7 @@ int run_invoke(const InvokeOptions& opt) {
   rpc::PoolConnection conn(opt.client.socket);
   auto& ws = conn.wait_scope();
   auto start = std::chrono::steady_clock::now();
-  auto acq = conn.pool().acquireRequest();
-  acq.setTemplate(opt.template_name);
-  acq.setLeaseMs(opt.lease_ms);
-  acq.setTimeoutMs(opt.timeout_ms);
-  auto vm = acq.send().getVm();
+  auto vm = send_acquire(conn, opt.acquire);
   // Pipelined on the promised Vm: acquire, info and invoke leave together.
   auto info_promise = vm.infoRequest().send();
   auto inv = vm.invokeRequest();
@@ -124,18 +119,13 @@ int run_invoke(const InvokeOptions& opt) {
 void add_invoke_command(CLI::App& app, std::function<int()>& run) {
   auto opt = std::make_shared<InvokeOptions>();
   auto* cmd = app.add_subcommand("invoke", "Acquire a clone, run a function in its guest agent, release it");
-  cmd->add_option("template", opt->template_name, "Template name")->required();
+  cmd->add_option("template", opt->acquire.template_name, "Template name")->required();
   cmd->add_option("function", opt->function, "Guest function: echo, hash, touch, sleep (pool/invoke_protocol.h)")
       ->required();
   auto* text = cmd->add_option("--payload", opt->payload_text, "Payload bytes, as given");
   auto* u64 = cmd->add_option("--payload-u64", opt->payload_u64, "Payload: one little-endian u64 (hash, touch, sleep)");
   text->excludes(u64);
-  cmd->add_option("--lease-ms", opt->lease_ms, "Lease length")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{3600000}))
-      ->capture_default_str();
-  cmd->add_option("--timeout-ms", opt->timeout_ms, "How long to wait for a warm clone (0-60000)")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{60000}))
-      ->capture_default_str();
+  add_acquire_options(*cmd, opt->acquire);
   cmd->add_option("--invoke-timeout-ms", opt->invoke_timeout_ms, "How long the guest may take (1-60000)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{60000}))
       ->capture_default_str();

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   thaw::cli::add_restore_command(app, run);
   thaw::cli::add_doctor_command(app, run);
   thaw::cli::add_templates_command(app, run);
+  thaw::cli::add_template_command(app, run);
   thaw::cli::add_acquire_command(app, run);
   thaw::cli::add_invoke_command(app, run);
   thaw::cli::add_stats_command(app, run);
