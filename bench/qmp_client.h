@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace thaw::bench {
 

@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "pool/invoke_protocol.h"
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace thaw::pool {
 

@@ -14,7 +14,7 @@
 
 #include "snapshot/snapshot_dir.h"
 #include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace thaw::pool {
 

@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace thaw::snapshot {
 

@@ -13,9 +13,9 @@
 #include <memory>
 #include <new>
 
+#include "base/unique_fd.h"
 #include "snapshot/io_ring.h"
 #include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::snapshot {
 

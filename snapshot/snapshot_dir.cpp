@@ -7,9 +7,9 @@
 #include <cerrno>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "snapshot/dir_files.h"
 #include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::snapshot {
 

@@ -10,10 +10,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/unique_fd.h"
 #include "snapshot/dir_files.h"
 #include "snapshot/io_ring.h"
 #include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::snapshot {
 

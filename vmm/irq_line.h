@@ -8,10 +8,10 @@
 
 #include <cstdint>
 
+#include "base/unique_fd.h"
 #include "devices/interrupt_line.h"
 #include "vmm/kvm/vm_fd.h"
 #include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::vmm {
 

@@ -30,12 +30,7 @@ bool fill_address(const std::string& path, sockaddr_un& addr) {
 
 }  // namespace
 
-void OwnedFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
-OwnedFd listen_unix(const std::string& path) {
+UniqueFd listen_unix(const std::string& path) {
   sockaddr_un addr;
   if (!fill_address(path, addr)) {
     throw_errno("vsock socket path '" + path + "' is empty or longer than " + std::to_string(sizeof(addr.sun_path) - 1) +
@@ -47,7 +42,7 @@ OwnedFd listen_unix(const std::string& path) {
     if (!S_ISSOCK(st.st_mode)) throw_errno("vsock socket path '" + path + "' exists and is not a socket", EEXIST);
     if (::unlink(path.c_str()) != 0) throw_errno("unlink stale vsock socket '" + path + "'");
   }
-  OwnedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) throw_errno("socket(AF_UNIX) for '" + path + "'");
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw_errno("bind '" + path + "'");
   if (::listen(fd.get(), 128) != 0) {
@@ -58,13 +53,13 @@ OwnedFd listen_unix(const std::string& path) {
   return fd;
 }
 
-OwnedFd connect_unix(const std::string& path, int* error) {
+UniqueFd connect_unix(const std::string& path, int* error) {
   sockaddr_un addr;
   if (!fill_address(path, addr)) {
     *error = ENAMETOOLONG;
     return {};
   }
-  OwnedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     *error = errno;
     return {};
@@ -78,8 +73,8 @@ OwnedFd connect_unix(const std::string& path, int* error) {
   return fd;
 }
 
-OwnedFd make_eventfd() {
-  OwnedFd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+UniqueFd make_eventfd() {
+  UniqueFd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!fd.valid()) throw_errno("eventfd");
   return fd;
 }

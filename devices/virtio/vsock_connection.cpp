@@ -34,7 +34,7 @@ VsockDevice::Connection* VsockDevice::find(const Key& key) {
   return it == connections_.end() ? nullptr : it->second.get();
 }
 
-VsockDevice::Connection* VsockDevice::add_connection(OwnedFd fd, Key key, bool established) {
+VsockDevice::Connection* VsockDevice::add_connection(UniqueFd fd, Key key, bool established) {
   auto c = std::make_unique<Connection>();
   const int raw = fd.get();
   c->fd = std::move(fd);
@@ -92,7 +92,7 @@ uint32_t VsockDevice::allocate_host_port() {
 
 void VsockDevice::accept_clients() {
   while (true) {
-    OwnedFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) return;  // EAGAIN, or a client that gave up already
     if (connections_.size() + awaiting_line_.size() >= kVsockMaxConnections) continue;  // closed at once
     epoll_event ev{};
@@ -123,7 +123,7 @@ void VsockDevice::read_connect_line(int fd) {
     return;
   }
   ::recv(fd, buf, newline + 1, MSG_DONTWAIT);  // consume the line only
-  OwnedFd owned = std::move(awaiting_line_[fd]);
+  UniqueFd owned = std::move(awaiting_line_[fd]);
   const Key key{allocate_host_port(), *port};
   Connection* c = add_connection(std::move(owned), key, /*established=*/false);
   awaiting_line_.erase(fd);  // after add_connection: it skips epoll for fds listed here

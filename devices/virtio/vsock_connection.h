@@ -13,7 +13,7 @@
 namespace thaw::devices {
 
 struct VsockDevice::Connection {
-  OwnedFd fd;
+  UniqueFd fd;
   Key key{};
   // Host-initiated streams wait for the guest's RESPONSE; the rest are
   // established when created.

@@ -37,7 +37,7 @@ void epoll_add(int epoll_fd, int fd, uint32_t events) {
 VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid)
     : uds_path_(std::move(uds_path)), guest_cid_(guest_cid) {
   check_cid(guest_cid);
-  epoll_ = OwnedFd(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_.valid()) throw std::system_error(errno, std::generic_category(), "epoll_create1 for the vsock muxer");
   notify_ = make_eventfd();
   stop_ = make_eventfd();
@@ -288,7 +288,7 @@ void VsockDevice::handle_guest_request(const VsockHeader& hdr) {
     return;
   }
   int error = 0;
-  OwnedFd fd = connect_unix(uds_path_ + "_" + std::to_string(hdr.dst_port), &error);
+  UniqueFd fd = connect_unix(uds_path_ + "_" + std::to_string(hdr.dst_port), &error);
   if (!fd.valid()) {
     queue_control(key, kVsockOpRst);
     return;

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "devices/virtio/host_socket.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/vsock_packet.h"
@@ -128,7 +129,7 @@ class VsockDevice final : public VirtioDevice {
 
   // Host side (vsock_connection.cpp).
   // nullptr (and the fd closed) when it cannot be polled.
-  Connection* add_connection(OwnedFd fd, Key key, bool established);
+  Connection* add_connection(UniqueFd fd, Key key, bool established);
   void remove_connection(Key key);  // by value: callers pass the key of the stream it frees
   void reset_connection(Key key);  // RST to the guest, then remove
   void queue_control(const Key& key, uint16_t op, uint32_t flags = 0);
@@ -141,10 +142,10 @@ class VsockDevice final : public VirtioDevice {
   Connection* find(const Key& key);
 
   const std::string uds_path_;
-  OwnedFd listener_;
-  OwnedFd epoll_;
-  OwnedFd notify_;
-  OwnedFd stop_;
+  UniqueFd listener_;
+  UniqueFd epoll_;
+  UniqueFd notify_;
+  UniqueFd stop_;
   std::thread thread_;
 
   // Guarded by mutex().
@@ -157,7 +158,7 @@ class VsockDevice final : public VirtioDevice {
   std::deque<Control> control_;
   std::map<Key, std::unique_ptr<Connection>> connections_;
   std::unordered_map<int, Key> by_fd_;
-  std::map<int, OwnedFd> awaiting_line_;  // accepted clients before their CONNECT line
+  std::map<int, UniqueFd> awaiting_line_;  // accepted clients before their CONNECT line
   std::optional<Key> rr_cursor_;          // the last connection that sent data
   uint32_t next_host_port_ = kVsockFirstHostPort;
 };

@@ -3,13 +3,13 @@
 // `thaw` CLI. One daemon serves the whole suite (two pools: "mini" 1..2 warm
 // and "one", whose memory budget fits one clone) to keep the run short on
 // two cores.
-#include <atomic>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "rpc/error_mapping.h"
 #include "rpc/pool_client.h"
+#include "tests/rpc/concurrent_clients.h"
 #include "tests/rpc/thawd_process.h"
 
 namespace thaw::testing {
@@ -139,27 +139,12 @@ TEST_F(ThawdE2E, InvokeEcho) {
 }
 
 TEST_F(ThawdE2E, ManyConcurrentClients) {
-  std::atomic<int> ok{0};
-  std::vector<std::string> errors(8);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      rpc::PoolConnection c(daemon_->socket());
-      for (int i = 0; i < 20; ++i) {
-        KJ_IF_MAYBE (e, error_of([&] {
-                       auto vm = acquire(c, "mini", 10000, 10000);
-                       vm.releaseRequest().send().wait(c.wait_scope());
-                     })) {
-          errors[t] = rpc::error_message(*e);
-        } else {
-          ok++;
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(ok.load(), 160);
-  for (const auto& e : errors) EXPECT_EQ(e, "");
+  auto r = run_concurrent_clients(daemon_->socket(), 8, 20, [](rpc::PoolConnection& c) {
+    auto vm = acquire(c, "mini", 10000, 10000);
+    vm.releaseRequest().send().wait(c.wait_scope());
+  });
+  EXPECT_EQ(r.ok, 160);
+  for (const auto& e : r.last_error) EXPECT_EQ(e, "");
   rpc::PoolConnection c(daemon_->socket());
   EXPECT_TRUE(wait_leased(c, 0));
 }

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "vmm/kvm/vm_fd.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::vmm::kvm {
 

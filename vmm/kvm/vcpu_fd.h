@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "vmm/memory/mapping.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::vmm::kvm {
 

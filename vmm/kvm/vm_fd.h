@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
+#include "base/unique_fd.h"
 #include "vmm/kvm/vcpu_fd.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::vmm::kvm {
 

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/unique_fd.h"
 #include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::vmm::loader {
 

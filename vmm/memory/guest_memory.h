@@ -10,8 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "vmm/memory/mapping.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::vmm {
 

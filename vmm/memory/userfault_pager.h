@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/unique_fd.h"
 
 namespace thaw::vmm {
 

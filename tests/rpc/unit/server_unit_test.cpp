@@ -5,7 +5,6 @@
 // thawd over the real pool.
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -16,6 +15,7 @@
 #include "rpc/pool_client.h"
 #include "rpc/pool_server.h"
 #include "rpc/rpc_listener.h"
+#include "tests/rpc/concurrent_clients.h"
 #include "tests/rpc/unit/fake_pool_backend.h"
 
 namespace thaw::rpc {
@@ -307,27 +307,13 @@ TEST_F(RpcServerTest, EveryBadArgumentIsFailedAndNamed) {
 }
 
 TEST_F(RpcServerTest, ConcurrentClientsAllGetServed) {
-  std::atomic<int> ok{0}, overloaded{0}, other{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 6; ++t) {
-    threads.emplace_back([&] {
-      PoolConnection c(socket_);
-      for (int i = 0; i < 20; ++i) {
-        KJ_IF_MAYBE (e, error_of([&] {
-                       auto vm = acquire(c, 10000, 2000);
-                       vm.releaseRequest().send().wait(c.wait_scope());
-                     })) {
-          (e->getType() == kj::Exception::Type::OVERLOADED ? overloaded : other)++;
-        } else {
-          ok++;
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(other.load(), 0);
-  EXPECT_EQ(ok.load() + overloaded.load(), 120);
-  EXPECT_GT(ok.load(), 100);
+  auto r = thaw::testing::run_concurrent_clients(socket_, 6, 20, [this](PoolConnection& c) {
+    auto vm = acquire(c, 10000, 2000);
+    vm.releaseRequest().send().wait(c.wait_scope());
+  });
+  EXPECT_EQ(r.failed, 0);
+  EXPECT_EQ(r.ok + r.overloaded, 120);
+  EXPECT_GT(r.ok, 100);
   PoolConnection c(socket_);
   EXPECT_EQ(leased(c), 0u);
 }
