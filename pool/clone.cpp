@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/background_thread.h"
+
 namespace thaw::pool {
 
 void ConsoleTail::append(std::span<const char> bytes) {
@@ -167,6 +169,7 @@ uint64_t CloneDestroyer::destroyed() const {
 }
 
 void CloneDestroyer::main() {
+  make_this_thread_background();  // teardowns must not preempt the RPC loop
   std::unique_lock lock(mutex_);
   while (true) {
     changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });

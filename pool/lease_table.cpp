@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/background_thread.h"
+
 namespace thaw::pool {
 
 LeaseTable::LeaseTable(ExpiredFn on_expired) : on_expired_(std::move(on_expired)) {
@@ -99,6 +101,7 @@ size_t LeaseTable::size() const {
 }
 
 void LeaseTable::reaper_main() {
+  make_this_thread_background();  // woken by acquires: must not preempt the RPC loop
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     if (by_expiry_.empty()) {

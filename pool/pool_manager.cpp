@@ -144,6 +144,33 @@ struct PoolManager::Impl {
 
   TemplateInfo create_template(const TemplateSpec& spec, const PoolPolicy& policy);
 
+  // False (and the clone destroyed) when a taken warm clone had stopped.
+  bool usable(WarmPool& pool, std::shared_ptr<Clone>& clone) {
+    if (clone->vm().state() == vmm::RunState::kPaused) return true;
+    spdlog::warn("pool '{}': warm clone {} had stopped ({}); taking another", pool.name(), clone->serial,
+                 clone->vm().stop_detail());
+    pool.lease_ended();
+    destroy(&pool, std::move(clone));
+    return false;
+  }
+
+  // Gives a taken clone its identity, resumes it and records the lease.
+  LeaseInfo hand_out(const std::string& template_name, std::shared_ptr<Clone> clone, bool hit, uint64_t lease_ms,
+                     Clock::time_point start) {
+    LeaseInfo info;
+    info.template_name = template_name;
+    info.identity = ids.next();
+    info.vsock_path = clone->vsock_path;
+    write_control_page(clone->vm().memory(), control_page_for(info.identity));
+    clone->unretire();
+    clone->vm().resume();
+    auto now = Clock::now();
+    info.expires_at = now + std::chrono::milliseconds(lease_ms);
+    info.timings.pool_hit = hit;
+    info.timings.acquire_ms = std::chrono::duration<double, std::milli>(now - start).count();
+    return leases.add(std::move(info), std::move(clone));
+  }
+
   PoolManagerConfig config;
   TemplateStore store;
   IdentityIssuer ids;
@@ -309,29 +336,23 @@ LeaseInfo PoolManager::acquire(const std::string& template_name, uint64_t lease_
   auto taken = pool->take(start + timeout);
   // A warm clone's vCPU threads are parked; one that stopped anyway (a host
   // error) is useless: replace it, within the same deadline.
-  while (taken.clone->vm().state() != vmm::RunState::kPaused) {
-    spdlog::warn("pool '{}': warm clone {} had stopped ({}); taking another", template_name, taken.clone->serial,
-                 taken.clone->vm().stop_detail());
-    pool->lease_ended();
-    impl_->destroy(pool.get(), std::move(taken.clone));
+  while (!impl_->usable(*pool, taken.clone)) {
     bool waited = taken.waited;
     taken = pool->take(start + timeout);
     taken.waited = taken.waited || waited;
   }
-  Clone& clone = *taken.clone;
+  return impl_->hand_out(template_name, std::move(taken.clone), !taken.waited, lease_ms, start);
+}
 
-  LeaseInfo info;
-  info.template_name = template_name;
-  info.identity = impl_->ids.next();
-  info.vsock_path = clone.vsock_path;
-  write_control_page(clone.vm().memory(), control_page_for(info.identity));
-  clone.unretire();
-  clone.vm().resume();
-  auto now = Clock::now();
-  info.expires_at = now + std::chrono::milliseconds(lease_ms);
-  info.timings.pool_hit = !taken.waited;
-  info.timings.acquire_ms = std::chrono::duration<double, std::milli>(now - start).count();
-  return impl_->leases.add(std::move(info), std::move(taken.clone));
+std::optional<LeaseInfo> PoolManager::try_acquire(const std::string& template_name, uint64_t lease_ms) {
+  auto start = Clock::now();
+  lease_ms = impl_->lease_ms_or_default(lease_ms);
+  auto pool = impl_->find(template_name);
+  for (;;) {
+    auto clone = pool->try_take();
+    if (!clone) return std::nullopt;
+    if (impl_->usable(*pool, clone)) return impl_->hand_out(template_name, std::move(clone), true, lease_ms, start);
+  }
 }
 
 LeaseInfo PoolManager::renew(uint64_t lease_id, uint64_t lease_ms) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ class PoolManager {
   // Resumes a warm clone with a fresh identity; waits up to `timeout` for a
   // refill when none is warm, then throws Overloaded. lease_ms 0 = default.
   LeaseInfo acquire(const std::string& template_name, uint64_t lease_ms, std::chrono::milliseconds timeout);
+  // The same when a warm clone is there; nullopt at once when none is. Never
+  // waits (the RPC server runs it on its event loop: the fast path).
+  std::optional<LeaseInfo> try_acquire(const std::string& template_name, uint64_t lease_ms);
   LeaseInfo renew(uint64_t lease_id, uint64_t lease_ms);
   // Resets the clone in place and returns it to the pool, or destroys it
   // when it crashed or the reset failed. NotFound for an unknown lease.

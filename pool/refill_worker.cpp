@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/background_thread.h"
 #include "pool/memory_usage.h"
 
 namespace thaw::pool {
@@ -58,6 +59,7 @@ std::vector<std::shared_ptr<Clone>> RefillWorker::stop() {
 }
 
 void RefillWorker::main() {
+  make_this_thread_background();  // restores must not preempt the RPC loop
   auto next_tick = Clock::now() + period_;
   // The first tick samples, so stats show memory soon after start-up.
   auto next_sample = Clock::now();
@@ -89,6 +91,7 @@ void RefillWorker::main() {
 }
 
 void RefillWorker::reset_main() {
+  make_this_thread_background();  // resets must not preempt the RPC loop
   std::unique_lock lock(mutex_);
   for (;;) {
     recycled_.wait(lock, [&] { return stopping_ || !recycle_.empty(); });

@@ -63,16 +63,31 @@ WarmPool::Taken WarmPool::take(Clock::time_point deadline) {
                        std::to_string(target_) + ", max_warm " + std::to_string(record_.policy.max_warm) + ")");
     }
   }
+  bool refill = pop_locked(taken);
+  lock.unlock();
+  if (refill) wake_refill_();
+  return taken;
+}
+
+std::shared_ptr<Clone> WarmPool::try_take() {
+  Taken taken;
+  std::unique_lock lock(mutex_);
+  if (deleted_) throw NotFound("template '" + name() + "' was deleted");
+  if (warm_.empty()) return nullptr;
+  bool refill = pop_locked(taken);
+  lock.unlock();
+  if (refill) wake_refill_();
+  return std::move(taken.clone);
+}
+
+bool WarmPool::pop_locked(Taken& taken) {
   // Last in, first out: the most recently used clone has the warmest caches.
   taken.clone = std::move(warm_.back());
   warm_.pop_back();
   ++leased_;
   ++counters_.acquires;
   ++(taken.waited ? counters_.misses : counters_.hits);
-  bool refill = warm_.size() + restoring_ < desired_locked();
-  lock.unlock();
-  if (refill) wake_refill_();
-  return taken;
+  return warm_.size() + restoring_ < desired_locked();
 }
 
 bool WarmPool::deleted() const {

@@ -52,6 +52,9 @@ class WarmPool {
   // Pops a warm clone, waiting until `deadline` for one. Overloaded when
   // none came in time; NotFound when the template was deleted meanwhile.
   Taken take(Clock::time_point deadline);
+  // Pops a warm clone if there is one, without waiting (and without
+  // counting a miss when there is none). NotFound when deleted.
+  std::shared_ptr<Clone> try_take();
   // A leased clone came back (released, expired, gone).
   void lease_ended();
 
@@ -89,6 +92,8 @@ class WarmPool {
 
  private:
   uint32_t desired_locked() const;
+  // Pops warm_.back() as a lease; returns whether a refill is wanted.
+  bool pop_locked(Taken& taken);
   AutoscaleDecision decide_locked() const;
 
   TemplateRecord record_;

@@ -22,6 +22,9 @@ class PoolManagerBackend final : public PoolBackend {
                           std::chrono::milliseconds timeout) override {
     return m_.acquire(template_name, lease_ms, timeout);
   }
+  std::optional<pool::LeaseInfo> try_acquire(const std::string& template_name, uint64_t lease_ms) override {
+    return m_.try_acquire(template_name, lease_ms);
+  }
   pool::LeaseInfo renew(uint64_t lease_id, uint64_t lease_ms) override { return m_.renew(lease_id, lease_ms); }
   void release(uint64_t lease_id) override { m_.release(lease_id); }
   pool::LeaseInfo lease_info(uint64_t lease_id) const override { return m_.lease_info(lease_id); }

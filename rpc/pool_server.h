@@ -1,6 +1,7 @@
 // The `Pool` capability thawd serves on its socket. Every argument is checked
-// here (rpc/validation.h); every pool call runs on the WorkerPool, so a slow
-// acquire, cold boot or guest never stalls the event loop or other clients.
+// here (rpc/validation.h). Pool calls that may block run on the WorkerPool,
+// so a slow acquire, cold boot or guest never stalls the event loop or other
+// clients; an acquire that finds a warm clone is answered on the loop itself.
 #pragma once
 
 #include <functional>
@@ -40,6 +41,8 @@ class PoolServer final : public schema::Pool::Server {
   kj::Promise<void> setPolicy(SetPolicyContext context) override;
 
  private:
+  void answer_acquire(AcquireContext& context, kj::Own<class Lease> lease);
+
   PoolBackend& backend_;
   WorkerPool& workers_;
   ServerOptions options_;

@@ -69,26 +69,36 @@ kj::Promise<void> VmServer::renew(RenewContext context) {
 kj::Promise<void> VmServer::release(ReleaseContext /*context*/) {
   require_leased();
   // From here on the release is under way whatever happens to this call, so
-  // the destructor must not release a second time.
+  // the destructor must not release a second time. The backend's release
+  // never blocks (the reset runs in the background): answered on the loop.
   lease_->disarm();
-  return workers_.run([&backend = backend_, id = lease_->id()] { backend.release(id); });
+  try {
+    backend_.release(lease_->id());
+  } catch (...) {
+    return exception_to_kj(std::current_exception());
+  }
+  return kj::READY_NOW;
 }
 
 kj::Promise<void> VmServer::info(InfoContext context) {
   require_leased();
-  return workers_.run([&backend = backend_, id = lease_->id()] { return backend.lease_info(id); })
-      .then([context](pool::LeaseInfo info) mutable {
-        auto out = context.getResults();
-        out.setLeaseId(info.lease_id);
-        out.setTemplateName(info.template_name);
-        out.setCloneId(info.identity.clone_id);
-        out.setSeed(info.identity.seed);
-        out.setGeneration(info.identity.generation);
-        out.setVsockPath(info.vsock_path);
-        out.setAcquireMs(info.timings.acquire_ms);
-        out.setPoolHit(info.timings.pool_hit);
-        out.setExpiresInMs(ms_until(info.expires_at));
-      });
+  pool::LeaseInfo info;
+  try {
+    info = backend_.lease_info(lease_->id());  // never blocks
+  } catch (...) {
+    return exception_to_kj(std::current_exception());
+  }
+  auto out = context.getResults();
+  out.setLeaseId(info.lease_id);
+  out.setTemplateName(info.template_name);
+  out.setCloneId(info.identity.clone_id);
+  out.setSeed(info.identity.seed);
+  out.setGeneration(info.identity.generation);
+  out.setVsockPath(info.vsock_path);
+  out.setAcquireMs(info.timings.acquire_ms);
+  out.setPoolHit(info.timings.pool_hit);
+  out.setExpiresInMs(ms_until(info.expires_at));
+  return kj::READY_NOW;
 }
 
 }  // namespace thaw::rpc

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/background_thread.h"
 #include "vmm/sys_error.h"
 
 namespace thaw::vmm {
@@ -74,6 +75,9 @@ void Vcpu::complete_pending_exit() {
 
 void Vcpu::thread_main() {
   native_ = ::pthread_self();
+  // A vCPU resumed (or woken by an interrupt) must not preempt the VMM
+  // thread that resumed it: that thread is answering a client.
+  make_this_thread_background();
   sigset_t unblock;
   sigemptyset(&unblock);
   sigaddset(&unblock, kick_signal());

@@ -1,9 +1,6 @@
 // Shared helpers for tests that boot guests on /dev/kvm.
 #pragma once
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -12,23 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/kvm_available.h"
 #include "vmm/vm.h"
 
 namespace thaw::testing {
-
-// Why /dev/kvm cannot be used here, or empty when it can.
-inline std::string kvm_unavailable_reason() {
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return std::string("/dev/kvm cannot be opened: ") + std::strerror(errno);
-  ::close(fd);
-  return {};
-}
-
-#define THAW_REQUIRE_KVM()                                             \
-  do {                                                                 \
-    auto why = ::thaw::testing::kvm_unavailable_reason();              \
-    if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;            \
-  } while (0)
 
 // Collects the guest's console output from any vCPU thread.
 class CapturedConsole {

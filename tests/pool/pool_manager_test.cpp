@@ -100,6 +100,30 @@ TEST(PoolManager, EmptyPoolAnswersOverloadedWithinTheTimeout) {
   EXPECT_EQ(s.target_warm, 0u);
 }
 
+TEST(PoolManager, TryAcquireTakesAWarmCloneAndNeverWaits) {
+  THAW_POOL_REQUIRE_KVM();
+  TempDir dir;
+  PoolManager pool(test_config(dir));
+  // A budget of one clone (5 MiB at the pool's first estimate of 4 + 1 MiB
+  // each): once it is leased, no other is restored.
+  pool.create_template(mini_spec("try"), PoolPolicy{1, 1, 5});
+  ASSERT_TRUE(warm_at_least(pool, "try", 1));
+  auto lease = pool.try_acquire("try", 0);
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_TRUE(lease->timings.pool_hit);
+  EXPECT_TRUE(clone_buffer_is(pool, lease->lease_id, lease->identity.seed)) << "the clone must be running";
+  // The budget's one clone is leased: nothing to take, and no waiting.
+  auto start = Clock::now();
+  EXPECT_FALSE(pool.try_acquire("try", 0).has_value());
+  EXPECT_LT(Clock::now() - start, 100ms);
+  auto s = stats_of(pool, "try");
+  EXPECT_EQ(s.acquires, 1u);
+  EXPECT_EQ(s.misses, 0u) << "a try that found nothing is not a miss";
+  EXPECT_EQ(s.overloaded, 0u);
+  EXPECT_THROW(pool.try_acquire("nope", 0), NotFound);
+  EXPECT_THROW(pool.try_acquire("try", 1ull << 40), BadArgument) << "a lease above the maximum";
+}
+
 TEST(PoolManager, ExpiredLeaseIsReclaimed) {
   THAW_POOL_REQUIRE_KVM();
   TempDir dir;

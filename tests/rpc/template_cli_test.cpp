@@ -59,28 +59,15 @@ TEST_F(TemplateCliInput, BadNamesAndPoliciesAreRejected) {
   EXPECT_NE(help.out.find("thaw.after=agent"), std::string::npos) << help.out;
 }
 
-class TemplateCli : public ::testing::Test {
- protected:
-  static void TearDownTestSuite() {
-    if (daemon_) {
-      int status = daemon_->stop();
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "thawd exit status " << status << "\n"
-                                                                 << daemon_->log();
-    }
-    daemon_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
+class TemplateCli : public SharedThawdTest<TemplateCli> {
+ public:
+  static constexpr const char* kDirTag = "tmpl-cli";
+  static std::string daemon_config(const ThawdProcess& daemon) { return daemon.config_text({}); }
 
+ protected:
   void SetUp() override {
-    auto why = kvm_unavailable_reason();
-    if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;
-    if (!daemon_) {
-      dir_ = make_temp_dir("tmpl-cli");
-      daemon_ = std::make_unique<ThawdProcess>(dir_);
-      daemon_->write_config(daemon_->config_text({}));
-      ASSERT_TRUE(daemon_->start()) << daemon_->log();
-    }
-    ASSERT_TRUE(daemon_->answers()) << daemon_->log();
+    SharedThawdTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     sock_ = " --socket " + daemon_->socket();
   }
 
@@ -94,8 +81,6 @@ class TemplateCli : public ::testing::Test {
     return nullptr;
   }
 
-  static inline std::unique_ptr<ThawdProcess> daemon_;
-  static inline std::filesystem::path dir_;
   std::string sock_;
 };
 

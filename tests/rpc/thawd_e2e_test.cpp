@@ -10,6 +10,7 @@
 #include "rpc/error_mapping.h"
 #include "rpc/pool_client.h"
 #include "tests/rpc/concurrent_clients.h"
+#include "tests/rpc/rpc_test_helpers.h"
 #include "tests/rpc/thawd_process.h"
 
 namespace thaw::testing {
@@ -17,70 +18,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class ThawdE2E : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {}
-  static void TearDownTestSuite() {
-    if (daemon_) {
-      int status = daemon_->stop();
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "thawd exit status " << status << "\n"
-                                                                 << daemon_->log();
-    }
-    daemon_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+class ThawdE2E : public SharedThawdTest<ThawdE2E> {
+ public:
+  static constexpr const char* kDirTag = "rpc-e2e";
+  static std::string daemon_config(const ThawdProcess& daemon) {
+    PoolSpec mini;
+    PoolSpec one;
+    one.name = "one";
+    one.min_warm = one.max_warm = 1;
+    // max_warm bounds the warm clones only; the budget bounds warm + leased.
+    // The pool counts at least 5 MiB a clone (4 until measured, + 1 for
+    // KVM), and the mini guest stays under 9: room for exactly one clone.
+    one.memory_budget_mib = 9;
+    return daemon.config_text({mini, one});
   }
-
-  void SetUp() override {
-    auto why = kvm_unavailable_reason();
-    if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;
-    if (!daemon_) {
-      dir_ = make_temp_dir("rpc-e2e");
-      daemon_ = std::make_unique<ThawdProcess>(dir_);
-      PoolSpec mini;
-      PoolSpec one;
-      one.name = "one";
-      one.min_warm = one.max_warm = 1;
-      // max_warm bounds the warm clones only; the budget bounds warm + leased.
-      // The pool counts at least 5 MiB a clone (4 until measured, + 1 for
-      // KVM), and the mini guest stays under 9: room for exactly one clone.
-      one.memory_budget_mib = 9;
-      daemon_->write_config(daemon_->config_text({mini, one}));
-      ASSERT_TRUE(daemon_->start()) << daemon_->log();
-    }
-    ASSERT_TRUE(daemon_->answers()) << daemon_->log();
-  }
-
-  static rpc::schema::Vm::Client acquire(rpc::PoolConnection& c, const char* name = "mini", uint64_t lease_ms = 10000,
-                                         uint64_t timeout_ms = 5000) {
-    auto req = c.pool().acquireRequest();
-    req.setTemplate(name);
-    req.setLeaseMs(lease_ms);
-    req.setTimeoutMs(timeout_ms);
-    return req.send().wait(c.wait_scope()).getVm();
-  }
-  static uint32_t leased(rpc::PoolConnection& c, const std::string& name = "mini") {
-    auto s = c.pool().statsRequest().send().wait(c.wait_scope());
-    for (auto t : s.getStats().getTemplates()) {
-      if (t.getName() == name.c_str()) return t.getLeased();
-    }
-    ADD_FAILURE() << "no template " << name << " in stats";
-    return ~0u;
-  }
-  static bool wait_leased(rpc::PoolConnection& c, uint32_t n, const std::string& name = "mini",
-                          std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    for (auto deadline = Clock::now() + timeout; Clock::now() < deadline;) {
-      if (leased(c, name) == n) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  template <typename Fn>
-  static kj::Maybe<kj::Exception> error_of(Fn&& fn) {
-    return kj::runCatchingExceptions(std::forward<Fn>(fn));
-  }
-
-  static inline std::filesystem::path dir_;
-  static inline std::unique_ptr<ThawdProcess> daemon_;
 };
 
 TEST_F(ThawdE2E, AcquireInfoRelease) {
@@ -205,29 +156,7 @@ TEST_F(ThawdE2E, ExhaustedPoolIsOverloadedWithinTheTimeout) {
 TEST_F(ThawdE2E, BadArgumentsAreFailedWithTheArgumentNamed) {
   rpc::PoolConnection c(daemon_->socket());
   auto& ws = c.wait_scope();
-  auto expect_failed = [&](const char* what, const std::string& needle, auto&& call) {
-    KJ_IF_MAYBE (e, error_of(call)) {
-      EXPECT_EQ(e->getType(), kj::Exception::Type::FAILED) << what << ": " << rpc::error_message(*e);
-      EXPECT_NE(rpc::error_message(*e).find(needle), std::string::npos) << what << ": " << rpc::error_message(*e);
-    } else {
-      ADD_FAILURE() << what << " was accepted";
-    }
-  };
-  auto acquire_with = [&](const char* name, uint64_t lease, uint64_t timeout) {
-    return [&, name, lease, timeout] {
-      auto r = c.pool().acquireRequest();
-      r.setTemplate(name);
-      r.setLeaseMs(lease);
-      r.setTimeoutMs(timeout);
-      r.send().wait(ws);
-    };
-  };
-  expect_failed("empty template", "template", acquire_with("", 1000, 0));
-  expect_failed("invalid template", "template", acquire_with("../etc", 1000, 0));
-  expect_failed("unknown template", "nope", acquire_with("nope", 1000, 0));
-  expect_failed("lease 0", "leaseMs", acquire_with("mini", 0, 0));
-  expect_failed("lease too long", "leaseMs", acquire_with("mini", 3600001, 0));
-  expect_failed("timeout too long", "timeoutMs", acquire_with("mini", 1000, 60001));
+  expect_bad_acquires_failed(c, "../etc", "nope");
   expect_failed("min > max", "policy.minWarm", [&] {
     auto r = c.pool().setPolicyRequest();
     r.setName("mini");

@@ -1,7 +1,8 @@
 // Runs the real thawd as a child process for end-to-end tests: a temp dir
 // with its config, template_dir, vsock_dir and unix socket; waits until the
 // socket answers; SIGTERM (then SIGKILL) on teardown. Also runs the `thaw`
-// CLI and collects its output.
+// CLI and collects its output, and gives the fixture base for suites whose
+// tests share one daemon.
 #pragma once
 
 #include <fcntl.h>
@@ -16,21 +17,17 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
-namespace thaw::testing {
+#include "tests/kvm_available.h"
 
-// Why /dev/kvm cannot be used here, or empty when it can.
-inline std::string kvm_unavailable_reason() {
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return std::string("/dev/kvm cannot be opened: ") + std::strerror(errno);
-  ::close(fd);
-  return {};
-}
+namespace thaw::testing {
 
 struct PoolSpec {
   std::string name = "mini";
@@ -172,5 +169,38 @@ inline CliResult run_thaw(const std::string& args, const std::filesystem::path& 
   r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   return r;
 }
+
+// Base for a suite whose tests share one thawd: the first test's SetUp starts
+// it in a temp dir tagged `Suite::kDirTag`, with the config text
+// `Suite::daemon_config(daemon)`; every test's SetUp skips without KVM and
+// asserts that the daemon answers; TearDownTestSuite checks that it exits 0
+// on SIGTERM and removes the dir. CRTP, so each suite has its own daemon.
+template <typename Suite>
+class SharedThawdTest : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() {
+    if (daemon_) {
+      int status = daemon_->stop();
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "thawd exit status " << status << "\n"
+                                                                 << daemon_->log();
+    }
+    daemon_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  void SetUp() override {
+    THAW_REQUIRE_KVM();
+    if (!daemon_) {
+      dir_ = make_temp_dir(Suite::kDirTag);
+      daemon_ = std::make_unique<ThawdProcess>(dir_);
+      daemon_->write_config(Suite::daemon_config(*daemon_));
+      ASSERT_TRUE(daemon_->start()) << daemon_->log();
+    }
+    ASSERT_TRUE(daemon_->answers()) << daemon_->log();
+  }
+
+  static inline std::filesystem::path dir_;
+  static inline std::unique_ptr<ThawdProcess> daemon_;
+};
 
 }  // namespace thaw::testing

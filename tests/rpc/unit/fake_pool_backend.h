@@ -42,21 +42,21 @@ class FakePoolBackend : public PoolBackend {
   pool::LeaseInfo acquire(const std::string& name, uint64_t lease_ms, std::chrono::milliseconds timeout) override {
     std::unique_lock lock(mutex_);
     find(name);
+    ++blocking_acquires_;
     if (!changed_.wait_for(lock, timeout, [&] { return find(name).warm > 0; })) {
       throw pool::Overloaded("no warm clone of " + name + " within " + std::to_string(timeout.count()) + " ms");
     }
-    auto& t = find(name);
-    --t.warm;
-    ++t.leased;
-    pool::LeaseInfo lease;
-    lease.lease_id = ++next_id_;
-    lease.template_name = name;
-    lease.identity.clone_id = lease.lease_id;
-    lease.identity.seed = 0x1234 + lease.lease_id;
-    lease.expires_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(lease_ms);
-    lease.timings.acquire_ms = 0.1;
-    leases_[lease.lease_id] = lease;
-    return lease;
+    return take_locked(name, lease_ms);
+  }
+  std::optional<pool::LeaseInfo> try_acquire(const std::string& name, uint64_t lease_ms) override {
+    std::lock_guard lock(mutex_);
+    if (find(name).warm == 0) return std::nullopt;
+    return take_locked(name, lease_ms);
+  }
+  // Acquires that went to a worker (none was warm at the fast path).
+  uint64_t blocking_acquires() const {
+    std::lock_guard lock(mutex_);
+    return blocking_acquires_;
   }
   pool::LeaseInfo renew(uint64_t id, uint64_t lease_ms) override {
     std::lock_guard lock(mutex_);
@@ -112,6 +112,20 @@ class FakePoolBackend : public PoolBackend {
   }
 
  private:
+  pool::LeaseInfo take_locked(const std::string& name, uint64_t lease_ms) {
+    auto& t = find(name);
+    --t.warm;
+    ++t.leased;
+    pool::LeaseInfo lease;
+    lease.lease_id = ++next_id_;
+    lease.template_name = name;
+    lease.identity.clone_id = lease.lease_id;
+    lease.identity.seed = 0x1234 + lease.lease_id;
+    lease.expires_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(lease_ms);
+    lease.timings.acquire_ms = 0.1;
+    leases_[lease.lease_id] = lease;
+    return lease;
+  }
   pool::TemplateInfo& find(const std::string& name) {
     auto it = templates_.find(name);
     if (it == templates_.end()) throw pool::NotFound("no such template: " + name);
@@ -136,6 +150,7 @@ class FakePoolBackend : public PoolBackend {
   std::map<std::string, pool::TemplateInfo> templates_;
   std::map<uint64_t, pool::LeaseInfo> leases_;
   uint64_t next_id_ = 0;
+  uint64_t blocking_acquires_ = 0;
   uint64_t releases_ = 0;
 };
 

@@ -16,6 +16,7 @@
 #include "rpc/pool_server.h"
 #include "rpc/rpc_listener.h"
 #include "tests/rpc/concurrent_clients.h"
+#include "tests/rpc/rpc_test_helpers.h"
 #include "tests/rpc/unit/fake_pool_backend.h"
 
 namespace thaw::rpc {
@@ -23,6 +24,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using testing::FakePoolBackend;
+using thaw::testing::acquire;
+using thaw::testing::error_of;
+using thaw::testing::expect_failed;
+using thaw::testing::leased;
+using thaw::testing::wait_leased;
 
 // thawd's serving loop on its own thread, minus the daemon around it.
 class InProcessServer {
@@ -76,31 +82,6 @@ class RpcServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  schema::Vm::Client acquire(PoolConnection& c, uint64_t lease_ms = 10000, uint64_t timeout_ms = 1000) {
-    auto req = c.pool().acquireRequest();
-    req.setTemplate("mini");
-    req.setLeaseMs(lease_ms);
-    req.setTimeoutMs(timeout_ms);
-    return req.send().wait(c.wait_scope()).getVm();
-  }
-  uint32_t leased(PoolConnection& c) {
-    auto s = c.pool().statsRequest().send().wait(c.wait_scope());
-    return s.getStats().getTemplates()[0].getLeased();
-  }
-  bool wait_leased(PoolConnection& c, uint32_t n) {
-    for (auto deadline = Clock::now() + std::chrono::seconds(5); Clock::now() < deadline;) {
-      if (leased(c) == n) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-
-  // The exception a call throws, or an empty Maybe.
-  template <typename Fn>
-  static kj::Maybe<kj::Exception> error_of(Fn&& fn) {
-    return kj::runCatchingExceptions(std::forward<Fn>(fn));
-  }
-
   FakePoolBackend backend_;
   std::filesystem::path dir_;
   std::string socket_;
@@ -132,6 +113,29 @@ TEST_F(RpcServerTest, AcquireInfoInvokeRelease) {
   } else {
     ADD_FAILURE() << "info after release must fail";
   }
+}
+
+TEST_F(RpcServerTest, AWarmCloneIsHandedOutWithoutAWorkerAndAnEmptyPoolWaitsOnOne) {
+  PoolConnection c(socket_);
+  auto a = acquire(c);  // fake pool: warm 2
+  auto b = acquire(c);
+  EXPECT_EQ(backend_.blocking_acquires(), 0u) << "warm clones must take the event loop's fast path";
+  // None warm now: the third acquire waits on a worker until a release.
+  auto req = c.pool().acquireRequest();
+  req.setTemplate("mini");
+  req.setLeaseMs(1000);
+  req.setTimeoutMs(3000);
+  auto pending = req.send();
+  for (auto deadline = Clock::now() + std::chrono::seconds(3); Clock::now() < deadline;) {
+    c.wait_scope().poll();  // sends the request
+    if (backend_.blocking_acquires() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(backend_.blocking_acquires(), 1u);
+  a.releaseRequest().send().wait(c.wait_scope());
+  auto third = pending.wait(c.wait_scope()).getVm();
+  EXPECT_EQ(third.infoRequest().send().wait(c.wait_scope()).getTemplateName(), "mini");
+  EXPECT_EQ(leased(c), 2u);
 }
 
 TEST_F(RpcServerTest, DroppedCapabilityAndLostConnectionReleaseTheClone) {
@@ -223,29 +227,7 @@ TEST_F(RpcServerTest, GuestGoneIsDisconnected) {
 TEST_F(RpcServerTest, EveryBadArgumentIsFailedAndNamed) {
   PoolConnection c(socket_);
   auto& ws = c.wait_scope();
-  auto expect_failed = [&](const char* what, const std::string& needle, auto&& call) {
-    KJ_IF_MAYBE (e, error_of(call)) {
-      EXPECT_EQ(e->getType(), kj::Exception::Type::FAILED) << what << ": " << error_message(*e);
-      EXPECT_NE(error_message(*e).find(needle), std::string::npos) << what << ": " << error_message(*e);
-    } else {
-      ADD_FAILURE() << what << " was accepted";
-    }
-  };
-  auto acquire_with = [&](const char* name, uint64_t lease, uint64_t timeout) {
-    return [&, name, lease, timeout] {
-      auto r = c.pool().acquireRequest();
-      r.setTemplate(name);
-      r.setLeaseMs(lease);
-      r.setTimeoutMs(timeout);
-      r.send().wait(ws);
-    };
-  };
-  expect_failed("empty template", "template", acquire_with("", 1000, 0));
-  expect_failed("bad template", "template", acquire_with("Bad/Name", 1000, 0));
-  expect_failed("unknown template", "no such template", acquire_with("nope", 1000, 0));
-  expect_failed("lease 0", "leaseMs", acquire_with("mini", 0, 0));
-  expect_failed("lease too long", "leaseMs", acquire_with("mini", 3600001, 0));
-  expect_failed("timeout too long", "timeoutMs", acquire_with("mini", 1000, 60001));
+  thaw::testing::expect_bad_acquires_failed(c, "Bad/Name", "no such template");
 
   auto create_with = [&](auto&& edit) {
     return [&, edit] {
@@ -307,8 +289,8 @@ TEST_F(RpcServerTest, EveryBadArgumentIsFailedAndNamed) {
 }
 
 TEST_F(RpcServerTest, ConcurrentClientsAllGetServed) {
-  auto r = thaw::testing::run_concurrent_clients(socket_, 6, 20, [this](PoolConnection& c) {
-    auto vm = acquire(c, 10000, 2000);
+  auto r = thaw::testing::run_concurrent_clients(socket_, 6, 20, [](PoolConnection& c) {
+    auto vm = acquire(c, "mini", 10000, 2000);
     vm.releaseRequest().send().wait(c.wait_scope());
   });
   EXPECT_EQ(r.failed, 0);

@@ -1,0 +1,202 @@
+// The pool service under load, through the real thawd and its Cap'n Proto
+// socket:
+//   1. warm acquire latency (RPC round trip until the clone runs), invoke
+//      latency with the guest's own share, and pool hits/misses, at several
+//      request rates (open loop: requests start on a fixed schedule);
+//   2. the autoscaler under a step in request rate: pool size, target and
+//      misses over time, and the misses left once it has settled.
+// QEMU has no warm pool to compare with; its restore is compared in
+// thaw_bench_restore.
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/pool_load.h"
+#include "bench/process_timer.h"
+#include "bench/thawd_child.h"
+
+namespace {
+
+using thaw::bench::LoadResult;
+using thaw::bench::LoadSpec;
+
+void print_rate_header() {
+  std::printf("%7s %6s %7s | %22s | %15s | %22s | %15s | %5s %6s %5s\n", "rate/s", "sent", "got/s",
+              "acquire ms min/p50/p99", "in thawd p50/p99", "invoke ms min/p50/p99", "guest ms p50/p99", "hits",
+              "misses", "late");
+}
+
+void print_rate_row(double rate, const LoadResult& r) {
+  auto a = thaw::bench::summarize(r.acquire_ms);
+  auto i = thaw::bench::summarize(r.invoke_ms);
+  auto g = thaw::bench::summarize(r.guest_ms);
+  auto t = thaw::bench::summarize(r.acquire_in_thawd_ms);
+  std::printf("%7.0f %6zu %7.1f | %6.3f %6.3f %8.3f | %6.3f %8.3f | %6.3f %6.3f %8.3f | %6.3f %8.3f | %5llu %6llu %5zu\n",
+              rate, r.sent, r.achieved_rate, a.min_ms, a.median_ms, a.p99_ms, t.median_ms, t.p99_ms, i.min_ms,
+              i.median_ms, i.p99_ms, g.median_ms, g.p99_ms, static_cast<unsigned long long>(r.hits), static_cast<unsigned long long>(r.misses), r.late);
+  if (r.failures > 0) std::printf("        %zu failed; first: %s\n", r.failures, r.first_failure.c_str());
+}
+
+std::vector<double> parse_rates(const std::string& text) {
+  std::vector<double> rates;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    size_t used = 0;
+    double r = 0;
+    try {
+      r = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || !(r > 0) || r > 5000) {
+      throw CLI::ValidationError("--rates", "'" + item + "' is not a request rate in (0, 5000]");
+    }
+    rates.push_back(r);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return rates;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"thaw's pool benchmark: warm acquire and invoke latency through thawd's RPC at several request\n"
+               "rates, then the autoscaler under a step in request rate. Starts its own thawd with two\n"
+               "templates of the mini guest; needs /dev/kvm."};
+  std::string rates_text = "25,50,100,200";
+  double seconds_per_rate = 4;
+  unsigned clients = 8;
+  std::string function = "echo";
+  double step_low = 5, step_high = 100, step_seconds = 6;
+  uint64_t hold_ms = 20;
+  bool skip_rates = false, skip_step = false;
+  std::string thawd = THAWD, kernel = THAW_MINI_GUEST;
+  app.add_option("--rates", rates_text, "Request rates to measure, requests/s, comma-separated")->capture_default_str();
+  app.add_option("--seconds", seconds_per_rate, "Seconds of load per rate")->capture_default_str()->check(
+      CLI::Range(0.5, 600.0));
+  app.add_option("--clients", clients, "Concurrent RPC clients that take the scheduled requests")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--function", function, "Guest function each request invokes (echo: 64 bytes; hash: 64 KiB)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"echo", "hash"}));
+  app.add_option("--step-low", step_low, "Autoscaler step: the rate before the step, requests/s")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 2000.0));
+  app.add_option("--step-high", step_high, "Autoscaler step: the rate after it")->capture_default_str()->check(
+      CLI::Range(0.1, 2000.0));
+  app.add_option("--step-seconds", step_seconds, "Seconds of each phase of the step")->capture_default_str()->check(
+      CLI::Range(1.0, 600.0));
+  app.add_option("--hold-ms", hold_ms, "Autoscaler step: how long each client holds its clone")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
+  app.add_flag("--skip-rates", skip_rates, "Only run the autoscaler step");
+  app.add_flag("--skip-step", skip_step, "Only run the request rates");
+  app.add_option("--kernel", kernel, "Guest kernel (the mini guest)")->capture_default_str();
+  std::vector<double> rates;
+  try {
+    app.parse(argc, argv);
+    rates = parse_rates(rates_text);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  thaw::bench::ThawdOptions options;
+  options.thawd = thawd;
+  options.autoscale_period_ms = 250;
+  thaw::bench::BenchPool rate_pool;
+  rate_pool.name = "rates";
+  rate_pool.kernel = kernel;
+  rate_pool.min_warm = 4;
+  rate_pool.max_warm = 16;
+  thaw::bench::BenchPool step_pool = rate_pool;
+  step_pool.name = "step";
+  step_pool.min_warm = 1;
+  step_pool.max_warm = 32;
+  options.pools = {rate_pool, step_pool};
+
+  std::fprintf(stderr, "starting thawd (two templates of the mini guest, 128 MiB)\n");
+  thaw::bench::ThawdChild daemon(options);
+  try {
+    daemon.start(std::chrono::seconds(60));
+    daemon.wait_warm(std::chrono::seconds(60));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+
+  size_t failures = 0;
+  if (!skip_rates) {
+    std::printf("\nwarm acquire -> invoke %s -> release, open loop, %u clients, %.1f s per rate (pool 'rates': "
+                "min_warm 4, max_warm 16)\n",
+                function.c_str(), clients, seconds_per_rate);
+    print_rate_header();
+    for (double rate : rates) {
+      std::fprintf(stderr, "  %.0f requests/s for %.1f s\n", rate, seconds_per_rate);
+      LoadSpec spec;
+      spec.socket = daemon.socket();
+      spec.template_name = "rates";
+      spec.function = function;
+      spec.clients = clients;
+      spec.phases = {{rate, seconds_per_rate}};
+      auto result = thaw::bench::run_load(spec);
+      print_rate_row(rate, result);
+      failures += result.failures;
+      if (rate == 100) {
+        auto a = thaw::bench::summarize(result.acquire_ms);
+        std::printf("        target at 100/s: acquire p50 <= 0.200 ms (%s), p99 <= 1.000 ms (%s)\n",
+                    a.median_ms <= 0.2 ? "met" : "missed", a.p99_ms <= 1.0 ? "met" : "missed");
+      }
+    }
+    std::printf("  late = requests that started more than 1 ms after their scheduled time (the clients fell behind)\n");
+  }
+
+  if (!skip_step) {
+    std::printf("\nautoscaler step: %.0f -> %.0f requests/s, %.0f s each, clones held %llu ms (pool 'step': min_warm 1, "
+                "max_warm 32, autoscaler period 250 ms)\n",
+                step_low, step_high, step_seconds, static_cast<unsigned long long>(hold_ms));
+    std::fprintf(stderr, "  step %.0f -> %.0f requests/s\n", step_low, step_high);
+    LoadSpec spec;
+    spec.socket = daemon.socket();
+    spec.template_name = "step";
+    spec.function = "";  // acquire, hold, release: the pool's size is what is measured
+    spec.hold_ms = hold_ms;
+    spec.clients = std::max(clients, 16u);
+    spec.phases = {{step_low, step_seconds}, {step_high, step_seconds}};
+    spec.timeline_period = std::chrono::milliseconds(250);
+    auto result = thaw::bench::run_load(spec);
+    failures += result.failures;
+    std::printf("%7s %7s %9s %7s %6s %7s %7s\n", "t s", "rate/s", "acquires", "misses", "warm", "leased", "target");
+    for (const auto& p : result.timeline) {
+      std::printf("%7.2f %7.0f %9llu %7llu %6u %7u %7u\n", p.t_seconds, p.offered_rate,
+                  static_cast<unsigned long long>(p.acquires), static_cast<unsigned long long>(p.misses), p.warm,
+                  p.leased, p.target);
+    }
+    // Settled: the second half of the high phase.
+    uint64_t late_misses = 0, late_acquires = 0;
+    for (const auto& p : result.timeline) {
+      if (p.t_seconds > step_seconds * 1.5) {
+        late_misses += p.misses;
+        late_acquires += p.acquires;
+      }
+    }
+    auto a = thaw::bench::summarize(result.acquire_ms);
+    std::printf("  acquire ms min/p50/p99 over the whole step: %.3f / %.3f / %.3f; hits %llu, misses %llu\n", a.min_ms,
+                a.median_ms, a.p99_ms, static_cast<unsigned long long>(result.hits),
+                static_cast<unsigned long long>(result.misses));
+    std::printf("  settled (second half of the high phase): %llu misses in %llu acquires (target: 0) -> %s\n",
+                static_cast<unsigned long long>(late_misses), static_cast<unsigned long long>(late_acquires),
+                late_misses == 0 ? "met" : "missed");
+    if (result.failures > 0) std::printf("  %zu failed; first: %s\n", result.failures, result.first_failure.c_str());
+  }
+
+  int status = daemon.stop();
+  if (status != 0) std::fprintf(stderr, "thawd exited with %d; its log:\n%s\n", status, daemon.log_text().c_str());
+  return failures == 0 && status == 0 ? 0 : 1;
+}

@@ -1,0 +1,201 @@
+#include "bench/pool_load.h"
+
+#include <atomic>
+#include <cmath>
+#include <latch>
+#include <mutex>
+#include <thread>
+
+#include "rpc/convert.h"
+#include "rpc/pool_client.h"
+
+namespace thaw::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+
+// Start times of every request, phase after phase.
+std::vector<Clock::time_point> schedule(const std::vector<LoadPhase>& phases, Clock::time_point t0) {
+  std::vector<Clock::time_point> slots;
+  double phase_start = 0;
+  for (const auto& p : phases) {
+    auto n = static_cast<size_t>(std::floor(p.rate_per_s * p.seconds));
+    for (size_t k = 0; k < n; ++k) {
+      double t = phase_start + static_cast<double>(k) / p.rate_per_s;
+      slots.push_back(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t)));
+    }
+    phase_start += p.seconds;
+  }
+  return slots;
+}
+
+double offered_rate_at(const std::vector<LoadPhase>& phases, double t) {
+  double start = 0;
+  for (const auto& p : phases) {
+    if (t < start + p.seconds) return p.rate_per_s;
+    start += p.seconds;
+  }
+  return 0;
+}
+
+pool::PoolStats::PerTemplate template_stats(rpc::PoolConnection& conn, const std::string& name) {
+  auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope());
+  for (const auto& t : rpc::from_schema(reply.getStats()).templates) {
+    if (t.name == name) return t;
+  }
+  throw std::runtime_error("thawd has no template '" + name + "'");
+}
+
+class Recorder {
+ public:
+  void add(double acquire, double in_thawd, double invoke, double guest, double release, bool late) {
+    std::lock_guard lock(mutex_);
+    result_.acquire_ms.push_back(acquire);
+    result_.acquire_in_thawd_ms.push_back(in_thawd);
+    if (invoke >= 0) result_.invoke_ms.push_back(invoke);
+    if (guest >= 0) result_.guest_ms.push_back(guest);
+    result_.release_ms.push_back(release);
+    if (late) ++result_.late;
+  }
+  void fail(const std::string& why) {
+    std::lock_guard lock(mutex_);
+    if (result_.failures++ == 0) result_.first_failure = why;
+  }
+  LoadResult take() { return std::move(result_); }
+
+ private:
+  std::mutex mutex_;
+  LoadResult result_;
+};
+
+void one_request(const LoadSpec& spec, rpc::PoolConnection& conn, Clock::time_point slot, Recorder& out) {
+  auto& ws = conn.wait_scope();
+  auto t0 = Clock::now();
+  bool late = ms_between(slot, t0) > 1.0;
+  auto acq = conn.pool().acquireRequest();
+  acq.setTemplate(spec.template_name);
+  acq.setLeaseMs(30000);
+  acq.setTimeoutMs(spec.acquire_timeout_ms);
+  auto vm = acq.send().wait(ws).getVm();
+  auto t1 = Clock::now();
+  double acquire_ms = ms_between(t0, t1);
+  double in_thawd_ms = vm.infoRequest().send().wait(ws).getAcquireMs();  // not in the timings
+  if (std::getenv("THAW_BENCH_INFO")) fprintf(stderr, "info %.3f\n", ms_between(t1, Clock::now()));
+  t1 = Clock::now();
+  double invoke_ms = -1, guest_ms = -1;
+  if (!spec.function.empty()) {
+    auto inv = vm.invokeRequest();
+    inv.setFunction(spec.function);
+    if (spec.function == "hash") {
+      uint64_t n = 65536;
+      inv.setPayload(kj::arrayPtr(reinterpret_cast<const kj::byte*>(&n), sizeof n));
+    } else {
+      kj::byte payload[64] = {};
+      inv.setPayload(kj::arrayPtr(payload, sizeof payload));
+    }
+    inv.setTimeoutMs(10000);
+    auto reply = inv.send().wait(ws);
+    if (reply.getStatus() != 0) throw std::runtime_error("invoke status " + std::to_string(reply.getStatus()));
+    invoke_ms = ms_between(t1, Clock::now());
+    guest_ms = reply.getGuestMs();
+  }
+  if (spec.hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(spec.hold_ms));
+  auto t2 = Clock::now();
+  vm.releaseRequest().send().wait(ws);
+  out.add(acquire_ms, in_thawd_ms, invoke_ms, guest_ms, ms_between(t2, Clock::now()), late);
+}
+
+}  // namespace
+
+LoadResult run_load(const LoadSpec& spec) {
+  rpc::PoolConnection control(spec.socket);
+  auto before = template_stats(control, spec.template_name);
+  Recorder recorder;
+  std::atomic<size_t> next{0};
+  std::atomic<bool> done{false};
+  // The clients connect first (a connection owns its thread's event loop),
+  // so connection set-up is not in the figures; the schedule starts when
+  // all are connected.
+  std::latch connected(spec.clients);
+  std::latch go(1);
+  Clock::time_point t0;
+  std::vector<Clock::time_point> slots;
+  std::vector<std::thread> threads;
+  for (unsigned c = 0; c < spec.clients; ++c) {
+    threads.emplace_back([&] {
+      std::unique_ptr<rpc::PoolConnection> conn;
+      try {
+        conn = std::make_unique<rpc::PoolConnection>(spec.socket);
+      } catch (const kj::Exception& e) {
+        recorder.fail(std::string("connect: ") + e.getDescription().cStr());
+      }
+      connected.count_down();
+      go.wait();
+      if (!conn) return;
+      for (;;) {
+        size_t i = next.fetch_add(1);
+        if (i >= slots.size()) return;
+        std::this_thread::sleep_until(slots[i]);
+        try {
+          one_request(spec, *conn, slots[i], recorder);
+        } catch (const kj::Exception& e) {
+          recorder.fail(e.getDescription().cStr());
+        } catch (const std::exception& e) {
+          recorder.fail(e.what());
+        }
+      }
+    });
+  }
+  connected.wait();
+  t0 = Clock::now() + std::chrono::milliseconds(20);
+  slots = schedule(spec.phases, t0);
+
+  std::vector<TimelinePoint> timeline;
+  std::thread sampler;
+  if (spec.timeline_period.count() > 0) {
+    sampler = std::thread([&] {
+      rpc::PoolConnection conn(spec.socket);
+      auto last = before;
+      auto tick = t0;
+      while (!done.load()) {
+        tick += spec.timeline_period;
+        std::this_thread::sleep_until(tick);
+        auto now = template_stats(conn, spec.template_name);
+        TimelinePoint p;
+        p.t_seconds = std::chrono::duration<double>(tick - t0).count();
+        p.offered_rate = offered_rate_at(spec.phases, p.t_seconds - 1e-9);
+        p.acquires = now.acquires - last.acquires;
+        p.misses = now.misses - last.misses;
+        p.warm = now.warm;
+        p.leased = now.leased;
+        p.target = now.target_warm;
+        timeline.push_back(p);
+        last = now;
+      }
+    });
+  }
+
+  go.count_down();
+  for (auto& t : threads) t.join();
+  auto end = Clock::now();
+  done = true;
+  if (sampler.joinable()) sampler.join();
+
+  auto after = template_stats(control, spec.template_name);
+  LoadResult result = recorder.take();
+  result.sent = slots.size();
+  double seconds = std::chrono::duration<double>(end - t0).count();
+  result.achieved_rate = seconds > 0 ? static_cast<double>(result.acquire_ms.size()) / seconds : 0;
+  result.hits = after.hits - before.hits;
+  result.misses = after.misses - before.misses;
+  result.timeline = std::move(timeline);
+  return result;
+}
+
+}  // namespace thaw::bench

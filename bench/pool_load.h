@@ -1,0 +1,53 @@
+// Open-loop load on one of thawd's templates: requests start on a fixed
+// schedule (one phase per rate), taken by a set of clients, each with its
+// own connection, so a slow reply does not delay the next request's start
+// (the "coordinated omission" a closed loop would hide). Optionally samples
+// the pool's stats over time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace thaw::bench {
+
+struct LoadPhase {
+  double rate_per_s = 0;
+  double seconds = 0;
+};
+
+struct LoadSpec {
+  std::string socket;
+  std::string template_name;
+  std::string function = "echo";  // "echo" (64 bytes), "hash" (64 KiB), "" for no invoke
+  uint64_t hold_ms = 0;           // after the invoke, before the release
+  unsigned clients = 8;
+  std::vector<LoadPhase> phases;
+  uint64_t acquire_timeout_ms = 5000;
+  std::chrono::milliseconds timeline_period{0};  // 0: no timeline
+};
+
+struct TimelinePoint {
+  double t_seconds = 0;     // since the load began
+  double offered_rate = 0;  // the schedule's rate at that time
+  uint64_t acquires = 0;    // in this interval
+  uint64_t misses = 0;      // in this interval
+  uint32_t warm = 0, leased = 0, target = 0;
+};
+
+struct LoadResult {
+  size_t sent = 0;
+  double achieved_rate = 0;  // completed requests per second
+  std::vector<double> acquire_ms, invoke_ms, guest_ms, release_ms;
+  std::vector<double> acquire_in_thawd_ms;  // the pool's own share of each acquire (Vm.info)
+  uint64_t hits = 0, misses = 0;  // the template's counters over the run
+  size_t late = 0;                // started more than 1 ms after the schedule said
+  size_t failures = 0;
+  std::string first_failure;
+  std::vector<TimelinePoint> timeline;
+};
+
+LoadResult run_load(const LoadSpec& spec);
+
+}  // namespace thaw::bench
