@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
   double seconds_per_rate = 4;
   unsigned clients = 8;
   std::string function = "echo";
-  double step_low = 5, step_high = 100, step_seconds = 6;
-  uint64_t hold_ms = 20;
+  double step_low = 5, step_high = 200, step_seconds = 5, cooldown_seconds = 2;
+  uint64_t hold_ms = 50;
   bool skip_rates = false, skip_step = false;
   std::string thawd = THAWD, kernel = THAW_MINI_GUEST;
   app.add_option("--rates", rates_text, "Request rates to measure, requests/s, comma-separated")->capture_default_str();
@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
       CLI::Range(0.1, 2000.0));
   app.add_option("--step-seconds", step_seconds, "Seconds of each phase of the step")->capture_default_str()->check(
       CLI::Range(1.0, 600.0));
+  app.add_option("--step-cooldown", cooldown_seconds, "Seconds without requests after the step (the pool shrinks)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
   app.add_option("--hold-ms", hold_ms, "Autoscaler step: how long each client holds its clone")
       ->capture_default_str()
       ->check(CLI::Range(0, 10000));
@@ -158,9 +161,9 @@ int main(int argc, char** argv) {
   }
 
   if (!skip_step) {
-    std::printf("\nautoscaler step: %.0f -> %.0f requests/s, %.0f s each, clones held %llu ms (pool 'step': min_warm 1, "
-                "max_warm 32, autoscaler period 250 ms)\n",
-                step_low, step_high, step_seconds, static_cast<unsigned long long>(hold_ms));
+    std::printf("\nautoscaler step: %.0f -> %.0f requests/s, %.0f s each, clones held %llu ms, then %.0f s idle (pool "
+                "'step': min_warm 1, max_warm 32, autoscaler period 250 ms)\n",
+                step_low, step_high, step_seconds, static_cast<unsigned long long>(hold_ms), cooldown_seconds);
     std::fprintf(stderr, "  step %.0f -> %.0f requests/s\n", step_low, step_high);
     LoadSpec spec;
     spec.socket = daemon.socket();
@@ -168,7 +171,7 @@ int main(int argc, char** argv) {
     spec.function = "";  // acquire, hold, release: the pool's size is what is measured
     spec.hold_ms = hold_ms;
     spec.clients = std::max(clients, 16u);
-    spec.phases = {{step_low, step_seconds}, {step_high, step_seconds}};
+    spec.phases = {{step_low, step_seconds}, {step_high, step_seconds}, {0, cooldown_seconds}};
     spec.timeline_period = std::chrono::milliseconds(250);
     auto result = thaw::bench::run_load(spec);
     failures += result.failures;
@@ -181,7 +184,7 @@ int main(int argc, char** argv) {
     // Settled: the second half of the high phase.
     uint64_t late_misses = 0, late_acquires = 0;
     for (const auto& p : result.timeline) {
-      if (p.t_seconds > step_seconds * 1.5) {
+      if (p.t_seconds > step_seconds * 1.5 && p.t_seconds <= step_seconds * 2 + 0.5) {
         late_misses += p.misses;
         late_acquires += p.acquires;
       }

@@ -25,7 +25,7 @@ std::vector<Clock::time_point> schedule(const std::vector<LoadPhase>& phases, Cl
   std::vector<Clock::time_point> slots;
   double phase_start = 0;
   for (const auto& p : phases) {
-    auto n = static_cast<size_t>(std::floor(p.rate_per_s * p.seconds));
+    auto n = p.rate_per_s > 0 ? static_cast<size_t>(std::floor(p.rate_per_s * p.seconds)) : 0;
     for (size_t k = 0; k < n; ++k) {
       double t = phase_start + static_cast<double>(k) / p.rate_per_s;
       slots.push_back(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t)));
@@ -86,7 +86,6 @@ void one_request(const LoadSpec& spec, rpc::PoolConnection& conn, Clock::time_po
   auto t1 = Clock::now();
   double acquire_ms = ms_between(t0, t1);
   double in_thawd_ms = vm.infoRequest().send().wait(ws).getAcquireMs();  // not in the timings
-  if (std::getenv("THAW_BENCH_INFO")) fprintf(stderr, "info %.3f\n", ms_between(t1, Clock::now()));
   t1 = Clock::now();
   double invoke_ms = -1, guest_ms = -1;
   if (!spec.function.empty()) {
@@ -184,6 +183,10 @@ LoadResult run_load(const LoadSpec& spec) {
   go.count_down();
   for (auto& t : threads) t.join();
   auto end = Clock::now();
+  // Phases may end with idle time (rate 0): the timeline covers it too.
+  double total_seconds = 0;
+  for (const auto& p : spec.phases) total_seconds += p.seconds;
+  std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(total_seconds)));
   done = true;
   if (sampler.joinable()) sampler.join();
 

@@ -24,16 +24,23 @@ WarmPool::WarmPool(TemplateRecord record, std::string dir, snapshot::LoadedSnaps
   counters_.target_warm = target_;
 }
 
-AutoscaleDecision WarmPool::decide_locked() const {
+AutoscaleInput WarmPool::autoscale_input_locked() const {
   AutoscaleInput in;
   in.policy = record_.policy;
   in.arrival_rate_per_s = rate_.rate();
+  // The slow restores, not the typical one, decide whether acquirers find
+  // the pool empty: plan with the p99 of recent restores once there are a
+  // few (idle clones cost little memory; misses cost milliseconds).
   in.refill_seconds = refill_.seconds();
+  auto recent = restore_ms_.summary();
+  if (recent.count >= 5) in.refill_seconds = std::max(in.refill_seconds, recent.p99_ms / 1e3);
   in.headroom = tuning_.headroom;
   in.private_mib_per_clone = std::max(tuning_.initial_clone_mib, peak_clone_mib_) + tuning_.clone_overhead_mib;
   in.leased = leased_;
-  return pool::autoscale(in);
+  return in;
 }
+
+AutoscaleDecision WarmPool::decide_locked() const { return pool::autoscale(autoscale_input_locked()); }
 
 // Warm clones to have (restoring ones included): the target, or more while
 // acquirers wait, within max_warm and the budget.
@@ -174,13 +181,7 @@ std::vector<std::shared_ptr<Clone>> WarmPool::autoscale_tick(double period_secon
   if (deleted_) return surplus;
   rate_.add_interval(counters_.acquires - acquires_at_last_tick_, period_seconds);
   acquires_at_last_tick_ = counters_.acquires;
-  AutoscaleInput in;  // for the log line only
-  in.policy = record_.policy;
-  in.arrival_rate_per_s = rate_.rate();
-  in.refill_seconds = refill_.seconds();
-  in.headroom = tuning_.headroom;
-  in.private_mib_per_clone = std::max(tuning_.initial_clone_mib, peak_clone_mib_) + tuning_.clone_overhead_mib;
-  in.leased = leased_;
+  AutoscaleInput in = autoscale_input_locked();
   auto d = pool::autoscale(in);
   budget_clones_ = d.budget_clones;
   if (d.target != target_) {
@@ -188,13 +189,19 @@ std::vector<std::shared_ptr<Clone>> WarmPool::autoscale_tick(double period_secon
     ++(d.target > target_ ? counters_.scale_ups : counters_.scale_downs);
     target_ = d.target;
   }
-  // Trim warm clones above what the pool wants once the surplus has lasted
-  // kSurplusTicks ticks; over the budget or max_warm, at once.
-  uint32_t keep = desired_locked();
+  // Above max_warm or the budget: trim at once. Above what the pool wants:
+  // once the surplus has lasted kSurplusTicks ticks, a quarter of it (at
+  // least one) per tick, so a pause in traffic does not throw away the
+  // clones its return would need (scale up fast, down slowly).
+  uint32_t want = desired_locked();
   uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
-  surplus_ticks_ = warm_.size() > keep ? surplus_ticks_ + 1 : 0;
-  if (surplus_ticks_ < kSurplusTicks) keep = std::max<uint32_t>(keep, std::min(record_.policy.max_warm, room));
-  if (warm_.size() > keep) surplus_ticks_ = 0;
+  uint32_t keep = std::min(record_.policy.max_warm, room);
+  auto warm = static_cast<uint32_t>(warm_.size());
+  surplus_ticks_ = warm > want ? surplus_ticks_ + 1 : 0;
+  if (surplus_ticks_ >= kSurplusTicks && warm > want) {
+    uint32_t step = std::max<uint32_t>(1, (warm - want) / 4);
+    keep = std::min(keep, warm - step);
+  }
   while (warm_.size() > keep) {
     surplus.push_back(std::move(warm_.front()));  // the coldest first
     warm_.pop_front();

@@ -94,6 +94,7 @@ class WarmPool {
   uint32_t desired_locked() const;
   // Pops warm_.back() as a lease; returns whether a refill is wanted.
   bool pop_locked(Taken& taken);
+  AutoscaleInput autoscale_input_locked() const;
   AutoscaleDecision decide_locked() const;
 
   TemplateRecord record_;
