@@ -45,6 +45,10 @@ void RateEstimator::add_interval(uint64_t events, double seconds) {
   if (!(seconds > 0)) return;
   double sample = static_cast<double>(events) / seconds;
   rate_ = primed_ ? alpha_ * sample + (1 - alpha_) * rate_ : sample;
+  // An exponential average never reaches zero by itself, and any rate above
+  // zero asks for one clone more than headroom: after one acquire an idle
+  // pool would keep that clone for minutes. Below one acquire per 20 s, none.
+  if (rate_ < kNegligibleRatePerS) rate_ = 0;
   primed_ = true;
 }
 

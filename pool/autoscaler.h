@@ -42,6 +42,7 @@ std::string describe(const AutoscaleInput& input, const AutoscaleDecision& decis
 // per interval. The first sample is taken as it is.
 class RateEstimator {
  public:
+  static constexpr double kNegligibleRatePerS = 0.05;  // smoothed rates below this read as 0
   explicit RateEstimator(double alpha = 0.3) : alpha_(alpha) {}
   void add_interval(uint64_t events, double seconds);
   double rate() const { return rate_; }

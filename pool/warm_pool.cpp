@@ -143,7 +143,10 @@ std::shared_ptr<Clone> WarmPool::finish_restore(std::shared_ptr<Clone> clone, do
 // resets alone; the autoscaler trims a surplus that outlasts a few ticks.
 bool WarmPool::wants_back() const {
   std::lock_guard lock(mutex_);
-  if (deleted_) return false;
+  return !deleted_ && has_room_locked();
+}
+
+bool WarmPool::has_room_locked() const {
   uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
   return warm_.size() + restoring_ < std::min(record_.policy.max_warm, room);
 }
@@ -152,7 +155,9 @@ std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone, double r
   std::unique_lock lock(mutex_);
   ++counters_.resets;
   reset_ms_.add(reset_seconds * 1e3);
-  if (deleted_) return clone;
+  // Asked again: wants_back() was asked before the reset, and the reset
+  // threads run in parallel, so two may both have seen the last free slot.
+  if (deleted_ || !has_room_locked()) return clone;
   warm_.push_back(std::move(clone));
   lock.unlock();
   available_.notify_one();

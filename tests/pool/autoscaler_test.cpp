@@ -82,6 +82,25 @@ TEST(RateEstimator, FirstSampleThenSmoothing) {
   EXPECT_DOUBLE_EQ(rate.rate(), 10);
 }
 
+TEST(RateEstimator, ANegligibleRateReadsAsZeroSoAnIdlePoolShrinksToItsHeadroom) {
+  RateEstimator rate;  // alpha 0.3
+  rate.add_interval(1, 0.5);  // one acquire, then silence
+  int ticks = 0;
+  while (rate.rate() > 0 && ticks < 1000) {
+    rate.add_interval(0, 0.5);
+    ++ticks;
+  }
+  EXPECT_EQ(rate.rate(), 0.0);
+  EXPECT_LT(ticks, 20) << "2/s decays below 0.05/s in about 11 ticks";
+  EXPECT_GT(ticks, 5) << "the rate must still decay, not drop at once";
+  AutoscaleInput in;
+  in.policy = PoolPolicy{0, 8, 1024};
+  in.arrival_rate_per_s = rate.rate();
+  in.refill_seconds = 0.005;
+  in.headroom = 1;
+  EXPECT_EQ(autoscale(in).target, 1u);
+}
+
 TEST(DurationEstimator, StartsAtTheInitialGuess) {
   DurationEstimator d(0.05, 0.5);
   EXPECT_DOUBLE_EQ(d.seconds(), 0.05);
