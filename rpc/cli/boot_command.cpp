@@ -1,5 +1,7 @@
 // `thaw boot`: cold-boots a kernel to its boot-complete write and prints the
 // boot time split into VM set-up, kernel load and guest run.
+#include <string.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -9,6 +11,8 @@
 #include "rpc/cli/boot_options.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/console_output.h"
+#include "rpc/cli/stop_signals.h"
+#include "rpc/cli/vsock_socket.h"
 #include "vmm/cpuid_cache.h"
 #include "vmm/vm.h"
 
@@ -21,6 +25,10 @@ double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) 
 const char* format_name(vmm::x86::KernelFormat f) { return f == vmm::x86::KernelFormat::kElf64 ? "ELF64" : "bzImage"; }
 
 int run_boot(BootOptions& opt) {
+  check_boot_vsock(opt);
+  // Before the VM (its threads inherit the blocked mask) and before the
+  // clock starts (its thread is no part of the boot).
+  StopSignals signals;
   opt.config.requested_at = std::chrono::steady_clock::now();
   opt.config.cpuid_cache_dir = vmm::default_cpuid_cache_dir();
   if (opt.json && opt.console == "stdout") opt.console = "stderr";  // keep stdout pure JSON
@@ -31,9 +39,15 @@ int run_boot(BootOptions& opt) {
                                     : opt.on_boot_complete == "continue" ? vmm::BootCompleteAction::kContinue
                                                                          : vmm::BootCompleteAction::kStop;
   auto vm = vmm::Vm::create(opt.config);
+  auto stop_on_signal = [&vm](int sig) {
+    vm->control().request_stop(vmm::StopReason::kHostRequest, std::string("SIG") + ::sigabbrev_np(sig));
+  };
+  signals.on_signal(stop_on_signal);
   console.open();
   vm->start();
+  if (int sig = signals.received()) stop_on_signal(sig);  // one that came while the VM was made
   bool finished = vm->wait(std::chrono::milliseconds(opt.timeout_ms));
+  signals.on_signal({});
   if (finished && vm->state() == vmm::RunState::kPaused) vm->stop(vmm::StopReason::kBootComplete, "paused at boot complete");
   console.flush();
 
@@ -42,6 +56,7 @@ int run_boot(BootOptions& opt) {
   const auto& t = vm->timings();
   bool failed = vmm::stop_reason_is_failure(reason) || (!booted && reason != vmm::StopReason::kGuestExit &&
                                                         reason != vmm::StopReason::kGuestReset);
+  const int stopped_by = reason == vmm::StopReason::kHostRequest ? signals.received() : 0;
   if (opt.json) {
     nlohmann::json out = {
         {"kernel", opt.config.kernel_path},
@@ -54,6 +69,7 @@ int run_boot(BootOptions& opt) {
         {"exits", vm->exit_count()},
         {"ms", {{"vm_setup", ms(t.vm_setup)}, {"kernel_load", ms(t.kernel_load)}}},
     };
+    if (!opt.config.vsock_path.empty()) out["vsock"] = opt.config.vsock_path;
     if (booted) {
       out["ms"]["guest_run"] = ms(t.guest_run);
       out["ms"]["total"] = ms(*booted);
@@ -64,6 +80,7 @@ int run_boot(BootOptions& opt) {
                  format_name(vm->boot_info().format), static_cast<unsigned long long>(opt.config.mem_mib),
                  opt.config.vcpus, opt.config.vcpus == 1 ? "" : "s",
                  booted ? "reached boot-complete" : "did not reach boot-complete");
+    if (!opt.config.vsock_path.empty()) std::fprintf(stdout, "  vsock        %s\n", opt.config.vsock_path.c_str());
     std::fprintf(stdout, "  vm set-up    %9.3f ms\n  kernel load  %9.3f ms\n", ms(t.vm_setup), ms(t.kernel_load));
     if (booted) {
       std::fprintf(stdout, "  guest run    %9.3f ms\n  total        %9.3f ms  (request to boot-complete)\n",
@@ -74,6 +91,10 @@ int run_boot(BootOptions& opt) {
                  vm->stop_detail().c_str());
   }
   if (!opt.inline_teardown) hand_teardown_to_background();
+  if (failed && stopped_by != 0) {
+    std::cerr << "thaw: stopped by SIG" << ::sigabbrev_np(stopped_by) << " before boot-complete\n";
+    return kExitGuestFailure;
+  }
   if (failed) {
     std::cerr << "thaw: guest failed: " << vmm::stop_reason_name(reason)
               << (vm->stop_detail().empty() ? "" : ": " + vm->stop_detail()) << "\n";
@@ -95,7 +116,20 @@ void add_boot_options(CLI::App& cmd, BootOptions& opt) {
       ->capture_default_str();
   cmd.add_option("--timeout-ms", opt.timeout_ms, "Give up (and fail) after this many milliseconds")
       ->capture_default_str();
+  opt.vsock = cmd.add_option(
+      "--vsock", opt.config.vsock_path,
+      "Give the guest a virtio-vsock device (announced on its kernel command line) whose host end is the unix "
+      "socket PATH, removed when the VM ends. A host client connects to PATH, writes \"CONNECT <port>\\n\" and "
+      "reads \"OK <port>\\n\", then has a stream to the guest's port; the guest's connections to host port P "
+      "go to PATH_P. PATH's directory must exist and PATH fit in 107 bytes. A stale socket there (nobody "
+      "accepts on it: a killed VMM's) is replaced; a socket in use, or any other file, is an error (exit 2) "
+      "and is left alone. A snapshot keeps the device: restore it with `thaw restore --vsock-dir`.")
+                  ->type_name("PATH");
   cmd.add_flag("--json", opt.json, "Print the result as JSON on stdout (console then goes to stderr)");
+}
+
+void check_boot_vsock(const BootOptions& opt) {
+  if (opt.vsock != nullptr && opt.vsock->count() > 0) check_vsock_socket(opt.config.vsock_path, "--vsock");
 }
 
 void add_boot_command(CLI::App& app, std::function<int()>& run) {
@@ -110,7 +144,10 @@ void add_boot_command(CLI::App& app, std::function<int()>& run) {
                 "Tear the VM down before exiting instead of in a background child (slower exit on PVM)");
   cmd->footer(
       "Exit status: 0 boot-complete reached (or the guest exited cleanly), 1 guest failure or timeout,\n"
-      "2 bad input (flag, file, kernel image), 3 host or KVM error.");
+      "2 bad input (flag, file, kernel image, --vsock path), 3 host or KVM error.\n"
+      "SIGINT or SIGTERM stops the VM (a --vsock socket is removed) and thaw reports as usual: exit 0\n"
+      "once boot-complete was reached, 1 before. To keep a serving guest (--on-boot-complete continue)\n"
+      "running, give a --timeout-ms long enough, then stop it with a signal.");
   cmd->callback([&run, opt] { run = [opt] { return run_boot(*opt); }; });
 }
 

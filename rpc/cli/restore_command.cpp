@@ -1,9 +1,11 @@
 // `thaw restore`: restores clones of a snapshot in this process and reports
 // the latency of each stage.
+#include <string.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -13,6 +15,8 @@
 #include "rpc/cli/background_teardown.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/console_output.h"
+#include "rpc/cli/stop_signals.h"
+#include "rpc/cli/vsock_socket.h"
 #include "snapshot/vm_snapshot.h"
 
 namespace thaw::cli {
@@ -34,7 +38,42 @@ struct RestoreCliOptions {
   bool prefetch = false;
   bool control_page = false;
   bool sequential = false;
+  std::string vsock_dir;
+  bool vsock_dir_given = false;  // --vsock-dir was on the command line
 };
+
+// Matches the snapshot's vsock device with --vsock-dir before any VM is
+// made: clone i's socket is VSOCK_DIR/clone-<i>.sock. Checks every socket path,
+// then creates the directory if missing. Returns whether clones get sockets.
+bool prepare_vsock_dir(const RestoreCliOptions& opt, const snapshot::LoadedSnapshot& loaded, unsigned clones,
+                       CreatedDirs& created) {
+  const bool has_vsock = loaded.state.devices.vsock.has_value();
+  const std::string flag = "--vsock-dir " + opt.vsock_dir;
+  if (!opt.vsock_dir_given) {
+    if (has_vsock) {
+      throw InputError("snapshot " + opt.dir +
+                       " has a vsock device: give --vsock-dir VSOCK_DIR, where clone i gets its socket "
+                       "VSOCK_DIR/clone-<i>.sock");
+    }
+    return false;
+  }
+  if (!has_vsock) {
+    throw InputError(flag + ": snapshot " + opt.dir +
+                     " has no vsock device (only a snapshot made with `thaw snapshot --vsock PATH` has one)");
+  }
+  if (opt.vsock_dir.empty()) throw InputError("--vsock-dir is empty; give the directory for the clones' sockets");
+  const std::string socket_flag = flag + ": clone socket";
+  check_vsock_path_length(clone_vsock_path(opt.vsock_dir, clones - 1), socket_flag);
+  std::error_code ec;
+  auto status = std::filesystem::status(opt.vsock_dir, ec);
+  if (std::filesystem::is_directory(status)) {
+    for (unsigned i = 0; i < clones; ++i) check_vsock_socket(clone_vsock_path(opt.vsock_dir, i), socket_flag);
+  } else if (std::filesystem::exists(status)) {
+    throw InputError(flag + " exists and is not a directory");
+  }
+  created.create(opt.vsock_dir, flag);
+  return true;
+}
 
 // The clone control page ("mailbox") of guest/mini/layout.h: what a
 // thaw.after=clone guest reads once it is resumed. Little-endian u64s.
@@ -97,6 +136,8 @@ int run_record(RestoreCliOptions& opt) {
   auto loaded = snapshot::read_snapshot_dir(opt.dir);
   ConsoleOutput console(opt.console);
   console.validate();
+  CreatedDirs created;  // outlives the clone, whose socket goes first
+  if (prepare_vsock_dir(opt, loaded, 1, created)) options.vsock_path = clone_vsock_path(opt.vsock_dir, 0);
   options.console = console.sink();
   console.open();
   auto clone = snapshot::restore_vm(loaded, options);
@@ -153,12 +194,16 @@ int run_restore(RestoreCliOptions& opt) {
 
   ConsoleOutput console(opt.console);  // clone 0 only
   console.validate();
+  StopSignals signals;  // before the clones: their threads inherit the blocked mask
+  CreatedDirs created;  // outlives the clones, whose sockets go first
+  const bool vsock = prepare_vsock_dir(opt, loaded, opt.clones, created);
   std::vector<snapshot::RestoredVm> clones;
   std::vector<double> map, prefetch, create, apply, restore_total, to_first_entry, to_done;
   uint64_t prefetch_bytes = 0;
-  for (unsigned i = 0; i < opt.clones; ++i) {
+  for (unsigned i = 0; i < opt.clones && signals.received() == 0; ++i) {
     auto requested = Clock::now();
     options.console = i == 0 ? console.sink() : vmm::ConsoleSink{};
+    if (vsock) options.vsock_path = clone_vsock_path(opt.vsock_dir, i);
     if (i == 0) console.open();
     auto clone = snapshot::restore_vm(loaded, options);
     if (opt.control_page) write_control_page(*clone.vm, i);
@@ -185,7 +230,11 @@ int run_restore(RestoreCliOptions& opt) {
     }
   }
   if (!opt.json && opt.clones >= 10) std::fprintf(stderr, "\n");
-  if (opt.run_ms > 0 && !opt.sequential) std::this_thread::sleep_for(std::chrono::milliseconds(opt.run_ms));
+  const auto restored = static_cast<unsigned>(clones.size());  // fewer than --clones after a signal
+  if (opt.run_ms > 0 && !opt.sequential) signals.sleep_for(std::chrono::milliseconds(opt.run_ms));
+  if (int sig = signals.received()) {
+    std::fprintf(stderr, "thaw: SIG%s: stopping %zu clone(s)\n", ::sigabbrev_np(sig), clones.size());
+  }
   unsigned exited_ok = 0, failed = 0, running = 0;
   std::string first_failure;
   std::vector<double> served;
@@ -211,13 +260,15 @@ int run_restore(RestoreCliOptions& opt) {
        s_served = stats(served);
   if (opt.json) {
     auto j = [](const Stats& s) { return nlohmann::json{{"min", s.min}, {"median", s.median}, {"max", s.max}}; };
-    nlohmann::json out = {{"dir", opt.dir},         {"clones", opt.clones},     {"memory", opt.memory},
+    nlohmann::json out = {{"dir", opt.dir},         {"clones", restored},     {"memory", opt.memory},
                           {"read_state_ms", read_ms}, {"map_memory_ms", j(s_map)}, {"create_vm_ms", j(s_create)},
                           {"apply_state_ms", j(s_apply)}, {"restore_ms", j(s_total)},
                           {"request_to_first_entry_ms", j(s_entry)},
                           {"prefetch", opt.prefetch}, {"prefetch_ms", j(s_prefetch)},
                           {"prefetch_bytes", prefetch_bytes},
                           {"still_running", running}, {"exited_cleanly", exited_ok}, {"failed", failed}};
+    if (vsock) out["vsock_dir"] = opt.vsock_dir;
+    if (int sig = signals.received()) out["stopped_by"] = std::string("SIG") + ::sigabbrev_np(sig);
     if (opt.sequential) {
       out["request_to_done_ms"] = j(s_done);
       out["done"] = to_done.size();
@@ -225,9 +276,13 @@ int run_restore(RestoreCliOptions& opt) {
     if (!served.empty()) out["uffd_pages_served"] = j(s_served);
     std::cout << out.dump(2) << std::endl;
   } else {
-    std::printf("thaw: restored %u clone%s of %s (memory: %s%s%s)\n", opt.clones, opt.clones == 1 ? "" : "s",
+    std::printf("thaw: restored %u clone%s of %s (memory: %s%s%s)\n", restored, restored == 1 ? "" : "s",
                 opt.dir.c_str(), opt.memory.c_str(), opt.prefetch ? ", prefetch" : "",
                 opt.sequential ? ", one at a time" : "");
+    if (vsock && restored > 0) {
+      std::printf("  vsock sockets: %s .. %s\n", clone_vsock_path(opt.vsock_dir, 0).c_str(),
+                  clone_vsock_path(opt.vsock_dir, restored - 1).c_str());
+    }
     std::printf("  %-30s %9s %9s %9s  (ms)\n", "", "min", "median", "max");
     std::printf("  %-30s %9.3f  (once)\n", "read state file", read_ms);
     auto row = [](const char* name, const Stats& s) {
@@ -252,8 +307,13 @@ int run_restore(RestoreCliOptions& opt) {
       std::printf("  %zu clone(s) were not done within %llu ms\n", clones.size() - to_done.size(),
                   static_cast<unsigned long long>(wait_ms));
     }
-    std::printf("  after %llu ms: %u running, %u exited cleanly, %u failed\n",
-                static_cast<unsigned long long>(opt.run_ms), running, exited_ok, failed);
+    if (int sig = signals.received()) {
+      std::printf("  stopped by SIG%s: %u running, %u exited cleanly, %u failed\n", ::sigabbrev_np(sig), running,
+                  exited_ok, failed);
+    } else {
+      std::printf("  after %llu ms: %u running, %u exited cleanly, %u failed\n",
+                  static_cast<unsigned long long>(opt.run_ms), running, exited_ok, failed);
+    }
   }
   if (failed > 0) {
     std::cerr << "thaw: " << failed << " clone(s) failed; first: " << first_failure << "\n";
@@ -290,8 +350,22 @@ void add_restore_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--sequential", opt->sequential,
                 "Run each clone until it is done (or --run-ms, default 10000) before restoring the next, and "
                 "report request -> guest done");
-  cmd->callback([&run, opt, memory] {
+  auto* vsock_dir = cmd->add_option(
+      "--vsock-dir", opt->vsock_dir,
+      "For a snapshot made with --vsock (which needs it): clone i's vsock device listens on the unix socket "
+      "VSOCK_DIR/clone-<i>.sock (see --vsock in `thaw boot --help`), removed when the clone ends. VSOCK_DIR is "
+      "created if missing (and removed again at exit if thaw made it and it is empty). The socket paths must fit "
+      "in 107 bytes; a stale socket is replaced, one in use or any other file there is an error (exit 2). A "
+      "snapshot without a vsock device refuses --vsock-dir (exit 2).")
+                        ->type_name("VSOCK_DIR");
+  cmd->footer(
+      "Exit status: 0 clones restored (and none failed), 1 a clone failed, 2 bad input (flag, snapshot,\n"
+      "--vsock-dir), 3 host or KVM error. SIGINT or SIGTERM (except with --record-working-set) stops\n"
+      "making clones and ends --run-ms early; the clones are stopped (their sockets removed) and reported,\n"
+      "exit status as usual.");
+  cmd->callback([&run, opt, memory, vsock_dir] {
     opt->memory_given = memory->count() > 0;
+    opt->vsock_dir_given = vsock_dir->count() > 0;
     run = [opt] { return run_restore(*opt); };
   });
 }

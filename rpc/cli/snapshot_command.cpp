@@ -24,6 +24,7 @@ struct SnapshotOptions {
 double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
 
 int run_snapshot(SnapshotOptions& opt) {
+  check_boot_vsock(opt.boot);
   opt.boot.config.requested_at = std::chrono::steady_clock::now();
   opt.boot.config.cpuid_cache_dir = vmm::default_cpuid_cache_dir();
   opt.boot.config.boot_complete_action = vmm::BootCompleteAction::kPause;
@@ -56,7 +57,8 @@ int run_snapshot(SnapshotOptions& opt) {
                            {{"boot", ms(*vm->boot_complete_after())},
                             {"capture", ms(saved.capture)},
                             {"memory_write", ms(w.memory.elapsed)},
-                            {"save_total", ms(saved.total)}}}};
+                            {"save_total", ms(saved.total)}}},
+                          {"vsock", vm->vsock() != nullptr}};
     std::cout << out.dump(2) << std::endl;
   } else {
     std::printf("\nthaw: snapshot of %s at boot-complete saved to %s\n", opt.boot.config.kernel_path.c_str(),
@@ -68,6 +70,9 @@ int run_snapshot(SnapshotOptions& opt) {
                 static_cast<unsigned long long>(w.memory.zero_chunks));
     std::printf("  state file   %9llu bytes\n", static_cast<unsigned long long>(w.state_bytes));
     std::printf("  total save   %9.3f ms\n", ms(saved.total));
+    if (vm->vsock() != nullptr) {
+      std::printf("  vsock        the snapshot has a vsock device: restore it with --vsock-dir\n");
+    }
   }
   return kExitOk;
 }
