@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
     if (result.failures > 0) std::printf("  %zu failed; first: %s\n", result.failures, result.first_failure.c_str());
   }
 
+  std::printf("\nQEMU has no warm pool to run the same load on; thaw_bench_restore compares its -incoming restore.\n");
   int status = daemon.stop();
   if (status != 0) std::fprintf(stderr, "thawd exited with %d; its log:\n%s\n", status, daemon.log_text().c_str());
   return failures == 0 && status == 0 ? 0 : 1;

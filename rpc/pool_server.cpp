@@ -16,8 +16,9 @@ kj::Promise<void> PoolServer::createTemplate(CreateTemplateContext context) {
   check_policy(policy, options_.limits);
   spdlog::info("createTemplate {}: kernel {}, {} MiB, policy {}..{} warm", spec.name, spec.kernel, spec.mem_mib,
                policy.min_warm, policy.max_warm);
-  return workers_.run([&backend = backend_, spec, policy] { return backend.create_template(spec, policy); })
-      .then([context](pool::TemplateInfo info) mutable { to_schema(info, context.getResults().initInfo()); });
+  // Boxed, as below: GCC 12 at -O3 misreads strings inside kj's ExceptionOr.
+  return workers_.run([&backend = backend_, spec, policy] { return kj::heap(backend.create_template(spec, policy)); })
+      .then([context](kj::Own<pool::TemplateInfo> info) mutable { to_schema(*info, context.getResults().initInfo()); });
 }
 
 kj::Promise<void> PoolServer::listTemplates(ListTemplatesContext context) {
