@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <kj/exception.h>
 
 #include "bench/pool_load.h"
 #include "bench/process_timer.h"
@@ -158,6 +159,16 @@ int main(int argc, char** argv) {
       }
     }
     std::printf("  late = requests that started more than 1 ms after their scheduled time (the clients fell behind)\n");
+    try {
+      auto floor = thaw::bench::summarize(
+          thaw::bench::null_rpc_round_trips(daemon.socket(), "rates", 200, std::chrono::milliseconds(10)));
+      std::printf("  floor: a null RPC (Vm.info, answered on thawd's loop, no VM touched) after 10 ms idle: "
+                  "min %.3f, p50 %.3f, p99 %.3f ms\n",
+                  floor.min_ms, floor.median_ms, floor.p99_ms);
+    } catch (const kj::Exception& e) {
+      std::printf("  floor: not measured: %s\n", e.getDescription().cStr());
+      ++failures;
+    }
   }
 
   if (!skip_step) {

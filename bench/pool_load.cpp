@@ -201,4 +201,26 @@ LoadResult run_load(const LoadSpec& spec) {
   return result;
 }
 
+std::vector<double> null_rpc_round_trips(const std::string& socket, const std::string& template_name, size_t count,
+                                         std::chrono::milliseconds gap) {
+  std::vector<double> out;
+  std::thread([&] {  // a connection owns its thread's event loop
+    rpc::PoolConnection conn(socket);
+    auto& ws = conn.wait_scope();
+    auto acq = conn.pool().acquireRequest();
+    acq.setTemplate(template_name);
+    acq.setLeaseMs(600000);
+    acq.setTimeoutMs(5000);
+    auto vm = acq.send().wait(ws).getVm();
+    for (size_t i = 0; i < count; ++i) {
+      std::this_thread::sleep_for(gap);
+      auto t0 = Clock::now();
+      vm.infoRequest().send().wait(ws);
+      out.push_back(ms_between(t0, Clock::now()));
+    }
+    vm.releaseRequest().send().wait(ws);
+  }).join();
+  return out;
+}
+
 }  // namespace thaw::bench

@@ -50,4 +50,10 @@ struct LoadResult {
 
 LoadResult run_load(const LoadSpec& spec);
 
+// The floor under every acquire: a Cap'n Proto round trip that thawd answers
+// on its event loop without touching a VM (Vm.info of one held lease), after
+// `gap` of idleness each time, as a paced acquire sees it. Milliseconds.
+std::vector<double> null_rpc_round_trips(const std::string& socket, const std::string& template_name, size_t count,
+                                         std::chrono::milliseconds gap);
+
 }  // namespace thaw::bench
