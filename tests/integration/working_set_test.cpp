@@ -93,8 +93,11 @@ TEST(WorkingSet, RecordedOnceThenPrefetchedSoTheClonesDoNotFault) {
   auto cold = run_clone(loaded, with(MemoryBacking::kUffd, false), 0x5a);
   auto warm = run_clone(loaded, with(MemoryBacking::kUffd, true), 0x5a);
   EXPECT_EQ(warm.prefetch_bytes, ws.bytes());
-  EXPECT_LT(warm.pages_served, cold.pages_served);
-  EXPECT_EQ(warm.pages_served, 0u);
+  EXPECT_LT(warm.pages_served * 8, cold.pages_served) << "prefetching must take nearly all faults away";
+  // Usually 0. Once in CI (1 run in many, a loaded host) one page was served:
+  // a page the guest or KVM touches only on some runs is outside the
+  // recorded set. More than that means the prefetch missed its set.
+  EXPECT_LE(warm.pages_served, 1u);
 
   auto private_warm = run_clone(loaded, with(MemoryBacking::kPrivate, true), 0x77);
   EXPECT_EQ(private_warm.prefetch_bytes, ws.bytes());
