@@ -11,27 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/kvm_test_support.h"
+#include "tests/integration/thaw_cli_runner.h"
 
 namespace thaw {
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_thaw(const std::string& args) {
-  std::string command = std::string(THAW_CLI) + " " + args + " 2>&1";
-  CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using testing::CommandResult;
+using testing::run_thaw_line;
 
 class ThawCli : public ::testing::Test {
  protected:
@@ -56,11 +42,11 @@ class ThawCli : public ::testing::Test {
 };
 
 TEST_F(ThawCli, HelpExplainsTheCommands) {
-  auto r = run_thaw("--help");
+  auto r = run_thaw_line("--help");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("boot"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("doctor"), std::string::npos) << r.output;
-  auto b = run_thaw("boot --help");
+  auto b = run_thaw_line("boot --help");
   EXPECT_EQ(b.exit_code, 0);
   EXPECT_NE(b.output.find("--kernel"), std::string::npos) << b.output;
   EXPECT_NE(b.output.find("Exit status"), std::string::npos) << b.output;
@@ -68,7 +54,7 @@ TEST_F(ThawCli, HelpExplainsTheCommands) {
 
 TEST_F(ThawCli, MissingKernelFileIsBadInputAndLeavesNoConsoleFile) {
   auto console = (dir_ / "console.log").string();
-  auto r = run_thaw("boot --kernel " + (dir_ / "no-such-kernel").string() + " --console " + console);
+  auto r = run_thaw_line("boot --kernel " + (dir_ / "no-such-kernel").string() + " --console " + console);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("no-such-kernel"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(console)) << "a failed boot must not leave a console file";
@@ -79,49 +65,49 @@ TEST_F(ThawCli, ImagesThatAreNeitherElfNorBzImageAreRejected) {
   std::vector<uint8_t> noise(8192);
   std::mt19937 rng(42);
   for (auto& b : noise) b = static_cast<uint8_t>(rng());
-  auto r = run_thaw("boot --kernel " + write_file("noise.bin", noise));
+  auto r = run_thaw_line("boot --kernel " + write_file("noise.bin", noise));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("noise.bin"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("bzImage"), std::string::npos) << r.output;
 
-  auto empty = run_thaw("boot --kernel " + write_file("empty.bin", {}));
+  auto empty = run_thaw_line("boot --kernel " + write_file("empty.bin", {}));
   EXPECT_EQ(empty.exit_code, 2) << empty.output;
   EXPECT_NE(empty.output.find("empty"), std::string::npos) << empty.output;
 
-  auto truncated = run_thaw("boot --kernel " + write_file("truncated.elf", mini_prefix(40)));
+  auto truncated = run_thaw_line("boot --kernel " + write_file("truncated.elf", mini_prefix(40)));
   EXPECT_EQ(truncated.exit_code, 2) << truncated.output;
   EXPECT_NE(truncated.output.find("truncated.elf"), std::string::npos) << truncated.output;
 }
 
 TEST_F(ThawCli, BadSizesAndCountsAreRejected) {
   std::string kernel = std::string(" --kernel ") + THAW_MINI_GUEST;
-  auto mem0 = run_thaw("boot --mem 0" + kernel);
+  auto mem0 = run_thaw_line("boot --mem 0" + kernel);
   EXPECT_EQ(mem0.exit_code, 2) << mem0.output;
   EXPECT_NE(mem0.output.find("--mem"), std::string::npos) << mem0.output;
-  auto huge = run_thaw("boot --mem 99999999" + kernel);
+  auto huge = run_thaw_line("boot --mem 99999999" + kernel);
   EXPECT_EQ(huge.exit_code, 2) << huge.output;
   EXPECT_NE(huge.output.find("host"), std::string::npos) << huge.output;
-  auto vcpus0 = run_thaw("boot --vcpus 0" + kernel);
+  auto vcpus0 = run_thaw_line("boot --vcpus 0" + kernel);
   EXPECT_EQ(vcpus0.exit_code, 2) << vcpus0.output;
   EXPECT_NE(vcpus0.output.find("--vcpus"), std::string::npos) << vcpus0.output;
-  auto not_a_number = run_thaw("boot --mem lots" + kernel);
+  auto not_a_number = run_thaw_line("boot --mem lots" + kernel);
   EXPECT_EQ(not_a_number.exit_code, 2) << not_a_number.output;
 }
 
 TEST_F(ThawCli, LimitsThatNeedKvmAreRejected) {
   THAW_REQUIRE_KVM();
   std::string kernel = std::string(" --kernel ") + THAW_MINI_GUEST;
-  auto many = run_thaw("boot --vcpus 100000" + kernel);
+  auto many = run_thaw_line("boot --vcpus 100000" + kernel);
   EXPECT_EQ(many.exit_code, 2) << many.output;
   EXPECT_NE(many.output.find("limit"), std::string::npos) << many.output;
-  auto long_cmdline = run_thaw("boot --cmdline " + std::string(5000, 'x') + kernel);
+  auto long_cmdline = run_thaw_line("boot --cmdline " + std::string(5000, 'x') + kernel);
   EXPECT_EQ(long_cmdline.exit_code, 2) << long_cmdline.output;
   EXPECT_NE(long_cmdline.output.find("command line"), std::string::npos) << long_cmdline.output;
 }
 
 TEST_F(ThawCli, BootPrintsJsonTimings) {
   THAW_REQUIRE_KVM();
-  auto r = run_thaw(std::string("boot --json --console none --cmdline 'thaw.fn_bytes=4096' --kernel ") + THAW_MINI_GUEST);
+  auto r = run_thaw_line(std::string("boot --json --console none --cmdline 'thaw.fn_bytes=4096' --kernel ") + THAW_MINI_GUEST);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto json = nlohmann::json::parse(r.output.substr(r.output.find('{')));
   EXPECT_EQ(json["boot_complete"], true);
@@ -133,7 +119,7 @@ TEST_F(ThawCli, BootPrintsJsonTimings) {
 TEST_F(ThawCli, GuestFailureExitsWithOne) {
   THAW_REQUIRE_KVM();
   auto console = (dir_ / "console.log").string();
-  auto r = run_thaw(std::string("boot --cmdline 'console=ttyS0 thaw.fault=ud' --console ") + console +
+  auto r = run_thaw_line(std::string("boot --cmdline 'console=ttyS0 thaw.fault=ud' --console ") + console +
                     " --kernel " + THAW_MINI_GUEST);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("guest failure"), std::string::npos) << r.output;
@@ -144,7 +130,7 @@ TEST_F(ThawCli, GuestFailureExitsWithOne) {
 
 TEST_F(ThawCli, DoctorNamesTheBackend) {
   THAW_REQUIRE_KVM();
-  auto r = run_thaw("doctor");
+  auto r = run_thaw_line("doctor");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("KVM backend:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("IRQCHIP"), std::string::npos) << r.output;

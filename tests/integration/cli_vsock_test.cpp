@@ -30,6 +30,7 @@
 #include "tests/integration/kvm_test_support.h"
 #include "tests/integration/snapshot_test_support.h"
 #include "tests/integration/stream_io.h"
+#include "tests/integration/thaw_cli_runner.h"
 
 extern char** environ;
 
@@ -45,32 +46,8 @@ constexpr auto kSocketAppears = 60s;
 constexpr auto kAgentAnswers = 60s;
 constexpr auto kProcessEnds = 60s;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-std::string quote(const std::string& arg) {
-  std::string out = "'";
-  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs `thaw ARGS...` to its end.
-CommandResult run_thaw(const std::vector<std::string>& args) {
-  std::string command = THAW_CLI;
-  for (const auto& a : args) command += " " + quote(a);
-  command += " 2>&1";
-  CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using testing::CommandResult;
+using testing::run_thaw;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);

@@ -14,23 +14,14 @@
 #include <gtest/gtest.h>
 
 #include "pool/pool_manager.h"
+#include "tests/kvm_available.h"
 
 namespace thaw::pool::testing {
 
 using namespace std::chrono_literals;
 
-inline std::string kvm_unavailable_reason() {
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return std::string("/dev/kvm cannot be opened: ") + std::strerror(errno);
-  ::close(fd);
-  return {};
-}
-
-#define THAW_POOL_REQUIRE_KVM()                                          \
-  do {                                                                   \
-    auto why = ::thaw::pool::testing::kvm_unavailable_reason();          \
-    if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;              \
-  } while (0)
+// Pool tests skip like the others where /dev/kvm cannot be used.
+#define THAW_POOL_REQUIRE_KVM() THAW_REQUIRE_KVM()
 
 // The mini guest's clone buffer (guest/mini/README.md, thaw.after=clone).
 inline constexpr uint64_t kCloneBuffer = 0x200000;
