@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -276,14 +277,21 @@ TemplateInfo WarmPool::info() const {
 }
 
 PoolStats::PerTemplate WarmPool::stats() const {
-  std::lock_guard lock(mutex_);
-  PoolStats::PerTemplate s = counters_;
-  s.warm = static_cast<uint32_t>(warm_.size());
-  s.leased = leased_;
-  s.target_warm = target_;
-  s.private_memory_mib = private_mib_;
-  s.restore_ms = restore_ms_.summary();
-  s.reset_ms = reset_ms_.summary();
+  PoolStats::PerTemplate s;
+  std::optional<LatencyWindow> restores, resets;
+  {
+    std::lock_guard lock(mutex_);
+    s = counters_;
+    s.warm = static_cast<uint32_t>(warm_.size());
+    s.leased = leased_;
+    s.target_warm = target_;
+    s.private_memory_mib = private_mib_;
+    restores = restore_ms_;
+    resets = reset_ms_;
+  }
+  // Sorted outside the lock: stats are scraped while acquirers take clones.
+  s.restore_ms = restores->summary();
+  s.reset_ms = resets->summary();
   return s;
 }
 
