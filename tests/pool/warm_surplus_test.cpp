@@ -192,12 +192,18 @@ TEST(WarmSurplus, ShrinksGraduallyAfterItLastedAFewTicks) {
   EXPECT_GE(now.destroyed - before.destroyed, kMaxWarm - final_warm);
   EXPECT_EQ(now.reset_failures, 0u);
 
-  // And it stays at the target: no trimming below it, no refill above it.
+  // And it stays there: nothing is restored above it, nothing trimmed below
+  // the target. The target itself may still fall by one meanwhile: the
+  // smoothed rate of the burst reads as zero some ticks after it (later on
+  // a loaded machine, where the burst and the settling took longer).
   auto after = watch(pool, "shrink", [](const Stats&) { return false; }, 5 * kPeriod);
   for (const auto& s : after) {
-    ASSERT_EQ(s.stats.warm, final_warm) << "after the shrink:" << trace(after, zero);
-    ASSERT_EQ(s.stats.target_warm, final_warm) << "after the shrink:" << trace(after, zero);
+    ASSERT_LE(s.stats.warm, final_warm) << "after the shrink:" << trace(after, zero);
+    ASSERT_LE(s.stats.target_warm, final_warm) << "after the shrink:" << trace(after, zero);
+    ASSERT_GE(s.stats.warm, s.stats.target_warm) << "after the shrink:" << trace(after, zero);
+    ASSERT_GE(s.stats.warm, 1u) << "min_warm is 1, after the shrink:" << trace(after, zero);
   }
+  EXPECT_EQ(after.back().stats.restores, now.restores) << "restored after the shrink";
 }
 
 // After the surplus formed, set_policy lowers max_warm or the budget below
