@@ -3,30 +3,18 @@
 // concurrent clients, and print cold boot versus warm clones.
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "bench/pool_load.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
 #include "rpc/convert.h"
 #include "rpc/pool_client.h"
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-
-struct Samples {
-  std::mutex mutex;
-  std::vector<double> acquire, invoke, guest, release;
-  size_t failures = 0;
-  std::string first_failure;
-};
 
 void row(const char* name, const std::vector<double>& v) {
   auto s = thaw::bench::summarize(v);
@@ -83,54 +71,22 @@ int main(int argc, char** argv) {
   const std::string socket = daemon.socket();
 
   std::fprintf(stderr, "[3/4] load: %zu acquire -> invoke(hash) -> release from %u clients\n", total, clients);
-  Samples samples;
-  std::atomic<size_t> next{0};
-  std::atomic<size_t> done{0};
-  std::vector<std::thread> threads;
-  for (unsigned c = 0; c < clients; ++c) {
-    threads.emplace_back([&] {
-      thaw::rpc::PoolConnection conn(socket);
-      auto& ws = conn.wait_scope();
-      while (next.fetch_add(1) < total) {
-        try {
-          auto t0 = Clock::now();
-          auto acq = conn.pool().acquireRequest();
-          acq.setTemplate("mini");
-          acq.setLeaseMs(30000);
-          acq.setTimeoutMs(5000);
-          auto vm = acq.send().wait(ws).getVm();
-          double acquire_ms = ms_since(t0);
-          auto t1 = Clock::now();
-          auto inv = vm.invokeRequest();
-          inv.setFunction("hash");
-          uint64_t n = 65536;
-          inv.setPayload(kj::arrayPtr(reinterpret_cast<const kj::byte*>(&n), sizeof n));
-          inv.setTimeoutMs(10000);
-          auto result = inv.send().wait(ws);
-          double invoke_ms = ms_since(t1);
-          double guest_ms = result.getGuestMs();
-          auto t2 = Clock::now();
-          vm.releaseRequest().send().wait(ws);
-          double release_ms = ms_since(t2);
-          std::lock_guard lock(samples.mutex);
-          if (result.getStatus() != 0) {
-            if (samples.failures++ == 0) samples.first_failure = "invoke status " + std::to_string(result.getStatus());
-          } else {
-            samples.acquire.push_back(acquire_ms);
-            samples.invoke.push_back(invoke_ms);
-            samples.guest.push_back(guest_ms);
-            samples.release.push_back(release_ms);
-          }
-        } catch (const kj::Exception& e) {
-          std::lock_guard lock(samples.mutex);
-          if (samples.failures++ == 0) samples.first_failure = e.getDescription().cStr();
-        }
-        size_t d = done.fetch_add(1) + 1;
-        if (d % 100 == 0) std::fprintf(stderr, "\r  %zu/%zu", d, total);
-      }
-    });
+  thaw::bench::LoadSpec load;
+  load.socket = socket;
+  load.template_name = "mini";
+  load.function = "hash";
+  load.clients = clients;
+  load.closed_loop_requests = total;
+  load.on_progress = [](size_t done, size_t all) {
+    if (done % 100 == 0 || done == all) std::fprintf(stderr, "\r  %zu/%zu", done, all);
+  };
+  thaw::bench::LoadResult samples;
+  try {
+    samples = thaw::bench::run_load(load);
+  } catch (const kj::Exception& e) {
+    std::fprintf(stderr, "\nload: %s\n", e.getDescription().cStr());
+    return 1;
   }
-  for (auto& t : threads) t.join();
   std::fprintf(stderr, "\n[4/4] stats and shutdown\n");
   thaw::pool::PoolStats::PerTemplate stats;
   try {
@@ -151,10 +107,11 @@ int main(int argc, char** argv) {
               cold.summary.median_ms, cold.summary.p99_ms, cold.summary.runs);
   std::printf("  %-38s %9.3f   (template: cold boot to boot-complete in thawd)\n", "template cold boot", template_cold_ms);
   latency_row("restore of a clone (thawd, background)", stats.restore_ms);
-  row("warm acquire (RPC, until running)", samples.acquire);
-  row("invoke hash(64 KiB), RPC + vsock", samples.invoke);
-  row("  of which the guest's own time", samples.guest);
-  row("release (RPC round trip)", samples.release);
+  row("warm acquire (RPC, until running)", samples.acquire_ms);
+  row("  of which thawd's own time", samples.acquire_in_thawd_ms);
+  row("invoke hash(64 KiB), RPC + vsock", samples.invoke_ms);
+  row("  of which the guest's own time", samples.guest_ms);
+  row("release (RPC round trip)", samples.release_ms);
   latency_row("reset in place (thawd, background)", stats.reset_ms);
   std::printf("  private guest memory per clone: %.3f MiB (%u clones, smaps)\n", private_mib_per_clone, clones);
   std::printf("  pool: %llu hits, %llu misses, %llu overloaded; %llu restores, %llu resets, %llu destroyed\n",

@@ -116,8 +116,10 @@ LoadResult run_load(const LoadSpec& spec) {
   rpc::PoolConnection control(spec.socket);
   auto before = template_stats(control, spec.template_name);
   Recorder recorder;
-  std::atomic<size_t> next{0};
+  const bool closed_loop = spec.closed_loop_requests > 0;
+  std::atomic<size_t> next{0}, finished{0};
   std::atomic<bool> done{false};
+  size_t total = 0;  // requests in all; set before the clients go
   // The clients connect first (a connection owns its thread's event loop),
   // so connection set-up is not in the figures; the schedule starts when
   // all are connected.
@@ -139,21 +141,24 @@ LoadResult run_load(const LoadSpec& spec) {
       if (!conn) return;
       for (;;) {
         size_t i = next.fetch_add(1);
-        if (i >= slots.size()) return;
-        std::this_thread::sleep_until(slots[i]);
+        if (i >= total) return;
+        auto slot = closed_loop ? Clock::now() : slots[i];
+        std::this_thread::sleep_until(slot);
         try {
-          one_request(spec, *conn, slots[i], recorder);
+          one_request(spec, *conn, slot, recorder);
         } catch (const kj::Exception& e) {
           recorder.fail(e.getDescription().cStr());
         } catch (const std::exception& e) {
           recorder.fail(e.what());
         }
+        if (spec.on_progress) spec.on_progress(finished.fetch_add(1) + 1, total);
       }
     });
   }
   connected.wait();
   t0 = Clock::now() + std::chrono::milliseconds(20);
-  slots = schedule(spec.phases, t0);
+  if (!closed_loop) slots = schedule(spec.phases, t0);
+  total = closed_loop ? spec.closed_loop_requests : slots.size();
 
   std::vector<TimelinePoint> timeline;
   std::thread sampler;
@@ -185,14 +190,16 @@ LoadResult run_load(const LoadSpec& spec) {
   auto end = Clock::now();
   // Phases may end with idle time (rate 0): the timeline covers it too.
   double total_seconds = 0;
-  for (const auto& p : spec.phases) total_seconds += p.seconds;
+  if (!closed_loop) {
+    for (const auto& p : spec.phases) total_seconds += p.seconds;
+  }
   std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(total_seconds)));
   done = true;
   if (sampler.joinable()) sampler.join();
 
   auto after = template_stats(control, spec.template_name);
   LoadResult result = recorder.take();
-  result.sent = slots.size();
+  result.sent = total;
   double seconds = std::chrono::duration<double>(end - t0).count();
   result.achieved_rate = seconds > 0 ? static_cast<double>(result.acquire_ms.size()) / seconds : 0;
   result.hits = after.hits - before.hits;

@@ -1,12 +1,14 @@
-// Open-loop load on one of thawd's templates: requests start on a fixed
-// schedule (one phase per rate), taken by a set of clients, each with its
-// own connection, so a slow reply does not delay the next request's start
-// (the "coordinated omission" a closed loop would hide). Optionally samples
-// the pool's stats over time.
+// Load on one of thawd's templates: acquire -> invoke -> release, taken by a
+// set of clients, each with its own connection. Open loop by default:
+// requests start on a fixed schedule (one phase per rate), so a slow reply
+// does not delay the next request's start (the "coordinated omission" a
+// closed loop would hide). Closed loop (the main job): a fixed number of
+// requests back to back. Optionally samples the pool's stats over time.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,9 @@ struct LoadSpec {
   std::string function = "echo";  // "echo" (64 bytes), "hash" (64 KiB), "" for no invoke
   uint64_t hold_ms = 0;           // after the invoke, before the release
   unsigned clients = 8;
-  std::vector<LoadPhase> phases;
+  std::vector<LoadPhase> phases;      // open loop: the schedule
+  size_t closed_loop_requests = 0;    // > 0: this many back to back instead (phases unused)
+  std::function<void(size_t done, size_t total)> on_progress;  // after each request, from client threads
   uint64_t acquire_timeout_ms = 5000;
   std::chrono::milliseconds timeline_period{0};  // 0: no timeline
 };
