@@ -65,7 +65,7 @@ kj::Promise<void> PoolServer::acquire(AcquireContext context) {
   // few tens of microseconds, with no hand-off to a worker and back.
   try {
     if (auto info = backend_.try_acquire(name, lease_ms)) {
-      answer_acquire(context, kj::heap<Lease>(backend_, workers_, std::move(*info)));
+      answer_acquire(context, kj::heap<Lease>(backend_, std::move(*info)));
       return kj::READY_NOW;
     }
   } catch (...) {
@@ -75,9 +75,8 @@ kj::Promise<void> PoolServer::acquire(AcquireContext context) {
   // this call is cancelled before the answer (the client went away), it
   // dies there and releases the clone.
   return workers_
-      .run([&backend = backend_, &workers = workers_, name, lease_ms, timeout_ms] {
-        return kj::heap<Lease>(backend, workers,
-                               backend.acquire(name, lease_ms, std::chrono::milliseconds(timeout_ms)));
+      .run([&backend = backend_, name, lease_ms, timeout_ms] {
+        return kj::heap<Lease>(backend, backend.acquire(name, lease_ms, std::chrono::milliseconds(timeout_ms)));
       })
       .then([this, context](kj::Own<Lease> lease) mutable { answer_acquire(context, kj::mv(lease)); },
             [this, name](kj::Exception&& e) {

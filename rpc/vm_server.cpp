@@ -7,19 +7,19 @@
 
 namespace thaw::rpc {
 
+// On the event loop, like the Release call: PoolBackend::release never
+// blocks (the reset runs on the pool's own threads).
 Lease::~Lease() {
   if (!armed_) return;
   uint64_t id = info_.lease_id;
   spdlog::debug("lease {} ({}) dropped without release; releasing it", id, info_.template_name);
-  workers_.post([&backend = backend_, id] {
-    try {
-      backend.release(id);
-    } catch (const pool::NotFound& e) {
-      spdlog::debug("lease {}: already gone ({})", id, e.what());  // expired meanwhile
-    } catch (const std::exception& e) {
-      spdlog::warn("lease {}: release after the capability was dropped failed: {}", id, e.what());
-    }
-  });
+  try {
+    backend_.release(id);
+  } catch (const pool::NotFound& e) {
+    spdlog::debug("lease {}: already gone ({})", id, e.what());  // expired meanwhile
+  } catch (const std::exception& e) {
+    spdlog::warn("lease {}: release after the capability was dropped failed: {}", id, e.what());
+  }
 }
 
 uint64_t ms_until(std::chrono::steady_clock::time_point t) {

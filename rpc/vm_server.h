@@ -1,8 +1,9 @@
-// The `Vm` capability: one leased clone. invoke / renew / release / info run
-// on the WorkerPool (they block on the pool or the guest). The server object
+// The `Vm` capability: one leased clone. invoke and renew run on the
+// WorkerPool (they block on the guest or the pool); release and info never
+// block and are answered on the event loop. The server object
 // owns the lease: when the capability is dropped without release() (the
-// client let go of it, disconnected or crashed), its destructor hands the
-// release to a worker.
+// client let go of it, disconnected or crashed), its destructor releases it
+// (PoolBackend::release never blocks).
 #pragma once
 
 #include <cstdint>
@@ -20,9 +21,8 @@ namespace thaw::rpc {
 // lease whose caller went away before the answer is released too.
 class Lease {
  public:
-  Lease(PoolBackend& backend, WorkerPool& workers, pool::LeaseInfo info)
-      : backend_(backend), workers_(workers), info_(std::move(info)) {}
-  ~Lease();  // posts backend.release(id) unless disarmed
+  Lease(PoolBackend& backend, pool::LeaseInfo info) : backend_(backend), info_(std::move(info)) {}
+  ~Lease();  // backend.release(id) unless disarmed
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
 
@@ -34,7 +34,6 @@ class Lease {
 
  private:
   PoolBackend& backend_;
-  WorkerPool& workers_;
   pool::LeaseInfo info_;
   bool armed_ = true;
 };
