@@ -1,7 +1,8 @@
 // Move-only owner of a file descriptor: closes it exactly once.
 //
 // base/ sits below every other folder (devices, vmm, snapshot, pool, rpc):
-// header-only, no thaw includes, so devices/ can use it without seeing vmm/.
+// it includes nothing of thaw outside base/, so devices/ can use it without
+// seeing vmm/.
 #pragma once
 
 #include <unistd.h>

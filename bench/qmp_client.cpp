@@ -6,13 +6,14 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <thread>
+
+#include "base/unix_socket.h"
 
 extern char** environ;
 
@@ -134,15 +135,14 @@ std::string describe_status(int status) {
 
 QmpClient QmpClient::connect(const std::string& path, SteadyClock::time_point deadline,
                              const std::function<bool()>& alive) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) throw QmpError("QMP socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  sockaddr_un addr;
+  socklen_t length;
+  if (!fill_unix_address(path, addr, length)) throw QmpError("QMP socket path empty or too long: " + path);
   int last_errno = 0;
   while (true) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) throw QmpError(errno_text("socket", errno));
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), length) == 0) {
       QmpClient client(std::move(fd));
       client.greeting_ = client.read_message(deadline);
       if (!client.greeting_.contains("QMP")) throw QmpError("unexpected QMP greeting: " + client.greeting_.dump());

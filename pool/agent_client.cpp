@@ -3,15 +3,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 
+#include "base/unix_socket.h"
 #include "pool/invoke_protocol.h"
-#include "base/unique_fd.h"
 
 namespace thaw::pool {
 
@@ -93,25 +92,17 @@ class Conn {
   int fd_;
 };
 
-UniqueFd connect_unix(const AgentCall& call) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (call.socket_path.size() >= sizeof addr.sun_path) {
-    throw GuestGone("invoke: vsock socket path '" + call.socket_path + "' is too long");
-  }
-  std::memcpy(addr.sun_path, call.socket_path.data(), call.socket_path.size());
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) throw GuestGone(std::string("invoke: socket: ") + std::strerror(errno));
-  UniqueFd sock(fd);
-  while (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN && Clock::now() < call.deadline) {  // the listener's backlog is full
+UniqueFd connect_agent(const AgentCall& call) {
+  int error = 0;
+  while (true) {
+    UniqueFd sock = connect_unix(call.socket_path, &error);
+    if (sock) return sock;
+    if (error == EAGAIN && Clock::now() < call.deadline) {  // the listener's backlog is full
       ::usleep(1000);
       continue;
     }
-    throw GuestGone("invoke: connecting to " + call.socket_path + ": " + std::strerror(errno));
+    throw GuestGone("invoke: connecting to " + call.socket_path + ": " + std::strerror(error));
   }
-  return sock;
 }
 
 }  // namespace
@@ -152,7 +143,7 @@ InvokeResponseHeader decode_invoke_response_header(std::span<const uint8_t, kInv
 InvokeResult call_agent(const AgentCall& call) {
   auto start = Clock::now();
   auto request = encode_invoke_request(call.function, call.payload);  // BadArgument before any I/O
-  UniqueFd sock = connect_unix(call);
+  UniqueFd sock = connect_agent(call);
   if (call.on_socket && !call.on_socket(sock.get())) throw GuestGone("invoke: the lease was released");
   struct Unregister {
     const AgentCall& call;

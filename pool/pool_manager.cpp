@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/unix_socket.h"
 #include "pool/agent_client.h"
 #include "pool/clone.h"
 #include "pool/clone_identity.h"
@@ -189,11 +190,13 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
   validate_spec(spec);
   validate_policy(policy);
   const std::string& name = spec.name;
-  // Clone sockets are <vsock_dir>/<name>-<serial>.sock; a unix socket path
-  // has 107 bytes at most.
-  if (vsock_supported() && config.vsock_dir.size() + name.size() + sizeof("/-18446744073709551615.sock") > 108) {
+  // Clone sockets are <vsock_dir>/<name>-<serial>.sock: refuse a name whose
+  // clones could not listen once the serial grows.
+  constexpr size_t kLongestSocketSuffix = sizeof("/-18446744073709551615.sock") - 1;
+  if (vsock_supported() && config.vsock_dir.size() + name.size() + kLongestSocketSuffix > kMaxUnixPathBytes) {
     throw BadArgument("template '" + name + "': its clones' vsock socket paths under " + config.vsock_dir +
-                      " would be too long for a unix socket (108 bytes); use a shorter name");
+                      " would be too long for a unix socket (at most " + std::to_string(kMaxUnixPathBytes) +
+                      " bytes); use a shorter name");
   }
   {
     std::unique_lock lock(templates_mutex);

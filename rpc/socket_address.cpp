@@ -4,12 +4,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
 
+#include "base/unix_socket.h"
 #include "vmm/sys_error.h"
 
 namespace thaw::rpc {
@@ -26,14 +26,10 @@ struct Address {
 Address parse(const std::string& address) {
   Address out;
   if (is_unix_path(address)) {
-    auto* un = reinterpret_cast<sockaddr_un*>(&out.storage);
-    if (address.size() >= sizeof un->sun_path) {
+    if (!fill_unix_address(address, *reinterpret_cast<sockaddr_un*>(&out.storage), out.length)) {
       throw InputError("unix socket path " + address + " is " + std::to_string(address.size()) +
-                       " bytes long; at most " + std::to_string(sizeof un->sun_path - 1));
+                       " bytes long; at most " + std::to_string(kMaxUnixPathBytes));
     }
-    un->sun_family = AF_UNIX;
-    std::memcpy(un->sun_path, address.c_str(), address.size() + 1);
-    out.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size() + 1);
     return out;
   }
   auto colon = address.rfind(':');
@@ -68,18 +64,6 @@ kj::AutoCloseFd make_socket(const Address& a, int flags, const std::string& addr
   return kj::AutoCloseFd(fd);
 }
 
-// Removes a socket file nobody answers on; refuses a live one or a non-socket.
-void clear_stale_socket(const Address& a, const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return;
-  if (!S_ISSOCK(st.st_mode)) throw InputError(path + " exists and is not a socket; not replacing it");
-  auto probe = make_socket(a, 0, path);
-  if (::connect(probe.get(), a.get(), a.length) == 0) {
-    throw InputError("another server is already listening on " + path);
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw SysError("unlink stale socket", errno, path);
-}
-
 }  // namespace
 
 bool is_unix_path(const std::string& address) { return address.find('/') != std::string::npos; }
@@ -91,7 +75,7 @@ kj::AutoCloseFd listen_on(const std::string& address) {
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) throw SysError("mkdir", ec.value(), parent.string());
-    clear_stale_socket(a, address);
+    remove_stale_unix_socket(address);
   }
   auto fd = make_socket(a, SOCK_NONBLOCK, address);
   if (a.family() != AF_UNIX) {

@@ -15,7 +15,8 @@ bool is_unix_path(const std::string& address);
 
 // A listening socket (SOCK_CLOEXEC | SOCK_NONBLOCK). For a unix path: makes
 // the parent directory, replaces a stale socket file and refuses one that a
-// live server still answers on; the socket file gets mode 0660. SysError.
+// live server still answers on, or any other file (std::system_error, see
+// base/unix_socket.h); the socket file gets mode 0660. SysError otherwise.
 kj::AutoCloseFd listen_on(const std::string& address);
 
 // A connected, blocking socket. SysError naming the address.

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "base/unix_socket.h"
 #include "devices/virtio/vsock_connection.h"
 
 namespace thaw::devices {

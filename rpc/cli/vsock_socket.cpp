@@ -1,47 +1,27 @@
 #include "rpc/cli/vsock_socket.h"
 
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "base/unique_fd.h"
+#include "base/unix_socket.h"
 #include "vmm/sys_error.h"
 
 namespace thaw::cli {
 
 namespace {
 
-static_assert(sizeof(sockaddr_un::sun_path) == kMaxVsockPathBytes + 1);
-
 std::string errno_text(int error) { return std::strerror(error); }
-
-// True when something accepts connections on the unix socket at `path`;
-// false when the socket is stale (ECONNREFUSED). Throws InputError when it
-// cannot tell.
-bool socket_has_listener(const std::string& path, const std::string& flag) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) throw_errno("socket(AF_UNIX)", "probing " + flag + " " + path);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
-  int error = errno;
-  if (error == ECONNREFUSED) return false;
-  if (error == EAGAIN) return true;  // a listener whose backlog is full
-  throw InputError(flag + " " + path + ": cannot tell whether the socket there is in use: " + errno_text(error));
-}
 
 }  // namespace
 
 void check_vsock_path_length(const std::string& path, const std::string& flag) {
   if (path.empty()) throw InputError(flag + " is empty; give the path of the VM's vsock unix socket");
-  if (path.size() > kMaxVsockPathBytes) {
+  if (path.size() > kMaxUnixPathBytes) {
     throw InputError(flag + " " + path + ": the socket path is " + std::to_string(path.size()) +
-                     " bytes; a unix socket path holds at most " + std::to_string(kMaxVsockPathBytes));
+                     " bytes; a unix socket path holds at most " + std::to_string(kMaxUnixPathBytes));
   }
 }
 
@@ -57,17 +37,19 @@ void check_vsock_socket(const std::string& path, const std::string& flag) {
     throw InputError(flag + " " + path + ": cannot create a socket in " + parent.string() + ": " +
                      errno_text(errno));
   }
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return;
-    throw InputError(flag + " " + path + ": " + errno_text(errno));
+  auto probe = probe_unix_socket(path);
+  switch (probe.state) {
+    case UnixSocketState::kAbsent:
+    case UnixSocketState::kStale:  // the device's listen replaces it
+      return;
+    case UnixSocketState::kNotASocket:
+      throw InputError(flag + " " + path + " exists and is not a socket; thaw replaces only a stale socket");
+    case UnixSocketState::kListening:
+      throw InputError(flag + " " + path + " is in use: something (another VM?) accepts connections on it");
+    case UnixSocketState::kUnknown:
+      break;
   }
-  if (!S_ISSOCK(st.st_mode)) {
-    throw InputError(flag + " " + path + " exists and is not a socket; thaw replaces only a stale socket");
-  }
-  if (socket_has_listener(path, flag)) {
-    throw InputError(flag + " " + path + " is in use: something (another VM?) accepts connections on it");
-  }
-  // A stale socket: the device's listen removes it and binds anew.
+  throw InputError(flag + " " + path + ": cannot tell whether the socket there is in use: " + errno_text(probe.error));
 }
 
 std::string clone_vsock_path(const std::string& dir, unsigned index) {

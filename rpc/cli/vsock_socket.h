@@ -10,10 +10,8 @@
 
 namespace thaw::cli {
 
-// The longest unix socket path: sun_path's 108 bytes less the NUL.
-inline constexpr size_t kMaxVsockPathBytes = 107;
-
-// Throws InputError unless `path` fits a unix socket address. `flag` names
+// Throws InputError unless `path` fits a unix socket address
+// (kMaxUnixPathBytes, base/unix_socket.h). `flag` names
 // where it came from in the message ("--vsock", "--vsock-dir ...").
 void check_vsock_path_length(const std::string& path, const std::string& flag);
 

@@ -1,0 +1,115 @@
+#include "base/unix_socket.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace thaw {
+
+namespace {
+
+[[noreturn]] void throw_errno(int error, const std::string& what) {
+  throw std::system_error(error, std::generic_category(), what);
+}
+
+UniqueFd make_unix_socket() { return UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)); }
+
+}  // namespace
+
+bool fill_unix_address(const std::string& path, sockaddr_un& addr, socklen_t& length) {
+  addr = {};
+  addr.sun_family = AF_UNIX;
+  length = 0;
+  if (path.empty() || path.size() > kMaxUnixPathBytes) return false;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return true;
+}
+
+UniqueFd connect_unix(const std::string& path, int* error) {
+  sockaddr_un addr;
+  socklen_t length;
+  if (!fill_unix_address(path, addr, length)) {
+    *error = path.empty() ? ENOENT : ENAMETOOLONG;
+    return {};
+  }
+  UniqueFd fd = make_unix_socket();
+  if (!fd) {
+    *error = errno;
+    return {};
+  }
+  // A unix connect completes at once or fails (EAGAIN: backlog full); it
+  // never leaves a half-open socket to poll.
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
+    *error = errno;
+    return {};
+  }
+  return fd;
+}
+
+UnixSocketProbe probe_unix_socket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {UnixSocketState::kAbsent};
+    return {UnixSocketState::kUnknown, errno};
+  }
+  if (!S_ISSOCK(st.st_mode)) return {UnixSocketState::kNotASocket};
+  int error = 0;
+  if (connect_unix(path, &error)) return {UnixSocketState::kListening};
+  switch (error) {
+    case EAGAIN:  // a listener whose backlog is full
+      return {UnixSocketState::kListening};
+    case ECONNREFUSED:
+      return {UnixSocketState::kStale};
+    case ENOENT:  // removed since the lstat
+      return {UnixSocketState::kAbsent};
+    default:
+      return {UnixSocketState::kUnknown, error};
+  }
+}
+
+void remove_stale_unix_socket(const std::string& path) {
+  auto probe = probe_unix_socket(path);
+  switch (probe.state) {
+    case UnixSocketState::kAbsent:
+      return;
+    case UnixSocketState::kStale:
+      // Another process may replace the file between probe and unlink; no
+      // lock covers a path, and each one binds right after, so the window
+      // is as short as it can be.
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "unlink stale unix socket " + path);
+      return;
+    case UnixSocketState::kListening:
+      throw_errno(EADDRINUSE, "unix socket " + path + " is in use: something accepts connections on it");
+    case UnixSocketState::kNotASocket:
+      throw_errno(EEXIST, path + " exists and is not a socket; only a stale socket is replaced");
+    case UnixSocketState::kUnknown:
+      break;
+  }
+  throw_errno(probe.error, "cannot tell whether unix socket " + path + " is in use");
+}
+
+UniqueFd listen_unix(const std::string& path) {
+  sockaddr_un addr;
+  socklen_t length;
+  if (!fill_unix_address(path, addr, length)) {
+    throw_errno(path.empty() ? EINVAL : ENAMETOOLONG, "unix socket path '" + path + "' is empty or longer than " +
+                                                          std::to_string(kMaxUnixPathBytes) + " bytes");
+  }
+  remove_stale_unix_socket(path);
+  UniqueFd fd = make_unix_socket();
+  if (!fd) throw_errno(errno, "socket(AF_UNIX) for " + path);
+  // EADDRINUSE here: another process bound the path since the probe.
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0) throw_errno(errno, "bind " + path);
+  if (::listen(fd.get(), 128) != 0) {
+    int error = errno;
+    ::unlink(path.c_str());
+    throw_errno(error, "listen on " + path);
+  }
+  return fd;
+}
+
+}  // namespace thaw

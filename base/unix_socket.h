@@ -1,0 +1,61 @@
+// Unix stream sockets by path: the address, a non-blocking connect, a probe
+// of what a path holds, and a listener that never takes over a socket
+// someone else still serves. The one place that knows sun_path's limit and
+// what counts as a stale socket file, so that two VMs or two processes can
+// never steal each other's socket. Failures keep the operation, errno and
+// path (std::system_error).
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstddef>
+#include <string>
+
+#include "base/unique_fd.h"
+
+namespace thaw {
+
+// The longest unix socket path: sun_path less its NUL.
+inline constexpr size_t kMaxUnixPathBytes = 107;
+static_assert(kMaxUnixPathBytes == sizeof(sockaddr_un::sun_path) - 1);
+
+// Fills `addr` and `length` (family, path and its NUL) for the socket at
+// `path`. Returns false, and fills nothing usable, when `path` is empty or
+// longer than kMaxUnixPathBytes: the kernel would refuse or truncate it.
+bool fill_unix_address(const std::string& path, sockaddr_un& addr, socklen_t& length);
+
+// Non-blocking connect to the unix stream socket at `path`. Returns an
+// invalid fd and sets `*error` (errno) when nothing accepts there (ENOENT,
+// ECONNREFUSED), the listener's backlog is full (EAGAIN), or the path does
+// not fit (ENAMETOOLONG).
+UniqueFd connect_unix(const std::string& path, int* error);
+
+enum class UnixSocketState {
+  kAbsent,      // nothing at the path
+  kStale,       // a socket file nobody accepts on (its owner died)
+  kListening,   // something accepts connections there
+  kNotASocket,  // a file of another kind
+  kUnknown,     // could not tell: see the probe's error
+};
+
+struct UnixSocketProbe {
+  UnixSocketState state = UnixSocketState::kUnknown;
+  int error = 0;  // errno, for kUnknown
+};
+
+// Tells what `path` holds by lstat and a connect. A live listener sees the
+// probe as a connection that closes at once.
+UnixSocketProbe probe_unix_socket(const std::string& path);
+
+// Makes `path` free to bind: nothing when absent, unlinks a stale socket,
+// throws std::system_error (EADDRINUSE: in use, EEXIST: not a socket, or the
+// probe's errno) for anything else, leaving it alone.
+void remove_stale_unix_socket(const std::string& path);
+
+// Binds and listens on a non-blocking, close-on-exec unix stream socket at
+// `path`, replacing only a stale socket file (remove_stale_unix_socket).
+// Throws std::system_error naming the path.
+UniqueFd listen_unix(const std::string& path);
+
+}  // namespace thaw
