@@ -3,15 +3,12 @@
 // interrupts without seeing KVM.
 #pragma once
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <cstdint>
 
+#include "base/eventfd.h"
 #include "base/unique_fd.h"
 #include "devices/interrupt_line.h"
 #include "vmm/kvm/vm_fd.h"
-#include "vmm/sys_error.h"
 
 namespace thaw::vmm {
 
@@ -30,16 +27,10 @@ class KvmIrqLine final : public devices::InterruptLine {
 // ioctl, no vCPU exit). Closing the eventfd detaches it from KVM.
 class IrqFdNotifier final : public devices::InterruptNotifier {
  public:
-  IrqFdNotifier(kvm::VmFd& vm, uint32_t gsi) : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (!fd_) throw_errno("eventfd", "irqfd for GSI " + std::to_string(gsi));
+  IrqFdNotifier(kvm::VmFd& vm, uint32_t gsi) : fd_(make_eventfd("the irqfd of GSI " + std::to_string(gsi))) {
     vm.add_irqfd(fd_.get(), gsi);
   }
-  void notify() override {
-    const uint64_t one = 1;
-    // EAGAIN only when the counter is about to overflow: KVM has not even
-    // consumed the previous edges yet, so this one is not lost.
-    [[maybe_unused]] auto n = ::write(fd_.get(), &one, sizeof one);
-  }
+  void notify() override { signal_eventfd(fd_.get()); }
 
  private:
   UniqueFd fd_;

@@ -40,8 +40,8 @@ VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid)
   check_cid(guest_cid);
   epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_.valid()) throw std::system_error(errno, std::generic_category(), "epoll_create1 for the vsock muxer");
-  notify_ = make_eventfd();
-  stop_ = make_eventfd();
+  notify_ = make_eventfd("the vsock muxer's queue notifications");
+  stop_ = make_eventfd("stopping the vsock muxer");
   epoll_add(epoll_.get(), notify_.get(), EPOLLIN);
   epoll_add(epoll_.get(), stop_.get(), EPOLLIN);
   listener_ = listen_unix(uds_path_);

@@ -31,8 +31,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/eventfd.h"
 #include "base/unique_fd.h"
-#include "devices/virtio/host_socket.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/vsock_packet.h"
 

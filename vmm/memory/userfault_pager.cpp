@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/eventfd.h"
 #include "vmm/sys_error.h"
 
 namespace thaw::vmm {
@@ -38,14 +38,12 @@ UserfaultPager::UserfaultPager(GuestMemory& memory, const std::string& source_pa
   reg.range.len = size_;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
   if (::ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) != 0) throw_errno("UFFDIO_REGISTER", "guest RAM");
-  stop_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop_event_) throw_errno("eventfd", "userfault pager stop");
+  stop_event_ = make_eventfd("stopping the userfault pager");
   thread_ = std::thread([this] { serve(); });
 }
 
 UserfaultPager::~UserfaultPager() {
-  uint64_t one = 1;
-  if (::write(stop_event_.get(), &one, sizeof one) < 0) spdlog::warn("userfault pager: cannot signal stop");
+  signal_eventfd(stop_event_.get());
   if (thread_.joinable()) thread_.join();
 }
 
