@@ -113,6 +113,21 @@ double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) 
 
 constexpr uint64_t kDefaultRecordRunMs = 10000;
 
+// Waits until the clone pauses or stops, `limit` passes, or SIGINT/SIGTERM
+// comes, which stops the clone at once (a guest may run for seconds). True
+// when the guest itself got there first.
+bool wait_done_unless_signalled(vmm::Vm& vm, std::chrono::milliseconds limit, StopSignals& signals) {
+  signals.on_signal([&vm](int sig) {
+    vm.control().request_stop(vmm::StopReason::kHostRequest, std::string("SIG") + ::sigabbrev_np(sig));
+  });
+  if (signals.received() != 0) {  // one that came before the handler
+    vm.control().request_stop(vmm::StopReason::kHostRequest, "signal");
+  }
+  bool done = vm.control().wait_paused_or_stopped(limit);
+  signals.on_signal({});
+  return done && signals.received() == 0;
+}
+
 // --record-working-set: one uffd clone runs until the guest pauses (its
 // clean exit, with pause_on_guest_exit) or stops, or --run-ms passes; the
 // pages its pager served become DIR/working-set.
@@ -136,6 +151,7 @@ int run_record(RestoreCliOptions& opt) {
   auto loaded = snapshot::read_snapshot_dir(opt.dir);
   ConsoleOutput console(opt.console);
   console.validate();
+  StopSignals signals;  // before the clone: its threads inherit the blocked mask
   CreatedDirs created;  // outlives the clone, whose socket goes first
   if (prepare_vsock_dir(opt, loaded, 1, created)) options.vsock_path = clone_vsock_path(opt.vsock_dir, 0);
   options.console = console.sink();
@@ -144,8 +160,17 @@ int run_record(RestoreCliOptions& opt) {
   if (opt.control_page) write_control_page(*clone.vm, 0);
   auto started = Clock::now();
   clone.vm->start();
-  bool settled = clone.vm->control().wait_paused_or_stopped(std::chrono::milliseconds(run_ms));
+  bool settled = wait_done_unless_signalled(*clone.vm, std::chrono::milliseconds(run_ms), signals);
   double ran_ms = ms(Clock::now() - started);
+  if (int sig = signals.received()) {
+    // Interrupted: a partial working set would make later clones fault on
+    // the pages it missed, so none is written (an older one stays).
+    clone.vm->stop();
+    console.flush();
+    std::cerr << "thaw: stopped by SIG" << ::sigabbrev_np(sig) << " after " << ran_ms
+              << " ms; no working set written\n";
+    return kExitGuestFailure;
+  }
   auto reason = clone.vm->stop_reason();
   if (clone.vm->state() == vmm::RunState::kStopped && vmm::stop_reason_is_failure(reason)) {
     std::string why = std::string(vmm::stop_reason_name(reason)) + ": " + clone.vm->stop_detail();
@@ -213,7 +238,7 @@ int run_restore(RestoreCliOptions& opt) {
     auto entered = Clock::time_point(Clock::duration(clone.vm->vcpus().front()->first_entry_ns()));
     if (opt.sequential) {
       // One clone at a time: the next is restored once this one is done.
-      if (clone.vm->control().wait_paused_or_stopped(std::chrono::milliseconds(wait_ms))) {
+      if (wait_done_unless_signalled(*clone.vm, std::chrono::milliseconds(wait_ms), signals)) {
         to_done.push_back(ms(Clock::now() - requested));
       }
     }
@@ -245,8 +270,8 @@ int run_restore(RestoreCliOptions& opt) {
     if (state == vmm::RunState::kStopped && vmm::stop_reason_is_failure(reason)) {
       ++failed;
       if (first_failure.empty()) first_failure = std::string(vmm::stop_reason_name(reason)) + ": " + clone.vm->stop_detail();
-    } else if (state == vmm::RunState::kStopped) {
-      ++exited_ok;
+    } else if (state == vmm::RunState::kStopped && reason != vmm::StopReason::kHostRequest) {
+      ++exited_ok;  // (a clone a signal stopped mid-wait was still running)
     } else {
       ++running;
     }
@@ -303,7 +328,7 @@ int run_restore(RestoreCliOptions& opt) {
       std::printf("  %-30s %9.0f %9.0f %9.0f  (pages)\n", "uffd pages served", s_served.min, s_served.median,
                   s_served.max);
     }
-    if (opt.sequential && to_done.size() < clones.size()) {
+    if (opt.sequential && to_done.size() < clones.size() && signals.received() == 0) {
       std::printf("  %zu clone(s) were not done within %llu ms\n", clones.size() - to_done.size(),
                   static_cast<unsigned long long>(wait_ms));
     }
@@ -360,9 +385,9 @@ void add_restore_command(CLI::App& app, std::function<int()>& run) {
                         ->type_name("VSOCK_DIR");
   cmd->footer(
       "Exit status: 0 clones restored (and none failed), 1 a clone failed, 2 bad input (flag, snapshot,\n"
-      "--vsock-dir), 3 host or KVM error. SIGINT or SIGTERM (except with --record-working-set) stops\n"
-      "making clones and ends --run-ms early; the clones are stopped (their sockets removed) and reported,\n"
-      "exit status as usual.");
+      "--vsock-dir), 3 host or KVM error. SIGINT or SIGTERM stops making clones, ends --run-ms or a\n"
+      "--sequential wait early; the clones are stopped (their sockets removed) and reported, exit status\n"
+      "as usual. With --record-working-set it stops the clone and writes no working set (exit 1).");
   cmd->callback([&run, opt, memory, vsock_dir] {
     opt->memory_given = memory->count() > 0;
     opt->vsock_dir_given = vsock_dir->count() > 0;
