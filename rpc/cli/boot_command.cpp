@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "base/unix_socket.h"
 #include "rpc/cli/background_teardown.h"
 #include "rpc/cli/boot_options.h"
 #include "rpc/cli/commands.h"
@@ -121,9 +123,10 @@ void add_boot_options(CLI::App& cmd, BootOptions& opt) {
       "Give the guest a virtio-vsock device (announced on its kernel command line) whose host end is the unix "
       "socket PATH, removed when the VM ends. A host client connects to PATH, writes \"CONNECT <port>\\n\" and "
       "reads \"OK <port>\\n\", then has a stream to the guest's port; the guest's connections to host port P "
-      "go to PATH_P. PATH's directory must exist and PATH fit in 107 bytes. A stale socket there (nobody "
-      "accepts on it: a killed VMM's) is replaced; a socket in use, or any other file, is an error (exit 2) "
-      "and is left alone. A snapshot keeps the device: restore it with `thaw restore --vsock-dir`.")
+      "go to PATH_P. PATH's directory must exist and PATH fit in " + std::to_string(kMaxUnixPathBytes) +
+          " bytes. A stale socket there (nobody accepts on it: a killed VMM's) is replaced; a socket in use, or "
+          "any other file, is an error (exit 2) and is left alone. A snapshot keeps the device: restore it with "
+          "`thaw restore --vsock-dir`.")
                   ->type_name("PATH");
   cmd.add_flag("--json", opt.json, "Print the result as JSON on stdout (console then goes to stderr)");
 }

@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <iostream>
 #include <random>
+#include <string>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "base/unix_socket.h"
 #include "rpc/cli/background_teardown.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/console_output.h"
@@ -380,8 +382,9 @@ void add_restore_command(CLI::App& app, std::function<int()>& run) {
       "For a snapshot made with --vsock (which needs it): clone i's vsock device listens on the unix socket "
       "VSOCK_DIR/clone-<i>.sock (see --vsock in `thaw boot --help`), removed when the clone ends. VSOCK_DIR is "
       "created if missing (and removed again at exit if thaw made it and it is empty). The socket paths must fit "
-      "in 107 bytes; a stale socket is replaced, one in use or any other file there is an error (exit 2). A "
-      "snapshot without a vsock device refuses --vsock-dir (exit 2).")
+      "in " + std::to_string(kMaxUnixPathBytes) +
+          " bytes; a stale socket is replaced, one in use or any other file there is an error (exit 2). A "
+          "snapshot without a vsock device refuses --vsock-dir (exit 2).")
                         ->type_name("VSOCK_DIR");
   cmd->footer(
       "Exit status: 0 clones restored (and none failed), 1 a clone failed, 2 bad input (flag, snapshot,\n"

@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,28 +16,19 @@
 #include <string>
 #include <system_error>
 
+#include "tests/temp_dir.h"
+#include "tests/unix_socket_support.h"
+
 namespace thaw {
 namespace {
 
 class UnixSocketTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "thaw-unix-socket-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string path(const std::string& name) const { return dir_ / name; }
 
   // A socket file nobody accepts on, as a killed process leaves it.
-  void make_stale(const std::string& at) {
-    sockaddr_un addr;
-    socklen_t length;
-    ASSERT_TRUE(fill_unix_address(at, addr, length));
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
-    ASSERT_TRUE(fd);
-    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length), 0) << std::strerror(errno);
+  static void make_stale(const std::string& at) {
+    ASSERT_TRUE(testing::make_stale_unix_socket(at)) << std::strerror(errno);
   }
 
   static ino_t inode(const std::string& at) {
@@ -64,7 +54,7 @@ class UnixSocketTest : public ::testing::Test {
     return "no error";
   }
 
-  std::string dir_;
+  testing::TempDir dir_{"thaw-unix-socket"};
 };
 
 TEST_F(UnixSocketTest, AddressTakesAtMost107Bytes) {

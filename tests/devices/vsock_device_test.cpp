@@ -139,14 +139,12 @@ TEST_F(VsockTest, GuestSendingBeyondItsCreditIsReset) {
 
 TEST_F(VsockTest, GuestConnectsToAHostPortSocket) {
   bring_up();
-  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Blocking, so the accept below waits for the device's connection.
+  UniqueFd listening;
+  ASSERT_NO_THROW(listening = ::thaw::testing::blocking(listen_unix(path + "_6000")));
+  ASSERT_TRUE(listening);
+  const int listener = listening.release();
   fds.push_back(listener);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::string port_path = path + "_6000";
-  std::strncpy(addr.sun_path, port_path.c_str(), sizeof addr.sun_path - 1);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
 
   send(guest_header(1234, 6000, kVsockOpRequest));
   Packet response = receive_one(kVsockOpResponse);

@@ -3,6 +3,7 @@
 // snapshot, and the socket file.
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -129,18 +130,12 @@ TEST_F(VsockTest, PausedDeviceLeavesGuestMemoryAlone) {
 }
 
 TEST(VsockSocketFile, StaleSocketIsReplacedAndRemovedAtTheEnd) {
-  char tmpl[] = "/tmp/thaw-vsock-XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
-  std::string path = dir + "/v.sock";
+  ::thaw::testing::TempDir dir("thaw-vsock");
+  std::string path = dir / "v.sock";
   { VsockDevice first(path); }
   EXPECT_FALSE(std::filesystem::exists(path));
   // A socket file left behind (a crashed VMM) is replaced.
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ::close(fd);
+  ASSERT_TRUE(::thaw::testing::make_stale_unix_socket(path)) << std::strerror(errno);
   {
     VsockDevice second(path);
     struct stat st;
@@ -151,7 +146,6 @@ TEST(VsockSocketFile, StaleSocketIsReplacedAndRemovedAtTheEnd) {
   std::ofstream(path) << "precious";
   EXPECT_THROW(VsockDevice third(path), std::system_error);
   EXPECT_TRUE(std::filesystem::exists(path));
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

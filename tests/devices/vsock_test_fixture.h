@@ -5,9 +5,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -19,6 +17,8 @@
 #include <vector>
 
 #include "devices/virtio/vsock_device.h"
+#include "tests/temp_dir.h"
+#include "tests/unix_socket_support.h"
 #include "virtio_test_support.h"
 
 namespace thaw::devices::test {
@@ -36,17 +36,8 @@ struct Packet {
   std::string data;
 };
 
-inline int connect_to(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+// A blocking host client of the device's socket; -1 where nothing accepts.
+inline int connect_to(const std::string& path) { return ::thaw::testing::connect_unix_blocking(path).release(); }
 
 // Reads what `fd` has within `timeout`, up to `want` bytes; "" on EOF.
 inline std::string read_some(int fd, size_t want, std::chrono::milliseconds timeout = 5s) {
@@ -78,8 +69,6 @@ inline bool sees_eof(int fd, std::chrono::milliseconds timeout = 5s) {
 class VsockTest : public ::testing::Test {
  protected:
   VsockTest() {
-    char tmpl[] = "/tmp/thaw-vsock-XXXXXX";
-    dir = ::mkdtemp(tmpl);
     path = dir + "/v.sock";
     device = std::make_shared<VsockDevice>(path, kGuestCid);
     transport = std::make_unique<MmioTransport>(device, mem, irq);
@@ -90,7 +79,6 @@ class VsockTest : public ::testing::Test {
     driver.reset();
     transport.reset();
     device.reset();
-    std::filesystem::remove_all(dir);
   }
 
   // Brings the driver up and fills rx and event queues, as Linux's probe does.
@@ -194,7 +182,8 @@ class VsockTest : public ::testing::Test {
     return {fd, request.hdr.src_port};
   }
 
-  std::string dir;
+  ::thaw::testing::TempDir scratch{"thaw-vsock"};  // declared before the device: removed after it
+  std::string dir = scratch.path();
   std::string path;
   std::shared_ptr<FakeGuestMemory> mem = std::make_shared<FakeGuestMemory>(kRamBase, kRamSize);
   std::shared_ptr<CountingInterrupt> irq = std::make_shared<CountingInterrupt>();

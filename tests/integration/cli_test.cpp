@@ -12,6 +12,7 @@
 
 #include "tests/integration/kvm_test_support.h"
 #include "tests/integration/thaw_cli_runner.h"
+#include "tests/temp_dir.h"
 
 namespace thaw {
 namespace {
@@ -21,11 +22,6 @@ using testing::run_thaw_line;
 
 class ThawCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("thaw-cli-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string write_file(const std::string& name, const std::vector<uint8_t>& bytes) {
     auto path = dir_ / name;
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
@@ -38,7 +34,8 @@ class ThawCli : public ::testing::Test {
     in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(bytes));
     return data;
   }
-  std::filesystem::path dir_;
+  testing::TempDir scratch_{"thaw-cli-test"};
+  std::filesystem::path dir_ = scratch_.path();
 };
 
 TEST_F(ThawCli, HelpExplainsTheCommands) {

@@ -6,15 +6,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +28,7 @@
 #include "tests/integration/snapshot_test_support.h"
 #include "tests/integration/stream_io.h"
 #include "tests/integration/thaw_cli_runner.h"
+#include "tests/unix_socket_support.h"
 
 extern char** environ;
 
@@ -132,30 +130,21 @@ class ThawProcess {
 // One host client of a VM's vsock socket, connected to the agent's port.
 class AgentStream {
  public:
-  ~AgentStream() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  AgentStream(const AgentStream&) = delete;
-  AgentStream& operator=(const AgentStream&) = delete;
-
   // Connects to `path` and asks for port 5000 until the guest accepts
   // ("OK <port>\n") or `timeout` passes; `last` gets the last failure.
   static std::unique_ptr<AgentStream> connect(const std::string& path, std::chrono::milliseconds timeout,
                                               std::string* last) {
     auto deadline = Clock::now() + timeout;
     do {
-      std::unique_ptr<AgentStream> s(new AgentStream(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)));
-      sockaddr_un addr{};
-      addr.sun_family = AF_UNIX;
-      std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-      if (::connect(s->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      std::unique_ptr<AgentStream> s(new AgentStream(testing::connect_unix_blocking(path)));
+      if (!s->fd_) {
         *last = std::string("connect: ") + std::strerror(errno);
       } else {
         const std::string line = "CONNECT " + std::to_string(pool::kAgentPort) + "\n";
         std::string reply;
-        if (testing::send_all(s->fd_, line.data(), line.size())) {
+        if (testing::send_all(s->fd_.get(), line.data(), line.size())) {
           char c;
-          while (reply.size() < 64 && testing::recv_all(s->fd_, &c, 1, 10s)) {
+          while (reply.size() < 64 && testing::recv_all(s->fd_.get(), &c, 1, 10s)) {
             reply += c;
             if (c == '\n') break;
           }
@@ -180,20 +169,20 @@ class AgentStream {
     std::string request(reinterpret_cast<const char*>(&length), 4);
     request.append(reinterpret_cast<const char*>(&name_len), 2);
     request += name + payload;
-    if (!testing::send_all(fd_, request.data(), request.size())) return std::nullopt;
+    if (!testing::send_all(fd_.get(), request.data(), request.size())) return std::nullopt;
     uint32_t head[3];  // length, status, guest microseconds
-    if (!testing::recv_all(fd_, head, sizeof head, kAgentAnswers)) return std::nullopt;
+    if (!testing::recv_all(fd_.get(), head, sizeof head, kAgentAnswers)) return std::nullopt;
     if (head[0] < 8 || head[0] > pool::kMaxInvokeBytes) return std::nullopt;
     Reply reply;
     reply.status = head[1];
     reply.payload.resize(head[0] - 8);
-    if (!testing::recv_all(fd_, reply.payload.data(), reply.payload.size(), kAgentAnswers)) return std::nullopt;
+    if (!testing::recv_all(fd_.get(), reply.payload.data(), reply.payload.size(), kAgentAnswers)) return std::nullopt;
     return reply;
   }
 
  private:
-  explicit AgentStream(int fd) : fd_(fd) {}
-  int fd_;
+  explicit AgentStream(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
 };
 
 // Connects to the agent behind `socket` and checks one echo.
@@ -207,31 +196,6 @@ void expect_echo(const std::string& socket, const std::string& payload, const st
   EXPECT_EQ(reply->payload, payload) << context;
 }
 
-// A listening unix socket at a path, as another VMM would hold it.
-class Listener {
- public:
-  explicit Listener(const std::string& path) : path_(path), fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    ok_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd_, 4) == 0;
-  }
-  ~Listener() { ::close(fd_); }
-  Listener(const Listener&) = delete;
-  Listener& operator=(const Listener&) = delete;
-  bool ok() const { return ok_; }
-  // Closes the socket but leaves its file: a stale socket.
-  void close_leaving_file() {
-    ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  std::string path_;
-  int fd_;
-  bool ok_ = false;
-};
-
 std::vector<std::string> listing(const std::filesystem::path& dir) {
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
@@ -241,7 +205,7 @@ std::vector<std::string> listing(const std::filesystem::path& dir) {
 
 class ThawCliVsock : public ::testing::Test {
  protected:
-  std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
+  std::string path(const std::string& name) const { return dir_ / name; }
 
   // `thaw snapshot` into DIR/<name>: of the agent guest with a vsock device
   // on DIR/<name>.sock, or of the plain mini guest (the agent needs the
@@ -263,7 +227,7 @@ class ThawCliVsock : public ::testing::Test {
     }
   }
 
-  testing::TempDir dir_;
+  testing::TempDir dir_{"thaw-cli-vsock"};
 };
 
 TEST_F(ThawCliVsock, HelpDescribesTheFlags) {
@@ -330,11 +294,7 @@ TEST_F(ThawCliVsock, RestoreIntoAnExistingDirectoryKeepsItAndReplacesStaleSocket
   if (HasFatalFailure()) return;
   const std::string sockets = path("sockets");
   std::filesystem::create_directories(sockets);
-  {
-    Listener stale(sockets + "/clone-0.sock");
-    ASSERT_TRUE(stale.ok());
-    stale.close_leaving_file();
-  }
+  ASSERT_TRUE(testing::make_stale_unix_socket(sockets + "/clone-0.sock")) << std::strerror(errno);
   ASSERT_TRUE(is_socket(sockets + "/clone-0.sock"));
   auto r = run_thaw({"restore", path("snap"), "--vsock-dir", sockets, "--run-ms", "200", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -384,8 +344,8 @@ TEST_F(ThawCliVsock, VsockDirWhoseSocketsDoNotFitIsBadInput) {
 
   // A clone socket something listens on: refused, the listener untouched.
   std::filesystem::create_directories(path("busy"));
-  Listener busy(path("busy/clone-1.sock"));
-  ASSERT_TRUE(busy.ok());
+  UniqueFd busy;  // another VMM's socket
+  ASSERT_NO_THROW(busy = listen_unix(path("busy/clone-1.sock")));
   auto in_use = run_thaw({"restore", path("snap"), "--clones", "2", "--vsock-dir", path("busy")});
   EXPECT_EQ(in_use.exit_code, 2) << in_use.output;
   EXPECT_NE(in_use.output.find("clone-1.sock is in use"), std::string::npos) << in_use.output;
@@ -439,8 +399,8 @@ TEST_F(ThawCliVsock, BadSocketPathsAreBadInputAndLeaveNothingBehind) {
   EXPECT_EQ(read_text(path("regular")), "precious");
 
   // Nor is a socket something listens on (another VM's).
-  Listener busy(path("busy.sock"));
-  ASSERT_TRUE(busy.ok());
+  UniqueFd busy;
+  ASSERT_NO_THROW(busy = listen_unix(path("busy.sock")));
   auto in_use = run_thaw({"boot", "--kernel", THAW_MINI_GUEST, "--vsock", path("busy.sock")});
   EXPECT_EQ(in_use.exit_code, 2) << in_use.output;
   EXPECT_NE(in_use.output.find("is in use"), std::string::npos) << in_use.output;
@@ -451,11 +411,7 @@ TEST_F(ThawCliVsock, BadSocketPathsAreBadInputAndLeaveNothingBehind) {
 TEST_F(ThawCliVsock, StaleSocketIsReplaced) {
   THAW_REQUIRE_KVM();
   const std::string socket = path("stale.sock");
-  {
-    Listener stale(socket);
-    ASSERT_TRUE(stale.ok());
-    stale.close_leaving_file();
-  }
+  ASSERT_TRUE(testing::make_stale_unix_socket(socket)) << std::strerror(errno);
   ASSERT_TRUE(is_socket(socket));
   auto r = run_thaw({"boot", "--kernel", THAW_MINI_GUEST, "--cmdline", kAgentCmdline, "--console", "none",
                      "--timeout-ms", "120000", "--vsock", socket, "--json"});

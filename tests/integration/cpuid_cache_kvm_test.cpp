@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "tests/integration/kvm_test_support.h"
+#include "tests/temp_dir.h"
 #include "vmm/cpuid_cache.h"
 
 namespace thaw {
@@ -16,8 +17,9 @@ bool same(const std::vector<kvm_cpuid_entry2>& a, const std::vector<kvm_cpuid_en
 
 TEST(CpuidCacheKvm, CachedAnswerEqualsKvmsAndCorruptionIsRecomputed) {
   THAW_REQUIRE_KVM();
-  auto dir = std::filesystem::temp_directory_path() / ("thaw-cpuid-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  testing::TempDir scratch("thaw-cpuid");
+  // A cache directory that does not exist yet: the first call makes it.
+  const std::filesystem::path dir = scratch / "cache";
   auto kvm = vmm::kvm::KvmSystem::open();
   auto direct = kvm.supported_cpuid();
   auto first = vmm::supported_cpuid_cached(kvm, dir.string());
@@ -30,7 +32,6 @@ TEST(CpuidCacheKvm, CachedAnswerEqualsKvmsAndCorruptionIsRecomputed) {
   std::ifstream in(file, std::ios::binary);
   std::vector<uint8_t> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(vmm::decode_cpuid_cache(image).has_value()) << "a corrupt cache is rewritten";
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

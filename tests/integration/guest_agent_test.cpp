@@ -4,7 +4,6 @@
 // pool/invoke_protocol.h to the guest's port 5000.
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -25,6 +24,7 @@
 #include "tests/integration/kvm_test_support.h"
 #include "tests/integration/stream_io.h"
 #include "tests/integration/snapshot_test_support.h"
+#include "tests/unix_socket_support.h"
 
 namespace thaw {
 namespace {
@@ -145,13 +145,9 @@ std::string unique_socket_path() {
 // Connects to the device's socket and asks for the agent's port; nullptr
 // when the guest did not accept ("OK <port>\n") in time.
 std::unique_ptr<AgentClient> connect_agent(const std::string& path, std::string* reply = nullptr) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return nullptr;
-  auto client = std::make_unique<AgentClient>(fd);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return nullptr;
+  UniqueFd fd = testing::connect_unix_blocking(path);
+  if (!fd) return nullptr;
+  auto client = std::make_unique<AgentClient>(fd.release());
   const std::string line = "CONNECT " + std::to_string(pool::kAgentPort) + "\n";
   if (!client->send_all(line.data(), line.size())) return nullptr;
   std::string ok = client->read_line();
@@ -368,9 +364,9 @@ TEST(GuestAgentClones, RestoredClonesServeWithTheirOwnIdentity) {
     vm->start();
     ASSERT_TRUE(vm->wait(60s)) << console.text();
     ASSERT_EQ(vm->state(), vmm::RunState::kPaused) << vm->stop_detail() << "\n" << console.text();
-    snapshot::save_vm_snapshot(*vm, dir.str());
+    snapshot::save_vm_snapshot(*vm, dir.path());
   }
-  auto loaded = snapshot::read_snapshot_dir(dir.str());
+  auto loaded = snapshot::read_snapshot_dir(dir.path());
   for (uint64_t id = 1; id <= 3; ++id) {
     CapturedConsole console;
     snapshot::RestoreOptions options;

@@ -32,7 +32,7 @@ TEST(SnapshotCrash, KillDuringWriteNeverLeavesATornSnapshot) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
   // A complete snapshot to start from.
-  pid_t first = spawn_snapshot(dir.str(), "console=ttyS0 thaw.fn_bytes=4096");
+  pid_t first = spawn_snapshot(dir.path(), "console=ttyS0 thaw.fn_bytes=4096");
   int status = 0;
   ::waitpid(first, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the first snapshot must succeed";
@@ -41,19 +41,19 @@ TEST(SnapshotCrash, KillDuringWriteNeverLeavesATornSnapshot) {
   int complete = 0, rejected = 0;
   for (int round = 0; round < 10; ++round) {
     // Different content each round, so old and new memory differ.
-    pid_t pid = spawn_snapshot(dir.str(), "console=ttyS0 thaw.fn_bytes=" + std::to_string(8192 + round * 4096));
+    pid_t pid = spawn_snapshot(dir.path(), "console=ttyS0 thaw.fn_bytes=" + std::to_string(8192 + round * 4096));
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 250000));
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &status, 0);
     try {
-      auto loaded = snapshot::read_snapshot_dir(dir.str());
+      auto loaded = snapshot::read_snapshot_dir(dir.path());
       // Accepted: then every byte must match what its state promises.
       EXPECT_NO_THROW(snapshot::verify_memory_file(loaded.memory_path, loaded.state.memory))
           << "round " << round << ": restore would accept a torn snapshot";
       ++complete;
     } catch (const InputError& e) {
       // Rejected with a clear reason is the other allowed outcome.
-      EXPECT_NE(std::string(e.what()).find(dir.str()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(dir.path()), std::string::npos) << e.what();
       ++rejected;
     }
   }

@@ -25,9 +25,9 @@ TEST_P(SnapshotRestore, ComputationSplitBySnapshotMatchesStraightRun) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
   const uint64_t n = 1 << 20;
-  testing::snapshot_mini_guest("console=ttyS0 thaw.after=split thaw.fn_bytes=" + std::to_string(n), dir.str());
+  testing::snapshot_mini_guest("console=ttyS0 thaw.after=split thaw.fn_bytes=" + std::to_string(n), dir.path());
   CapturedConsole console;
-  auto clone = snapshot::restore_vm(dir.str(), options_for(GetParam(), console));
+  auto clone = snapshot::restore_vm(dir.path(), options_for(GetParam(), console));
   clone.vm->start();
   ASSERT_TRUE(clone.vm->wait(30s)) << console.text();
   EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail() << console.text();
@@ -39,9 +39,9 @@ TEST_P(SnapshotRestore, ComputationSplitBySnapshotMatchesStraightRun) {
 TEST_P(SnapshotRestore, TimerKeepsTickingAfterRestore) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=ticks:5", dir.str());
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=ticks:5", dir.path());
   CapturedConsole console;
-  auto clone = snapshot::restore_vm(dir.str(), options_for(GetParam(), console));
+  auto clone = snapshot::restore_vm(dir.path(), options_for(GetParam(), console));
   clone.vm->start();
   ASSERT_TRUE(clone.vm->wait(30s)) << "the restored timer did not fire: " << clone.vm->stop_detail();
   EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail();
@@ -55,8 +55,8 @@ INSTANTIATE_TEST_SUITE_P(Backings, SnapshotRestore,
 TEST(SnapshotClones, RunIndependentlyAndLeaveTheMemoryFileUntouched) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.str());
-  auto loaded = snapshot::read_snapshot_dir(dir.str());
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.path());
+  auto loaded = snapshot::read_snapshot_dir(dir.path());
   const uint64_t inputs[] = {0x11, 0x5a, 0xc3};
   std::vector<CapturedConsole> consoles(3);
   std::vector<snapshot::RestoredVm> clones;
@@ -90,8 +90,8 @@ TEST(SnapshotClones, RunIndependentlyAndLeaveTheMemoryFileUntouched) {
 TEST(SnapshotClones, ResetInPlaceBehavesLikeAFreshClone) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.str());
-  auto loaded = snapshot::read_snapshot_dir(dir.str());
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.path());
+  auto loaded = snapshot::read_snapshot_dir(dir.path());
   for (auto backing : {MemoryBacking::kPrivate, MemoryBacking::kUffd, MemoryBacking::kEager}) {
     CapturedConsole console;
     auto options = options_for(backing, console);
@@ -138,14 +138,14 @@ TEST(SnapshotOnDemand, ARunningVmIsSnapshottedAndRunsOn) {
   auto vm = vmm::Vm::create(config);
   vm->start();
   ASSERT_TRUE(console.wait_for_all({"thaw-mini: ready"}, 30s)) << console.text();
-  auto saved = snapshot::snapshot_running_vm(*vm, dir.str());
+  auto saved = snapshot::snapshot_running_vm(*vm, dir.path());
   EXPECT_GT(saved.write.state_bytes, 0u);
   EXPECT_EQ(vm->state(), vmm::RunState::kRunning) << "the VM runs on after an on-demand snapshot";
   ASSERT_TRUE(vm->wait(30s));
   EXPECT_EQ(vm->stop_reason(), vmm::StopReason::kGuestExit) << vm->stop_detail();
   // The snapshot, taken mid-run, restores and finishes the same work.
   CapturedConsole clone_console;
-  auto clone = snapshot::restore_vm(dir.str(), options_for(MemoryBacking::kPrivate, clone_console));
+  auto clone = snapshot::restore_vm(dir.path(), options_for(MemoryBacking::kPrivate, clone_console));
   clone.vm->start();
   ASSERT_TRUE(clone.vm->wait(30s));
   EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail();

@@ -1,11 +1,11 @@
 // Helpers for tests that snapshot the mini guest and restore clones.
 #pragma once
 
-#include <filesystem>
 #include <string>
 
 #include "snapshot/vm_snapshot.h"
 #include "tests/integration/kvm_test_support.h"
+#include "tests/temp_dir.h"  // TempDir, for the tests that include this
 
 namespace thaw::testing {
 
@@ -39,26 +39,6 @@ inline uint64_t fnv1a(const std::vector<uint8_t>& bytes) {
   }
   return h;
 }
-
-// A temporary directory removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("thaw-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-  std::filesystem::path path() const { return path_; }
-
- private:
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-  std::filesystem::path path_;
-};
 
 // Cold-boots the mini guest with `cmdline`, pauses it at boot complete and
 // saves it to `dir`. Returns the cold boot's console.

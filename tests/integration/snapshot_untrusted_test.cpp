@@ -36,63 +36,63 @@ class UntrustedSnapshot : public ::testing::Test {
   void SetUp() override {
     auto why = testing::kvm_unavailable_reason();
     if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;
-    testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096", dir_.str());
-    state_ = read_file(dir_.path() / "state");
+    testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096", dir_.path());
+    state_ = read_file(dir_ / "state");
     ASSERT_FALSE(state_.empty());
-    ASSERT_EQ(restore_error(dir_.str()), "") << "the undamaged snapshot must restore";
+    ASSERT_EQ(restore_error(dir_.path()), "") << "the undamaged snapshot must restore";
   }
   // Re-encodes the state after `change` (a valid checksum over bad content).
   void rewrite_state(const std::function<void(snapshot::SnapshotState&)>& change) {
     auto state = snapshot::decode_state(state_);
     change(state);
-    write_file(dir_.path() / "state", snapshot::encode_state(state));
+    write_file(dir_ / "state", snapshot::encode_state(state));
   }
   testing::TempDir dir_;
   std::vector<uint8_t> state_;
 };
 
 TEST_F(UntrustedSnapshot, DamagedFilesAreRejectedWithTheReason) {
-  auto state_path = dir_.path() / "state";
+  auto state_path = dir_ / "state";
   auto truncated = std::vector<uint8_t>(state_.begin(), state_.begin() + static_cast<long>(state_.size() / 2));
   write_file(state_path, truncated);
-  EXPECT_NE(restore_error(dir_.str()).find("truncated"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("truncated"), std::string::npos) << restore_error(dir_.path());
 
   auto flipped = state_;
   flipped[flipped.size() - 10] ^= 0x40;
   write_file(state_path, flipped);
-  EXPECT_NE(restore_error(dir_.str()).find("checksum"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("checksum"), std::string::npos) << restore_error(dir_.path());
 
   auto wrong_version = state_;
   wrong_version[8] = 99;  // the u32 format version follows the 8-byte magic
   write_file(state_path, wrong_version);
-  EXPECT_NE(restore_error(dir_.str()).find("version"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("version"), std::string::npos) << restore_error(dir_.path());
 
   std::vector<uint8_t> oversized(65 << 20, 0);
   std::copy(state_.begin(), state_.begin() + 32, oversized.begin());
   write_file(state_path, oversized);
-  EXPECT_NE(restore_error(dir_.str()).find("over the limit"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("over the limit"), std::string::npos) << restore_error(dir_.path());
 
   write_file(state_path, state_);
-  auto memory_path = dir_.path() / "memory";
+  auto memory_path = dir_ / "memory";
   std::filesystem::resize_file(memory_path, std::filesystem::file_size(memory_path) - 4096);
-  EXPECT_NE(restore_error(dir_.str()).find("memory file"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("memory file"), std::string::npos) << restore_error(dir_.path());
 }
 
 TEST_F(UntrustedSnapshot, FieldsOutOfRangeAreRejectedWithTheReason) {
   rewrite_state([](auto& s) { s.host.kvm_backend = "kvm_pvm"; s.vcpus.clear(); });
-  EXPECT_NE(restore_error(dir_.str()).find("vCPU"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("vCPU"), std::string::npos) << restore_error(dir_.path());
 
   rewrite_state([](auto& s) { s.memory.size_bytes += 1 << 20; });
-  EXPECT_NE(restore_error(dir_.str()).find("memory"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("memory"), std::string::npos) << restore_error(dir_.path());
 
   rewrite_state([](auto& s) { s.vcpus[0].msrs.push_back({0x12345678u, 0, 1}); });
-  EXPECT_NE(restore_error(dir_.str()).find("0x12345678"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("0x12345678"), std::string::npos) << restore_error(dir_.path());
 
   rewrite_state([](auto& s) { s.devices.serial.rx_fifo.assign(500, 'x'); });
-  EXPECT_NE(restore_error(dir_.str()).find("rx"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("rx"), std::string::npos) << restore_error(dir_.path());
 
   rewrite_state([](auto& s) { s.vcpus[0].events.exception.nr = 200; s.vcpus[0].events.exception.injected = 1; });
-  EXPECT_NE(restore_error(dir_.str()).find("exception"), std::string::npos) << restore_error(dir_.str());
+  EXPECT_NE(restore_error(dir_.path()).find("exception"), std::string::npos) << restore_error(dir_.path());
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,6 +26,7 @@
 #include "tests/integration/kvm_test_support.h"
 #include "tests/integration/stream_io.h"
 #include "tests/integration/snapshot_test_support.h"
+#include "tests/unix_socket_support.h"
 
 namespace thaw {
 namespace {
@@ -40,11 +40,8 @@ constexpr char kAgentCmdline[] = "console=ttyS0 thaw.fn_bytes=4096 thaw.after=ag
 class Stream {
  public:
   // Connects and sends CONNECT 5000; ok() tells whether the guest accepted.
-  explicit Stream(const std::string& path) : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
+  explicit Stream(const std::string& path) : fd_(testing::connect_unix_blocking(path)) {
+    if (!fd_) return;
     const std::string line = "CONNECT " + std::to_string(pool::kAgentPort) + "\n";
     if (!send_all(line.data(), line.size())) return;
     std::string reply;
@@ -55,10 +52,6 @@ class Stream {
     }
     ok_ = reply.rfind("OK ", 0) == 0 && reply.back() == '\n';
   }
-  ~Stream() { ::close(fd_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-
   bool ok() const { return ok_; }
 
   // One invoke of "echo"; the payload that came back, or nullopt.
@@ -79,20 +72,20 @@ class Stream {
 
   // True when the VMM closed the stream (EOF or reset) within `timeout`.
   bool closed_within(std::chrono::milliseconds timeout) {
-    pollfd pfd{fd_, POLLIN, 0};
+    pollfd pfd{fd_.get(), POLLIN, 0};
     if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
     char c;
-    ssize_t n = ::recv(fd_, &c, 1, MSG_DONTWAIT);
+    ssize_t n = ::recv(fd_.get(), &c, 1, MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno == ECONNRESET);
   }
 
  private:
-  bool send_all(const void* data, size_t size) { return testing::send_all(fd_, data, size); }
+  bool send_all(const void* data, size_t size) { return testing::send_all(fd_.get(), data, size); }
   bool recv_all(void* data, size_t size, std::chrono::milliseconds timeout = 20s) {
-    return testing::recv_all(fd_, data, size, timeout);
+    return testing::recv_all(fd_.get(), data, size, timeout);
   }
 
-  int fd_;
+  UniqueFd fd_;
   bool ok_ = false;
 };
 
@@ -122,16 +115,9 @@ snapshot::RestoreOptions clone_options(const std::string& vsock_path, CapturedCo
 TEST(Vsock, DeviceIsOnTheCommandLineAndTheSocketLivesWithTheVm) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  const std::string path = dir.str() + "/vm.sock";
-  {
-    // A socket left behind by a VMM that crashed is replaced.
-    int stale = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    ASSERT_EQ(::bind(stale, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ::close(stale);
-  }
+  const std::string path = dir.path() + "/vm.sock";
+  // A socket left behind by a VMM that crashed is replaced.
+  ASSERT_TRUE(testing::make_stale_unix_socket(path)) << std::strerror(errno);
   CapturedConsole console;
   auto vm = boot_agent(path, console);
   EXPECT_TRUE(is_socket(path));
@@ -163,8 +149,8 @@ TEST(Vsock, NoPathNoDevice) {
 TEST(Vsock, ClonesGetTheirOwnSocketsAndTheSnapshotNamesNone) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  const std::string snap = dir.str() + "/snap";
-  const std::string original_path = dir.str() + "/original.sock";
+  const std::string snap = dir.path() + "/snap";
+  const std::string original_path = dir.path() + "/original.sock";
   {
     CapturedConsole console;
     auto vm = boot_agent(original_path, console, /*pause=*/true);
@@ -184,12 +170,12 @@ TEST(Vsock, ClonesGetTheirOwnSocketsAndTheSnapshotNamesNone) {
 
   // Two clones side by side, each on its own socket.
   CapturedConsole console_a, console_b;
-  auto a = snapshot::restore_vm(loaded, clone_options(dir.str() + "/a.sock", console_a));
-  auto b = snapshot::restore_vm(loaded, clone_options(dir.str() + "/b.sock", console_b));
+  auto a = snapshot::restore_vm(loaded, clone_options(dir.path() + "/a.sock", console_a));
+  auto b = snapshot::restore_vm(loaded, clone_options(dir.path() + "/b.sock", console_b));
   a.vm->start();
   b.vm->start();
-  Stream to_a(dir.str() + "/a.sock");
-  Stream to_b(dir.str() + "/b.sock");
+  Stream to_a(dir.path() + "/a.sock");
+  Stream to_b(dir.path() + "/b.sock");
   ASSERT_TRUE(to_a.ok()) << console_a.text();
   ASSERT_TRUE(to_b.ok()) << console_b.text();
   EXPECT_EQ(to_a.echo("to a"), "to a");
@@ -199,25 +185,25 @@ TEST(Vsock, ClonesGetTheirOwnSocketsAndTheSnapshotNamesNone) {
   // A clone needs its own socket; a snapshot without vsock takes none.
   CapturedConsole console_c;
   EXPECT_THROW(snapshot::restore_vm(loaded, clone_options("", console_c)), InputError);
-  const std::string plain = dir.str() + "/plain";
+  const std::string plain = dir.path() + "/plain";
   testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096", plain);
-  EXPECT_THROW(snapshot::restore_vm(plain, clone_options(dir.str() + "/c.sock", console_c)), InputError);
-  EXPECT_FALSE(std::filesystem::exists(dir.str() + "/c.sock"));
+  EXPECT_THROW(snapshot::restore_vm(plain, clone_options(dir.path() + "/c.sock", console_c)), InputError);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/c.sock"));
 }
 
 TEST(Vsock, ResetInPlaceDropsTheStreamAndServesAgain) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  const std::string snap = dir.str() + "/snap";
+  const std::string snap = dir.path() + "/snap";
   {
     CapturedConsole console;
-    auto vm = boot_agent(dir.str() + "/original.sock", console, /*pause=*/true);
+    auto vm = boot_agent(dir.path() + "/original.sock", console, /*pause=*/true);
     ASSERT_TRUE(vm->wait(60s)) << console.text();
     snapshot::save_vm_snapshot(*vm, snap);
   }
   auto loaded = snapshot::read_snapshot_dir(snap);
   CapturedConsole console;
-  const std::string path = dir.str() + "/clone.sock";
+  const std::string path = dir.path() + "/clone.sock";
   auto options = clone_options(path, console);
   auto clone = snapshot::restore_vm(loaded, options);
   clone.vm->start();
@@ -240,23 +226,23 @@ TEST(Vsock, RunningVmSnapshottedWithAStreamOpenKeepsServingIt) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
   CapturedConsole console;
-  const std::string path = dir.str() + "/vm.sock";
+  const std::string path = dir.path() + "/vm.sock";
   auto vm = boot_agent(path, console);
   ASSERT_TRUE(console.wait_for_all({"thaw-mini: ready"}, 30s)) << console.text();
   Stream stream(path);
   ASSERT_TRUE(stream.ok()) << console.text();
   EXPECT_EQ(stream.echo("one"), "one");
 
-  snapshot::snapshot_running_vm(*vm, dir.str() + "/snap");
+  snapshot::snapshot_running_vm(*vm, dir.path() + "/snap");
   // The original's stream survives its own snapshot.
   EXPECT_EQ(stream.echo("two"), "two");
 
   // The clone starts without it: its guest learns so from TRANSPORT_RESET
   // and accepts new streams.
   CapturedConsole clone_console;
-  auto clone = snapshot::restore_vm(dir.str() + "/snap", clone_options(dir.str() + "/clone.sock", clone_console));
+  auto clone = snapshot::restore_vm(dir.path() + "/snap", clone_options(dir.path() + "/clone.sock", clone_console));
   clone.vm->start();
-  Stream to_clone(dir.str() + "/clone.sock");
+  Stream to_clone(dir.path() + "/clone.sock");
   ASSERT_TRUE(to_clone.ok()) << clone_console.text();
   EXPECT_EQ(to_clone.echo("three"), "three");
   EXPECT_EQ(stream.echo("four"), "four");

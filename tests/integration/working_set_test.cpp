@@ -64,9 +64,9 @@ snapshot::RestoreOptions with(MemoryBacking memory, bool prefetch, bool record =
 TEST(WorkingSet, RecordedOnceThenPrefetchedSoTheClonesDoNotFault) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.str());
-  auto loaded = snapshot::read_snapshot_dir(dir.str());
-  ASSERT_EQ(loaded.dir, dir.str());
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.path());
+  auto loaded = snapshot::read_snapshot_dir(dir.path());
+  ASSERT_EQ(loaded.dir, dir.path());
 
   // Prefetch without a working-set file: nothing happens.
   auto before = run_clone(loaded, with(MemoryBacking::kUffd, true), 0x33);
@@ -84,7 +84,7 @@ TEST(WorkingSet, RecordedOnceThenPrefetchedSoTheClonesDoNotFault) {
   for (uint64_t a = testing::kCloneBuffer; a < testing::kCloneBuffer + testing::kCloneBufferBytes; a += 4096) {
     EXPECT_TRUE(has(a)) << "clone buffer page " << testing::hex16(a);
   }
-  auto on_disk = snapshot::read_working_set(dir.str(), loaded.state.memory.size_bytes);
+  auto on_disk = snapshot::read_working_set(dir.path(), loaded.state.memory.size_bytes);
   ASSERT_TRUE(on_disk.has_value());
   EXPECT_EQ(on_disk->pages, ws.pages);
 
@@ -107,8 +107,8 @@ TEST(WorkingSet, RecordedOnceThenPrefetchedSoTheClonesDoNotFault) {
 TEST(WorkingSet, RestoreOptionsThatCannotWorkAreRejected) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.str());
-  auto loaded = snapshot::read_snapshot_dir(dir.str());
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.path());
+  auto loaded = snapshot::read_snapshot_dir(dir.path());
   auto rejects = [&](const snapshot::RestoreOptions& options, const std::string& needle) {
     try {
       snapshot::restore_vm(loaded, options);
@@ -123,7 +123,7 @@ TEST(WorkingSet, RestoreOptionsThatCannotWorkAreRejected) {
   rejects(with(MemoryBacking::kEager, true), "eager reads the whole memory file");
 
   // A damaged working-set file fails a prefetching restore, naming the file.
-  std::FILE* f = std::fopen((dir.path() / "working-set").c_str(), "wb");
+  std::FILE* f = std::fopen((dir / "working-set").c_str(), "wb");
   ASSERT_NE(f, nullptr);
   std::fputs("THAWWSETgarbage", f);
   std::fclose(f);
@@ -136,7 +136,7 @@ TEST(WorkingSet, RestoreOptionsThatCannotWorkAreRejected) {
 
   // Recording needs a clone restored to record.
   auto plain = snapshot::restore_vm(loaded, options);
-  EXPECT_THROW(snapshot::save_recorded_working_set(plain, dir.str()), std::logic_error);
+  EXPECT_THROW(snapshot::save_recorded_working_set(plain, dir.path()), std::logic_error);
 }
 
 std::pair<int, std::string> run_thaw(const std::string& args) {
@@ -154,19 +154,19 @@ std::pair<int, std::string> run_thaw(const std::string& args) {
 TEST(WorkingSetCli, RecordThenRestoreWithPrefetch) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
-  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.str());
-  auto [bad_code, bad] = run_thaw("restore " + dir.str() + " --record-working-set --memory private");
+  testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.path());
+  auto [bad_code, bad] = run_thaw("restore " + dir.path() + " --record-working-set --memory private");
   EXPECT_EQ(bad_code, 2) << bad;
   EXPECT_NE(bad.find("needs --memory uffd"), std::string::npos) << bad;
 
-  auto [code, out] = run_thaw("restore " + dir.str() + " --record-working-set --control-page --json");
+  auto [code, out] = run_thaw("restore " + dir.path() + " --record-working-set --control-page --json");
   ASSERT_EQ(code, 0) << out;
   auto recorded = nlohmann::json::parse(out.substr(out.find('{')));
   EXPECT_GT(recorded["pages"].get<uint64_t>(), 16u) << out;
   EXPECT_EQ(recorded["guest"], "paused at its exit") << out;
 
   auto [code2, out2] = run_thaw(
-      "restore " + dir.str() + " --memory uffd --prefetch --control-page --sequential --clones 3 --run-ms 5000 --json");
+      "restore " + dir.path() + " --memory uffd --prefetch --control-page --sequential --clones 3 --run-ms 5000 --json");
   ASSERT_EQ(code2, 0) << out2;
   auto restored = nlohmann::json::parse(out2.substr(out2.find('{')));
   EXPECT_EQ(restored["prefetch_bytes"].get<uint64_t>(), recorded["bytes"].get<uint64_t>()) << out2;

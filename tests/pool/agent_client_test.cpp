@@ -4,16 +4,16 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <thread>
 
 #include "pool/invoke_protocol.h"
+#include "tests/temp_dir.h"
+#include "tests/unix_socket_support.h"
 
 namespace thaw::pool {
 namespace {
@@ -56,27 +56,20 @@ class FakeDevice {
  public:
   using Behaviour = std::function<void(int fd)>;
   explicit FakeDevice(Behaviour behaviour) : behaviour_(std::move(behaviour)) {
-    path_ = std::filesystem::temp_directory_path() / ("thaw-fake-vsock-" + std::to_string(::getpid()) + "-" +
-                                                      std::to_string(counter_++) + ".sock");
-    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
-    ::unlink(path_.c_str());
-    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
-    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+    // Blocking, so the thread's accept waits for the client.
+    EXPECT_NO_THROW(listen_fd_ = ::thaw::testing::blocking(listen_unix(path_)));
+    EXPECT_TRUE(listen_fd_) << std::strerror(errno);
     thread_ = std::thread([this] {
-      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      int fd = ::accept(listen_fd_.get(), nullptr, nullptr);
       if (fd < 0) return;
       behaviour_(fd);
       ::close(fd);
     });
   }
+  // The socket file goes with dir_.
   ~FakeDevice() {
-    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::shutdown(listen_fd_.get(), SHUT_RDWR);
     thread_.join();
-    ::close(listen_fd_);
-    ::unlink(path_.c_str());
   }
   std::string path() const { return path_; }
 
@@ -107,10 +100,10 @@ class FakeDevice {
   }
 
  private:
-  static inline std::atomic<int> counter_{0};
   Behaviour behaviour_;
-  std::string path_;
-  int listen_fd_ = -1;
+  ::thaw::testing::TempDir dir_{"thaw-fake-vsock"};
+  std::string path_ = dir_ / "agent.sock";
+  UniqueFd listen_fd_;
   std::thread thread_;
 };
 

@@ -51,7 +51,7 @@ class PoolInvoke : public ::testing::Test {
 TEST_F(PoolInvoke, EchoAndIdentityThenAgainAfterAReset) {
   auto lease = pool_->acquire("agent", 0, 30s);
   ASSERT_FALSE(lease.vsock_path.empty());
-  EXPECT_EQ(lease.vsock_path.rfind(dir_.str() + "/vsock/agent-", 0), 0u) << lease.vsock_path;
+  EXPECT_EQ(lease.vsock_path.rfind(dir_.path() + "/vsock/agent-", 0), 0u) << lease.vsock_path;
   std::vector<uint8_t> payload{'h', 'e', 'l', 'l', 'o', 0, 255};
   auto echo = pool_->invoke(lease.lease_id, "echo", payload, 10s);
   EXPECT_EQ(echo.status, kInvokeOk);

@@ -39,7 +39,7 @@ TEST(PoolManager, CreateAcquireReleaseAcquireReusesTheResetClone) {
   PoolManager pool(test_config(dir));
   auto info = pool.create_template(mini_spec("mini"), PoolPolicy{1, 2, 1024});
   EXPECT_EQ(info.name, "mini");
-  EXPECT_EQ(info.snapshot_dir, dir.str() + "/templates/mini");
+  EXPECT_EQ(info.snapshot_dir, dir.path() + "/templates/mini");
   EXPECT_GT(info.cold_boot_ms, 0);
   EXPECT_TRUE(fs::exists(info.snapshot_dir + "/state"));
   EXPECT_TRUE(fs::exists(info.snapshot_dir + "/" + kTemplateJsonName));
@@ -207,12 +207,12 @@ TEST(PoolManager, TemplatesSurviveARestart) {
     ASSERT_TRUE(warm_at_least(pool, "keep", 1));
     pool.acquire("keep", 0, 10s);  // destroyed with the manager, leased or not
   }
-  fs::create_directories(dir.str() + "/templates/half.tmp");  // a create that crashed
+  fs::create_directories(dir.path() + "/templates/half.tmp");  // a create that crashed
   PoolManager pool(test_config(dir));
   EXPECT_TRUE(pool.list_templates().empty());
   EXPECT_EQ(pool.load_existing_templates(), std::vector<std::string>{"keep"});
   EXPECT_TRUE(pool.load_existing_templates().empty()) << "loading again finds nothing new";
-  EXPECT_FALSE(fs::exists(dir.str() + "/templates/half.tmp"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/templates/half.tmp"));
   auto list = pool.list_templates();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].spec.cmdline, mini_spec("keep").cmdline);
@@ -264,7 +264,7 @@ TEST(PoolManager, BadArguments) {
   PoolManager pool(test_config(dir));
   EXPECT_THROW(pool.create_template(mini_spec("Bad Name"), PoolPolicy{}), BadArgument);
   auto no_kernel = mini_spec("nokernel");
-  no_kernel.kernel = dir.str() + "/missing.elf";
+  no_kernel.kernel = dir.path() + "/missing.elf";
   EXPECT_THROW(pool.create_template(no_kernel, PoolPolicy{}), BadArgument);
   EXPECT_THROW(pool.create_template(mini_spec("policy"), PoolPolicy{3, 1, 1024}), BadArgument);
   // A guest that faults before boot complete: refused, and nothing is left on disk.
@@ -276,8 +276,8 @@ TEST(PoolManager, BadArguments) {
   } catch (const BadArgument& e) {
     EXPECT_NE(std::string(e.what()).find("boot-complete"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(dir.str() + "/templates/fault"));
-  EXPECT_FALSE(fs::exists(dir.str() + "/templates/fault.tmp"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/templates/fault"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/templates/fault.tmp"));
 
   pool.create_template(mini_spec("ok"), PoolPolicy{1, 1, 1024});
   EXPECT_THROW(pool.create_template(mini_spec("ok"), PoolPolicy{}), BadArgument);
@@ -310,7 +310,7 @@ TEST(PoolManager, SetPolicyIsPersistedAndResizesThePool) {
   EXPECT_EQ(stats_of(pool, "resize").warm, 0u);
   pool.set_policy("resize", PoolPolicy{2, 4, 1024});
   ASSERT_TRUE(warm_at_least(pool, "resize", 2));
-  EXPECT_EQ(TemplateStore(dir.str() + "/templates").read_record("resize").policy.min_warm, 2u);
+  EXPECT_EQ(TemplateStore(dir.path() + "/templates").read_record("resize").policy.min_warm, 2u);
   pool.set_policy("resize", PoolPolicy{0, 0, 1024});
   EXPECT_TRUE(eventually([&] { return stats_of(pool, "resize").warm == 0; }, 10s)) << "max_warm 0 keeps no clones";
   EXPECT_GE(stats_of(pool, "resize").destroyed, 2u);

@@ -15,6 +15,7 @@
 
 #include "pool/pool_manager.h"
 #include "tests/kvm_available.h"
+#include "tests/temp_dir.h"
 
 namespace thaw::pool::testing {
 
@@ -33,25 +34,12 @@ inline std::vector<uint8_t> expected_clone_buffer(uint64_t input) {
   return bytes;
 }
 
-class TempDir {
- public:
-  TempDir()
-      : path_(std::filesystem::temp_directory_path() /
-              ("thaw-pool-test-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  static inline int n_ = 0;
-  std::filesystem::path path_;
-};
+using ::thaw::testing::TempDir;
 
 inline PoolManagerConfig test_config(const TempDir& dir) {
   PoolManagerConfig config;
-  config.template_dir = dir.str() + "/templates";
-  config.vsock_dir = dir.str() + "/vsock";
+  config.template_dir = dir / "templates";
+  config.vsock_dir = dir / "vsock";
   config.autoscale_period = 100ms;
   config.cold_boot_timeout = 60s;
   return config;

@@ -2,30 +2,19 @@
 #include "pool/template_store.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "snapshot/snapshot_dir.h"
+#include "tests/temp_dir.h"
 
 namespace thaw::pool {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("thaw-pool-store-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  static inline int n_ = 0;
-  fs::path path_;
-};
+using ::thaw::testing::TempDir;
 
 void touch(const fs::path& p, const std::string& text = "x") {
   std::ofstream(p) << text;
@@ -46,7 +35,7 @@ TEST(TemplateName, RejectsEverythingElse) {
 
 TEST(TemplateSpec, ValidationNamesTheProblem) {
   TempDir dir;
-  std::string kernel = dir.str() + "/kernel";
+  std::string kernel = dir.path() + "/kernel";
   touch(kernel);
   TemplateSpec spec{"web", kernel, "", "console=ttyS0", 128, 1};
   EXPECT_NO_THROW(validate_spec(spec));
@@ -59,13 +48,13 @@ TEST(TemplateSpec, ValidationNamesTheProblem) {
     }
   };
   auto s = spec;
-  s.kernel = dir.str() + "/missing";
+  s.kernel = dir.path() + "/missing";
   expect_bad(s, "does not exist");
   s = spec;
-  s.kernel = dir.str();
+  s.kernel = dir.path();
   expect_bad(s, "not a regular file");
   s = spec;
-  s.initrd = dir.str() + "/no-initrd";
+  s.initrd = dir.path() + "/no-initrd";
   expect_bad(s, "initrd");
   s = spec;
   s.mem_mib = 1;
@@ -129,7 +118,7 @@ TEST(TemplateJson, RejectsMalformedInput) {
 
 TEST(TemplateStore, CommitIsARenameAndListSkipsIncompleteTemplates) {
   TempDir root;
-  TemplateStore store(root.str() + "/templates");
+  TemplateStore store(root.path() + "/templates");
   std::string tmp = store.begin("web");
   EXPECT_EQ(tmp, store.root() + "/web.tmp");
   EXPECT_FALSE(store.exists("web"));
@@ -172,7 +161,7 @@ TEST(TemplateStore, CommitIsARenameAndListSkipsIncompleteTemplates) {
 
 TEST(TemplateStore, ReadRecordChecksTheNameMatchesTheDirectory) {
   TempDir root;
-  TemplateStore store(root.str());
+  TemplateStore store(root.path());
   fs::create_directories(store.dir_for("a"));
   TemplateRecord record;
   record.spec = {"b", "/k", "", "", 64, 1};

@@ -12,13 +12,9 @@ namespace {
 // not exist turns any RPC into exit 3, so exit 2 shows nothing was sent.
 class TemplateCliInput : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = make_temp_dir("tmpl-input");
-    sock_ = " --socket " + (dir_ / "no.sock").string();
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
-  std::string sock_;
+  TempDir scratch_{"thaw-tmpl-input"};
+  std::filesystem::path dir_ = scratch_.path();
+  std::string sock_ = " --socket " + (dir_ / "no.sock").string();
 };
 
 TEST_F(TemplateCliInput, MissingKernelNamesTheFile) {

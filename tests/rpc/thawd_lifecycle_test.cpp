@@ -10,9 +10,8 @@ namespace {
 
 class ThawdLifecycle : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = make_temp_dir("rpc-life"); }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
+  TempDir scratch_{"thaw-rpc-life"};
+  std::filesystem::path dir_ = scratch_.path();
 };
 
 TEST_F(ThawdLifecycle, BadConfigsNameTheFileLineAndKey) {

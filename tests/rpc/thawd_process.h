@@ -7,17 +7,15 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -25,7 +23,9 @@
 
 #include <gtest/gtest.h>
 
+#include "base/unix_socket.h"
 #include "tests/kvm_available.h"
+#include "tests/temp_dir.h"
 
 namespace thaw::testing {
 
@@ -37,15 +37,6 @@ struct PoolSpec {
   uint32_t max_warm = 2;
   uint64_t memory_budget_mib = 1024;
 };
-
-inline std::filesystem::path make_temp_dir(const std::string& tag) {
-  static std::atomic<int> counter{0};
-  auto dir = std::filesystem::temp_directory_path() /
-             ("thaw-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
 
 class ThawdProcess {
  public:
@@ -133,15 +124,8 @@ class ThawdProcess {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
 
-  bool answers() const {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, socket().c_str(), sizeof addr.sun_path - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
-  }
+  // Something accepts on the socket (a full backlog counts: it is up).
+  bool answers() const { return probe_unix_socket(socket()).state == UnixSocketState::kListening; }
 
  private:
   std::filesystem::path dir_;
@@ -185,13 +169,14 @@ class SharedThawdTest : public ::testing::Test {
                                                                  << daemon_->log();
     }
     daemon_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    scratch_.reset();
+    dir_.clear();
   }
 
   void SetUp() override {
     THAW_REQUIRE_KVM();
     if (!daemon_) {
-      dir_ = make_temp_dir(Suite::kDirTag);
+      dir_ = scratch_.emplace("thaw-" + std::string(Suite::kDirTag)).path();
       daemon_ = std::make_unique<ThawdProcess>(dir_);
       daemon_->write_config(Suite::daemon_config(*daemon_));
       ASSERT_TRUE(daemon_->start()) << daemon_->log();
@@ -199,6 +184,7 @@ class SharedThawdTest : public ::testing::Test {
     ASSERT_TRUE(daemon_->answers()) << daemon_->log();
   }
 
+  static inline std::optional<TempDir> scratch_;  // owns dir_
   static inline std::filesystem::path dir_;
   static inline std::unique_ptr<ThawdProcess> daemon_;
 };

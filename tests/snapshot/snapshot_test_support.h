@@ -1,23 +1,22 @@
 // Shared by the snapshot tests: a fully populated state, a scratch
-// directory, and a way to re-frame a hand-edited Cap'n Proto message so
-// validation (not the checksum) is what a test exercises.
+// directory (tests/temp_dir.h), and a way to re-frame a hand-edited Cap'n
+// Proto message so validation (not the checksum) is what a test exercises.
 #pragma once
 
 #include <capnp/message.h>
 #include <capnp/serialize-packed.h>
 #include <gtest/gtest.h>
 #include <kj/io.h>
-#include <stdlib.h>
 #include <xxhash.h>
 
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "snapshot/snapshot.capnp.h"
 #include "snapshot/state_codec.h"
+#include "tests/temp_dir.h"
 #include "vmm/sys_error.h"
 
 namespace thaw::snapshot::test {
@@ -129,26 +128,6 @@ inline std::vector<uint8_t> edit_message(const std::vector<uint8_t>& file,
   return framed;
 }
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its content.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/thaw-snapshot-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp " + pattern);
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ::thaw::testing::TempDir;
 
 }  // namespace thaw::snapshot::test

@@ -1,13 +1,12 @@
 #include "vmm/loader/kernel_image.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <fstream>
 #include <random>
 
 #include "synthetic_images.h"
+#include "tests/temp_dir.h"
 #include "vmm/loader/cmdline.h"
 
 namespace thaw::vmm::loader {
@@ -42,16 +41,8 @@ TEST(DetectKernelFormat, RejectsShortAndEmptyInput) {
 
 class ReadImageFileTest : public ::testing::Test {
  protected:
-  std::string dir;
-  void SetUp() override {
-    char tmpl[] = "/tmp/thaw-image-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir = tmpl;
-  }
-  void TearDown() override {
-    for (const char* f : {"/k", "/empty"}) std::remove((dir + f).c_str());
-    ::rmdir(dir.c_str());
-  }
+  thaw::testing::TempDir scratch{"thaw-image-test"};
+  std::string dir = scratch.path();
   std::string write(const char* name, const std::string& content) {
     std::ofstream(dir + name, std::ios::binary) << content;
     return dir + name;

@@ -3,9 +3,7 @@
 // or a lost connection, and an event loop that keeps answering while pool
 // calls block. No KVM needed; the end-to-end tests in tests/rpc/ run the real
 // thawd over the real pool.
-#include <unistd.h>
 
-#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -18,6 +16,7 @@
 #include "tests/rpc/concurrent_clients.h"
 #include "tests/rpc/rpc_test_helpers.h"
 #include "tests/rpc/unit/fake_pool_backend.h"
+#include "tests/temp_dir.h"
 
 namespace thaw::rpc {
 namespace {
@@ -65,9 +64,7 @@ class InProcessServer {
 class RpcServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("thaw-rpc-unit-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-    socket_ = (dir_ / "thaw.sock").string();
+    socket_ = dir_ / "thaw.sock";
     pool::TemplateSpec spec;
     spec.name = "mini";
     spec.kernel = "/fake/kernel";
@@ -77,13 +74,10 @@ class RpcServerTest : public ::testing::Test {
     backend_.create_template(spec, policy);
     server_ = std::make_unique<InProcessServer>(backend_, socket_);
   }
-  void TearDown() override {
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { server_.reset(); }
 
   FakePoolBackend backend_;
-  std::filesystem::path dir_;
+  thaw::testing::TempDir dir_{"thaw-rpc-unit"};
   std::string socket_;
   std::unique_ptr<InProcessServer> server_;
 };
