@@ -30,8 +30,6 @@
 #include "tests/integration/thaw_cli_runner.h"
 #include "tests/unix_socket_support.h"
 
-extern char** environ;
-
 namespace thaw {
 namespace {
 
@@ -42,15 +40,11 @@ constexpr char kAgentCmdline[] = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
 // Generous: the CI machine has two cores and runs other tests beside these.
 constexpr auto kSocketAppears = 60s;
 constexpr auto kAgentAnswers = 60s;
-constexpr auto kProcessEnds = 60s;
 
 using testing::CommandResult;
+using testing::read_text;
 using testing::run_thaw;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using testing::ThawProcess;
 
 bool is_socket(const std::string& path) {
   struct stat st{};
@@ -65,67 +59,6 @@ bool wait_for_socket(const std::string& path, std::chrono::milliseconds timeout)
   }
   return is_socket(path);
 }
-
-// `thaw ARGS...` in the background, its output in `log`.
-class ThawProcess {
- public:
-  ThawProcess(const std::vector<std::string>& args, std::string log) : log_(std::move(log)) {
-    std::vector<std::string> argv_strings = {THAW_CLI};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : argv_strings) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    ::posix_spawn_file_actions_init(&actions);
-    ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    if (::posix_spawn(&pid_, THAW_CLI, &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    ::posix_spawn_file_actions_destroy(&actions);
-  }
-  ~ThawProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  ThawProcess(const ThawProcess&) = delete;
-  ThawProcess& operator=(const ThawProcess&) = delete;
-
-  bool started() const { return pid_ > 0; }
-  // Whether it is still running (it has not exited on its own).
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == 0) return true;
-    pid_ = -1;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return false;
-  }
-  // Sends `sig` and waits for the exit; its exit code, or nullopt when it
-  // had to be killed (or was killed by a signal).
-  std::optional<int> stop(int sig) {
-    if (pid_ > 0) {
-      ::kill(pid_, sig);
-      auto deadline = Clock::now() + kProcessEnds;
-      while (running() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
-      if (pid_ > 0) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-        return std::nullopt;
-      }
-    }
-    if (exit_code_ < 0) return std::nullopt;
-    return exit_code_;
-  }
-  std::string output() const { return read_text(log_); }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int exit_code_ = -1;
-};
 
 // One host client of a VM's vsock socket, connected to the agent's port.
 class AgentStream {
@@ -286,6 +219,49 @@ TEST_F(ThawCliVsock, SnapshotClonesServeOnTheirOwnSockets) {
   EXPECT_NE(thaw.output().find("stopped by SIGTERM: 2 running, 0 exited cleanly, 0 failed"), std::string::npos)
       << thaw.output();
   EXPECT_FALSE(std::filesystem::exists(path("run"))) << "the socket directory thaw made outlived the clones";
+}
+
+// A signal ends a wait that would last minutes: --sequential waits up to
+// --run-ms for each clone to finish, and the agent guest never does.
+TEST_F(ThawCliVsock, SigintEndsASequentialWait) {
+  THAW_REQUIRE_KVM();
+  make_snapshot("snap", /*vsock=*/true);
+  if (HasFatalFailure()) return;
+  const std::string sockets = path("sockets");
+  ThawProcess thaw({"restore", path("snap"), "--sequential", "--clones", "3", "--vsock-dir", sockets, "--run-ms",
+                    "300000", "--json"},
+                   path("restore.log"));
+  ASSERT_TRUE(thaw.started());
+  ASSERT_TRUE(wait_for_socket(sockets + "/clone-0.sock", kSocketAppears)) << thaw.output();
+  auto code = thaw.stop(SIGINT, std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the --sequential wait outlasted SIGINT\n" << thaw.output();
+  EXPECT_EQ(*code, 0) << thaw.output();
+  const std::string out = thaw.output();
+  EXPECT_NE(out.find("\"stopped_by\": \"SIGINT\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"clones\": 1"), std::string::npos) << "the next clone was made after the signal:\n" << out;
+  EXPECT_NE(out.find("\"still_running\": 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"done\": 0"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(sockets)) << "the socket directory thaw made outlived the clones";
+}
+
+// Recording stops on SIGTERM too, and an interrupted recording leaves no
+// working set: later clones would fault on every page it missed.
+TEST_F(ThawCliVsock, SigtermEndsARecordingWithoutAWorkingSet) {
+  THAW_REQUIRE_KVM();
+  make_snapshot("snap", /*vsock=*/true);
+  if (HasFatalFailure()) return;
+  const std::string sockets = path("sockets");
+  ThawProcess thaw({"restore", path("snap"), "--record-working-set", "--vsock-dir", sockets, "--run-ms", "300000"},
+                   path("record.log"));
+  ASSERT_TRUE(thaw.started());
+  ASSERT_TRUE(wait_for_socket(sockets + "/clone-0.sock", kSocketAppears)) << thaw.output();
+  auto code = thaw.stop(SIGTERM, std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the recording outlasted SIGTERM\n" << thaw.output();
+  EXPECT_EQ(*code, 1) << thaw.output();
+  EXPECT_NE(thaw.output().find("stopped by SIGTERM"), std::string::npos) << thaw.output();
+  EXPECT_NE(thaw.output().find("no working set written"), std::string::npos) << thaw.output();
+  EXPECT_FALSE(std::filesystem::exists(path("snap/working-set"))) << thaw.output();
+  EXPECT_FALSE(std::filesystem::exists(sockets)) << "the socket directory thaw made outlived the clone";
 }
 
 TEST_F(ThawCliVsock, RestoreIntoAnExistingDirectoryKeepsItAndReplacesStaleSockets) {

@@ -3,13 +3,13 @@
 #include "snapshot/working_set.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/snapshot_test_support.h"
+#include "tests/integration/thaw_cli_runner.h"
 
 namespace thaw {
 namespace {
@@ -139,33 +139,21 @@ TEST(WorkingSet, RestoreOptionsThatCannotWorkAreRejected) {
   EXPECT_THROW(snapshot::save_recorded_working_set(plain, dir.path()), std::logic_error);
 }
 
-std::pair<int, std::string> run_thaw(const std::string& args) {
-  std::string command = std::string(THAW_CLI) + " " + args + " 2>&1";
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
 TEST(WorkingSetCli, RecordThenRestoreWithPrefetch) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
   testing::snapshot_mini_guest("console=ttyS0 thaw.fn_bytes=4096 thaw.after=clone", dir.path());
-  auto [bad_code, bad] = run_thaw("restore " + dir.path() + " --record-working-set --memory private");
+  auto [bad_code, bad] = testing::run_thaw_line("restore " + dir.path() + " --record-working-set --memory private");
   EXPECT_EQ(bad_code, 2) << bad;
   EXPECT_NE(bad.find("needs --memory uffd"), std::string::npos) << bad;
 
-  auto [code, out] = run_thaw("restore " + dir.path() + " --record-working-set --control-page --json");
+  auto [code, out] = testing::run_thaw_line("restore " + dir.path() + " --record-working-set --control-page --json");
   ASSERT_EQ(code, 0) << out;
   auto recorded = nlohmann::json::parse(out.substr(out.find('{')));
   EXPECT_GT(recorded["pages"].get<uint64_t>(), 16u) << out;
   EXPECT_EQ(recorded["guest"], "paused at its exit") << out;
 
-  auto [code2, out2] = run_thaw(
+  auto [code2, out2] = testing::run_thaw_line(
       "restore " + dir.path() + " --memory uffd --prefetch --control-page --sequential --clones 3 --run-ms 5000 --json");
   ASSERT_EQ(code2, 0) << out2;
   auto restored = nlohmann::json::parse(out2.substr(out2.find('{')));
