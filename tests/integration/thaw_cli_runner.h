@@ -18,27 +18,15 @@
 #include <thread>
 #include <vector>
 
+#include "tests/shell_command.h"
+
 extern char** environ;
 
 namespace thaw::testing {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
 // `thaw ARGS`, with ARGS as a shell would read them (quotes allowed).
 inline CommandResult run_thaw_line(const std::string& args) {
-  std::string command = std::string(THAW_CLI) + " " + args + " 2>&1";
-  CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return run_shell(std::string(THAW_CLI) + " " + args + " 2>&1");
 }
 
 // One argument for the shell, single-quoted.

@@ -25,6 +25,7 @@
 
 #include "base/unix_socket.h"
 #include "tests/kvm_available.h"
+#include "tests/shell_command.h"
 #include "tests/temp_dir.h"
 
 namespace thaw::testing {
@@ -109,14 +110,8 @@ class ThawdProcess {
 
   // Runs thawd to completion with extra arguments (bad configs, --help).
   std::pair<int, std::string> run_to_exit(const std::string& args) const {
-    std::string cmd = std::string(THAWD) + " " + args + " 2>&1";
-    std::string out;
-    FILE* pipe = ::popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-    int status = ::pclose(pipe);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    auto r = testing::run_shell(std::string(THAWD) + " " + args + " 2>&1");
+    return {r.exit_code, r.output};
   }
 
   std::string log() const {
@@ -141,14 +136,8 @@ struct CliResult {
 
 inline CliResult run_thaw(const std::string& args, const std::filesystem::path& scratch) {
   auto err_path = scratch / "cli.err";
-  std::string command = std::string(THAW_CLI) + " " + args + " 2>" + err_path.string();
-  CliResult r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  auto run = testing::run_shell(std::string(THAW_CLI) + " " + args + " 2>" + err_path.string());
+  CliResult r{run.exit_code, std::move(run.output), {}};
   std::ifstream in(err_path);
   r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   return r;
