@@ -45,10 +45,13 @@ AutoscaleDecision WarmPool::decide_locked() const { return pool::autoscale(autos
 
 // Warm clones to have (restoring ones included): the target, or more while
 // acquirers wait, within max_warm and the budget.
-uint32_t WarmPool::desired_locked() const {
-  uint32_t want = std::min(std::max(target_, waiters_), record_.policy.max_warm);
+uint32_t WarmPool::desired_locked() const { return std::min(std::max(target_, waiters_), warm_limit_locked()); }
+
+// The most warm clones (restoring ones included) the pool may hold: max_warm,
+// and what the budget leaves beside the leased clones.
+uint32_t WarmPool::warm_limit_locked() const {
   uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
-  return std::min(want, room);
+  return std::min(record_.policy.max_warm, room);
 }
 
 WarmPool::Taken WarmPool::take(Clock::time_point deadline) {
@@ -147,10 +150,7 @@ bool WarmPool::wants_back() const {
   return !deleted_ && has_room_locked();
 }
 
-bool WarmPool::has_room_locked() const {
-  uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
-  return warm_.size() + restoring_ < std::min(record_.policy.max_warm, room);
-}
+bool WarmPool::has_room_locked() const { return warm_.size() + restoring_ < warm_limit_locked(); }
 
 std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone, double reset_seconds) {
   std::unique_lock lock(mutex_);
@@ -200,8 +200,7 @@ std::vector<std::shared_ptr<Clone>> WarmPool::autoscale_tick(double period_secon
   // least one) per tick, so a pause in traffic does not throw away the
   // clones its return would need (scale up fast, down slowly).
   uint32_t want = desired_locked();
-  uint32_t room = budget_clones_ > leased_ ? budget_clones_ - leased_ : 0;
-  uint32_t keep = std::min(record_.policy.max_warm, room);
+  uint32_t keep = warm_limit_locked();
   auto warm = static_cast<uint32_t>(warm_.size());
   surplus_ticks_ = warm > want ? surplus_ticks_ + 1 : 0;
   if (surplus_ticks_ >= kSurplusTicks && warm > want) {

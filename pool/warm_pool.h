@@ -92,6 +92,7 @@ class WarmPool {
 
  private:
   uint32_t desired_locked() const;
+  uint32_t warm_limit_locked() const;
   // Below max_warm and within the budget: a reset clone may go warm.
   bool has_room_locked() const;
   // Pops warm_.back() as a lease; returns whether a refill is wanted.
