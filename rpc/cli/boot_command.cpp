@@ -41,15 +41,10 @@ int run_boot(BootOptions& opt) {
                                     : opt.on_boot_complete == "continue" ? vmm::BootCompleteAction::kContinue
                                                                          : vmm::BootCompleteAction::kStop;
   auto vm = vmm::Vm::create(opt.config);
-  auto stop_on_signal = [&vm](int sig) {
-    vm->control().request_stop(vmm::StopReason::kHostRequest, std::string("SIG") + ::sigabbrev_np(sig));
-  };
-  signals.on_signal(stop_on_signal);
   console.open();
   vm->start();
-  if (int sig = signals.received()) stop_on_signal(sig);  // one that came while the VM was made
-  bool finished = vm->wait(std::chrono::milliseconds(opt.timeout_ms));
-  signals.on_signal({});
+  bool finished = wait_stopping_on_signal(signals, vm->control(),
+                                          [&] { return vm->wait(std::chrono::milliseconds(opt.timeout_ms)); });
   if (finished && vm->state() == vmm::RunState::kPaused) vm->stop(vmm::StopReason::kBootComplete, "paused at boot complete");
   console.flush();
 

@@ -119,14 +119,8 @@ constexpr uint64_t kDefaultRecordRunMs = 10000;
 // comes, which stops the clone at once (a guest may run for seconds). True
 // when the guest itself got there first.
 bool wait_done_unless_signalled(vmm::Vm& vm, std::chrono::milliseconds limit, StopSignals& signals) {
-  signals.on_signal([&vm](int sig) {
-    vm.control().request_stop(vmm::StopReason::kHostRequest, std::string("SIG") + ::sigabbrev_np(sig));
-  });
-  if (signals.received() != 0) {  // one that came before the handler
-    vm.control().request_stop(vmm::StopReason::kHostRequest, "signal");
-  }
-  bool done = vm.control().wait_paused_or_stopped(limit);
-  signals.on_signal({});
+  auto& control = vm.control();
+  bool done = wait_stopping_on_signal(signals, control, [&] { return control.wait_paused_or_stopped(limit); });
   return done && signals.received() == 0;
 }
 

@@ -7,15 +7,18 @@
 #pragma once
 
 #include <signal.h>
+#include <string.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "base/unique_fd.h"
+#include "vmm/run_control.h"
 
 namespace thaw::cli {
 
@@ -50,5 +53,20 @@ class StopSignals {
   std::atomic<int> received_{0};
   std::thread thread_;
 };
+
+// Runs `wait()` while SIGINT/SIGTERM stop the VM behind `control` as a host
+// request named after the signal (one taken before this counts too), so a
+// wait of seconds ends at once; returns what `wait()` returned.
+template <typename Wait>
+auto wait_stopping_on_signal(StopSignals& signals, vmm::RunControl& control, Wait&& wait) {
+  auto stop = [&control](int sig) {
+    control.request_stop(vmm::StopReason::kHostRequest, std::string("SIG") + ::sigabbrev_np(sig));
+  };
+  signals.on_signal(stop);
+  if (int sig = signals.received()) stop(sig);
+  auto result = wait();
+  signals.on_signal({});
+  return result;
+}
 
 }  // namespace thaw::cli
