@@ -124,12 +124,24 @@ uint32_t peak_of(const std::vector<Sample>& samples) {
   return peak;
 }
 
-TEST(WarmSurplus, ShrinksGraduallyAfterItLastedAFewTicks) {
+// Each test: one template of the mini guest, min_warm 1, max_warm kMaxWarm,
+// with a clone warm before it starts.
+class WarmSurplus : public ::testing::Test {
+ protected:
+  void start(const std::string& name) {
+    pool_.emplace(surplus_config(dir_));
+    pool_->create_template(mini_spec(name), PoolPolicy{1, kMaxWarm, 1024});
+    ASSERT_TRUE(warm_at_least(*pool_, name, 1));
+  }
+
+  TempDir dir_;
+  std::optional<PoolManager> pool_;  // declared after dir_: goes first
+};
+
+TEST_F(WarmSurplus, ShrinksGraduallyAfterItLastedAFewTicks) {
   THAW_POOL_REQUIRE_KVM();
-  TempDir dir;
-  PoolManager pool(surplus_config(dir));
-  pool.create_template(mini_spec("shrink"), PoolPolicy{1, kMaxWarm, 1024});
-  ASSERT_TRUE(warm_at_least(pool, "shrink", 1));
+  ASSERT_NO_FATAL_FAILURE(start("shrink"));
+  PoolManager& pool = *pool_;
   auto surplus = make_surplus(pool, "shrink");
   ASSERT_FALSE(HasFailure());
   const Stats& before = surplus.before;
@@ -246,24 +258,20 @@ void expect_trimmed_at_once(PoolManager& pool, const std::string& name, const Po
   EXPECT_LE(rest.back().stats.target_warm, bound);
 }
 
-TEST(WarmSurplus, LoweringMaxWarmTrimsAtOnce) {
+TEST_F(WarmSurplus, LoweringMaxWarmTrimsAtOnce) {
   THAW_POOL_REQUIRE_KVM();
-  TempDir dir;
-  PoolManager pool(surplus_config(dir));
-  pool.create_template(mini_spec("cap"), PoolPolicy{1, kMaxWarm, 1024});
-  ASSERT_TRUE(warm_at_least(pool, "cap", 1));
+  ASSERT_NO_FATAL_FAILURE(start("cap"));
+  PoolManager& pool = *pool_;
   expect_trimmed_at_once(pool, "cap", PoolPolicy{1, 3, 1024}, 3);
   auto list = pool.list_templates();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].policy.max_warm, 3u);
 }
 
-TEST(WarmSurplus, LoweringTheBudgetTrimsAtOnce) {
+TEST_F(WarmSurplus, LoweringTheBudgetTrimsAtOnce) {
   THAW_POOL_REQUIRE_KVM();
-  TempDir dir;
-  PoolManager pool(surplus_config(dir));
-  pool.create_template(mini_spec("budget"), PoolPolicy{1, kMaxWarm, 1024});
-  ASSERT_TRUE(warm_at_least(pool, "budget", 1));
+  ASSERT_NO_FATAL_FAILURE(start("budget"));
+  PoolManager& pool = *pool_;
   // At least 5 MiB per clone (a 4 MiB first estimate or the measured peak,
   // plus 1 MiB for KVM's own): 15 MiB are three clones at most.
   expect_trimmed_at_once(pool, "budget", PoolPolicy{1, kMaxWarm, 15}, 3);
@@ -271,12 +279,10 @@ TEST(WarmSurplus, LoweringTheBudgetTrimsAtOnce) {
 
 // The point of keeping a surplus: when traffic comes back within a few
 // ticks, it finds warm clones without waiting for restores.
-TEST(WarmSurplus, ReturningTrafficTakesTheSurplusWithoutWaiting) {
+TEST_F(WarmSurplus, ReturningTrafficTakesTheSurplusWithoutWaiting) {
   THAW_POOL_REQUIRE_KVM();
-  TempDir dir;
-  PoolManager pool(surplus_config(dir));
-  pool.create_template(mini_spec("again"), PoolPolicy{1, kMaxWarm, 1024});
-  ASSERT_TRUE(warm_at_least(pool, "again", 1));
+  ASSERT_NO_FATAL_FAILURE(start("again"));
+  PoolManager& pool = *pool_;
   auto surplus = make_surplus(pool, "again");
   ASSERT_FALSE(HasFailure());
   const Stats& peak = surplus.rise.back().stats;
