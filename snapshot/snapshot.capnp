@@ -141,6 +141,7 @@ struct DebugExitState {
 struct VirtioVsockState {
   transport @0 :VirtioMmioState;
   guestCid @1 :UInt64;               # 3 .. 2^32 - 2
+  nextHostPort @2 :UInt32;           # 2^30 .. 2^32 - 2; 0 (older files): 2^30
 }
 
 struct VirtioMmioState {

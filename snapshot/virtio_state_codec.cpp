@@ -64,6 +64,7 @@ devices::VirtqueueState decode_queue(schema::VirtqueueState::Reader in, size_t i
 
 void encode_vsock(const VsockDeviceStates& vsock, schema::VirtioVsockState::Builder out) {
   out.setGuestCid(vsock.device.guest_cid);
+  out.setNextHostPort(vsock.device.next_host_port);
   const auto& t = vsock.transport;
   auto tr = out.initTransport();
   tr.setStatus(t.status);
@@ -92,6 +93,12 @@ VsockDeviceStates decode_vsock(schema::VirtioVsockState::Reader in, const Memory
   if (v.device.guest_cid < devices::kVsockMinGuestCid || v.device.guest_cid > devices::kVsockMaxGuestCid) {
     reject("guest CID " + std::to_string(v.device.guest_cid) + " is reserved");
   }
+  const uint32_t port = in.getNextHostPort();
+  if (port != 0 && (port < devices::kVsockFirstHostPort || port > devices::kVsockLastHostPort)) {
+    reject("next host port " + std::to_string(port) + " is outside " + std::to_string(devices::kVsockFirstHostPort) +
+           ".." + std::to_string(devices::kVsockLastHostPort));
+  }
+  if (port != 0) v.device.next_host_port = port;
   if (!in.hasTransport()) reject("transport state is missing");
   auto t = in.getTransport();
   auto& s = v.transport;

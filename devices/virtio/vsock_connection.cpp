@@ -83,7 +83,7 @@ uint32_t VsockDevice::allocate_host_port() {
   // Host-initiated streams get ports no other stream uses as its host end.
   while (true) {
     const uint32_t port = next_host_port_;
-    next_host_port_ = next_host_port_ == 0xffff'fffe ? kVsockFirstHostPort : next_host_port_ + 1;
+    next_host_port_ = next_host_port_ == kVsockLastHostPort ? kVsockFirstHostPort : next_host_port_ + 1;
     bool taken = false;
     for (const auto& [key, c] : connections_) taken |= key.local_port == port;
     if (!taken) return port;

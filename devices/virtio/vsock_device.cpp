@@ -104,14 +104,19 @@ void VsockDevice::resume_processing() {
 
 VsockState VsockDevice::save() const {
   std::lock_guard lock(mutex());
-  return VsockState{guest_cid_};
+  return VsockState{guest_cid_, next_host_port_};
 }
 
 void VsockDevice::restore(const VsockState& state) {
   check_cid(state.guest_cid);
+  if (state.next_host_port < kVsockFirstHostPort || state.next_host_port > kVsockLastHostPort) {
+    throw std::invalid_argument("vsock host port " + std::to_string(state.next_host_port) + " is outside " +
+                                std::to_string(kVsockFirstHostPort) + ".." + std::to_string(kVsockLastHostPort));
+  }
   std::lock_guard lock(mutex());
   drop_all_connections();
   guest_cid_ = state.guest_cid;
+  next_host_port_ = state.next_host_port;
   pending_reset_event_ = true;
   signal_eventfd(notify_.get());
 }
@@ -178,9 +183,11 @@ void VsockDevice::handle_event(int fd, uint32_t events) {
 void VsockDevice::process_locked() {
   expire_deadlines();
   if (!ctx_ || ctx_->broken()) return;
-  bool used = process_tx();
+  // The event queue first: a transport reset is in the used ring before any
+  // packet of a connection made after it.
+  bool used = process_event_queue();
+  used |= process_tx();
   used |= process_rx();
-  used |= process_event_queue();
   ctx_->finish_batch(used);
 }
 

@@ -47,11 +47,18 @@ inline constexpr size_t kVsockMaxConnections = 1024;
 // after the host closed, is reset after this long.
 inline constexpr std::chrono::milliseconds kVsockConnectTimeout{5000};
 inline constexpr std::chrono::milliseconds kVsockCloseTimeout{2000};
-// First host port handed to host-initiated connections.
+// Host ports handed to host-initiated connections: [first, last], wrapping.
 inline constexpr uint32_t kVsockFirstHostPort = 1u << 30;
+inline constexpr uint32_t kVsockLastHostPort = 0xffff'fffe;
 
 struct VsockState {
   uint64_t guest_cid = kVsockDefaultGuestCid;
+  // The next host port to hand out. Saved so that a clone of a VM snapshotted
+  // with a stream open never reuses that stream's port: its guest may read
+  // the clone's first connection request before the transport-reset event,
+  // and would take a request on a port it still thinks live as a protocol
+  // error.
+  uint32_t next_host_port = kVsockFirstHostPort;
 
   bool operator==(const VsockState&) const = default;
 };
@@ -88,8 +95,9 @@ class VsockDevice final : public VirtioDevice {
   void resume_processing();
 
   VsockState save() const;
-  // Throws std::invalid_argument for a reserved CID. Drops every connection
-  // and queues a transport-reset event for the guest.
+  // Throws std::invalid_argument for a reserved CID or a host port outside
+  // [kVsockFirstHostPort, kVsockLastHostPort]. Drops every connection and
+  // queues a transport-reset event for the guest.
   void restore(const VsockState& state);
 
   size_t connection_count() const;

@@ -260,8 +260,11 @@ static void on_packet(const struct vsock_hdr *h, const uint8_t *data, uint32_t l
 /* Handles everything the device has delivered; returns with interrupts off. */
 static void poll_device(void) {
   if (vsock_event_poll()) {
-    forget_connection(); /* TRANSPORT_RESET: every connection is gone */
-    backlog_count = 0;
+    /* TRANSPORT_RESET: every connection is gone. The backlog stays: a
+     * request read before this event (we may have been in the middle of
+     * vsock_rx_poll when the VM was snapshotted) can be newer than the
+     * reset, and a stale one is refused with RST when we accept it. */
+    forget_connection();
     refresh_identity();
   }
   vsock_rx_poll(on_packet);

@@ -108,9 +108,28 @@ TEST_F(VsockTest, RestoreDropsConnectionsAndPostsTransportReset) {
   EXPECT_EQ(mem->get<uint32_t>(event_buffer), kVsockEventTransportReset);
 }
 
-TEST_F(VsockTest, RestoreRejectsReservedCids) {
+// A clone's guest may still think the snapshot's stream is open when the
+// clone's first connection request arrives, so that request must not reuse
+// the stream's host port.
+TEST_F(VsockTest, RestoreGoesOnWithTheSavedHostPorts) {
+  bring_up();
+  auto [fd, port] = establish(5000);
+  VsockState saved = device->save();
+  EXPECT_EQ(saved.next_host_port, port + 1);
+  VsockState later = saved;
+  later.next_host_port = port + 100;
+  device->restore(later);
+  driver->wait_used(2);
+  auto [fd2, port2] = establish(5000);
+  EXPECT_EQ(port2, port + 100);
+  EXPECT_EQ(device->save().next_host_port, port + 101);
+}
+
+TEST_F(VsockTest, RestoreRejectsReservedCidsAndHostPorts) {
   EXPECT_THROW(device->restore(VsockState{2}), std::invalid_argument);
   EXPECT_THROW(device->restore(VsockState{0x1'0000'0000}), std::invalid_argument);
+  EXPECT_THROW(device->restore(VsockState{kGuestCid, kVsockFirstHostPort - 1}), std::invalid_argument);
+  EXPECT_THROW(device->restore(VsockState{kGuestCid, 0xffff'ffff}), std::invalid_argument);
   EXPECT_EQ(device->save().guest_cid, kGuestCid);
   EXPECT_THROW(VsockDevice(dir + "/x.sock", 1), std::invalid_argument);
 }

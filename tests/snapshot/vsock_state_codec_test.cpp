@@ -16,6 +16,7 @@ using test::make_full_state;
 VsockDeviceStates make_vsock_state() {
   VsockDeviceStates v;
   v.device.guest_cid = 3;
+  v.device.next_host_port = devices::kVsockFirstHostPort + 7;
   auto& t = v.transport;
   t.status = devices::kVirtioStatusAcknowledge | devices::kVirtioStatusDriver | devices::kVirtioStatusFeaturesOk |
              devices::kVirtioStatusDriverOk;
@@ -77,6 +78,17 @@ TEST(VsockStateCodec, RejectsReservedCids) {
     auto file = encode_state(with_vsock([cid](auto& v) { v.device.guest_cid = cid; }));
     expect_input_error([&] { decode_state(file); }, "guest CID");
   }
+}
+
+TEST(VsockStateCodec, RejectsHostPortsOutsideTheHostRangeAndReadsZeroAsTheFirst) {
+  for (uint32_t port : {1u, devices::kVsockFirstHostPort - 1, 0xffff'ffffu}) {
+    SCOPED_TRACE(port);
+    auto file = encode_state(with_vsock([port](auto& v) { v.device.next_host_port = port; }));
+    expect_input_error([&] { decode_state(file); }, "next host port");
+  }
+  // Files written before the port was saved hold 0.
+  auto file = encode_state(with_vsock([](auto& v) { v.device.next_host_port = 0; }));
+  EXPECT_EQ(decode_state(file).devices.vsock->device.next_host_port, devices::kVsockFirstHostPort);
 }
 
 TEST(VsockStateCodec, RejectsBadStatusFeaturesAndInterrupts) {
