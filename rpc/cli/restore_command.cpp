@@ -331,6 +331,8 @@ int run_restore(RestoreCliOptions& opt) {
     if (int sig = signals.received()) {
       std::printf("  stopped by SIG%s: %u running, %u exited cleanly, %u failed\n", ::sigabbrev_np(sig), running,
                   exited_ok, failed);
+    } else if (opt.sequential) {  // each clone had its own wait, reported above
+      std::printf("  at the end: %u running, %u exited cleanly, %u failed\n", running, exited_ok, failed);
     } else {
       std::printf("  after %llu ms: %u running, %u exited cleanly, %u failed\n",
                   static_cast<unsigned long long>(opt.run_ms), running, exited_ok, failed);

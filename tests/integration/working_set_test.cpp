@@ -161,6 +161,14 @@ TEST(WorkingSetCli, RecordThenRestoreWithPrefetch) {
   EXPECT_EQ(restored["exited_cleanly"], 3) << out2;
   EXPECT_EQ(restored["uffd_pages_served"]["max"], 0.0) << out2;
   EXPECT_EQ(restored["done"], 3) << out2;
+
+  // The text report of a --sequential run counts at the end, not "after
+  // --run-ms", which was each clone's own limit.
+  auto [code3, out3] =
+      testing::run_thaw_line("restore " + dir.path() + " --control-page --sequential --clones 2 --run-ms 5000");
+  ASSERT_EQ(code3, 0) << out3;
+  EXPECT_NE(out3.find("at the end: 0 running, 2 exited cleanly, 0 failed"), std::string::npos) << out3;
+  EXPECT_EQ(out3.find("after 5000 ms"), std::string::npos) << out3;
 }
 
 }  // namespace
