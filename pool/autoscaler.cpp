@@ -20,7 +20,8 @@ uint32_t saturate_u32(double v) {
 
 AutoscaleDecision autoscale(const AutoscaleInput& in) {
   AutoscaleDecision d;
-  double backlog = std::ceil(std::max(0.0, in.arrival_rate_per_s) * std::max(0.0, in.refill_seconds));
+  const double exposed_seconds = std::max(0.0, in.refill_seconds) + std::max(0.0, in.stall_seconds);
+  double backlog = std::ceil(std::max(0.0, in.arrival_rate_per_s) * exposed_seconds);
   d.demand = saturate_u32(backlog + static_cast<double>(in.headroom));
   uint32_t lo = std::min(in.policy.min_warm, in.policy.max_warm);
   uint32_t clamped = std::clamp(d.demand, lo, in.policy.max_warm);
@@ -34,9 +35,10 @@ AutoscaleDecision autoscale(const AutoscaleInput& in) {
 }
 
 std::string describe(const AutoscaleInput& in, const AutoscaleDecision& d) {
-  return fmt::format("target {} (demand {}: rate {:.2f}/s x refill {:.3f} s + {}; min {} max {}; budget {} MiB = {} "
-                     "clones at {:.1f} MiB, {} leased{})",
-                     d.target, d.demand, in.arrival_rate_per_s, in.refill_seconds, in.headroom, in.policy.min_warm,
+  return fmt::format("target {} (demand {}: rate {:.2f}/s x (refill {:.3f} s + stall {:.3f} s) + {}; min {} max {}; "
+                     "budget {} MiB = {} clones at {:.1f} MiB, {} leased{})",
+                     d.target, d.demand, in.arrival_rate_per_s, in.refill_seconds, in.stall_seconds, in.headroom,
+                     in.policy.min_warm,
                      in.policy.max_warm, in.policy.memory_budget_mib, d.budget_clones, in.private_mib_per_clone,
                      in.leased, d.budget_limited ? "; limited by the budget" : "");
 }

@@ -1,14 +1,17 @@
 // How many warm clones a template's pool should hold. Pure functions and a
 // small rate estimator, so the policy is unit-testable without KVM:
 //
-//   demand = ceil(arrival_rate_per_s * refill_seconds) + headroom
+//   demand = ceil(arrival_rate_per_s * (refill_seconds + stall_seconds)) + headroom
 //   target = clamp(demand, min_warm, max_warm)
 //   then limited by the memory budget: warm + leased clones together may
 //   use at most memory_budget_mib of private memory, at the estimated
 //   private MiB per clone.
 //
 // Refill runs one restore at a time, so rate * refill time is the number of
-// acquires that arrive while one clone is being restored.
+// acquires that arrive while one clone is being restored. stall_seconds
+// adds the acquires that arrive while the host holds up refills and resets
+// for a moment (a descheduled thread, a slow page fault): at a steady rate
+// those, not the restore time, are what empties a small pool.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +26,7 @@ struct AutoscaleInput {
   double arrival_rate_per_s = 0;  // acquires per second, smoothed
   double refill_seconds = 0;      // one restore, smoothed
   uint32_t headroom = 1;
+  double stall_seconds = 0;          // host stalls to ride out without a miss
   double private_mib_per_clone = 1;  // measured (peak) or estimated; > 0
   uint32_t leased = 0;               // leased clones count against the budget too
 };
@@ -35,7 +39,7 @@ struct AutoscaleDecision {
 };
 
 AutoscaleDecision autoscale(const AutoscaleInput& input);
-// One line for the log: "target 4 (demand 3, rate 12.0/s x refill 0.050 s + 1; budget 64 clones)".
+// One line for the log: "target 4 (demand 3: rate 12.00/s x (refill 0.050 s + stall 0.020 s) + 1; ...)".
 std::string describe(const AutoscaleInput& input, const AutoscaleDecision& decision);
 
 // Exponentially weighted moving average of an event rate, fed with counts

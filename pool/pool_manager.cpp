@@ -140,6 +140,7 @@ struct PoolManager::Impl {
     auto snapshot = snapshot::read_snapshot_dir(dir);
     WarmPoolTuning tuning;
     tuning.headroom = config.autoscale_headroom;
+    tuning.stall_seconds = std::chrono::duration<double>(config.autoscale_stall).count();
     return std::make_shared<WarmPool>(std::move(record), dir, std::move(snapshot), tuning, [this] { worker.wake(); });
   }
 

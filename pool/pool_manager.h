@@ -25,6 +25,8 @@ struct PoolManagerConfig {
   std::chrono::milliseconds cold_boot_timeout{120000};
   // Warm clones the autoscaler keeps beyond rate x refill time.
   uint32_t autoscale_headroom = 1;
+  // A host stall the autoscaler plans for: rate x this more warm clones.
+  std::chrono::milliseconds autoscale_stall{20};
   // Threads that reset released clones in place, in parallel.
   unsigned reset_threads = 2;
 };

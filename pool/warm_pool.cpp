@@ -36,6 +36,7 @@ AutoscaleInput WarmPool::autoscale_input_locked() const {
   auto recent = restore_ms_.summary();
   if (recent.count >= 5) in.refill_seconds = std::max(in.refill_seconds, recent.p99_ms / 1e3);
   in.headroom = tuning_.headroom;
+  in.stall_seconds = tuning_.stall_seconds;
   in.private_mib_per_clone = std::max(tuning_.initial_clone_mib, peak_clone_mib_) + tuning_.clone_overhead_mib;
   in.leased = leased_;
   return in;

@@ -27,6 +27,7 @@ namespace thaw::pool {
 
 struct WarmPoolTuning {
   uint32_t headroom = 1;                 // autoscaler: warm clones beyond the expected backlog
+  double stall_seconds = 0.02;           // autoscaler: host stalls planned for (AutoscaleInput)
   double initial_refill_seconds = 0.05;  // until a restore was timed
   double initial_clone_mib = 4;          // private MiB per clone until one was measured
   double clone_overhead_mib = 1;         // per clone, outside smaps (KVM's own memory)

@@ -98,7 +98,8 @@ DaemonConfig load_config(const std::string& path) {
   DaemonConfig c;
   reject_unknown_keys(root,
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
-                       "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "reset_threads", "pool"},
+                       "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
+                       "reset_threads", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -111,6 +112,7 @@ DaemonConfig load_config(const std::string& path) {
   read_uint(root, "workers", "workers", c.workers, 1, 4096);
   read_uint(root, "autoscale_period_ms", "autoscale_period_ms", c.autoscale_period_ms, 10, 60000);
   read_uint(root, "autoscale_headroom", "autoscale_headroom", c.autoscale_headroom, 0, 1024);
+  read_uint(root, "autoscale_stall_ms", "autoscale_stall_ms", c.autoscale_stall_ms, 0, 10000);
   read_uint(root, "reset_threads", "reset_threads", c.reset_threads, 1, 64);
 
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};

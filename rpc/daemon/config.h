@@ -4,7 +4,7 @@
 //   tcp = "127.0.0.1:7777"             # optional, numeric HOST:PORT
 //   template_dir, vsock_dir, log_level, metrics = "127.0.0.1:9464" (optional)
 //   default_lease_ms, max_lease_ms, workers, autoscale_period_ms,
-//   autoscale_headroom, reset_threads (optional)
+//   autoscale_headroom, autoscale_stall_ms, reset_threads (optional)
 //   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
 //            min_warm, max_warm, memory_budget_mib
 //
@@ -42,6 +42,7 @@ struct DaemonConfig {
   uint32_t workers = 64;  // threads for blocking pool calls
   uint64_t autoscale_period_ms = 500;  // how often pools re-estimate their target
   uint32_t autoscale_headroom = 1;     // warm clones beyond rate x refill time
+  uint64_t autoscale_stall_ms = 20;    // host stall planned for: rate x this more warm clones
   uint32_t reset_threads = 2;          // released clones reset in place in parallel
   std::vector<PoolConfig> pools;
 };

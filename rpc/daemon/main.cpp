@@ -47,6 +47,7 @@ int serve(const DaemonConfig& config) {
   pm_config.max_lease_ms = config.max_lease_ms;
   pm_config.autoscale_period = std::chrono::milliseconds(config.autoscale_period_ms);
   pm_config.autoscale_headroom = config.autoscale_headroom;
+  pm_config.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
   pm_config.reset_threads = config.reset_threads;
   make_directories(config);
   pool::PoolManager manager(pm_config);

@@ -32,6 +32,18 @@ TEST(Autoscaler, DemandIsRateTimesRefillRoundedUpPlusHeadroom) {
   EXPECT_EQ(autoscale(input(10, 0.001, 0, 64)).target, 2u);   // ceil(0.01) + 1
 }
 
+TEST(Autoscaler, AStallAllowanceAddsTheAcquiresThatArriveDuringIt) {
+  auto in = input(200, 0.005, 0, 64);
+  EXPECT_EQ(autoscale(in).target, 2u);  // ceil(1) + 1: one 15 ms stall would empty it
+  in.stall_seconds = 0.02;
+  EXPECT_EQ(autoscale(in).target, 6u);  // ceil(200 x 0.025) + 1
+  in.arrival_rate_per_s = 0;
+  EXPECT_EQ(autoscale(in).target, 1u) << "no traffic, no allowance";
+  in.arrival_rate_per_s = 200;
+  in.stall_seconds = -1;  // nonsense counts as none
+  EXPECT_EQ(autoscale(in).target, 2u);
+}
+
 TEST(Autoscaler, ClampedToMaxWarm) {
   auto d = autoscale(input(10000, 0.05, 2, 16));
   EXPECT_EQ(d.demand, 501u);
@@ -69,6 +81,7 @@ TEST(Autoscaler, DescribeNamesTheInputs) {
   auto text = describe(in, autoscale(in));
   EXPECT_NE(text.find("target 1"), std::string::npos) << text;
   EXPECT_NE(text.find("rate 12.00/s"), std::string::npos) << text;
+  EXPECT_NE(text.find("stall 0.000 s"), std::string::npos) << text;
   EXPECT_NE(text.find("limited by the budget"), std::string::npos) << text;
 }
 

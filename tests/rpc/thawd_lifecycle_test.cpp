@@ -27,6 +27,7 @@ TEST_F(ThawdLifecycle, BadConfigsNameTheFileLineAndKey) {
       {d.config_text({}, "sockett = \"/x\"\n"), "thawd.toml:5", "sockett"},
       {d.config_text({}, "workers = \"many\"\n"), "thawd.toml:5", "workers"},
       {d.config_text({}, "autoscale_period_ms = 5\n"), "thawd.toml:5", "autoscale_period_ms"},
+      {d.config_text({}, "autoscale_stall_ms = 20000\n"), "thawd.toml:5", "autoscale_stall_ms"},
       {loud, "thawd.toml:4", "log_level"},
       {d.config_text({PoolSpec{.name = "Bad Name"}}), "thawd.toml:", "pool[0]"},
       {d.config_text({PoolSpec{.min_warm = 5, .max_warm = 2}}), "thawd.toml:11", "pool[0].min_warm"},
