@@ -254,9 +254,11 @@ TEST_F(GuestAgentTest, ErrorsTouchSleepAndLargePayloads) {
   EXPECT_EQ(sleep->status, pool::kInvokeOk);
   EXPECT_GE(took, 45ms);
   EXPECT_LT(took, 5s);
-  // The guest's own figure, if it knows its TSC rate: about 50 ms.
+  // The guest's own figure, if it knows its TSC rate: about 50 ms. A sanity
+  // range only: the rate is calibrated over a few ms of boot, and a host
+  // stall inside that window makes it read high, so guest_us reads low.
   if (sleep->guest_us != 0) {
-    EXPECT_GE(sleep->guest_us, 40'000u);
+    EXPECT_GE(sleep->guest_us, 20'000u);
     EXPECT_LT(sleep->guest_us, 1'000'000u);
   }
 

@@ -159,7 +159,8 @@ TEST(WorkingSetCli, RecordThenRestoreWithPrefetch) {
   auto restored = nlohmann::json::parse(out2.substr(out2.find('{')));
   EXPECT_EQ(restored["prefetch_bytes"].get<uint64_t>(), recorded["bytes"].get<uint64_t>()) << out2;
   EXPECT_EQ(restored["exited_cleanly"], 3) << out2;
-  EXPECT_EQ(restored["uffd_pages_served"]["max"], 0.0) << out2;
+  // At most one stray page, as in RecordedOnceThenPrefetchedSoTheClonesDoNotFault.
+  EXPECT_LE(restored["uffd_pages_served"]["max"].get<double>(), 1.0) << out2;
   EXPECT_EQ(restored["done"], 3) << out2;
 
   // The text report of a --sequential run counts at the end, not "after

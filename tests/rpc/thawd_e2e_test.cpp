@@ -102,9 +102,11 @@ TEST_F(ThawdE2E, ManyConcurrentClients) {
 
 TEST_F(ThawdE2E, ExpiredLeaseReturnsTheClone) {
   rpc::PoolConnection c(daemon_->socket());
-  auto vm = acquire(c, "mini", 200);
+  // 1.5 s: long enough that the stats call below still sees the lease after
+  // a host stall, short enough to wait out.
+  auto vm = acquire(c, "mini", 1500);
   EXPECT_EQ(leased(c), 1u);
-  EXPECT_TRUE(wait_leased(c, 0, "mini", std::chrono::seconds(3))) << "the lease did not expire";
+  EXPECT_TRUE(wait_leased(c, 0, "mini", std::chrono::seconds(10))) << "the lease did not expire";
   KJ_IF_MAYBE (e, error_of([&] { vm.infoRequest().send().wait(c.wait_scope()); })) {
     EXPECT_EQ(e->getType(), kj::Exception::Type::FAILED);
     EXPECT_NE(rpc::error_message(*e).find("lease"), std::string::npos) << rpc::error_message(*e);
