@@ -57,6 +57,9 @@ struct Clone {
   bool retired() const;
 
   std::timed_mutex invoke_mutex;  // one invoke at a time per clone
+  // When it was last taken from the pool (set under the pool's lock): how
+  // long clones stay leased tells the refill whether to wait for returns.
+  std::chrono::steady_clock::time_point leased_at{};
 
  private:
   mutable std::mutex io_mutex_;

@@ -121,7 +121,7 @@ struct PoolManager::Impl {
       destroy(nullptr, std::move(entry.clone));
       return;
     }
-    pool->lease_ended();
+    pool->lease_returned(*entry.clone);
     if (expired) pool->count_expired();
     worker.recycle(std::move(pool), std::move(entry.clone));
   }

@@ -105,7 +105,7 @@ void RefillWorker::reset_main() {
 }
 
 void RefillWorker::reset_one(const std::shared_ptr<WarmPool>& pool, std::shared_ptr<Clone> clone) {
-  if (!pool->wants_back()) {
+  if (!pool->begin_reset()) {
     hooks_.destroy(pool.get(), std::move(clone));
     return;
   }

@@ -16,7 +16,8 @@ WarmPool::WarmPool(TemplateRecord record, std::string dir, snapshot::LoadedSnaps
       has_working_set_(std::filesystem::exists(dir_ + "/" + snapshot::kWorkingSetFileName)),
       tuning_(tuning),
       wake_refill_(std::move(wake_refill)),
-      refill_(tuning.initial_refill_seconds) {
+      refill_(tuning.initial_refill_seconds),
+      planned_refill_seconds_(tuning.initial_refill_seconds) {
   counters_.name = record_.spec.name;
   std::lock_guard lock(mutex_);
   auto d = decide_locked();
@@ -29,12 +30,7 @@ AutoscaleInput WarmPool::autoscale_input_locked() const {
   AutoscaleInput in;
   in.policy = record_.policy;
   in.arrival_rate_per_s = rate_.rate();
-  // The slow restores, not the typical one, decide whether acquirers find
-  // the pool empty: plan with the p99 of recent restores once there are a
-  // few (idle clones cost little memory; misses cost milliseconds).
-  in.refill_seconds = refill_.seconds();
-  auto recent = restore_ms_.summary();
-  if (recent.count >= 5) in.refill_seconds = std::max(in.refill_seconds, recent.p99_ms / 1e3);
+  in.refill_seconds = planned_refill_seconds_;
   in.headroom = tuning_.headroom;
   in.stall_seconds = tuning_.stall_seconds;
   in.private_mib_per_clone = std::max(tuning_.initial_clone_mib, peak_clone_mib_) + tuning_.clone_overhead_mib;
@@ -97,6 +93,7 @@ bool WarmPool::pop_locked(Taken& taken) {
   taken.clone = std::move(warm_.back());
   warm_.pop_back();
   ++leased_;
+  taken.clone->leased_at = Clock::now();
   ++counters_.acquires;
   ++(taken.waited ? counters_.misses : counters_.hits);
   return warm_.size() + restoring_ < desired_locked();
@@ -112,10 +109,35 @@ void WarmPool::lease_ended() {
   if (leased_ > 0) --leased_;
 }
 
+void WarmPool::lease_returned(const Clone& clone) {
+  std::lock_guard lock(mutex_);
+  if (leased_ > 0) --leased_;
+  ++resetting_;
+  hold_.add_sample(std::chrono::duration<double>(Clock::now() - clone.leased_at).count());
+  hold_known_ = true;
+}
+
+uint32_t WarmPool::expected_returns_locked() const {
+  if (!hold_known_ || leased_ == 0) return resetting_;
+  // A lease that typically ends within a restore's time is back before a
+  // restore for it would be; long leases (FaaS calls that run for seconds)
+  // count for next to nothing.
+  const double refill = planned_refill_seconds_;
+  const double hold = hold_.seconds();
+  const double share = hold <= refill ? 1.0 : refill / hold;
+  return resetting_ + static_cast<uint32_t>(static_cast<double>(leased_) * share);
+}
+
 bool WarmPool::reserve_restore() {
   std::lock_guard lock(mutex_);
   if (deleted_ || Clock::now() < retry_after_) return false;
-  if (warm_.size() + restoring_ >= desired_locked()) return false;
+  const size_t supply = warm_.size() + restoring_;
+  if (supply >= desired_locked()) return false;
+  // A restore that would leave no room for the clones about to come back
+  // from their leases only gets one of them destroyed: at a target near
+  // max_warm that was a restore and a teardown per request. Waiting
+  // acquirers get their restore anyway: a return is only an estimate.
+  if (waiters_ == 0 && supply + expected_returns_locked() >= warm_limit_locked()) return false;
   ++restoring_;
   return true;
 }
@@ -133,6 +155,14 @@ std::shared_ptr<Clone> WarmPool::finish_restore(std::shared_ptr<Clone> clone, do
   failures_in_a_row_ = 0;
   refill_.add_sample(seconds);
   restore_ms_.add(seconds * 1e3);
+  // The slow restores, not the typical one, decide whether acquirers find
+  // the pool empty: plan with the p99 of recent restores once there are a
+  // few (idle clones cost little memory; misses cost milliseconds). Worked
+  // out here, once per restore: the refill asks for it after every acquire,
+  // under the lock acquires take.
+  planned_refill_seconds_ = refill_.seconds();
+  auto recent = restore_ms_.summary();
+  if (recent.count >= 5) planned_refill_seconds_ = std::max(planned_refill_seconds_, recent.p99_ms / 1e3);
   ++counters_.restores;
   if (deleted_) return clone;
   live_[clone->serial] = clone;
@@ -146,18 +176,21 @@ std::shared_ptr<Clone> WarmPool::finish_restore(std::shared_ptr<Clone> clone, do
 // the target: a reset costs about a millisecond, a restore plus the
 // teardown of the clone it replaces far more. Steady traffic then runs on
 // resets alone; the autoscaler trims a surplus that outlasts a few ticks.
-bool WarmPool::wants_back() const {
+bool WarmPool::begin_reset() {
   std::lock_guard lock(mutex_);
-  return !deleted_ && has_room_locked();
+  if (!deleted_ && has_room_locked()) return true;
+  if (resetting_ > 0) --resetting_;
+  return false;
 }
 
 bool WarmPool::has_room_locked() const { return warm_.size() + restoring_ < warm_limit_locked(); }
 
 std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone, double reset_seconds) {
   std::unique_lock lock(mutex_);
+  if (resetting_ > 0) --resetting_;
   ++counters_.resets;
   reset_ms_.add(reset_seconds * 1e3);
-  // Asked again: wants_back() was asked before the reset, and the reset
+  // Asked again: begin_reset() was asked before the reset, and the reset
   // threads run in parallel, so two may both have seen the last free slot.
   if (deleted_ || !has_room_locked()) return clone;
   warm_.push_back(std::move(clone));
@@ -167,8 +200,12 @@ std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone, double r
 }
 
 void WarmPool::count_reset_failure() {
-  std::lock_guard lock(mutex_);
-  ++counters_.reset_failures;
+  {
+    std::lock_guard lock(mutex_);
+    if (resetting_ > 0) --resetting_;
+    ++counters_.reset_failures;
+  }
+  wake_refill_();  // the refill may have counted on this clone coming back
 }
 
 void WarmPool::count_expired() {

@@ -56,22 +56,29 @@ class WarmPool {
   // Pops a warm clone if there is one, without waiting (and without
   // counting a miss when there is none). NotFound when deleted.
   std::shared_ptr<Clone> try_take();
-  // A leased clone came back (released, expired, gone).
+  // A lease ended and its clone is gone (crashed, unusable).
   void lease_ended();
+  // A lease ended and its clone goes to a reset thread: it counts as
+  // returning until begin_reset refuses it, the reset fails or put_back.
+  void lease_returned(const Clone& clone);
 
   // Refill: reserves one restore when the pool wants another clone (below
   // its target or behind waiting acquirers, within max_warm and the
-  // budget, not backing off after failures).
+  // budget, not backing off after failures). Without waiting acquirers,
+  // none when the clones expected back from their leases within a
+  // restore's time would then find no room: they would be destroyed.
   bool reserve_restore();
   // Ends a reserved restore. Returns `clone` back when the pool does not
   // take it (deleted meanwhile): the caller destroys it.
   std::shared_ptr<Clone> finish_restore(std::shared_ptr<Clone> clone, double seconds);
   // Release: whether a returned clone should be reset and kept (below
   // max_warm and within the budget; a surplus over the target is trimmed
-  // by the autoscaler if it lasts).
-  bool wants_back() const;
+  // by the autoscaler if it lasts). When not, it no longer counts as
+  // returning: the caller destroys it.
+  bool begin_reset();
   // A reset clone goes warm again; returned back when the pool does not take it.
   std::shared_ptr<Clone> put_back(std::shared_ptr<Clone> clone, double reset_seconds);
+  // Also ends its counting as returning.
   void count_reset_failure();
   void count_expired();
   // The caller destroys it (after this, it no longer counts).
@@ -96,6 +103,8 @@ class WarmPool {
   uint32_t warm_limit_locked() const;
   // Below max_warm and within the budget: a reset clone may go warm.
   bool has_room_locked() const;
+  // Clones in reset, plus leased ones likely back within one restore time.
+  uint32_t expected_returns_locked() const;
   // Pops warm_.back() as a lease; returns whether a refill is wanted.
   bool pop_locked(Taken& taken);
   AutoscaleInput autoscale_input_locked() const;
@@ -114,6 +123,7 @@ class WarmPool {
   std::map<uint64_t, std::weak_ptr<Clone>> live_;  // serial -> clone, warm or leased
   uint32_t leased_ = 0;
   uint32_t restoring_ = 0;
+  uint32_t resetting_ = 0;  // returned from a lease, not yet warm or destroyed
   uint32_t waiters_ = 0;
   uint32_t target_ = 0;
   uint32_t budget_clones_ = 0;
@@ -124,6 +134,9 @@ class WarmPool {
 
   RateEstimator rate_;
   DurationEstimator refill_;
+  double planned_refill_seconds_;  // what the autoscaler plans a restore to take
+  DurationEstimator hold_{0};  // how long leases last, once one returned
+  bool hold_known_ = false;
   uint64_t acquires_at_last_tick_ = 0;
   static constexpr uint32_t kSurplusTicks = 4;  // autoscaler ticks a surplus of warm clones is kept
   uint32_t surplus_ticks_ = 0;
