@@ -5,6 +5,7 @@
 // still get restores.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <thread>
 
 #include "tests/pool/pool_test_support.h"
@@ -16,13 +17,24 @@ using namespace std::chrono_literals;
 using namespace testing;
 using Stats = PoolStats::PerTemplate;
 
+class LeaseReturns : public ::testing::Test {
+ protected:
+  // A pool of the idle mini guest with `policy`, its first clone warm.
+  void start(const std::string& name, PoolPolicy policy) {
+    pool_ = std::make_unique<PoolManager>(test_config(dir_));
+    pool_->create_template(mini_spec(name, "idle"), policy);
+    ASSERT_TRUE(warm_at_least(*pool_, name, 1));
+  }
+  TempDir dir_;
+  std::unique_ptr<PoolManager> pool_;
+};
+
 // min = max = 2: every acquire leaves the pool below its target, and the
 // returning clone needs the slot a restore would take.
-TEST(LeaseReturns, ShortLeasesAreWaitedForNotRestoredFor) {
+TEST_F(LeaseReturns, ShortLeasesAreWaitedForNotRestoredFor) {
   THAW_POOL_REQUIRE_KVM();
-  TempDir dir;
-  PoolManager pool(test_config(dir));
-  pool.create_template(mini_spec("short", "idle"), PoolPolicy{2, 2, 1024});
+  ASSERT_NO_FATAL_FAILURE(start("short", PoolPolicy{2, 2, 1024}));
+  PoolManager& pool = *pool_;
   ASSERT_TRUE(warm_at_least(pool, "short", 2));
   const Stats before = stats_of(pool, "short");
   constexpr uint64_t kRounds = 30;
@@ -45,12 +57,10 @@ TEST(LeaseReturns, ShortLeasesAreWaitedForNotRestoredFor) {
 
 // A lease held far longer than a restore takes does not hold up the refill,
 // although its clone would need the pool's one slot when it came back.
-TEST(LeaseReturns, LongLeasesAreRestoredFor) {
+TEST_F(LeaseReturns, LongLeasesAreRestoredFor) {
   THAW_POOL_REQUIRE_KVM();
-  TempDir dir;
-  PoolManager pool(test_config(dir));
-  pool.create_template(mini_spec("long", "idle"), PoolPolicy{1, 1, 1024});
-  ASSERT_TRUE(warm_at_least(pool, "long", 1));
+  ASSERT_NO_FATAL_FAILURE(start("long", PoolPolicy{1, 1, 1024}));
+  PoolManager& pool = *pool_;
   auto first = pool.acquire("long", 0, 5s);
   std::this_thread::sleep_for(1500ms);  // the lease length the pool learns
   pool.release(first.lease_id);
@@ -70,11 +80,10 @@ TEST(LeaseReturns, LongLeasesAreRestoredFor) {
 
 // Leases have been short, yet an acquirer that finds the pool empty gets a
 // restore at once instead of waiting for a return that may not come.
-TEST(LeaseReturns, AWaitingAcquirerGetsARestore) {
+TEST_F(LeaseReturns, AWaitingAcquirerGetsARestore) {
   THAW_POOL_REQUIRE_KVM();
-  TempDir dir;
-  PoolManager pool(test_config(dir));
-  pool.create_template(mini_spec("wait", "idle"), PoolPolicy{1, 1, 1024});
+  ASSERT_NO_FATAL_FAILURE(start("wait", PoolPolicy{1, 1, 1024}));
+  PoolManager& pool = *pool_;
   for (int i = 0; i < 3; ++i) {  // short leases: the pool expects returns
     ASSERT_TRUE(warm_at_least(pool, "wait", 1));
     pool.release(pool.acquire("wait", 0, 5s).lease_id);
