@@ -44,11 +44,7 @@ int main(int argc, char** argv) {
 
   thaw::bench::ThawdOptions options;
   options.thawd = thawd;
-  thaw::bench::BenchPool pool;
-  pool.kernel = kernel;
-  pool.min_warm = warm;
-  pool.max_warm = warm * 2;
-  options.pools.push_back(pool);
+  options.pools.push_back(thaw::bench::mini_agent_pool("mini", kernel, warm, warm * 2));
 
   // Cold boot, whole process, for the comparison.
   std::fprintf(stderr, "[1/4] cold boot: 20 whole-process boots of the mini guest\n");

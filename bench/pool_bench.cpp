@@ -114,16 +114,8 @@ int main(int argc, char** argv) {
   thaw::bench::ThawdOptions options;
   options.thawd = thawd;
   options.autoscale_period_ms = 250;
-  thaw::bench::BenchPool rate_pool;
-  rate_pool.name = "rates";
-  rate_pool.kernel = kernel;
-  rate_pool.min_warm = 4;
-  rate_pool.max_warm = 16;
-  thaw::bench::BenchPool step_pool = rate_pool;
-  step_pool.name = "step";
-  step_pool.min_warm = 1;
-  step_pool.max_warm = 32;
-  options.pools = {rate_pool, step_pool};
+  options.pools = {thaw::bench::mini_agent_pool("rates", kernel, 4, 16),
+                   thaw::bench::mini_agent_pool("step", kernel, 1, 32)};
 
   std::fprintf(stderr, "starting thawd (two templates of the mini guest, 128 MiB)\n");
   thaw::bench::ThawdChild daemon(options);

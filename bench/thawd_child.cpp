@@ -18,24 +18,33 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }
 
+daemon::PoolConfig mini_agent_pool(const std::string& name, const std::string& kernel, uint32_t min_warm,
+                                   uint32_t max_warm) {
+  daemon::PoolConfig pool;
+  pool.spec.name = name;
+  pool.spec.kernel = kernel;
+  pool.spec.cmdline = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
+  pool.spec.mem_mib = 128;
+  pool.policy = pool::PoolPolicy{min_warm, max_warm, 4096};
+  return pool;
+}
+
 ThawdChild::ThawdChild(ThawdOptions options) : options_(std::move(options)) {
   dir_ = std::filesystem::temp_directory_path() / ("thaw-bench-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
   socket_ = (dir_ / "thaw.sock").string();
-  std::ofstream config(dir_ / "thawd.toml");
-  config << "socket = \"" << socket_ << "\"\n"
-         << "template_dir = \"" << (dir_ / "templates").string() << "\"\n"
-         << "vsock_dir = \"" << (dir_ / "vsock").string() << "\"\n"
-         << "log_level = \"" << options_.log_level << "\"\n"
-         << "autoscale_period_ms = " << options_.autoscale_period_ms << "\n"
-         << "autoscale_headroom = " << options_.autoscale_headroom << "\n";
-  for (const auto& p : options_.pools) {
-    config << "\n[[pool]]\nname = \"" << p.name << "\"\nkernel = \"" << p.kernel << "\"\ncmdline = \"" << p.cmdline
-           << "\"\nmem_mib = " << p.mem_mib << "\nmin_warm = " << p.min_warm << "\nmax_warm = " << p.max_warm
-           << "\nmemory_budget_mib = " << p.memory_budget_mib << "\n";
-  }
-  if (!config) throw std::runtime_error("cannot write " + (dir_ / "thawd.toml").string());
+  daemon::DaemonConfig config;
+  config.socket = socket_;
+  config.template_dir = (dir_ / "templates").string();
+  config.vsock_dir = (dir_ / "vsock").string();
+  config.log_level = options_.log_level;
+  config.autoscale_period_ms = options_.autoscale_period_ms;
+  config.autoscale_headroom = options_.autoscale_headroom;
+  config.pools = options_.pools;
+  std::ofstream file(dir_ / "thawd.toml");
+  file << daemon::render_config(config);
+  if (!file) throw std::runtime_error("cannot write " + (dir_ / "thawd.toml").string());
 }
 
 ThawdChild::~ThawdChild() {
@@ -75,7 +84,7 @@ void ThawdChild::wait_warm(std::chrono::seconds timeout) const {
     size_t ready = 0;
     for (auto t : stats.getTemplates()) {
       for (const auto& p : options_.pools) {
-        if (p.name == t.getName().cStr() && t.getWarm() >= p.min_warm) ++ready;
+        if (p.spec.name == t.getName().cStr() && t.getWarm() >= p.policy.min_warm) ++ready;
       }
     }
     if (ready == options_.pools.size()) return;

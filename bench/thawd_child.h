@@ -13,21 +13,17 @@
 #include <string>
 #include <vector>
 
+#include "rpc/daemon/config.h"
+
 namespace thaw::bench {
 
-struct BenchPool {
-  std::string name = "mini";
-  std::string kernel;
-  std::string cmdline = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
-  uint32_t mem_mib = 128;
-  uint32_t min_warm = 8;
-  uint32_t max_warm = 16;
-  uint64_t memory_budget_mib = 4096;
-};
+// A pool of the mini guest with its agent, 128 MiB, as the benchmarks load it.
+daemon::PoolConfig mini_agent_pool(const std::string& name, const std::string& kernel, uint32_t min_warm,
+                                   uint32_t max_warm);
 
 struct ThawdOptions {
   std::string thawd;  // path to the binary
-  std::vector<BenchPool> pools;
+  std::vector<daemon::PoolConfig> pools;
   uint64_t autoscale_period_ms = 500;
   uint32_t autoscale_headroom = 1;
   std::string log_level = "warn";

@@ -17,6 +17,8 @@ struct PoolPolicy {
   uint32_t min_warm = 2;              // never fewer warm clones than this (budget permitting)
   uint32_t max_warm = 16;             // never more
   uint64_t memory_budget_mib = 4096;  // private memory of warm + leased clones together
+
+  bool operator==(const PoolPolicy&) const = default;
 };
 
 // What a template is cold-booted from.
@@ -27,6 +29,8 @@ struct TemplateSpec {
   std::string cmdline;  // guest command line
   uint64_t mem_mib = 128;
   uint32_t vcpus = 1;
+
+  bool operator==(const TemplateSpec&) const = default;
 };
 
 struct TemplateInfo {

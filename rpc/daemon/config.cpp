@@ -145,4 +145,74 @@ DaemonConfig load_config(const std::string& path) {
   return c;
 }
 
+// --- Writing: what load_config reads back as the same config ---
+std::string toml_string(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        // Other control characters (and DEL) have no short escape in TOML.
+        if (c < 0x20 || c == 0x7f) {
+          out += fmt::format("\\u{:04X}", c);
+        } else {
+          out += static_cast<char>(c);  // UTF-8 passes through as it is
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string render_config_header(const DaemonConfig& c) {
+  const DaemonConfig defaults;
+  std::string out;
+  auto string_key = [&](const char* key, const std::string& value, const std::string& fallback, bool always) {
+    if (always || value != fallback) out += fmt::format("{} = {}\n", key, toml_string(value));
+  };
+  auto number_key = [&](const char* key, uint64_t value, uint64_t fallback) {
+    if (value != fallback) out += fmt::format("{} = {}\n", key, value);
+  };
+  string_key("socket", c.socket, defaults.socket, true);
+  string_key("template_dir", c.template_dir, defaults.template_dir, true);
+  string_key("vsock_dir", c.vsock_dir, defaults.vsock_dir, true);
+  string_key("log_level", c.log_level, defaults.log_level, false);
+  string_key("tcp", c.tcp, defaults.tcp, false);
+  string_key("metrics", c.metrics, defaults.metrics, false);
+  number_key("default_lease_ms", c.default_lease_ms, defaults.default_lease_ms);
+  number_key("max_lease_ms", c.max_lease_ms, defaults.max_lease_ms);
+  number_key("workers", c.workers, defaults.workers);
+  number_key("autoscale_period_ms", c.autoscale_period_ms, defaults.autoscale_period_ms);
+  number_key("autoscale_headroom", c.autoscale_headroom, defaults.autoscale_headroom);
+  number_key("autoscale_stall_ms", c.autoscale_stall_ms, defaults.autoscale_stall_ms);
+  number_key("reset_threads", c.reset_threads, defaults.reset_threads);
+  return out;
+}
+
+std::string render_pool(const PoolConfig& p) {
+  const pool::TemplateSpec default_spec;
+  std::string out = "\n[[pool]]\n";
+  out += fmt::format("name = {}\n", toml_string(p.spec.name));
+  out += fmt::format("kernel = {}\n", toml_string(p.spec.kernel));
+  if (!p.spec.initrd.empty()) out += fmt::format("initrd = {}\n", toml_string(p.spec.initrd));
+  out += fmt::format("cmdline = {}\n", toml_string(p.spec.cmdline));
+  out += fmt::format("mem_mib = {}\n", p.spec.mem_mib);
+  if (p.spec.vcpus != default_spec.vcpus) out += fmt::format("vcpus = {}\n", p.spec.vcpus);
+  out += fmt::format("min_warm = {}\n", p.policy.min_warm);
+  out += fmt::format("max_warm = {}\n", p.policy.max_warm);
+  out += fmt::format("memory_budget_mib = {}\n", p.policy.memory_budget_mib);
+  return out;
+}
+
+std::string render_config(const DaemonConfig& config) {
+  std::string out = render_config_header(config);
+  for (const auto& p : config.pools) out += render_pool(p);
+  return out;
+}
+
 }  // namespace thaw::daemon

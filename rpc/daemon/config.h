@@ -1,4 +1,5 @@
-// thawd's TOML configuration (deploy/thawd.example.toml documents it).
+// thawd's TOML configuration (deploy/thawd.example.toml documents it): read
+// and checked, or written.
 //
 //   socket = "/run/thaw/thaw.sock"     # unix socket (default)
 //   tcp = "127.0.0.1:7777"             # optional, numeric HOST:PORT
@@ -28,6 +29,8 @@ struct ConfigError : std::runtime_error {
 struct PoolConfig {
   pool::TemplateSpec spec;
   pool::PoolPolicy policy;
+
+  bool operator==(const PoolConfig&) const = default;
 };
 
 struct DaemonConfig {
@@ -45,10 +48,29 @@ struct DaemonConfig {
   uint64_t autoscale_stall_ms = 20;    // host stall planned for: rate x this more warm clones
   uint32_t reset_threads = 2;          // released clones reset in place in parallel
   std::vector<PoolConfig> pools;
+
+  bool operator==(const DaemonConfig&) const = default;
 };
 
 // Reads and checks `path`. ConfigError with "FILE:LINE: KEY: problem" and
 // toml11's excerpt of the offending line.
 DaemonConfig load_config(const std::string& path);
+
+// Writing a config: what load_config reads back as the same DaemonConfig.
+// Programs that start thawd (the benchmarks, the main job, the end-to-end
+// tests) render theirs with these instead of formatting TOML by hand.
+// Layout: socket, template_dir and vsock_dir always, then each other
+// top-level key only where it differs from the default, then one [[pool]]
+// table per pool (initrd and vcpus only where set): short files with
+// predictable line numbers.
+//
+// The top-level keys, without the pools (each line ends in '\n').
+std::string render_config_header(const DaemonConfig& config);
+// One [[pool]] table, preceded by an empty line.
+std::string render_pool(const PoolConfig& pool);
+// Header, then every pool.
+std::string render_config(const DaemonConfig& config);
+// A TOML basic string: quoted, with '"', '\\' and control characters escaped.
+std::string toml_string(const std::string& text);
 
 }  // namespace thaw::daemon

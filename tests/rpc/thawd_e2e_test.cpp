@@ -22,14 +22,13 @@ class ThawdE2E : public SharedThawdTest<ThawdE2E> {
  public:
   static constexpr const char* kDirTag = "rpc-e2e";
   static std::string daemon_config(const ThawdProcess& daemon) {
-    PoolSpec mini;
-    PoolSpec one;
-    one.name = "one";
-    one.min_warm = one.max_warm = 1;
+    auto mini = mini_pool();
+    auto one = mini_pool("one");
+    one.policy.min_warm = one.policy.max_warm = 1;
     // max_warm bounds the warm clones only; the budget bounds warm + leased.
     // The pool counts at least 5 MiB a clone (4 until measured, + 1 for
     // KVM), and the mini guest stays under 9: room for exactly one clone.
-    one.memory_budget_mib = 9;
+    one.policy.memory_budget_mib = 9;
     return daemon.config_text({mini, one});
   }
 };

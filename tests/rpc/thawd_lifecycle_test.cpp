@@ -22,6 +22,11 @@ TEST_F(ThawdLifecycle, BadConfigsNameTheFileLineAndKey) {
     std::string key;
   };
   std::string loud = d.config_text({});
+  auto unequal = mini_pool();
+  unequal.policy.min_warm = 5;
+  unequal.policy.max_warm = 2;
+  auto no_memory = mini_pool();
+  no_memory.spec.mem_mib = 0;
   loud.replace(loud.find("\"debug\""), 7, "\"loud\"");
   const std::vector<Case> cases = {
       {d.config_text({}, "sockett = \"/x\"\n"), "thawd.toml:5", "sockett"},
@@ -29,9 +34,9 @@ TEST_F(ThawdLifecycle, BadConfigsNameTheFileLineAndKey) {
       {d.config_text({}, "autoscale_period_ms = 5\n"), "thawd.toml:5", "autoscale_period_ms"},
       {d.config_text({}, "autoscale_stall_ms = 20000\n"), "thawd.toml:5", "autoscale_stall_ms"},
       {loud, "thawd.toml:4", "log_level"},
-      {d.config_text({PoolSpec{.name = "Bad Name"}}), "thawd.toml:", "pool[0]"},
-      {d.config_text({PoolSpec{.min_warm = 5, .max_warm = 2}}), "thawd.toml:11", "pool[0].min_warm"},
-      {d.config_text({PoolSpec{.mem_mib = 0}}), "thawd.toml:10", "pool[0].mem_mib"},
+      {d.config_text({mini_pool("Bad Name")}), "thawd.toml:", "pool[0]"},
+      {d.config_text({unequal}), "thawd.toml:11", "pool[0].min_warm"},
+      {d.config_text({no_memory}), "thawd.toml:10", "pool[0].mem_mib"},
       {"socket = \"/x\"\n[[pool]]\nname = \"a\"\n", "thawd.toml:", "pool[0].kernel"},
       {"socket = \n", "thawd.toml", "TOML"},
   };
@@ -55,7 +60,7 @@ TEST_F(ThawdLifecycle, SigtermWithALeaseExitsCleanAndARestartKeepsTemplates) {
   if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;
   {
     ThawdProcess d(dir_);
-    d.write_config(d.config_text({PoolSpec{}}));
+    d.write_config(d.config_text({mini_pool()}));
     ASSERT_TRUE(d.start()) << d.log();
     rpc::PoolConnection c(d.socket());
     auto req = c.pool().acquireRequest();

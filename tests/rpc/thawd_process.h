@@ -16,7 +16,6 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,20 +23,23 @@
 #include <gtest/gtest.h>
 
 #include "base/unix_socket.h"
+#include "rpc/daemon/config.h"
 #include "tests/kvm_available.h"
 #include "tests/shell_command.h"
 #include "tests/temp_dir.h"
 
 namespace thaw::testing {
 
-struct PoolSpec {
-  std::string name = "mini";
-  std::string cmdline = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
-  uint32_t mem_mib = 32;
-  uint32_t min_warm = 1;
-  uint32_t max_warm = 2;
-  uint64_t memory_budget_mib = 1024;
-};
+// A [[pool]] of the mini guest with its agent, small: 32 MiB, 1..2 warm.
+inline daemon::PoolConfig mini_pool(const std::string& name = "mini") {
+  daemon::PoolConfig pool;
+  pool.spec.name = name;
+  pool.spec.kernel = THAW_MINI_GUEST;
+  pool.spec.cmdline = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
+  pool.spec.mem_mib = 32;
+  pool.policy = pool::PoolPolicy{1, 2, 1024};
+  return pool;
+}
 
 class ThawdProcess {
  public:
@@ -48,19 +50,17 @@ class ThawdProcess {
   std::string config_path() const { return (dir_ / "thawd.toml").string(); }
   std::string log_path() const { return (dir_ / "thawd.log").string(); }
 
-  std::string config_text(const std::vector<PoolSpec>& pools, const std::string& extra = {}) const {
-    std::ostringstream c;
-    c << "socket = \"" << socket() << "\"\n"
-      << "template_dir = \"" << (dir_ / "templates").string() << "\"\n"
-      << "vsock_dir = \"" << (dir_ / "vsock").string() << "\"\n"
-      << "log_level = \"debug\"\n"
-      << extra;
-    for (const auto& p : pools) {
-      c << "\n[[pool]]\nname = \"" << p.name << "\"\nkernel = \"" << THAW_MINI_GUEST << "\"\ncmdline = \"" << p.cmdline
-        << "\"\nmem_mib = " << p.mem_mib << "\nmin_warm = " << p.min_warm << "\nmax_warm = " << p.max_warm
-        << "\nmemory_budget_mib = " << p.memory_budget_mib << "\n";
-    }
-    return c.str();
+  // This daemon's paths, log level debug, then `extra` (from line 5 on:
+  // tests of bad keys name that line), then the pools.
+  std::string config_text(const std::vector<daemon::PoolConfig>& pools, const std::string& extra = {}) const {
+    daemon::DaemonConfig config;
+    config.socket = socket();
+    config.template_dir = (dir_ / "templates").string();
+    config.vsock_dir = (dir_ / "vsock").string();
+    config.log_level = "debug";
+    std::string text = daemon::render_config_header(config) + extra;
+    for (const auto& p : pools) text += daemon::render_pool(p);
+    return text;
   }
 
   void write_config(const std::string& text) const { std::ofstream(config_path()) << text; }
