@@ -1,5 +1,7 @@
 #include "base/unix_socket.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,9 +79,6 @@ void remove_stale_unix_socket(const std::string& path) {
     case UnixSocketState::kAbsent:
       return;
     case UnixSocketState::kStale:
-      // Another process may replace the file between probe and unlink; no
-      // lock covers a path, and each one binds right after, so the window
-      // is as short as it can be.
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "unlink stale unix socket " + path);
       return;
     case UnixSocketState::kListening:
@@ -92,6 +91,19 @@ void remove_stale_unix_socket(const std::string& path) {
   throw_errno(probe.error, "cannot tell whether unix socket " + path + " is in use");
 }
 
+SocketDirLock::SocketDirLock(const std::string& socket_path) {
+  const auto slash = socket_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : socket_path.substr(0, slash);
+  dir_ = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_) return;
+  while (::flock(dir_.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      dir_ = UniqueFd();  // a file system without flock: go on unlocked
+      return;
+    }
+  }
+}
+
 UniqueFd listen_unix(const std::string& path) {
   sockaddr_un addr;
   socklen_t length;
@@ -99,10 +111,11 @@ UniqueFd listen_unix(const std::string& path) {
     throw_errno(path.empty() ? EINVAL : ENAMETOOLONG, "unix socket path '" + path + "' is empty or longer than " +
                                                           std::to_string(kMaxUnixPathBytes) + " bytes");
   }
+  SocketDirLock lock(path);
   remove_stale_unix_socket(path);
   UniqueFd fd = make_unix_socket();
   if (!fd) throw_errno(errno, "socket(AF_UNIX) for " + path);
-  // EADDRINUSE here: another process bound the path since the probe.
+  // EADDRINUSE here: a process that does not take the lock bound the path.
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0) throw_errno(errno, "bind " + path);
   if (::listen(fd.get(), 128) != 0) {
     int error = errno;

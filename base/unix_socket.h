@@ -50,12 +50,28 @@ UnixSocketProbe probe_unix_socket(const std::string& path);
 
 // Makes `path` free to bind: nothing when absent, unlinks a stale socket,
 // throws std::system_error (EADDRINUSE: in use, EEXIST: not a socket, or the
-// probe's errno) for anything else, leaving it alone.
+// probe's errno) for anything else, leaving it alone. Call it, and bind,
+// under a SocketDirLock.
 void remove_stale_unix_socket(const std::string& path);
 
+// Holds an exclusive flock on the directory of a socket path while a stale
+// socket there is replaced and the path bound. Without it, two processes
+// that both found the same stale socket could each unlink and bind, and
+// the first would be left listening on a socket nobody can reach. Every
+// thaw process takes it; no lock file is left behind. Where the directory
+// cannot be opened for reading, holds nothing (the bind then decides).
+class SocketDirLock {
+ public:
+  explicit SocketDirLock(const std::string& socket_path);
+  bool held() const { return dir_.valid(); }
+
+ private:
+  UniqueFd dir_;  // closing it releases the lock
+};
+
 // Binds and listens on a non-blocking, close-on-exec unix stream socket at
-// `path`, replacing only a stale socket file (remove_stale_unix_socket).
-// Throws std::system_error naming the path.
+// `path`, replacing only a stale socket file (remove_stale_unix_socket), all
+// under a SocketDirLock. Throws std::system_error naming the path.
 UniqueFd listen_unix(const std::string& path);
 
 }  // namespace thaw

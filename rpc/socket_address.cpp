@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "base/unix_socket.h"
 #include "vmm/sys_error.h"
@@ -75,6 +76,10 @@ kj::AutoCloseFd listen_on(const std::string& address) {
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) throw SysError("mkdir", ec.value(), parent.string());
+  }
+  std::optional<SocketDirLock> lock;  // over the stale-socket check and the bind
+  if (a.family() == AF_UNIX) {
+    lock.emplace(address);
     remove_stale_unix_socket(address);
   }
   auto fd = make_socket(a, SOCK_NONBLOCK, address);

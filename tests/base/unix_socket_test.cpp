@@ -8,13 +8,17 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include "tests/temp_dir.h"
 #include "tests/unix_socket_support.h"
@@ -143,6 +147,40 @@ TEST_F(UnixSocketTest, ListenRefusesALiveSocketAndLeavesItServing) {
     if (::recv(accepted.get(), &byte, 1, MSG_DONTWAIT) != 1) byte = 0;
   }
   EXPECT_EQ(byte, 'x');
+}
+
+// Two listeners for one stale path take turns: the second waits while the
+// first holds the directory lock, then finds the first's live socket and
+// refuses, instead of unlinking it.
+TEST_F(UnixSocketTest, ReplacingAStaleSocketWaitsForTheDirectoryLock) {
+  const std::string at = path("vm.sock");
+  make_stale(at);
+  std::optional<SocketDirLock> held(std::in_place, at);
+  ASSERT_TRUE(held->held()) << "flock on " << dir_.path() << " failed";
+
+  std::atomic<bool> done{false};
+  int error = 0;
+  std::string message;
+  std::thread second([&] {
+    message = system_error_of([&] { listen_unix(at); }, &error);
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(done) << "listen_unix went ahead while the directory was locked";
+  // The lock holder replaces the stale socket meanwhile, as listen_unix
+  // does under the lock...
+  ASSERT_EQ(::unlink(at.c_str()), 0);
+  sockaddr_un addr;
+  socklen_t length;
+  ASSERT_TRUE(fill_unix_address(at, addr, length));
+  UniqueFd first(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::bind(first.get(), reinterpret_cast<const sockaddr*>(&addr), length), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(first.get(), 8), 0);
+  held.reset();
+  second.join();
+  // ...and the second finds it live.
+  EXPECT_EQ(error, EADDRINUSE) << message;
+  EXPECT_EQ(probe_unix_socket(at).state, UnixSocketState::kListening);
 }
 
 TEST_F(UnixSocketTest, ListenLeavesARegularFileAlone) {
