@@ -46,8 +46,7 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   a.spec = pool::TemplateSpec{"mini", "/k/vmlinux", "/k/initrd.img", "console=ttyS0\tquiet \x01 x=\"1\"", 64, 2};
   a.policy = pool::PoolPolicy{0, 5, 77};
   PoolConfig b;
-  b.spec.name = "second";
-  b.spec.kernel = "/k/other";
+  b.spec = pool::TemplateSpec{"second", "/k/other", "", "", 128, 1};
   c.pools = {a, b};
   expect_same(read_back(render_config(c)), c);
 }
@@ -59,8 +58,7 @@ TEST_F(DaemonConfigFile, DefaultsStayOutOfTheFile) {
   EXPECT_EQ(text, "socket = \"/tmp/x.sock\"\ntemplate_dir = \"/var/lib/thaw/templates\"\nvsock_dir = \"/run/thaw/vsock\"\n");
   expect_same(read_back(text), c);
   PoolConfig p;
-  p.spec.name = "p";
-  p.spec.kernel = "/k";
+  p.spec = pool::TemplateSpec{"p", "/k", "", "", 128, 1};
   const std::string pool = render_pool(p);
   EXPECT_EQ(pool.find("initrd"), std::string::npos) << pool;
   EXPECT_EQ(pool.find("vcpus"), std::string::npos) << pool;
