@@ -63,6 +63,7 @@ class DurationEstimator {
   explicit DurationEstimator(double initial_seconds, double alpha = 0.3) : alpha_(alpha), value_(initial_seconds) {}
   void add_sample(double seconds);
   double seconds() const { return value_; }
+  bool has_samples() const { return primed_; }  // false: seconds() is still the initial guess
 
  private:
   double alpha_;

@@ -114,11 +114,10 @@ void WarmPool::lease_returned(const Clone& clone) {
   if (leased_ > 0) --leased_;
   ++resetting_;
   hold_.add_sample(std::chrono::duration<double>(Clock::now() - clone.leased_at).count());
-  hold_known_ = true;
 }
 
 uint32_t WarmPool::expected_returns_locked() const {
-  if (!hold_known_ || leased_ == 0) return resetting_;
+  if (!hold_.has_samples() || leased_ == 0) return resetting_;
   // A lease that typically ends within a restore's time is back before a
   // restore for it would be; long leases (FaaS calls that run for seconds)
   // count for next to nothing.

@@ -136,7 +136,6 @@ class WarmPool {
   DurationEstimator refill_;
   double planned_refill_seconds_;  // what the autoscaler plans a restore to take
   DurationEstimator hold_{0};  // how long leases last, once one returned
-  bool hold_known_ = false;
   uint64_t acquires_at_last_tick_ = 0;
   static constexpr uint32_t kSurplusTicks = 4;  // autoscaler ticks a surplus of warm clones is kept
   uint32_t surplus_ticks_ = 0;

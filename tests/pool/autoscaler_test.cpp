@@ -117,7 +117,11 @@ TEST(RateEstimator, ANegligibleRateReadsAsZeroSoAnIdlePoolShrinksToItsHeadroom) 
 TEST(DurationEstimator, StartsAtTheInitialGuess) {
   DurationEstimator d(0.05, 0.5);
   EXPECT_DOUBLE_EQ(d.seconds(), 0.05);
+  EXPECT_FALSE(d.has_samples());
+  d.add_sample(-1);  // nonsense is ignored
+  EXPECT_FALSE(d.has_samples());
   d.add_sample(0.2);
+  EXPECT_TRUE(d.has_samples());
   EXPECT_DOUBLE_EQ(d.seconds(), 0.2);
   d.add_sample(0.1);
   EXPECT_DOUBLE_EQ(d.seconds(), 0.15);
