@@ -94,7 +94,7 @@ VsockDeviceStates decode_vsock(schema::VirtioVsockState::Reader in, const Memory
     reject("guest CID " + std::to_string(v.device.guest_cid) + " is reserved");
   }
   const uint32_t port = in.getNextHostPort();
-  if (port != 0 && (port < devices::kVsockFirstHostPort || port > devices::kVsockLastHostPort)) {
+  if (port != 0 && !devices::is_vsock_host_port(port)) {
     reject("next host port " + std::to_string(port) + " is outside " + std::to_string(devices::kVsockFirstHostPort) +
            ".." + std::to_string(devices::kVsockLastHostPort));
   }

@@ -109,7 +109,7 @@ VsockState VsockDevice::save() const {
 
 void VsockDevice::restore(const VsockState& state) {
   check_cid(state.guest_cid);
-  if (state.next_host_port < kVsockFirstHostPort || state.next_host_port > kVsockLastHostPort) {
+  if (!is_vsock_host_port(state.next_host_port)) {
     throw std::invalid_argument("vsock host port " + std::to_string(state.next_host_port) + " is outside " +
                                 std::to_string(kVsockFirstHostPort) + ".." + std::to_string(kVsockLastHostPort));
   }

@@ -50,6 +50,9 @@ inline constexpr std::chrono::milliseconds kVsockCloseTimeout{2000};
 // Host ports handed to host-initiated connections: [first, last], wrapping.
 inline constexpr uint32_t kVsockFirstHostPort = 1u << 30;
 inline constexpr uint32_t kVsockLastHostPort = 0xffff'fffe;
+inline constexpr bool is_vsock_host_port(uint32_t port) {
+  return port >= kVsockFirstHostPort && port <= kVsockLastHostPort;
+}
 
 struct VsockState {
   uint64_t guest_cid = kVsockDefaultGuestCid;
