@@ -82,6 +82,9 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   auto setup_start = Clock::now();
   validate_config(config);
   if (config.kernel_path.empty()) throw InputError("no kernel given (--kernel)");
+  // The user's files first: a wrong path is bad input on any host, also one
+  // without /dev/kvm, and it is named before anything is opened for the VM.
+  BootImages images = read_boot_images(config);
   auto kvm = kvm::KvmSystem::open(config.kvm_path);
   validate_vcpu_limit(config, kvm);
   // KVM_GET_SUPPORTED_CPUID costs ~1 ms of CPUID exits on nested hosts:
@@ -102,7 +105,7 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   vm->timings_.vm_setup = Clock::now() - setup_start;
 
   auto load_start = Clock::now();
-  vm->load_kernel();
+  vm->load_kernel(images);
   vm->timings_.kernel_load = Clock::now() - load_start;
   return vm;
 }
@@ -230,14 +233,19 @@ void Vm::configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported) {
   }
 }
 
-void Vm::load_kernel() {
-  auto kernel = loader::read_image_file(config_.kernel_path, "kernel");
-  std::vector<uint8_t> initrd;
-  if (!config_.initrd_path.empty()) initrd = loader::read_image_file(config_.initrd_path, "initrd");
+BootImages read_boot_images(const VmConfig& config) {
+  BootImages images;
+  images.kernel = loader::read_image_file(config.kernel_path, "kernel");
+  loader::detect_kernel_format(images.kernel, config.kernel_path);
+  if (!config.initrd_path.empty()) images.initrd = loader::read_image_file(config.initrd_path, "initrd");
+  return images;
+}
+
+void Vm::load_kernel(const BootImages& images) {
   x86::BootSetupInput input;
-  input.kernel_image = kernel;
+  input.kernel_image = images.kernel;
   input.kernel_name = config_.kernel_path;
-  input.initrd = initrd;
+  input.initrd = images.initrd;
   input.initrd_name = config_.initrd_path;
   input.cmdline = kernel_cmdline();
   input.vcpu_count = config_.vcpus;

@@ -28,6 +28,14 @@ class VsockDevice;
 
 namespace thaw::vmm {
 
+// The kernel and initrd files of a VmConfig, read and checked (regular file,
+// size, ELF64 or bzImage magic) before any KVM object exists.
+struct BootImages {
+  std::vector<uint8_t> kernel;
+  std::vector<uint8_t> initrd;  // empty: none
+};
+BootImages read_boot_images(const VmConfig& config);
+
 class Vm {
  public:
   // Validates the config, creates the VM, memory, irqchip, devices and
@@ -99,7 +107,7 @@ class Vm {
   static std::unique_ptr<Vm> build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory);
   void create_vcpus();
   void configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);
-  void load_kernel();
+  void load_kernel(const BootImages& images);
   void on_boot_complete(std::chrono::nanoseconds since_request);
 
   VmConfig config_;

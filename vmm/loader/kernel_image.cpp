@@ -42,7 +42,9 @@ std::string hex_prefix(std::span<const uint8_t> bytes, size_t n) {
 }
 
 std::vector<uint8_t> read_image_file(const std::string& path, const char* what, uint64_t max_bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+  // forever; fstat then refuses it like any other non-regular file.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) {
     int err = errno;
     throw InputError(describe(what, path) + ": cannot open: " + std::strerror(err));
