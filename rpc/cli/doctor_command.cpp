@@ -3,12 +3,14 @@
 #include <linux/kvm.h>
 
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "rpc/cli/commands.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm_host_check.h"
 #include "vmm/x86_64/boot_setup.h"
 
 namespace thaw::cli {
@@ -68,8 +70,31 @@ void print_limits(vmm::kvm::KvmBackend backend) {
   }
 }
 
+// No usable /dev/kvm: say what was found and what to do instead of failing
+// on the open.
+int report_no_kvm(const vmm::KvmHostCheck& host, bool json) {
+  auto why = host.explain();
+  if (json) {
+    nlohmann::json out = {{"ok", false},
+                          {"kvm_device", host.device_exists ? "present" : "missing"},
+                          {"modules", host.modules},
+                          {"cpu_virtualization_flag", host.cpu_virt_flag},
+                          {"pvm_guest", host.is_pvm_guest},
+                          {"reasons", why}};
+    if (host.open_errno != 0) out["open_error"] = std::strerror(host.open_errno);
+    std::cout << out.dump(2) << std::endl;
+    return kExitHostError;
+  }
+  std::puts("KVM: not usable on this host\n");
+  for (const auto& line : why) std::printf("  - %s\n", line.c_str());
+  std::puts("\nthaw cannot run VMs on this host (exit status 3).");
+  return kExitHostError;
+}
+
 int run_doctor(bool json) {
   auto backend = vmm::kvm::detect_backend();
+  auto host = vmm::check_kvm_host();
+  if (!host.device_usable) return report_no_kvm(host, json);
   auto kvm = vmm::kvm::KvmSystem::open();
   int missing_required = 0;
   nlohmann::json caps = nlohmann::json::object();
@@ -116,6 +141,9 @@ void add_doctor_command(CLI::App& app, std::function<int()>& run) {
   auto json = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("doctor", "Report the KVM backend, capabilities and known platform limits");
   cmd->add_flag("--json", *json, "Print the report as JSON");
+  cmd->footer(
+      "Exit status: 0 thaw can run VMs here, 3 it cannot: /dev/kvm is missing or cannot be opened (the\n"
+      "report says why: module, CPU flags, permissions) or a capability thaw requires is missing.");
   cmd->callback([&run, json] { run = [json] { return run_doctor(*json); }; });
 }
 

@@ -158,5 +158,19 @@ TEST_F(ThawCli, DoctorNamesTheBackend) {
   EXPECT_NE(r.output.find("IRQCHIP"), std::string::npos) << r.output;
 }
 
+TEST_F(ThawCli, DoctorWithoutKvmSaysWhyAndExitsThree) {
+  if (testing::kvm_unavailable_reason().empty()) GTEST_SKIP() << "this host has a usable /dev/kvm";
+  auto r = run_thaw_line("doctor");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("not usable"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("what to do"), std::string::npos) << r.output;
+  auto j = run_thaw_line("doctor --json");
+  EXPECT_EQ(j.exit_code, 3) << j.output;
+  auto parsed = nlohmann::json::parse(j.output, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(parsed.is_discarded()) << j.output;
+  EXPECT_EQ(parsed["ok"], false);
+  EXPECT_FALSE(parsed["reasons"].empty());
+}
+
 }  // namespace
 }  // namespace thaw
