@@ -13,6 +13,7 @@
 #include "bench/thawd_child.h"
 #include "rpc/convert.h"
 #include "rpc/pool_client.h"
+#include "vmm/kvm_host_check.h"
 
 namespace {
 
@@ -41,6 +42,14 @@ int main(int argc, char** argv) {
   app.add_option("--warm", warm, "Warm clones the pool keeps (min_warm)")->capture_default_str();
   app.add_option("--kernel", kernel, "Guest kernel (the mini guest)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+
+  // Every step below runs VMs: say once, plainly, why that cannot work here
+  // instead of letting each child fail on /dev/kvm.
+  if (auto host = thaw::vmm::check_kvm_host(); !host.device_usable) {
+    std::fprintf(stderr, "thaw-main-job: this host cannot run VMs, so the main job cannot run here:\n");
+    for (const auto& line : host.explain()) std::fprintf(stderr, "  - %s\n", line.c_str());
+    return 3;
+  }
 
   thaw::bench::ThawdOptions options;
   options.thawd = thawd;
