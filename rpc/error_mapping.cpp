@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "pool/pool_types.h"
+#include "vmm/sys_error.h"
 
 namespace thaw::rpc {
 
@@ -29,16 +30,28 @@ kj::Exception exception_to_kj(std::exception_ptr error) {
     return make(kj::Exception::Type::OVERLOADED, e.what());
   } catch (const pool::GuestGone& e) {
     return make(kj::Exception::Type::DISCONNECTED, e.what());
+  } catch (const InputError& e) {
+    return make(kj::Exception::Type::FAILED, e.what());
+  } catch (const SysError& e) {
+    // The host refused (no /dev/kvm, out of fds, a full disk): not the
+    // caller's mistake, and the client must be able to tell.
+    return make(kj::Exception::Type::FAILED, std::string(kHostErrorPrefix) + e.what());
   } catch (const std::exception& e) {
-    return make(kj::Exception::Type::FAILED, std::string("internal error: ") + e.what());
+    return make(kj::Exception::Type::FAILED, std::string(kInternalErrorPrefix) + e.what());
   } catch (...) {
-    return make(kj::Exception::Type::FAILED, "internal error: unknown exception");
+    return make(kj::Exception::Type::FAILED, std::string(kInternalErrorPrefix) + "unknown exception");
   }
 }
 
 ErrorKind error_kind(const kj::Exception& e) {
   switch (e.getType()) {
-    case kj::Exception::Type::FAILED: return ErrorKind::kFailed;
+    case kj::Exception::Type::FAILED: {
+      auto text = error_message(e);
+      for (std::string_view prefix : {kHostErrorPrefix, kInternalErrorPrefix}) {
+        if (text.compare(0, prefix.size(), prefix) == 0) return ErrorKind::kHostError;
+      }
+      return ErrorKind::kFailed;
+    }
     case kj::Exception::Type::OVERLOADED: return ErrorKind::kOverloaded;
     case kj::Exception::Type::DISCONNECTED: return ErrorKind::kDisconnected;
     default: return ErrorKind::kOther;

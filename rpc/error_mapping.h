@@ -1,12 +1,14 @@
 // Between pool errors and kj exception types, on both sides of the wire.
 //   server: pool::BadArgument, NotFound -> FAILED; Overloaded -> OVERLOADED;
-//           GuestGone -> DISCONNECTED; anything else -> FAILED ("internal error")
+//           GuestGone -> DISCONNECTED; InputError -> FAILED; SysError -> FAILED
+//           "host error: ..."; anything else -> FAILED "internal error: ..."
 //   client: the kind of a kj exception and its message without kj's
 //           "remote exception: " prefix.
 #pragma once
 
 #include <exception>
 #include <string>
+#include <string_view>
 
 #include <kj/exception.h>
 
@@ -19,8 +21,14 @@ namespace thaw::rpc {
 // Maps a pool (or any) exception to the kj exception the client receives.
 kj::Exception exception_to_kj(std::exception_ptr error);
 
+// How a FAILED message from the host's side starts (kj 0.9 has no typed
+// details): the client tells a host failure from a bad argument by it.
+inline constexpr std::string_view kHostErrorPrefix = "host error: ";
+inline constexpr std::string_view kInternalErrorPrefix = "internal error: ";
+
 enum class ErrorKind {
   kFailed,        // a bad argument, an unknown template or lease
+  kHostError,     // the host refused (no /dev/kvm, ...) or thawd failed inside
   kOverloaded,    // no warm clone within the timeout
   kDisconnected,  // the guest is gone, or the connection to thawd is
   kOther,

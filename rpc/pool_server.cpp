@@ -18,7 +18,12 @@ kj::Promise<void> PoolServer::createTemplate(CreateTemplateContext context) {
                policy.min_warm, policy.max_warm);
   // Boxed, as below: GCC 12 at -O3 misreads strings inside kj's ExceptionOr.
   return workers_.run([&backend = backend_, spec, policy] { return kj::heap(backend.create_template(spec, policy)); })
-      .then([context](kj::Own<pool::TemplateInfo> info) mutable { to_schema(*info, context.getResults().initInfo()); });
+      .then([context](kj::Own<pool::TemplateInfo> info) mutable { to_schema(*info, context.getResults().initInfo()); })
+      .catch_([name = spec.name](kj::Exception&& e) {
+        // The operator learns why a template was refused, not only the client.
+        spdlog::warn("createTemplate {} failed: {}", name, error_message(e));
+        kj::throwFatalException(kj::mv(e));
+      });
 }
 
 kj::Promise<void> PoolServer::listTemplates(ListTemplatesContext context) {

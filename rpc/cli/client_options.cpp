@@ -26,6 +26,7 @@ int run_rpc_command(const std::function<int()>& body) {
     std::cerr << "thaw: error: " << rpc::error_message(e) << "\n";
     switch (rpc::error_kind(e)) {
       case rpc::ErrorKind::kFailed: return kExitBadInput;
+      case rpc::ErrorKind::kHostError: return kExitHostError;
       case rpc::ErrorKind::kOverloaded: return kExitOverloaded;
       case rpc::ErrorKind::kDisconnected: return kExitGuestFailure;
       case rpc::ErrorKind::kOther: return kExitHostError;

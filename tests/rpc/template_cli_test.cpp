@@ -55,6 +55,23 @@ TEST_F(TemplateCliInput, BadNamesAndPoliciesAreRejected) {
   EXPECT_NE(help.out.find("thaw.after=agent"), std::string::npos) << help.out;
 }
 
+// Where the host cannot run VMs, a template the daemon cannot boot is a host
+// error (exit 3) that says why, not bad input (exit 2), and thawd logs it.
+TEST(TemplateCliHost, NoKvmIsAHostErrorNamedByTheDaemon) {
+  if (kvm_unavailable_reason().empty()) GTEST_SKIP() << "this host has a usable /dev/kvm";
+  TempDir scratch("thaw-tmpl-nokvm");
+  ThawdProcess daemon(scratch.path());
+  daemon.write_config(daemon.config_text({}));
+  ASSERT_TRUE(daemon.start()) << daemon.log();
+  auto r = run_thaw("template create t1 --kernel " + std::string(THAW_MINI_GUEST) + " --socket " + daemon.socket(),
+                    scratch.path());
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.err.find("host error"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/dev/kvm"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+  EXPECT_NE(daemon.log().find("createTemplate t1 failed"), std::string::npos) << daemon.log();
+}
+
 class TemplateCli : public SharedThawdTest<TemplateCli> {
  public:
   static constexpr const char* kDirTag = "tmpl-cli";
