@@ -96,6 +96,7 @@ void after_boot_run(const struct options *options) {
     case AFTER_AGENT:
       agent_run();
     case AFTER_IDLE:
+    case AFTER_PROGRAM: /* never here: program_run does not return */
       break;
   }
   idle_forever(); /* sti; hlt: only an interrupt the VMM sends wakes it */

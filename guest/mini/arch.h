@@ -16,6 +16,38 @@ static inline uint8_t inb(uint16_t port) {
   return value;
 }
 
+static inline uint64_t rdmsr(uint32_t msr) {
+  uint32_t low, high;
+  __asm__ volatile("rdmsr" : "=a"(low), "=d"(high) : "c"(msr));
+  return ((uint64_t)high << 32) | low;
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t value) {
+  __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)) : "memory");
+}
+
+static inline uint64_t read_cr0(void) {
+  uint64_t value;
+  __asm__ volatile("mov %%cr0, %0" : "=r"(value));
+  return value;
+}
+
+static inline void write_cr0(uint64_t value) { __asm__ volatile("mov %0, %%cr0" : : "r"(value) : "memory"); }
+
+static inline uint64_t read_cr4(void) {
+  uint64_t value;
+  __asm__ volatile("mov %%cr4, %0" : "=r"(value));
+  return value;
+}
+
+static inline void write_cr4(uint64_t value) { __asm__ volatile("mov %0, %%cr4" : : "r"(value) : "memory"); }
+
+/* Flushes the TLB (all our pages are non-global) after page-table edits. */
+static inline void reload_cr3(void) {
+  uint64_t value;
+  __asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(value) : : "memory");
+}
+
 static inline uint64_t read_cr2(void) {
   uint64_t value;
   __asm__ volatile("mov %%cr2, %0" : "=r"(value));

@@ -6,6 +6,7 @@
 
 #include "arch.h"
 #include "console.h"
+#include "program.h"
 
 /* Pushed by the stubs in traps.S, then by the CPU. */
 struct trap_frame {
@@ -25,6 +26,8 @@ static const char *const exception_names[32] = {
 };
 
 __attribute__((noreturn, used)) void exception_report(const struct trap_frame *frame) {
+  /* The user's program faulted (thaw.after=program): a request outcome. */
+  if ((frame->cs & 3) == 3 && program_running) program_report_fault(frame->vector, frame->rip);
   const char *name = frame->vector < 32 ? exception_names[frame->vector] : "??";
   console_str("thaw-mini: EXCEPTION #");
   console_str(name);

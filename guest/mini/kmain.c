@@ -24,6 +24,7 @@
 #include "exceptions.h"
 #include "lapic.h"
 #include "options.h"
+#include "program.h"
 #include "traps.h"
 #include "user_fn.h"
 
@@ -56,12 +57,14 @@ __attribute__((noreturn, used)) void kmain(unsigned boot_kind, uint64_t boot_inf
   struct boot_info boot = read_boot_info(boot_kind, boot_info_addr);
   struct options options = parse_options(boot.cmdline);
   agent_calibration_start(&options); /* thaw.after=agent: the boot is the interval */
+  if (options.after == AFTER_PROGRAM && options.tsc_khz == 0) tsc_calibration_start(); /* the same */
   console_init();
   console_set_quiet(options.quiet);
   print_boot_lines(&boot);
 
   raise_fault(options.fault);
   run_builtin_function(options.fn_bytes);
+  if (options.after == AFTER_PROGRAM) program_run(&options, &boot); /* its own ready point */
   after_boot_prepare(&options, &boot);
   /* Only thaw.after=ticks:N needs the timer. An idle or clone guest sleeps
    * with no timer: a pool of idle clones taking 500 emulated interrupts a

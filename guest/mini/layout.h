@@ -32,6 +32,15 @@
 
 #define TSS_SIZE 104
 #define IST_DOUBLE_FAULT 1
+/* thaw.after=program: #UD and int $0x80 run on their own stack, so that an
+ * int $0x80 executed in ring 0 right after SYSCALL (still on the user's
+ * stack) never writes below the user's RSP (its red zone). */
+#define IST_SYSCALL 2
+
+/* thaw.after=program: the syscall entry stub (LSTAR) sits alone in this
+ * 4 KiB page, the only user-accessible page below PROGRAM_USER_BASE.
+ * mini.ld places it; tables.S's low page table marks it. */
+#define SYSCALL_STUB_ADDR 0x101000
 
 #define VECTOR_TIMER 0x20    /* LAPIC timer, periodic (lapic.c) */
 #define VECTOR_VIRTIO 0x25   /* virtio-mmio vsock, IOAPIC pin = its IRQ (virtio_vsock.c) */
@@ -52,7 +61,18 @@
 #define CR4_SMEP 0x100000
 #define CR4_SMAP 0x200000
 #define MSR_EFER 0xc0000080
+#define EFER_SCE 0x1
 #define EFER_LME 0x100
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_SFMASK 0xc0000084
+#define MSR_FS_BASE 0xc0000100
+#define CR0_MP 0x2
+#define CR0_EM 0x4
+#define CR0_TS 0x8
+#define CR0_NE 0x20
+#define CR4_OSFXSR 0x200
+#define CR4_OSXMMEXCPT 0x400
 
 /* Devices. */
 #define BOOT_COMPLETE_ADDR 0xd0000000 /* byte write of 123: boot complete */
@@ -142,5 +162,6 @@
 #define TRAP_STACK_SIZE 8192 /* TSS RSP0: kernel stack on entry from ring 3 */
 #define DF_STACK_SIZE 4096   /* IST1: double faults get a known-good stack */
 #define USER_STACK_SIZE 8192
+#define SYSCALL_STACK_SIZE 16384 /* IST_SYSCALL: the runtime's C code runs on it */
 
 #endif

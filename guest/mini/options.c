@@ -57,6 +57,7 @@ static void apply_option(struct options *options, const char *key, const char *e
     else if (equals(value, end, "split")) options->after = AFTER_SPLIT;
     else if (equals(value, end, "clone")) options->after = AFTER_CLONE;
     else if (equals(value, end, "agent")) options->after = AFTER_AGENT;
+    else if (equals(value, end, "program")) options->after = AFTER_PROGRAM;
     else if ((count = after_prefix(value, end, "ticks:")) && parse_decimal(count, end, &number)) {
       options->after = AFTER_TICKS;
       options->after_ticks = number;

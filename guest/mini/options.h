@@ -9,7 +9,7 @@
 enum fault_kind { FAULT_NONE, FAULT_UD, FAULT_PF, FAULT_GP, FAULT_DE };
 
 /* What the guest does after its boot-complete write (after_boot.c). */
-enum after_kind { AFTER_IDLE, AFTER_TICKS, AFTER_SPLIT, AFTER_CLONE, AFTER_AGENT };
+enum after_kind { AFTER_IDLE, AFTER_TICKS, AFTER_SPLIT, AFTER_CLONE, AFTER_AGENT, AFTER_PROGRAM };
 
 /* virtio_mmio.device=<size>@<base>:<irq>[:<id>] (Linux's syntax). */
 #define MAX_VIRTIO_MMIO_DEVICES 4
@@ -24,7 +24,7 @@ struct options {
   enum fault_kind fault;   /* thaw.fault=ud|pf|gp|de */
   int exit_after_ready;    /* thaw.exit_after_ready=1 */
   int quiet;               /* thaw.quiet=1: print only exceptions */
-  enum after_kind after;   /* thaw.after=idle|ticks:<N>|split|clone */
+  enum after_kind after;   /* thaw.after=idle|ticks:<N>|split|clone|agent|program */
   uint64_t after_ticks;    /* N of thaw.after=ticks:<N> */
   uint64_t tsc_khz;        /* thaw.tsc_khz=<decimal>; 0: unknown (calibrated) */
   unsigned virtio_count;   /* virtio_mmio.device= words kept (at most 4) */

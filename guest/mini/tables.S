@@ -31,6 +31,8 @@ idt:
 	.rept 32
 	.if vector == 8
 	idt_gate (ISR_BASE+vector*ISR_STRIDE), 0, IST_DOUBLE_FAULT
+	.elseif vector == 6
+	idt_gate (ISR_BASE+vector*ISR_STRIDE), 0, IST_SYSCALL
 	.else
 	idt_gate (ISR_BASE+vector*ISR_STRIDE)
 	.endif
@@ -46,7 +48,7 @@ idt:
 	absent_gates (VECTOR_VIRTIO-VECTOR_TIMER-1)
 	idt_gate (ISR_BASE+VIRTIO_STUB_SLOT*ISR_STRIDE)
 	absent_gates (VECTOR_SYSCALL-VECTOR_VIRTIO-1)
-	idt_gate (ISR_BASE+SYSCALL_STUB_SLOT*ISR_STRIDE), 3
+	idt_gate (ISR_BASE+SYSCALL_STUB_SLOT*ISR_STRIDE), 3, IST_SYSCALL
 	absent_gates (VECTOR_SPURIOUS-VECTOR_SYSCALL-1)
 	idt_gate (ISR_BASE+SPURIOUS_STUB_SLOT*ISR_STRIDE)
 idt_end:
@@ -79,7 +81,8 @@ tss:
 	.quad 0				/* RSP2 */
 	.quad 0
 	.quad df_stack_top		/* IST1: double fault */
-	.fill 6, 8, 0			/* IST2..IST7 */
+	.quad syscall_stack_top		/* IST2: #UD and int $0x80 (thaw.after=program) */
+	.fill 5, 8, 0			/* IST3..IST7 */
 	.quad 0
 	.word 0
 	.word TSS_SIZE			/* I/O bitmap offset past the limit: no bitmap */
@@ -114,6 +117,7 @@ pml4:
 	.fill 511, 8, 0
 
 	.balign 4096
+	.globl pdpt
 pdpt:
 	.quad page_directories + 0x0000 + PTE_PRESENT + PTE_WRITE + PTE_USER
 	.quad page_directories + 0x1000 + PTE_PRESENT + PTE_WRITE + PTE_USER
@@ -122,6 +126,7 @@ pdpt:
 	.fill 508, 8, 0			/* 4 GiB and up: not present */
 
 	.balign 4096
+	.globl page_directories
 page_directories:
 	.set page, 0
 	.rept 4 * 512
@@ -129,10 +134,29 @@ page_directories:
 	.set page, page + 1
 	.endr
 
+/* thaw.after=program: 4 KiB pages for the first 2 MiB (PD entry 0 points
+ * here then). Supervisor-only, except the syscall stub's page, which user
+ * code may read and execute but not write. Page 0 is absent, so a NULL
+ * pointer in the kernel faults. */
+	.balign 4096
+	.globl program_low_page_table
+program_low_page_table:
+	.set page, 0
+	.rept 512
+	.if page == 0
+	.quad 0
+	.elseif page == (SYSCALL_STUB_ADDR >> 12)
+	.quad (page << 12) + PTE_PRESENT + PTE_USER
+	.else
+	.quad (page << 12) + PTE_PRESENT + PTE_WRITE
+	.endif
+	.set page, page + 1
+	.endr
+
 /* Stacks need no initial contents: they live in .bss. */
 	.section .bss.stacks, "aw", @nobits
 	.balign 4096
-	.globl boot_stack_top, trap_stack_top, df_stack_top, user_stack_top
+	.globl boot_stack_top, trap_stack_top, df_stack_top, user_stack_top, syscall_stack_top
 	.skip BOOT_STACK_SIZE
 boot_stack_top:
 	.skip TRAP_STACK_SIZE
@@ -141,5 +165,7 @@ trap_stack_top:
 df_stack_top:
 	.skip USER_STACK_SIZE
 user_stack_top:
+	.skip SYSCALL_STACK_SIZE
+syscall_stack_top:
 
 	.section .note.GNU-stack, "", @progbits

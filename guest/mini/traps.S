@@ -28,11 +28,12 @@ isr_stubs:
 	.set vector, vector + 1
 	.endr
 
-/* int $0x80 from ring 3: the user function is done and its result is in RAX.
- * We arrived on the TSS RSP0 stack; the ring-3 frame is not needed, so go
- * straight back to the kernel stack saved by enter_user and return from it. */
+/* int $0x80: from ring 3 the user function is done and its result is in RAX
+ * (syscall_return: the ring-3 frame is not needed, so go straight back to
+ * the kernel stack saved by enter_user and return from it); in
+ * thaw.after=program it is the syscall stub's (program_entry.S). */
 	.org SYSCALL_STUB_SLOT * ISR_STRIDE, 0x90
-	jmp syscall_return
+	jmp int80_entry
 
 /* LAPIC timer (VECTOR_TIMER): the handler is one stride too long to sit here. */
 	.org TIMER_STUB_SLOT * ISR_STRIDE, 0x90
@@ -57,12 +58,22 @@ exception_common:
 	jne 1f
 	testb $3, 24(%rsp)
 	jz 1f
+	/* thaw.after=program on PVM: SYSCALL ran the stub in ring 3 and its
+	 * int $0x80 became this #UD. No register may change before the save. */
+	cmpq $SYSCALL_STUB_ADDR, 16(%rsp)
+	je ud_syscall_from_ring3
+	cmpb $0, program_running(%rip)
+	jne 1f				/* the program's own #UD: a fault */
 	movq 16(%rsp), %rcx
 	cmpw $0x80cd, (%rcx)
 	je syscall_return
-1:	movq %rsp, %rdi
+1:
+	.globl exception_dispatch
+exception_dispatch:
+	movq %rsp, %rdi
 	call exception_report		/* noreturn: reports and ends the VM */
 
+	.globl syscall_return
 syscall_return:
 	movl $SEL_KERNEL_DATA, %ecx	/* ring transition left SS null */
 	movl %ecx, %ss
