@@ -52,8 +52,8 @@ class DirectoryPacker {
 
   void check_size(const std::string& rel) const {
     if (out_.size() > max_bytes_) {
-      throw InputError("files directory '" + root_ + "' packs to more than " + std::to_string(max_bytes_ >> 20) +
-                       " MiB" + (rel.empty() ? "" : " (at '" + rel + "')") + ": give the program fewer files");
+      throw InputError("files directory '" + root_ + "' packs to more than " + limit_text() +
+                       (rel.empty() ? "" : " (at '" + rel + "')") + ": give the program fewer files");
     }
   }
 
@@ -115,7 +115,8 @@ class DirectoryPacker {
     if (::fstat(fd.get(), &st) != 0) fail(rel, "cannot be read: " + errno_text(errno));
     if (!S_ISREG(st.st_mode)) fail(rel, "changed into something other than a regular file while packing");
     const auto size = static_cast<uint64_t>(st.st_size);
-    if (size > max_bytes_ || out_.size() + size > max_bytes_) check_size_with(rel, size);
+    if (size > max_bytes_) check_size_with(rel, size);
+    if (out_.size() + size > max_bytes_) check_size_with(rel, 0);
     CpioEntry entry{rel, static_cast<uint32_t>(S_IFREG | (st.st_mode & 07777)), std::vector<uint8_t>(size)};
     size_t done = 0;
     while (done < size) {
@@ -128,9 +129,16 @@ class DirectoryPacker {
     append(entry, rel);
   }
 
+  // `size` non-zero: that one file is over the limit by itself.
   [[noreturn]] void check_size_with(const std::string& rel, uint64_t size) const {
-    throw InputError("files directory '" + root_ + "' packs to more than " + std::to_string(max_bytes_ >> 20) +
-                     " MiB ('" + rel + "' alone is " + std::to_string(size) + " bytes): give the program fewer files");
+    throw InputError("files directory '" + root_ + "' packs to more than " + limit_text() + " (" +
+                     (size != 0 ? "'" + rel + "' alone is " + std::to_string(size) + " bytes" : "at '" + rel + "'") +
+                     "): give the program fewer files");
+  }
+
+  std::string limit_text() const {
+    if (max_bytes_ >= (1u << 20)) return std::to_string(max_bytes_ >> 20) + " MiB";
+    return std::to_string(max_bytes_) + " bytes";
   }
 
   void pack_symlink(int dir_fd, const std::string& name, const std::string& rel) {
