@@ -11,6 +11,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define CPIO_MAX_NODES 1024
 #define CPIO_ROOT 0 /* node 0 is always the root directory "" */
 
@@ -63,5 +67,9 @@ int32_t cpio_index_add(struct cpio_index *index, const char *name, uint32_t name
 
 /* The node with exactly this normalized name, or -1. */
 int32_t cpio_index_find(const struct cpio_index *index, const char *name, uint32_t name_len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -143,7 +143,7 @@ void program_ready(struct program_runtime *rt) {
   mb->stderr_len = 0;
   mb->outcome = OUTCOME_NONE;
   mb->status = 0;
-  mb->syscalls = 0;
+  mb->syscalls = 1; /* this read: served in the request */
   rt->ready = 1;
   program_arch_ready_point();
   /* Every restored clone starts here: take its request, clock and seed. */

@@ -1,0 +1,113 @@
+#include "runtime_fixture.h"
+
+#include <cstdio>
+
+#include "program_arch.h"
+
+namespace thaw_guest_test {
+
+FakeArch fake_arch;
+
+void CpioBuilder::entry(const std::string &name, const std::string &data, uint32_t mode) {
+  char header[111];
+  std::snprintf(header, sizeof header, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino_++, mode,
+                0u, 0u, 1u, 1700000000u, static_cast<unsigned>(data.size()), 0u, 0u, 0u, 0u,
+                static_cast<unsigned>(name.size() + 1), 0u);
+  bytes_.insert(bytes_.end(), header, header + 110);
+  bytes_.insert(bytes_.end(), name.begin(), name.end());
+  bytes_.push_back(0);
+  while (bytes_.size() % 4) bytes_.push_back(0);
+  bytes_.insert(bytes_.end(), data.begin(), data.end());
+  while (bytes_.size() % 4) bytes_.push_back(0);
+}
+
+CpioBuilder &CpioBuilder::file(const std::string &name, const std::string &data, uint32_t mode) {
+  entry(name, data, mode);
+  return *this;
+}
+
+std::vector<uint8_t> CpioBuilder::finish() {
+  entry("TRAILER!!!", "", 0);
+  return bytes_;
+}
+
+void RuntimeTest::SetUp() {
+  fake_arch = FakeArch{};
+  fake_arch.tsc = 1000000;
+  memory.assign(kStackTop - PROGRAM_USER_BASE, 0);
+  mailbox_bytes.assign(MAILBOX_SIZE, 0);
+  control.assign(512, 0);
+  control[CONTROL_OFF_MAGIC / 8] = CONTROL_MAGIC;
+  control[CONTROL_OFF_SEED / 8] = 42;
+  control[CONTROL_OFF_WALL_CLOCK_NS / 8] = 1700000000ull * 1000000000ull;
+  boot(CpioBuilder()
+           .dir("./etc")
+           .file("./etc/hello.txt", "hello, world\n")
+           .file("./bin/tool", "#!tool")
+           .symlink("./etc/link", "hello.txt")
+           .finish());
+}
+
+void RuntimeTest::boot(const std::vector<uint8_t> &archive) {
+  archive_bytes = archive;
+  info = thaw_program_info{};
+  info.magic = PROGRAM_INFO_MAGIC;
+  info.version = PROGRAM_INFO_VERSION;
+  info.entry = PROGRAM_USER_BASE + 0x1000;
+  info.stack_pointer = kStackTop - 0x1000;
+  info.brk_start = kBrkStart;
+  info.mmap_top = kStackBottom;
+  info.stack_bottom = kStackBottom;
+  info.stack_top = kStackTop;
+  info.files_addr = kStackTop;  // addresses are only checked, never used, here
+  info.files_size = archive_bytes.size();
+  info.mailbox_addr = (kStackTop + archive_bytes.size() + 0xfff) & ~0xfffull;
+  info.mailbox_size = MAILBOX_SIZE;
+  info.ram_top = info.mailbox_addr + MAILBOX_SIZE;
+  std::strcpy(info.exe_path, "/bin/tool");
+  rt = std::make_unique<program_runtime>();
+  program_runtime_init(rt.get(), &info, reinterpret_cast<intptr_t>(memory.data()) - static_cast<intptr_t>(PROGRAM_USER_BASE),
+                       archive_bytes.data(), mailbox(), control.data(), 1000000 /* 1 GHz */);
+}
+
+uint64_t RuntimeTest::put_string(const std::string &text, uint64_t addr) {
+  std::memcpy(at(addr), text.c_str(), text.size() + 1);
+  return addr;
+}
+
+int64_t RuntimeTest::open(const std::string &path, uint64_t flags, uint64_t mode) {
+  return sys(257, static_cast<uint64_t>(-100), put_string(path, kScratch + 0x3000), flags, mode);
+}
+
+std::string RuntimeTest::read_all(int64_t fd) {
+  std::string out;
+  for (;;) {
+    int64_t n = sys(0, static_cast<uint64_t>(fd), kScratch + 0x8000, 7);
+    if (n <= 0) break;
+    out += get(kScratch + 0x8000, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+void RuntimeTest::set_stdin(const std::string &text) {
+  mailbox()->magic = MAILBOX_MAGIC;
+  mailbox()->stdin_len = text.size();
+  std::memcpy(mailbox_bytes.data() + MAILBOX_STDIN_OFFSET, text.data(), text.size());
+}
+
+std::string RuntimeTest::stdout_text() const {
+  auto mb = reinterpret_cast<const thaw_mailbox *>(mailbox_bytes.data());
+  return std::string(reinterpret_cast<const char *>(mailbox_bytes.data()) + MAILBOX_STDOUT_OFFSET, mb->stdout_len);
+}
+
+}  // namespace thaw_guest_test
+
+// The fake machine layer.
+extern "C" {
+uint64_t program_arch_tsc(void) { return thaw_guest_test::fake_arch.tsc; }
+void program_arch_set_fs_base(uint64_t base) { thaw_guest_test::fake_arch.fs_base = base; }
+void program_arch_ready_point(void) { thaw_guest_test::fake_arch.ready_points++; }
+void program_arch_log(const char *what, uint64_t number) {
+  thaw_guest_test::fake_arch.log.push_back(std::string(what) + " " + std::to_string(number));
+}
+}
