@@ -163,10 +163,9 @@ static void record_unknown(struct program_runtime *rt, uint64_t nr) {
   for (uint64_t i = 0; i < count; i++) {
     if (mb->unknown_syscalls[i] == nr) return;
   }
-  if (count < MAILBOX_UNKNOWN_SYSCALLS_MAX) {
-    mb->unknown_syscalls[count] = (uint16_t)nr;
-    mb->unknown_syscall_count = count + 1;
-  }
+  if (count == MAILBOX_UNKNOWN_SYSCALLS_MAX) return; /* full: stop logging too */
+  mb->unknown_syscalls[count] = (uint16_t)nr;
+  mb->unknown_syscall_count = count + 1;
   program_arch_log("unknown syscall", nr);
 }
 
