@@ -16,6 +16,7 @@
 #include "vmm/cpuid_cache.h"
 #include "vmm/irq_line.h"
 #include "vmm/state_capture.h"
+#include "guest/mini/program_abi.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/memory/device_memory.h"
 #include "vmm/sys_error.h"
@@ -212,6 +213,10 @@ std::string Vm::kernel_cmdline() const {
     if (!cmdline.empty()) cmdline += ' ';
     cmdline += device;
   }
+  if (config_.program) {
+    if (!cmdline.empty()) cmdline += ' ';
+    cmdline += kProgramCmdlineOption;
+  }
   return cmdline;
 }
 
@@ -238,6 +243,7 @@ BootImages read_boot_images(const VmConfig& config) {
   images.kernel = loader::read_image_file(config.kernel_path, "kernel");
   loader::detect_kernel_format(images.kernel, config.kernel_path);
   if (!config.initrd_path.empty()) images.initrd = loader::read_image_file(config.initrd_path, "initrd");
+  if (config.program) images.program = read_program_files(config);
   return images;
 }
 
@@ -250,6 +256,15 @@ void Vm::load_kernel(const BootImages& images) {
   input.cmdline = kernel_cmdline();
   input.vcpu_count = config_.vcpus;
   boot_info_ = x86::setup_boot(memory_, input);
+  // After the kernel: the program's segments start at 2 MiB, above it, and
+  // its info page at PROGRAM_INFO_ADDR is in no boot structure's way.
+  if (config_.program && images.program) {
+    if (boot_info_.kernel_end > PROGRAM_USER_BASE) {
+      throw InputError("kernel '" + config_.kernel_path + "' ends at " + std::to_string(boot_info_.kernel_end >> 10) +
+                       " KiB, past 2 MiB where a program's memory starts: programs run on the mini guest");
+    }
+    program_layout_ = load_program(memory_, *config_.program, *images.program);
+  }
 
   // Only the boot vCPU gets registers; the others wait for INIT/SIPI.
   auto& boot = vcpus_.front()->fd();

@@ -11,6 +11,7 @@
 #include "devices/bus.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/memory/guest_memory.h"
+#include "vmm/program_load.h"
 #include "vmm/run_control.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
@@ -33,6 +34,7 @@ namespace thaw::vmm {
 struct BootImages {
   std::vector<uint8_t> kernel;
   std::vector<uint8_t> initrd;  // empty: none
+  std::optional<ProgramFiles> program;  // config.program's file and packed files
 };
 BootImages read_boot_images(const VmConfig& config);
 
@@ -71,6 +73,10 @@ class Vm {
   std::optional<std::chrono::nanoseconds> boot_complete_after() const;
   const BootTimings& timings() const { return timings_; }
   const x86::BootInfo& boot_info() const { return boot_info_; }
+  // Where a program guest's program, stack, files and mailbox went; unset
+  // without config.program and on a restored clone (which reads the info
+  // page instead: read_program_info in vmm/program_mailbox.h).
+  const std::optional<loader::ProgramLayout>& program_layout() const { return program_layout_; }
   const VmConfig& config() const { return config_; }
   GuestMemory& memory() { return memory_; }
   kvm::VmFd& vm_fd() { return vm_fd_; }
@@ -127,6 +133,7 @@ class Vm {
   std::shared_ptr<devices::MmioTransport> vsock_transport_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   x86::BootInfo boot_info_{};
+  std::optional<loader::ProgramLayout> program_layout_;
   BootTimings timings_;
   std::chrono::steady_clock::time_point started_at_{};
   bool started_ = false;

@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace thaw::vmm {
 
@@ -15,6 +17,15 @@ const char* boot_complete_action_name(BootCompleteAction action);
 
 // Receives the guest's serial output as it is written.
 using ConsoleSink = std::function<void(std::span<const char>)>;
+
+// A user's static x86-64 Linux program for the mini guest to run in ring 3
+// (thaw.after=program; see vmm/program_load.h and guest/mini/program_abi.h).
+struct ProgramSpec {
+  std::string path;               // host path of the executable
+  std::vector<std::string> args;  // argv[1..]; argv[0] is the guest path "/" + basename(path)
+  std::vector<std::string> env;   // KEY=VALUE, merged over PATH, HOME and TERM defaults
+  std::string files_dir;          // packed into a cpio for the guest; empty: no files
+};
 
 struct VmConfig {
   std::string kernel_path;
@@ -37,6 +48,9 @@ struct VmConfig {
   // (Firecracker's convention, see devices/virtio/vsock_device.h). Empty:
   // no vsock device. Vm::create appends the device to the command line.
   std::string vsock_path;
+  // Set: load this program after the kernel and append thaw.after=program
+  // to the command line. Needs a mini guest kernel and no initrd.
+  std::optional<ProgramSpec> program;
 };
 
 // The boot split into the stages a user can act on.
