@@ -13,22 +13,6 @@
 
 namespace thaw::bench {
 
-Summary summarize(std::vector<double> samples_ms) {
-  Summary s;
-  s.runs = samples_ms.size();
-  if (samples_ms.empty()) return s;
-  std::sort(samples_ms.begin(), samples_ms.end());
-  auto rank = [&](double p) {
-    size_t idx = static_cast<size_t>(std::ceil(p * static_cast<double>(samples_ms.size()))) - 1;
-    return samples_ms[std::min(idx, samples_ms.size() - 1)];
-  };
-  s.min_ms = samples_ms.front();
-  s.median_ms = rank(0.5);
-  s.p99_ms = rank(0.99);
-  s.mean_ms = std::accumulate(samples_ms.begin(), samples_ms.end(), 0.0) / static_cast<double>(samples_ms.size());
-  return s;
-}
-
 ProcessRun time_process(const std::vector<std::string>& argv) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));

@@ -5,15 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "base/sample_summary.h"
+
 namespace thaw::bench {
 
-struct Summary {
-  double min_ms = 0, median_ms = 0, p99_ms = 0, mean_ms = 0;
-  size_t runs = 0;
-};
-
-// Nearest-rank percentiles over the samples (milliseconds).
-Summary summarize(std::vector<double> samples_ms);
+using Summary = SampleSummary;
+inline Summary summarize(std::vector<double> samples_ms) { return summarize_samples(std::move(samples_ms)); }
 
 struct ProcessRun {
   double wall_ms = 0;

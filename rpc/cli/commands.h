@@ -27,6 +27,8 @@ void add_templates_command(CLI::App& app, std::function<int()>& run);
 void add_acquire_command(CLI::App& app, std::function<int()>& run);
 void add_invoke_command(CLI::App& app, std::function<int()>& run);
 void add_stats_command(CLI::App& app, std::function<int()>& run);
+// `thaw run`: the user's own static program, cold start then warm clones.
+void add_run_command(CLI::App& app, std::function<int()>& run);
 // `thaw template create|delete|policy`: createTemplate, deleteTemplate, setPolicy.
 void add_template_command(CLI::App& app, std::function<int()>& run);
 

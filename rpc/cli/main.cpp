@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "rpc/cli/commands.h"
+#include "rpc/cli/program_options.h"
 #include "vmm/sys_error.h"
 
 int main(int argc, char** argv) {
@@ -32,8 +33,11 @@ int main(int argc, char** argv) {
   thaw::cli::add_acquire_command(app, run);
   thaw::cli::add_invoke_command(app, run);
   thaw::cli::add_stats_command(app, run);
+  thaw::cli::add_run_command(app, run);
   try {
-    app.parse(argc, argv);
+    app.name("thaw");
+    auto args = thaw::cli::cli_arguments_joining_dash_values(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : thaw::cli::kExitBadInput;
