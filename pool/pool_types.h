@@ -29,7 +29,16 @@ struct TemplateSpec {
   std::string cmdline;  // guest command line
   uint64_t mem_mib = 128;
   uint32_t vcpus = 1;
+  // A program template (the mini guest's function runtime,
+  // guest/mini/README.md): the user's static executable, run in every clone
+  // with the payload as stdin. Empty for a kernel template, whose clones
+  // serve the built-in agent over vsock.
+  std::string program;            // absolute host path
+  std::vector<std::string> args;  // argv[1..]
+  std::vector<std::string> env;   // K=V
+  std::string files_dir;          // optional; seen read-only at / in the guest
 
+  bool is_program() const { return !program.empty(); }
   bool operator==(const TemplateSpec&) const = default;
 };
 
@@ -67,9 +76,17 @@ struct LeaseInfo {
   LeaseTimings timings;
 };
 
+// A program template's one function: stdin in, stdout and status out.
+inline constexpr char kProgramFunction[] = "run";
+// What an invoke result carries of a program's stderr.
+inline constexpr size_t kMaxInvokeStderrBytes = 64 * 1024;
+
 struct InvokeResult {
-  uint32_t status = 0;  // 0 ok; otherwise the guest agent's error code
-  std::vector<uint8_t> payload;
+  // 0 ok; otherwise the guest agent's error code, or for a program template
+  // its exit status (128 + the signal when it faulted, as a shell reports it).
+  uint32_t status = 0;
+  std::vector<uint8_t> payload;       // the agent's reply, or the program's stdout
+  std::vector<uint8_t> stderr_bytes;  // a program's stderr, at most kMaxInvokeStderrBytes
   double total_ms = 0;
   double guest_ms = 0;  // the guest's own share, as the agent reports it
 };

@@ -75,6 +75,22 @@ void validate_spec(const TemplateSpec& spec) {
   if (spec.vcpus < 1 || spec.vcpus > kMaxVcpus) {
     throw BadArgument("template '" + spec.name + "': " + std::to_string(spec.vcpus) + " vCPUs is outside 1 .. 255");
   }
+  if (spec.is_program()) {
+    // The ELF itself (static, x86-64, fits the RAM) is checked by the loader
+    // when the template boots; here only what a wrong path would hide.
+    check_file(spec.program, "program");
+    if (!spec.files_dir.empty() && !fs::is_directory(spec.files_dir)) {
+      throw BadArgument("template '" + spec.name + "': files directory '" + spec.files_dir + "' is not a directory");
+    }
+    if (!spec.initrd.empty()) throw BadArgument("template '" + spec.name + "': a program template takes no initrd");
+    // The VMM appends thaw.after=program; another thaw.after= would fight it.
+    if (spec.cmdline.find("thaw.after=") != std::string::npos) {
+      throw BadArgument("template '" + spec.name + "': a program template's command line must not set thaw.after= "
+                        "(thaw adds thaw.after=program)");
+    }
+  } else if (!spec.args.empty() || !spec.env.empty() || !spec.files_dir.empty()) {
+    throw BadArgument("template '" + spec.name + "': args, env and files need a program");
+  }
 }
 
 void validate_policy(const PoolPolicy& policy) {
@@ -93,6 +109,13 @@ std::string encode_template_json(const TemplateRecord& r) {
   j["version"] = 1;
   j["spec"] = {{"name", r.spec.name},       {"kernel", r.spec.kernel}, {"initrd", r.spec.initrd},
                {"cmdline", r.spec.cmdline}, {"mem_mib", r.spec.mem_mib}, {"vcpus", r.spec.vcpus}};
+  // Only for a program template: a kernel template's record stays as it was.
+  if (r.spec.is_program()) {
+    j["spec"]["program"] = r.spec.program;
+    j["spec"]["args"] = r.spec.args;
+    j["spec"]["env"] = r.spec.env;
+    j["spec"]["files_dir"] = r.spec.files_dir;
+  }
   j["policy"] = {{"min_warm", r.policy.min_warm},
                  {"max_warm", r.policy.max_warm},
                  {"memory_budget_mib", r.policy.memory_budget_mib}};
@@ -112,6 +135,11 @@ TemplateRecord decode_template_json(const std::string& text) {
     r.spec.cmdline = spec.at("cmdline").get<std::string>();
     r.spec.mem_mib = spec.at("mem_mib").get<uint64_t>();
     r.spec.vcpus = spec.at("vcpus").get<uint32_t>();
+    // Absent in records written before program templates (and in kernel ones).
+    r.spec.program = spec.value("program", std::string());
+    r.spec.args = spec.value("args", std::vector<std::string>());
+    r.spec.env = spec.value("env", std::vector<std::string>());
+    r.spec.files_dir = spec.value("files_dir", std::string());
     const json& policy = j.at("policy");
     r.policy.min_warm = policy.at("min_warm").get<uint32_t>();
     r.policy.max_warm = policy.at("max_warm").get<uint32_t>();

@@ -24,6 +24,10 @@ pool::TemplateSpec from_schema(schema::TemplateSpec::Reader in) {
   out.cmdline = to_string(in.getCmdline());
   out.mem_mib = in.getMemMib();
   out.vcpus = in.getVcpus();
+  out.program = to_string(in.getProgram());
+  for (auto a : in.getArgs()) out.args.push_back(to_string(a));
+  for (auto e : in.getEnv()) out.env.push_back(to_string(e));
+  out.files_dir = to_string(in.getFilesDir());
   return out;
 }
 
@@ -90,6 +94,14 @@ void to_schema(const pool::TemplateSpec& in, schema::TemplateSpec::Builder out) 
   out.setCmdline(in.cmdline);
   out.setMemMib(in.mem_mib);
   out.setVcpus(in.vcpus);
+  // Left unset for a kernel template: its message is what it was before.
+  if (!in.is_program()) return;
+  out.setProgram(in.program);
+  auto args = out.initArgs(static_cast<unsigned>(in.args.size()));
+  for (unsigned i = 0; i < args.size(); ++i) args.set(i, in.args[i]);
+  auto env = out.initEnv(static_cast<unsigned>(in.env.size()));
+  for (unsigned i = 0; i < env.size(); ++i) env.set(i, in.env[i]);
+  out.setFilesDir(in.files_dir);
 }
 
 void to_schema(const pool::TemplateInfo& in, schema::TemplateInfo::Builder out) {

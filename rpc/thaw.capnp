@@ -27,6 +27,15 @@ struct TemplateSpec {
   cmdline @3 :Text;   # guest command line
   memMib @4 :UInt64;  # > 0
   vcpus @5 :UInt32;   # > 0
+  # A program template (additive; empty program = a kernel template whose
+  # clones serve the built-in agent). The mini guest (kernel) runs this
+  # static x86-64 Linux executable; the snapshot is taken at its first read
+  # of stdin, and invoke("run", payload) feeds payload as stdin to a
+  # pristine clone of that moment. initrd must be empty.
+  program @6 :Text;         # absolute path on the daemon's host
+  args @7 :List(Text);      # argv[1..]; at most 256, each at most 4096 bytes
+  env @8 :List(Text);       # "K=V"; at most 256, each at most 4096 bytes
+  filesDir @9 :Text;        # optional; absolute; seen read-only at / in the guest
 }
 
 struct TemplateInfo {
@@ -93,8 +102,15 @@ interface Vm {
   # Runs `function` in the guest agent (pool/invoke_protocol.h). function:
   # 1..64 printable ASCII bytes; payload: at most 1 MiB with the name;
   # timeoutMs: 1 .. 60000, 0 for the default (10000). status 0 is ok.
+  # On a program template the one function is "run": payload is the
+  # program's stdin, the result's payload its stdout (at most 1 MiB),
+  # stderr its stderr (at most 64 KiB), status its exit status, or 128 +
+  # the signal number when it faulted. A request that outlives timeoutMs, or
+  # a guest that stops, is DISCONNECTED and the clone is destroyed. A second
+  # invoke on the same lease starts from the snapshot again (the clone is
+  # reset in between).
   invoke @0 (function :Text, payload :Data, timeoutMs :UInt64)
-         -> (status :UInt32, payload :Data, totalMs :Float64, guestMs :Float64);
+         -> (status :UInt32, payload :Data, totalMs :Float64, guestMs :Float64, stderr :Data);
   # Extends the lease to leaseMs from now.
   renew @1 (leaseMs :UInt64) -> (expiresInMs :UInt64);
   # Resets the clone and returns it to the pool; the capability is then dead.

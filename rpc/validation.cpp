@@ -1,6 +1,7 @@
 #include "rpc/validation.h"
 
 #include <string>
+#include <vector>
 
 #include "rpc/error_mapping.h"
 
@@ -58,6 +59,44 @@ void check_spec(const pool::TemplateSpec& spec, const Limits& limits) {
   if (spec.cmdline.find('\0') != std::string::npos) throw_bad_argument("spec.cmdline: contains a NUL byte");
   check_range("spec.memMib", spec.mem_mib, 1, limits.max_mem_mib);
   check_range("spec.vcpus", spec.vcpus, 1, limits.max_vcpus);
+  check_program(spec, limits);
+}
+
+void check_program(const pool::TemplateSpec& spec, const Limits& limits) {
+  if (!spec.is_program()) {
+    // Arguments without a program would be silently ignored: refuse them.
+    if (!spec.args.empty() || !spec.env.empty() || !spec.files_dir.empty()) {
+      throw_bad_argument("spec.args, spec.env and spec.filesDir need spec.program");
+    }
+    return;
+  }
+  check_path(spec.program, "spec.program", false, limits);
+  check_path(spec.files_dir, "spec.filesDir", true, limits);
+  if (!spec.initrd.empty()) {
+    throw_bad_argument("spec.initrd: a program template has none (the program's files take its place in RAM)");
+  }
+  auto check_list = [&](const std::vector<std::string>& list, const char* what) {
+    if (list.size() > limits.max_program_args) {
+      throw_bad_argument(std::string(what) + ": " + std::to_string(list.size()) + " entries; at most " +
+                         std::to_string(limits.max_program_args));
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string at = std::string(what) + "[" + std::to_string(i) + "]";
+      if (list[i].size() > limits.max_program_arg_bytes) {
+        throw_bad_argument(at + ": " + std::to_string(list[i].size()) + " bytes long; at most " +
+                           std::to_string(limits.max_program_arg_bytes));
+      }
+      if (list[i].find('\0') != std::string::npos) throw_bad_argument(at + ": contains a NUL byte");
+    }
+  };
+  check_list(spec.args, "spec.args");
+  check_list(spec.env, "spec.env");
+  for (size_t i = 0; i < spec.env.size(); ++i) {
+    auto eq = spec.env[i].find('=');
+    if (eq == 0 || eq == std::string::npos) {
+      throw_bad_argument("spec.env[" + std::to_string(i) + "]: " + quoted(spec.env[i]) + " is not K=V");
+    }
+  }
 }
 
 void check_policy(const pool::PoolPolicy& policy, const Limits& limits) {

@@ -23,11 +23,17 @@ struct Limits {
   size_t max_path = 4096;
   size_t max_cmdline = 2048;  // x86 Linux's COMMAND_LINE_SIZE
   size_t max_invoke_bytes = pool::kMaxInvokeBytes;  // function name + payload + 2
+  size_t max_program_args = 256;    // spec.args, and spec.env alike
+  size_t max_program_arg_bytes = 4096;  // each arg or K=V
 };
 
 // [a-z0-9][a-z0-9_-]{0,62}; `what` names the argument ("template", "spec.name").
 void check_template_name(std::string_view name, std::string_view what);
 void check_spec(const pool::TemplateSpec& spec, const Limits& limits);
+// The program fields of a spec (part of check_spec): program and filesDir
+// absolute, no initrd beside a program, args and env bounded, env K=V, no
+// program fields without a program.
+void check_program(const pool::TemplateSpec& spec, const Limits& limits);
 void check_policy(const pool::PoolPolicy& policy, const Limits& limits);
 // 1 .. limits.max_lease_ms.
 void check_lease_ms(uint64_t lease_ms, const Limits& limits);

@@ -48,6 +48,19 @@ void read_uint(const toml::value& table, const std::string& key, const std::stri
   out = static_cast<T>(n);
 }
 
+void read_strings(const toml::value& table, const std::string& key, const std::string& path,
+                  std::vector<std::string>& out) {
+  if (!table.contains(key)) return;
+  const auto& v = table.at(key);
+  if (!v.is_array()) fail(v, path, "must be an array of strings");
+  out.clear();
+  for (size_t i = 0; i < v.as_array().size(); ++i) {
+    const auto& item = v.as_array()[i];
+    if (!item.is_string()) fail(item, fmt::format("{}[{}]", path, i), "must be a string");
+    out.push_back(item.as_string().str);
+  }
+}
+
 void require(const toml::value& table, const std::string& key, const std::string& path) {
   if (!table.contains(key)) fail(table, path, "is required");
 }
@@ -57,7 +70,7 @@ PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limi
   if (!t.is_table()) fail(t, p.substr(0, p.size() - 1), "must be a table ([[pool]])");
   reject_unknown_keys(t,
                       {"name", "kernel", "initrd", "cmdline", "mem_mib", "vcpus", "min_warm", "max_warm",
-                       "memory_budget_mib"},
+                       "memory_budget_mib", "program", "args", "env", "files"},
                       p);
   require(t, "name", p + "name");
   require(t, "kernel", p + "kernel");
@@ -68,6 +81,10 @@ PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limi
   read_string(t, "cmdline", p + "cmdline", pc.spec.cmdline);
   read_uint(t, "mem_mib", p + "mem_mib", pc.spec.mem_mib, 1, limits.max_mem_mib);
   read_uint(t, "vcpus", p + "vcpus", pc.spec.vcpus, 1, limits.max_vcpus);
+  read_string(t, "program", p + "program", pc.spec.program);
+  read_strings(t, "args", p + "args", pc.spec.args);
+  read_strings(t, "env", p + "env", pc.spec.env);
+  read_string(t, "files", p + "files", pc.spec.files_dir);
   read_uint(t, "min_warm", p + "min_warm", pc.policy.min_warm, 0, limits.max_warm);
   read_uint(t, "max_warm", p + "max_warm", pc.policy.max_warm, 1, limits.max_warm);
   read_uint(t, "memory_budget_mib", p + "memory_budget_mib", pc.policy.memory_budget_mib, 1, uint64_t{1} << 30);
@@ -203,6 +220,17 @@ std::string render_pool(const PoolConfig& p) {
   out += fmt::format("cmdline = {}\n", toml_string(p.spec.cmdline));
   out += fmt::format("mem_mib = {}\n", p.spec.mem_mib);
   if (p.spec.vcpus != default_spec.vcpus) out += fmt::format("vcpus = {}\n", p.spec.vcpus);
+  if (p.spec.is_program()) {
+    auto list = [](const std::vector<std::string>& items) {
+      std::string text = "[";
+      for (size_t i = 0; i < items.size(); ++i) text += (i == 0 ? "" : ", ") + toml_string(items[i]);
+      return text + "]";
+    };
+    out += fmt::format("program = {}\n", toml_string(p.spec.program));
+    if (!p.spec.args.empty()) out += fmt::format("args = {}\n", list(p.spec.args));
+    if (!p.spec.env.empty()) out += fmt::format("env = {}\n", list(p.spec.env));
+    if (!p.spec.files_dir.empty()) out += fmt::format("files = {}\n", toml_string(p.spec.files_dir));
+  }
   out += fmt::format("min_warm = {}\n", p.policy.min_warm);
   out += fmt::format("max_warm = {}\n", p.policy.max_warm);
   out += fmt::format("memory_budget_mib = {}\n", p.policy.memory_budget_mib);

@@ -7,7 +7,9 @@
 //   default_lease_ms, max_lease_ms, workers, autoscale_period_ms,
 //   autoscale_headroom, autoscale_stall_ms, reset_threads (optional)
 //   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
-//            min_warm, max_warm, memory_budget_mib
+//            min_warm, max_warm, memory_budget_mib,
+//            program, args = ["..."], env = ["K=V"], files (a program template:
+//            kernel is then the mini guest, cmdline without thaw.after=agent)
 //
 // Unknown keys, wrong types and bad values are errors that name the file,
 // the line and the key.
@@ -61,7 +63,7 @@ DaemonConfig load_config(const std::string& path);
 // tests) render theirs with these instead of formatting TOML by hand.
 // Layout: socket, template_dir and vsock_dir always, then each other
 // top-level key only where it differs from the default, then one [[pool]]
-// table per pool (initrd and vcpus only where set): short files with
+// table per pool (initrd, vcpus and the program keys only where set): short files with
 // predictable line numbers.
 //
 // The top-level keys, without the pools (each line ends in '\n').

@@ -20,7 +20,8 @@ void make_directory(const std::string& path) {
 
 bool same_spec(const pool::TemplateSpec& a, const pool::TemplateSpec& b) {
   return a.kernel == b.kernel && a.initrd == b.initrd && a.cmdline == b.cmdline && a.mem_mib == b.mem_mib &&
-         a.vcpus == b.vcpus;
+         a.vcpus == b.vcpus && a.program == b.program && a.args == b.args && a.env == b.env &&
+         a.files_dir == b.files_dir;
 }
 
 }  // namespace
