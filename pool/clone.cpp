@@ -117,6 +117,13 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
 }
 
 std::string reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
+  // An invoke still in flight ends soon: retire() cut a vsock one short, a
+  // program request ends by its own deadline (at most the RPC's 60 s).
+  std::lock_guard invoke_lock(clone.invoke_mutex);
+  return reset_clone_held(clone, snapshot);
+}
+
+std::string reset_clone_held(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
   if (!clone.restored.vm) return "no VM";
   vmm::Vm& vm = clone.vm();
   auto stopped = [&] {
@@ -134,6 +141,7 @@ std::string reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot) 
     return std::string("reset failed: ") + e.what();
   }
   clone.console.clear();
+  clone.served = false;
   return {};
 }
 

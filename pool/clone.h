@@ -37,6 +37,12 @@ struct Clone {
   std::string template_name;
   std::weak_ptr<WarmPool> pool;  // gone when the template was deleted
   std::string vsock_path;  // "" without a vsock device
+  // A program template's clone (TemplateSpec::program): handed out paused
+  // at its ready point, each invoke is one request through the mailbox.
+  bool program = false;
+  // A program clone served a request since its last reset: the next invoke
+  // on the same lease resets it first. Guarded by invoke_mutex.
+  bool served = false;
   snapshot::RestoreOptions options;
   // Declared before the VM: the VM's vCPU threads write into it and are
   // joined when `restored` goes, first.
@@ -56,7 +62,9 @@ struct Clone {
   void unretire();
   bool retired() const;
 
-  std::timed_mutex invoke_mutex;  // one invoke at a time per clone
+  // One invoke at a time per clone; a reset waits for it too (a program
+  // request runs the VM itself and must not meet a reset half way).
+  std::timed_mutex invoke_mutex;
   // When it was last taken from the pool (set under the pool's lock): how
   // long clones stay leased tells the refill whether to wait for returns.
   std::chrono::steady_clock::time_point leased_at{};
@@ -88,6 +96,9 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
 // the reason it cannot ("" on success): it stopped (crashed), did not
 // pause, or the reset failed. Such a clone must be destroyed.
 std::string reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot);
+// The same for a caller that holds clone.invoke_mutex (an invoke that
+// resets a program clone between two requests of one lease).
+std::string reset_clone_held(Clone& clone, const snapshot::LoadedSnapshot& snapshot);
 
 // Tears clones down on its own thread. The destructor finishes the queue.
 class CloneDestroyer {

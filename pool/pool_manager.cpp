@@ -19,6 +19,7 @@
 #include "pool/clone_identity.h"
 #include "pool/invoke_protocol.h"
 #include "pool/lease_table.h"
+#include "pool/program_clone.h"
 #include "pool/refill_worker.h"
 #include "pool/template_store.h"
 #include "pool/warm_pool.h"
@@ -83,6 +84,7 @@ struct PoolManager::Impl {
     std::string socket;
     if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
     auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set());
+    clone->program = pool.is_program();
     // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).
     clone->pool = shared_from(pool);
     return clone;
@@ -146,6 +148,39 @@ struct PoolManager::Impl {
 
   TemplateInfo create_template(const TemplateSpec& spec, const PoolPolicy& policy);
 
+  // An invoke found the guest misbehaving or gone: its lease ends and the
+  // clone is destroyed (unless a release got there first).
+  void end_failed_lease(uint64_t lease_id, Clone& clone, std::unique_lock<std::timed_mutex>& invoke_lock,
+                        const GuestGone& e) {
+    if (clone.retired()) return;  // released meanwhile: nothing more to do
+    if (auto entry = leases.take(lease_id)) {
+      auto pool = clone.pool.lock();
+      if (pool) pool->lease_ended();
+      spdlog::info("lease {}: {}; destroying its clone", lease_id, e.what());
+      invoke_lock.unlock();
+      destroy(pool.get(), std::move(entry->clone));
+    }
+  }
+
+  // Invoke on a program template's clone: one request through its mailbox.
+  InvokeResult invoke_program(uint64_t lease_id, std::shared_ptr<Clone> clone, const std::string& function,
+                              const std::vector<uint8_t>& payload, std::chrono::milliseconds timeout) {
+    std::unique_lock invoke_lock(clone->invoke_mutex, std::defer_lock);
+    if (!invoke_lock.try_lock_for(timeout)) {
+      throw Overloaded("lease " + std::to_string(lease_id) + ": another invoke is still running in this clone");
+    }
+    // Released while this call waited: the reset thread owns the clone now.
+    if (clone->retired()) throw NotFound("lease " + std::to_string(lease_id) + " was released");
+    auto pool = clone->pool.lock();
+    if (!pool) throw NotFound("template '" + clone->template_name + "' was deleted");
+    try {
+      return serve_program_invoke(*clone, pool->snapshot(), function, payload, timeout);
+    } catch (const GuestGone& e) {
+      end_failed_lease(lease_id, *clone, invoke_lock, e);
+      throw;
+    }
+  }
+
   // False (and the clone destroyed) when a taken warm clone had stopped.
   bool usable(WarmPool& pool, std::shared_ptr<Clone>& clone) {
     if (clone->vm().state() == vmm::RunState::kPaused) return true;
@@ -165,7 +200,9 @@ struct PoolManager::Impl {
     info.vsock_path = clone->vsock_path;
     write_control_page(clone->vm().memory(), control_page_for(info.identity));
     clone->unretire();
-    clone->vm().resume();
+    // A program clone stays paused at its ready point: resumed now, the
+    // program would read an empty stdin. Its invoke runs it.
+    if (!clone->program) clone->vm().resume();
     auto now = Clock::now();
     info.expires_at = now + std::chrono::milliseconds(lease_ms);
     info.timings.pool_hit = hit;
@@ -227,9 +264,12 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
     vm_config.vcpus = spec.vcpus;
     vm_config.boot_complete_action = vmm::BootCompleteAction::kPause;
     vm_config.console = [tail = &cold->console](std::span<const char> bytes) { tail->append(bytes); };
-    // Every template gets a vsock device where this build has one: the
-    // snapshot carries it, and each clone then gets its own socket.
-    if (vsock_supported()) {
+    // Every kernel template gets a vsock device where this build has one:
+    // the snapshot carries it, and each clone then gets its own socket. A
+    // program template's mailbox replaces it.
+    if (spec.is_program()) {
+      configure_program_boot(vm_config, spec);
+    } else if (vsock_supported()) {
       cold->vsock_path = vsock_socket(name + "-template");
       ::unlink(cold->vsock_path.c_str());
       give_vsock(vm_config, cold->vsock_path);
@@ -242,6 +282,10 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
     vmm::Vm& vm = cold->vm();
     vm.start();
     vm.wait(config.cold_boot_timeout);
+    if (spec.is_program() && (vm.state() != vmm::RunState::kPaused || !vm.boot_complete_after())) {
+      vm.stop();
+      throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
+    }
     if (vm.state() != vmm::RunState::kPaused) {
       throw BadArgument("template '" + name + "': the guest did not reach its boot-complete write (" +
                         vmm::stop_reason_name(vm.stop_reason()) + ": " + vm.stop_detail() + "); console:\n" +
@@ -377,6 +421,7 @@ InvokeResult PoolManager::invoke(uint64_t lease_id, const std::string& function,
   auto start = Clock::now();
   if (timeout.count() <= 0) throw BadArgument("invoke: the timeout must be positive");
   auto clone = impl_->leases.get(lease_id).clone;
+  if (clone->program) return impl_->invoke_program(lease_id, std::move(clone), function, payload, timeout);
   encode_invoke_request(function, payload);  // BadArgument before anything else
   if (clone->vsock_path.empty()) throw GuestGone("clone has no vsock device");
 
@@ -411,15 +456,7 @@ InvokeResult PoolManager::invoke(uint64_t lease_id, const std::string& function,
   try {
     return call_agent(call);
   } catch (const GuestGone& e) {
-    if (clone->retired()) throw;  // released meanwhile: nothing more to do
-    // The guest misbehaved or is gone: its lease ends and the clone is destroyed.
-    if (auto entry = impl_->leases.take(lease_id)) {
-      auto pool = clone->pool.lock();
-      if (pool) pool->lease_ended();
-      spdlog::info("lease {}: {}; destroying its clone", lease_id, e.what());
-      invoke_lock.unlock();
-      impl_->destroy(pool.get(), std::move(entry->clone));
-    }
+    impl_->end_failed_lease(lease_id, *clone, invoke_lock, e);
     throw;
   }
 }

@@ -41,6 +41,8 @@ class WarmPool {
            std::function<void()> wake_refill);
 
   const std::string& name() const { return record_.spec.name; }
+  // The spec never changes after construction (only the policy does).
+  bool is_program() const { return record_.spec.is_program(); }
   const std::string& dir() const { return dir_; }
   const snapshot::LoadedSnapshot& snapshot() const { return snapshot_; }
   bool has_working_set() const { return has_working_set_; }

@@ -55,6 +55,10 @@ kj::Promise<void> VmServer::invoke(InvokeContext context) {
         out.setPayload(kj::arrayPtr(result->payload.data(), result->payload.size()));
         out.setTotalMs(result->total_ms);
         out.setGuestMs(result->guest_ms);
+        // Only a program template's invoke has one; the agent's stays unset.
+        if (!result->stderr_bytes.empty()) {
+          out.setStderr(kj::arrayPtr(result->stderr_bytes.data(), result->stderr_bytes.size()));
+        }
       });
 }
 
