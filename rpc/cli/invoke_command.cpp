@@ -1,5 +1,7 @@
-// `thaw invoke`: acquire a clone, run one function in its guest agent,
-// release it; prints the status, the payload and where the time went.
+// `thaw invoke`: acquire a clone, run one function in its guest agent (or,
+// on a program template, function "run": the user's program with the
+// payload as stdin), release it; prints the status, the payload (and a
+// program's stderr) and where the time went.
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -10,6 +12,7 @@
 #include "rpc/cli/client_options.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/lease_view.h"
+#include "rpc/cli/program_options.h"
 #include "rpc/pool_client.h"
 #include "vmm/sys_error.h"
 
@@ -22,6 +25,7 @@ struct InvokeOptions {
   AcquireArgs acquire;
   std::string function;
   std::string payload_text;
+  std::string payload_file;
   uint64_t payload_u64 = 0;
   uint64_t invoke_timeout_ms = 10000;
   bool has_u64 = false;
@@ -33,7 +37,7 @@ std::vector<uint8_t> request_payload(const InvokeOptions& opt) {
     for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(opt.payload_u64 >> (8 * i));  // little-endian
     return out;
   }
-  return {opt.payload_text.begin(), opt.payload_text.end()};
+  return read_payload(opt.payload_text, opt.payload_file);
 }
 
 bool printable(const std::vector<uint8_t>& bytes) {
@@ -70,6 +74,7 @@ int run_invoke(const InvokeOptions& opt) {
   auto info = LeaseView::from(info_promise.wait(ws));
   uint32_t status = result.getStatus();
   std::vector<uint8_t> out(result.getPayload().begin(), result.getPayload().end());
+  std::string err_text(result.getStderr().begin(), result.getStderr().end());
   auto release_start = std::chrono::steady_clock::now();
   vm.releaseRequest().send().wait(ws);
   double release_ms = ms_since(release_start);
@@ -86,12 +91,15 @@ int run_invoke(const InvokeOptions& opt) {
                           {"guest", result.getGuestMs()},
                           {"release", release_ms}}}};
     if (printable(out)) j["payload_text"] = std::string(out.begin(), out.end());
+    // A program's stderr; the agent's functions have none. Bytes that are
+    // not UTF-8 would make the dump throw: shown as U+FFFD.
+    j["stderr_text"] = err_text;
     if (out.size() == 8) {
       uint64_t v = 0;
       std::memcpy(&v, out.data(), 8);
       j["payload_u64"] = v;
     }
-    std::cout << j.dump(2) << std::endl;
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   } else {
     std::printf("%s on clone %llu of %s: status %u%s\n", opt.function.c_str(),
                 static_cast<unsigned long long>(info.clone_id), info.template_name.c_str(), status,
@@ -105,6 +113,11 @@ int run_invoke(const InvokeOptions& opt) {
       std::printf("  payload      \"%s\"\n", std::string(out.begin(), out.end()).c_str());
     } else {
       std::printf("  payload      %zu bytes: %s\n", out.size(), hex(out).substr(0, 128).c_str());
+    }
+    if (!err_text.empty()) {
+      std::printf("  stderr       %zu bytes:\n", err_text.size());
+      std::fwrite(err_text.data(), 1, err_text.size(), stdout);
+      if (err_text.back() != '\n') std::putchar('\n');
     }
     std::printf("  acquire      %9.3f ms  (%s)\n", info.acquire_ms, info.pool_hit ? "warm pool hit" : "waited for a refill");
     std::printf("  invoke       %9.3f ms  (guest %.3f ms)\n", result.getTotalMs(), result.getGuestMs());
@@ -120,11 +133,15 @@ void add_invoke_command(CLI::App& app, std::function<int()>& run) {
   auto opt = std::make_shared<InvokeOptions>();
   auto* cmd = app.add_subcommand("invoke", "Acquire a clone, run a function in its guest agent, release it");
   cmd->add_option("template", opt->acquire.template_name, "Template name")->required();
-  cmd->add_option("function", opt->function, "Guest function: echo, hash, touch, sleep (pool/invoke_protocol.h)")
+  cmd->add_option("function", opt->function,
+                  "Guest function: echo, hash, touch, sleep (pool/invoke_protocol.h); `run` on a program template")
       ->required();
-  auto* text = cmd->add_option("--payload", opt->payload_text, "Payload bytes, as given");
+  auto* text = cmd->add_option("--payload", opt->payload_text, "Payload bytes, as given (a program's stdin)");
+  auto* file = cmd->add_option("--payload-file", opt->payload_file, "Read the payload from this file (at most 1 MiB)");
   auto* u64 = cmd->add_option("--payload-u64", opt->payload_u64, "Payload: one little-endian u64 (hash, touch, sleep)");
   text->excludes(u64);
+  file->excludes(text);
+  file->excludes(u64);
   add_acquire_options(*cmd, opt->acquire);
   cmd->add_option("--invoke-timeout-ms", opt->invoke_timeout_ms, "How long the guest may take (1-60000)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{60000}))

@@ -60,6 +60,12 @@ vmm::VmConfig ProgramOptions::vm_config() const {
 }
 
 void add_program_options(CLI::App& cmd, ProgramOptions& opt, bool program_required) {
+  add_program_flags(cmd, opt, program_required);
+  cmd.add_option("--mem", opt.mem_mib, "Guest RAM in MiB")->capture_default_str();
+  cmd.add_option("--kernel", opt.kernel, "The guest kernel that hosts the program (default: the mini guest)");
+}
+
+void add_program_flags(CLI::App& cmd, ProgramOptions& opt, bool program_required) {
   auto* program = cmd.add_option("--program", opt.path,
                                  "The function: a static x86-64 Linux executable (ET_EXEC or static-PIE)");
   if (program_required) program->required();
@@ -68,8 +74,6 @@ void add_program_options(CLI::App& cmd, ProgramOptions& opt, bool program_requir
                  "values work: --arg -c or --arg=-c");
   cmd.add_option("--env", opt.env, "K=V in the program's environment (repeat for more; overrides the defaults)");
   cmd.add_option("--files", opt.files_dir, "A directory the program sees read-only at / (packed as cpio)");
-  cmd.add_option("--mem", opt.mem_mib, "Guest RAM in MiB")->capture_default_str();
-  cmd.add_option("--kernel", opt.kernel, "The guest kernel that hosts the program (default: the mini guest)");
 }
 
 std::vector<uint8_t> read_payload(const std::string& text, const std::string& file) {

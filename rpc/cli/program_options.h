@@ -28,6 +28,9 @@ struct ProgramOptions {
 };
 
 void add_program_options(CLI::App& cmd, ProgramOptions& opt, bool program_required);
+// Only --program, --arg, --env and --files (`thaw template create` has its
+// own --kernel and --mem-mib).
+void add_program_flags(CLI::App& cmd, ProgramOptions& opt, bool program_required);
 
 // The mini guest that came with this thaw: the build tree's, or the one
 // installed beside the binary (../lib/thaw/thaw-mini.elf). Empty if none.

@@ -14,6 +14,7 @@
 
 #include "rpc/cli/client_options.h"
 #include "rpc/cli/commands.h"
+#include "rpc/cli/program_options.h"
 #include "rpc/cli/template_view.h"
 #include "rpc/convert.h"
 #include "rpc/pool_client.h"
@@ -27,12 +28,27 @@ namespace {
 // The mini guest serves invokes only with thaw.after=agent; thaw.quiet=1
 // keeps its banner out of thawd's log. Other kernels need their own.
 constexpr const char* kDefaultCmdline = "console=ttyS0 thaw.quiet=1 thaw.after=agent";
+// A program template's: the VMM appends thaw.after=program itself.
+constexpr const char* kProgramCmdline = "console=ttyS0 thaw.quiet=1";
 
 struct CreateOptions {
   ClientOptions client;
   pool::TemplateSpec spec;
   pool::PoolPolicy policy;
+  ProgramOptions program;  // its path, args, env and files; mem and kernel are the spec's
+  bool cmdline_given = false;
 };
+
+// A directory sent to thawd: absolute, and a directory here already.
+std::string absolute_dir(const std::string& path, const char* flag) {
+  std::error_code ec;
+  std::string abs = std::filesystem::absolute(path, ec).lexically_normal().string();
+  if (ec) throw InputError(std::string(flag) + " " + path + ": " + ec.message());
+  if (!std::filesystem::is_directory(abs, ec)) {
+    throw InputError(std::string(flag) + " " + path + (abs == path ? "" : " (" + abs + ")") + ": not a directory");
+  }
+  return abs;
+}
 
 struct DeleteOptions {
   ClientOptions client;
@@ -93,8 +109,38 @@ std::string policy_text(const pool::PoolPolicy& p) {
          std::to_string(p.memory_budget_mib) + " MiB budget";
 }
 
+// A program template: the mini guest by default, its own command line, and
+// the program read and checked here (static ELF, fits the RAM) so that a
+// wrong file is exit 2 before any RPC; thawd checks it again.
+void prepare_program(CreateOptions& opt) {
+  auto& spec = opt.spec;
+  spec.program = absolute_file(opt.program.path, "--program");
+  spec.args = opt.program.args;
+  spec.env = opt.program.env;
+  if (!opt.program.files_dir.empty()) spec.files_dir = absolute_dir(opt.program.files_dir, "--files");
+  if (spec.kernel.empty()) spec.kernel = default_mini_guest();
+  if (spec.kernel.empty()) {
+    throw InputError("no mini guest found beside this thaw (build the thaw_mini target) and no --kernel given");
+  }
+  spec.kernel = absolute_file(spec.kernel, "--kernel");
+  if (!opt.cmdline_given) spec.cmdline = kProgramCmdline;
+  ProgramOptions check = opt.program;
+  check.path = spec.program;
+  check.files_dir = spec.files_dir;
+  check.kernel = spec.kernel;
+  check.mem_mib = spec.mem_mib;
+  (void)check.vm_config();
+}
+
 int run_create(CreateOptions opt) {
   rpc::check_template_name(opt.spec.name, "name");  // the server's own check, before connecting
+  if (!opt.program.path.empty()) {
+    prepare_program(opt);
+  } else if (!opt.program.args.empty() || !opt.program.env.empty() || !opt.program.files_dir.empty()) {
+    throw InputError("--arg, --env and --files need --program");
+  } else if (opt.spec.kernel.empty()) {
+    throw InputError("give --kernel (a kernel template) or --program (a program template)");
+  }
   opt.spec.kernel = absolute_file(opt.spec.kernel, "--kernel");
   if (!opt.spec.initrd.empty()) opt.spec.initrd = absolute_file(opt.spec.initrd, "--initrd");
   check_min_max(opt.policy, "--min-warm", "--max-warm");
@@ -167,16 +213,20 @@ int run_policy(const PolicyOptions& opt) {
 void add_create(CLI::App& parent, std::function<int()>& run) {
   auto opt = std::make_shared<CreateOptions>();
   opt->spec.cmdline = kDefaultCmdline;
-  auto* cmd = parent.add_subcommand("create", "Cold-boot a kernel, snapshot it and start a warm pool of its clones");
+  auto* cmd = parent.add_subcommand(
+      "create", "Cold-boot a kernel (or your static program in the mini guest), snapshot it and start a warm pool");
   rpc::Limits limits;
   cmd->add_option("name", opt->spec.name, "Template name: 1 to 63 of [a-z0-9_-], starting with [a-z0-9]")->required();
-  cmd->add_option("--kernel", opt->spec.kernel, "Guest kernel (ELF64 or bzImage); sent to thawd as an absolute path")
-      ->required();
+  cmd->add_option("--kernel", opt->spec.kernel,
+                  "Guest kernel (ELF64 or bzImage); sent to thawd as an absolute path. Required without --program; "
+                  "with it, the mini guest by default");
   cmd->add_option("--initrd", opt->spec.initrd, "Initial ramdisk");
-  cmd->add_option("--cmdline", opt->spec.cmdline,
-                  "Guest command line. The default suits the mini guest: thaw.after=agent makes it serve invokes. "
-                  "Give your own for other kernels")
-      ->capture_default_str();
+  auto* cmdline = cmd->add_option("--cmdline", opt->spec.cmdline,
+                                  "Guest command line. The default suits the mini guest: thaw.after=agent makes it "
+                                  "serve invokes (with --program: \"" + std::string(kProgramCmdline) +
+                                      "\"). Give your own for other kernels")
+                      ->capture_default_str();
+  add_program_flags(*cmd, opt->program, /*program_required=*/false);
   cmd->add_option("--mem-mib", opt->spec.mem_mib, "Guest RAM in MiB")
       ->check(CLI::Range(uint64_t{1}, limits.max_mem_mib))
       ->capture_default_str();
@@ -185,7 +235,14 @@ void add_create(CLI::App& parent, std::function<int()>& run) {
       ->capture_default_str();
   add_policy_flags(*cmd, opt->policy, true);
   add_client_options(*cmd, opt->client);
-  cmd->callback([&run, opt] { run = [opt] { return run_rpc_command([&] { return run_create(*opt); }); }; });
+  cmd->footer(
+      "With --program the template runs your static x86-64 Linux executable in the mini guest: the snapshot is\n"
+      "taken at its first read of stdin, and `thaw invoke NAME run --payload ...` feeds the payload as stdin to a\n"
+      "pristine clone (stdout is the reply, the exit status the status).");
+  cmd->callback([&run, opt, cmdline] {
+    opt->cmdline_given = cmdline->count() > 0;
+    run = [opt] { return run_rpc_command([&] { return run_create(*opt); }); };
+  });
 }
 
 void add_delete(CLI::App& parent, std::function<int()>& run) {

@@ -16,7 +16,7 @@ inline nlohmann::json policy_json(const pool::PoolPolicy& p) {
 }
 
 inline nlohmann::json template_json(const pool::TemplateInfo& t) {
-  return {{"name", t.name},
+  nlohmann::json j = {{"name", t.name},
           {"kernel", t.spec.kernel},
           {"initrd", t.spec.initrd},
           {"cmdline", t.spec.cmdline},
@@ -28,17 +28,34 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
           {"leased", t.leased},
           {"target_warm", t.target_warm},
           {"cold_boot_ms", t.cold_boot_ms}};
+  // Only a program template has these keys: a kernel template's object is unchanged.
+  if (t.spec.is_program()) {
+    j["program"] = t.spec.program;
+    j["args"] = t.spec.args;
+    j["env"] = t.spec.env;
+    j["files_dir"] = t.spec.files_dir;
+  }
+  return j;
 }
 
 inline void print_template_header() {
   std::printf("%-20s %5s %6s %6s %9s %8s %10s  %s\n", "NAME", "WARM", "LEASED", "TARGET", "MIN..MAX", "MEM MiB",
-              "COLD BOOT", "KERNEL");
+              "COLD BOOT", "KERNEL OR PROGRAM");
+}
+
+// "program /bin/busybox sha256sum" for a program template (its arguments
+// as given, unquoted), else the kernel's path.
+inline std::string template_runs(const pool::TemplateInfo& t) {
+  if (!t.spec.is_program()) return t.spec.kernel;
+  std::string out = "program " + t.spec.program;
+  for (const auto& a : t.spec.args) out += " " + a;
+  return out;
 }
 
 inline void print_template_row(const pool::TemplateInfo& t) {
   std::string range = std::to_string(t.policy.min_warm) + ".." + std::to_string(t.policy.max_warm);
   std::printf("%-20s %5u %6u %6u %9s %8llu %7.1f ms  %s\n", t.name.c_str(), t.warm, t.leased, t.target_warm,
-              range.c_str(), static_cast<unsigned long long>(t.spec.mem_mib), t.cold_boot_ms, t.spec.kernel.c_str());
+              range.c_str(), static_cast<unsigned long long>(t.spec.mem_mib), t.cold_boot_ms, template_runs(t).c_str());
 }
 
 }  // namespace thaw::cli
