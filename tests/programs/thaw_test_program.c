@@ -1,0 +1,191 @@
+/* One static test program for the mini guest's function runtime
+ * (tests/integration/program_runtime_test.cpp drives it through `thaw run`).
+ * argv[1] picks the behaviour; each mode is what a real function would do,
+ * or the one way it can break that the runtime has to survive.
+ *
+ * Most modes read stdin first: the first read of fd 0 is the ready point,
+ * where the snapshot is taken, so everything after it runs once per
+ * request from a pristine clone. Built with the host's gcc and -static
+ * (glibc's libc.a), like any user's program. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Reads all of stdin (the request) into a static buffer; returns its length. */
+static char request[1 << 20];
+static size_t read_request(void) {
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(0, request + len, sizeof request - 1 - len);
+    if (n <= 0) break;
+    len += (size_t)n;
+    if (len == sizeof request - 1) break;
+  }
+  request[len] = '\0';
+  return len;
+}
+
+/* State a request must never see from an earlier one: a global and a /tmp
+ * file, both counted up once per request. Prints 1 1 on a pristine clone. */
+static int counter;
+static int mode_counter(void) {
+  read_request();
+  ++counter;
+  int fd = open("/tmp/count", O_RDWR | O_CREAT, 0644);
+  if (fd < 0) {
+    perror("open /tmp/count");
+    return 1;
+  }
+  char buf[32] = {0};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  int on_file = (n > 0 ? atoi(buf) : 0) + 1;
+  int len = snprintf(buf, sizeof buf, "%d", on_file);
+  if (lseek(fd, 0, SEEK_SET) != 0 || write(fd, buf, (size_t)len) != len) {
+    perror("write /tmp/count");
+    return 1;
+  }
+  close(fd);
+  printf("global %d file %d\n", counter, on_file);
+  return 0;
+}
+
+static int mode_echo(void) {
+  size_t len = read_request();
+  return fwrite(request, 1, len, stdout) == len ? 0 : 1;
+}
+
+/* Never ends: only the host's deadline can stop it (ring 3 runs with
+ * interrupts off, the guest kernel cannot preempt it). */
+static _Noreturn void mode_loop(void) {
+  read_request();
+  volatile uint64_t spins = 0;
+  for (;;) ++spins;
+}
+
+/* 10 MiB to stdout: ten times the mailbox's capacity. */
+static int mode_flood(void) {
+  read_request();
+  static char block[64 * 1024];
+  memset(block, 'x', sizeof block);
+  for (int i = 0; i < 160; ++i) {
+    if (fwrite(block, 1, sizeof block, stdout) != sizeof block) return 1;
+  }
+  return 0;
+}
+
+static int mode_null(void) {
+  read_request();
+  volatile int *p = (volatile int *)(uintptr_t)0;
+  return *p;
+}
+
+/* Writes one byte at argv[2] (hex): the kernel's image (0x100000) or the
+ * control page (0x80000) must be out of the program's reach. */
+static int mode_poke(int argc, char **argv) {
+  read_request();
+  if (argc < 3) return 2;
+  volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+  *p = 0xcc;
+  printf("wrote to %p\n", (void *)p);
+  return 0;
+}
+
+/* Reads one byte at argv[2] (hex): the kernel's memory is not even
+ * readable from ring 3 (its page tables, the mailbox, other requests' data). */
+static int mode_peek(int argc, char **argv) {
+  read_request();
+  if (argc < 3) return 2;
+  volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+  printf("read %02x at %p\n", *p, (void *)p);
+  return 0;
+}
+
+/* Allocates 1 MiB blocks (one byte touched in each) until malloc fails:
+ * out of guest memory must be ENOMEM to the program, never a fault. */
+static int mode_oom(void) {
+  read_request();
+  size_t mib = 0;
+  for (;;) {
+    char *block = malloc(1 << 20);
+    if (block == NULL) break;
+    block[mib % (1 << 20)] = 1;
+    ++mib;
+  }
+  printf("malloc failed after %s MiB: %s\n", mib >= 16 ? "16+" : "<16", strerror(errno));
+  return 0;
+}
+
+/* Fails before its first read of stdin: there is no ready point. */
+static int mode_early_exit(void) {
+  fprintf(stderr, "early-exit: missing configuration, giving up\n");
+  return 3;
+}
+
+/* Numbers no runtime implements: the program gets -ENOSYS and carries on. */
+static int mode_unknown_syscall(void) {
+  read_request();
+  long a = syscall(400);
+  int errno_a = errno;
+  long b = syscall(SYS_io_uring_setup, 8, NULL);
+  int errno_b = errno;
+  printf("400: %ld %s\nio_uring_setup: %ld %s\n", a, errno_a == ENOSYS ? "ENOSYS" : strerror(errno_a), b,
+         errno_b == ENOSYS ? "ENOSYS" : strerror(errno_b));
+  return 0;
+}
+
+static int mode_random(void) {
+  read_request();
+  unsigned char bytes[16];
+  if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+    perror("getrandom");
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof bytes; ++i) printf("%02x", bytes[i]);
+  printf("\n");
+  return 0;
+}
+
+/* argv, the environment, then the file named by the last argument (shipped
+ * with --files). */
+static int mode_args(int argc, char **argv) {
+  read_request();
+  for (int i = 0; i < argc; ++i) printf("argv[%d]=%s\n", i, argv[i]);
+  for (char **e = environ; *e != NULL; ++e) printf("env %s\n", *e);
+  FILE *f = fopen(argv[argc - 1], "r");
+  if (f == NULL) {
+    perror(argv[argc - 1]);
+    return 1;
+  }
+  char line[256];
+  while (fgets(line, sizeof line, f) != NULL) printf("file %s", line);
+  fclose(f);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "";
+  if (strcmp(mode, "counter") == 0) return mode_counter();
+  if (strcmp(mode, "echo") == 0) return mode_echo();
+  if (strcmp(mode, "loop") == 0) mode_loop();
+  if (strcmp(mode, "flood") == 0) return mode_flood();
+  if (strcmp(mode, "null") == 0) return mode_null();
+  if (strcmp(mode, "poke") == 0) return mode_poke(argc, argv);
+  if (strcmp(mode, "peek") == 0) return mode_peek(argc, argv);
+  if (strcmp(mode, "oom") == 0) return mode_oom();
+  if (strcmp(mode, "early-exit") == 0) return mode_early_exit();
+  if (strcmp(mode, "unknown-syscall") == 0) return mode_unknown_syscall();
+  if (strcmp(mode, "random") == 0) return mode_random();
+  if (strcmp(mode, "args") == 0) return mode_args(argc, argv);
+  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|early-exit|unknown-syscall|random|args ... FILE\n",
+          argv[0]);
+  return 2;
+}
