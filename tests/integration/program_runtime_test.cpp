@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <ctime>
 
 #include <fstream>
 #include <string>
@@ -254,6 +256,16 @@ TEST(ProgramRuntime, GetrandomDiffersBetweenRequests) {
   EXPECT_EQ(bytes.size(), 33u) << bytes;
   EXPECT_EQ(r.json["cold_matches_warm"], false) << bytes;
   EXPECT_EQ(r.json["warm_responses_differing"], 2) << bytes;
+}
+
+// ... and the wall clock of the request, not of the snapshot (or 1970).
+TEST(ProgramRuntime, WallClockIsTheRequests) {
+  THAW_REQUIRE_KVM();
+  auto r = test_program({"clock"}, "");
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  const long long guest = std::stoll(r.json["stdout_text"].get<std::string>());
+  const long long host = static_cast<long long>(::time(nullptr));
+  EXPECT_LT(std::llabs(guest - host), 600) << "guest " << guest << " host " << host;
 }
 
 TEST(ProgramRuntime, SeesArgvEnvAndShippedFiles) {

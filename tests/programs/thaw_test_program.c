@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -124,6 +125,13 @@ static int mode_oom(void) {
   return 0;
 }
 
+/* CLOCK_REALTIME in seconds: the wall clock thaw writes per request. */
+static int mode_clock(void) {
+  read_request();
+  printf("%lld\n", (long long)time(NULL));
+  return 0;
+}
+
 /* Fails before its first read of stdin: there is no ready point. */
 static int mode_early_exit(void) {
   fprintf(stderr, "early-exit: missing configuration, giving up\n");
@@ -180,12 +188,13 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "null") == 0) return mode_null();
   if (strcmp(mode, "poke") == 0) return mode_poke(argc, argv);
   if (strcmp(mode, "peek") == 0) return mode_peek(argc, argv);
+  if (strcmp(mode, "clock") == 0) return mode_clock();
   if (strcmp(mode, "oom") == 0) return mode_oom();
   if (strcmp(mode, "early-exit") == 0) return mode_early_exit();
   if (strcmp(mode, "unknown-syscall") == 0) return mode_unknown_syscall();
   if (strcmp(mode, "random") == 0) return mode_random();
   if (strcmp(mode, "args") == 0) return mode_args(argc, argv);
-  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|early-exit|unknown-syscall|random|args ... FILE\n",
+  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|clock|early-exit|unknown-syscall|random|args ... FILE\n",
           argv[0]);
   return 2;
 }
