@@ -32,11 +32,12 @@ struct TemplateSpec {
   // A program template (the mini guest's function runtime,
   // guest/mini/README.md): the user's static executable, run in every clone
   // with the payload as stdin. Empty for a kernel template, whose clones
-  // serve the built-in agent over vsock.
-  std::string program;            // absolute host path
-  std::vector<std::string> args;  // argv[1..]
-  std::vector<std::string> env;   // K=V
-  std::string files_dir;          // optional; seen read-only at / in the guest
+  // serve the built-in agent over vsock. The `{}` keeps positional
+  // initializers of the fields above free of missing-initializer warnings.
+  std::string program{};            // absolute host path
+  std::vector<std::string> args{};  // argv[1..]
+  std::vector<std::string> env{};   // K=V
+  std::string files_dir{};          // optional; seen read-only at / in the guest
 
   bool is_program() const { return !program.empty(); }
   bool operator==(const TemplateSpec&) const = default;
@@ -85,10 +86,12 @@ struct InvokeResult {
   // 0 ok; otherwise the guest agent's error code, or for a program template
   // its exit status (128 + the signal when it faulted, as a shell reports it).
   uint32_t status = 0;
-  std::vector<uint8_t> payload;       // the agent's reply, or the program's stdout
-  std::vector<uint8_t> stderr_bytes;  // a program's stderr, at most kMaxInvokeStderrBytes
+  std::vector<uint8_t> payload;  // the agent's reply, or the program's stdout
   double total_ms = 0;
   double guest_ms = 0;  // the guest's own share, as the agent reports it
+  // A program's stderr, at most kMaxInvokeStderrBytes. Last, with `{}`, so
+  // positional initializers of the fields above stay valid.
+  std::vector<uint8_t> stderr_bytes{};
 };
 
 // Durations of recent background work (pool/latency_window.h).

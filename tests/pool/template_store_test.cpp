@@ -95,6 +95,25 @@ TEST(TemplateJson, RoundTrips) {
   EXPECT_DOUBLE_EQ(back.cold_boot_ms, 12.5);
 }
 
+TEST(TemplateJson, ProgramFieldsRoundTripAndOldRecordsLoad) {
+  TemplateRecord r;
+  r.spec = {"bb", "/k/thaw-mini.elf", "", "console=ttyS0 thaw.quiet=1", 64, 1};
+  r.spec.program = "/bin/busybox";
+  r.spec.args = {"sha256sum", "-"};
+  r.spec.env = {"A=1"};
+  r.spec.files_dir = "/srv/fn";
+  EXPECT_EQ(decode_template_json(encode_template_json(r)).spec, r.spec);
+  // A kernel template's record has no program keys, as records written
+  // before program templates: they load as kernel templates.
+  TemplateRecord old;
+  old.spec = {"old", "/k", "", "", 128, 1};
+  std::string text = encode_template_json(old);
+  EXPECT_EQ(text.find("program"), std::string::npos) << text;
+  auto back = decode_template_json(text);
+  EXPECT_FALSE(back.spec.is_program());
+  EXPECT_EQ(back.spec, old.spec);
+}
+
 TEST(TemplateJson, RejectsMalformedInput) {
   TemplateRecord r;
   r.spec = {"ok", "/k", "", "", 128, 1};

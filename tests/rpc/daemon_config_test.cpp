@@ -65,6 +65,56 @@ TEST_F(DaemonConfigFile, DefaultsStayOutOfTheFile) {
   EXPECT_EQ(pool.rfind("\n[[pool]]\nname = \"p\"\n", 0), 0u) << pool;
 }
 
+TEST_F(DaemonConfigFile, AProgramPoolReadsBackTheSame) {
+  DaemonConfig c;
+  c.socket = "/tmp/x.sock";
+  PoolConfig p;
+  p.spec = pool::TemplateSpec{"bb", "/k/thaw-mini.elf", "", "console=ttyS0 thaw.quiet=1", 64, 1};
+  p.spec.program = "/bin/busybox";
+  p.spec.args = {"sh", "-c", "echo \"$X\"\tdone"};
+  p.spec.env = {"X=1", "PATH=/bin"};
+  p.spec.files_dir = "/srv/fn";
+  c.pools = {p};
+  const std::string text = render_config(c);
+  EXPECT_NE(text.find("program = \"/bin/busybox\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("files = \"/srv/fn\"\n"), std::string::npos) << text;
+  expect_same(read_back(text), c);
+  // Without args, env or files only `program` is written.
+  p.spec.args.clear();
+  p.spec.env.clear();
+  p.spec.files_dir.clear();
+  const std::string bare = render_pool(p);
+  EXPECT_EQ(bare.find("args"), std::string::npos) << bare;
+  EXPECT_EQ(bare.find("files"), std::string::npos) << bare;
+  // A kernel pool has none of the program keys.
+  EXPECT_EQ(render_pool(PoolConfig{}).find("program"), std::string::npos);
+}
+
+TEST_F(DaemonConfigFile, AHandWrittenProgramPoolLoadsAndBadProgramKeysAreNamed) {
+  const std::string head = "socket = \"/tmp/x.sock\"\n[[pool]]\nname = \"fn\"\nkernel = \"/k/mini\"\n";
+  auto c = read_back(head + "program = \"/bin/busybox\"\nargs = [\"wc\", \"-c\"]\nenv = [\"A=b\"]\nfiles = \"/srv\"\n");
+  ASSERT_EQ(c.pools.size(), 1u);
+  EXPECT_EQ(c.pools[0].spec.program, "/bin/busybox");
+  EXPECT_EQ(c.pools[0].spec.args, (std::vector<std::string>{"wc", "-c"}));
+  EXPECT_EQ(c.pools[0].spec.env, std::vector<std::string>{"A=b"});
+  EXPECT_EQ(c.pools[0].spec.files_dir, "/srv");
+  auto error_of = [&](const std::string& text) {
+    try {
+      read_back(text);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(error_of(head + "program = \"/bin/busybox\"\nargs = \"wc\"\n").find("pool[0].args: must be an array"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "program = \"/bin/busybox\"\nargs = [1]\n").find("pool[0].args[0]: must be a string"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "program = \"bin/busybox\"\n").find("spec.program"), std::string::npos);
+  EXPECT_NE(error_of(head + "program = \"/bin/busybox\"\nenv = [\"NOEQ\"]\n").find("not K=V"), std::string::npos);
+  EXPECT_NE(error_of(head + "args = [\"x\"]\n").find("need spec.program"), std::string::npos);
+}
+
 TEST(TomlString, EscapesWhatTomlNeedsEscaped) {
   EXPECT_EQ(toml_string("plain"), "\"plain\"");
   EXPECT_EQ(toml_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
