@@ -174,7 +174,22 @@ struct PoolManager::Impl {
     auto pool = clone->pool.lock();
     if (!pool) throw NotFound("template '" + clone->template_name + "' was deleted");
     try {
-      return serve_program_invoke(*clone, pool->snapshot(), function, payload, timeout);
+      if (clone->served) {
+        // The previous request left the program's state behind: back to the
+        // ready point, as a release would. The reset also brought back the
+        // snapshot's control page: write the lease's identity again, with a
+        // fresh seed and clock so that two requests never draw the same
+        // random bytes.
+        std::string problem = reset_clone_held(*clone, pool->snapshot());
+        if (!problem.empty()) throw GuestGone("resetting the clone between two requests: " + problem);
+        CloneIdentity identity = leases.get(lease_id).info.identity;
+        CloneIdentity fresh = ids.next();
+        identity.generation = fresh.generation;
+        identity.seed = fresh.seed;
+        identity.wall_ns = fresh.wall_ns;
+        write_control_page(clone->vm().memory(), control_page_for(identity));
+      }
+      return serve_program_invoke(*clone, function, payload, timeout);
     } catch (const GuestGone& e) {
       end_failed_lease(lease_id, *clone, invoke_lock, e);
       throw;

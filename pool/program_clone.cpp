@@ -63,20 +63,14 @@ std::string program_not_ready_reason(vmm::Vm& vm) {
   return "the program did not reach its ready point (its first read of stdin): " + why;
 }
 
-InvokeResult serve_program_invoke(Clone& clone, const snapshot::LoadedSnapshot& snapshot,
-                                  const std::string& function, const std::vector<uint8_t>& payload,
+InvokeResult serve_program_invoke(Clone& clone, const std::string& function, const std::vector<uint8_t>& payload,
                                   std::chrono::milliseconds timeout) {
   auto start = Clock::now();
   if (function != kProgramFunction) {
     throw BadArgument("template '" + clone.template_name + "' runs a program: its one function is \"" +
                       kProgramFunction + "\", not \"" + function + "\"");
   }
-  if (clone.served) {
-    // The previous request left the program's state behind: back to the
-    // ready point, as a release would.
-    std::string problem = reset_clone_held(clone, snapshot);
-    if (!problem.empty()) throw GuestGone("resetting the clone between two requests: " + problem);
-  }
+  if (clone.served) throw std::logic_error("serve_program_invoke: the clone was not reset after its last request");
   vmm::ProgramRequestResult r;
   try {
     clone.served = true;

@@ -27,9 +27,10 @@ void configure_program_boot(vmm::VmConfig& config, const TemplateSpec& spec);
 // and its stderr where there is one, else the VM's stop reason.
 std::string program_not_ready_reason(vmm::Vm& vm);
 
-// Serves one invoke on a leased program clone; the caller holds
-// clone.invoke_mutex. A clone that served a request on this lease is reset
-// to `snapshot` first, so every request starts from the ready point.
+// Serves one invoke on a leased program clone, at its ready point: the
+// caller holds clone.invoke_mutex and has reset a clone that already
+// served a request on this lease (clone.served), so every request starts
+// from the snapshot.
 // BadArgument for a function other than "run" or a payload over the
 // mailbox; GuestGone when the request timed out, the VM stopped or the
 // guest answered nonsense (the caller destroys the clone).
@@ -38,8 +39,7 @@ std::string program_not_ready_reason(vmm::Vm& vm);
 // faulted; 137 (killed) when its output went over the mailbox's cap.
 // payload = stdout; stderr_bytes = stderr, at most kMaxInvokeStderrBytes,
 // with a "thaw: ..." line that says why for a fault or an output overflow.
-InvokeResult serve_program_invoke(Clone& clone, const snapshot::LoadedSnapshot& snapshot,
-                                  const std::string& function, const std::vector<uint8_t>& payload,
+InvokeResult serve_program_invoke(Clone& clone, const std::string& function, const std::vector<uint8_t>& payload,
                                   std::chrono::milliseconds timeout);
 
 }  // namespace thaw::pool
