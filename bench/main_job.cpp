@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/pool_load.h"
+#include "bench/program_job.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
 #include "rpc/convert.h"
@@ -41,6 +42,9 @@ int main(int argc, char** argv) {
   app.add_option("--clients", clients, "Concurrent RPC clients")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--warm", warm, "Warm clones the pool keeps (min_warm)")->capture_default_str();
   app.add_option("--kernel", kernel, "Guest kernel (the mini guest)")->capture_default_str();
+  unsigned program_requests = 200;
+  app.add_option("--program-requests", program_requests, "Warm requests of the real-program step (busybox)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   // Every step below runs VMs: say once, plainly, why that cannot work here
@@ -56,11 +60,11 @@ int main(int argc, char** argv) {
   options.pools.push_back(thaw::bench::mini_agent_pool("mini", kernel, warm, warm * 2));
 
   // Cold boot, whole process, for the comparison.
-  std::fprintf(stderr, "[1/4] cold boot: 20 whole-process boots of the mini guest\n");
+  std::fprintf(stderr, "[1/5] cold boot: 20 whole-process boots of the mini guest\n");
   auto cold = thaw::bench::time_series("cold boot", {thaw_cli, "boot", "--console", "none", "--kernel", kernel}, 20, 0,
                                        false);
 
-  std::fprintf(stderr, "[2/4] starting thawd (template: cold boot + snapshot, then %u warm clones)\n", warm);
+  std::fprintf(stderr, "[2/5] starting thawd (template: cold boot + snapshot, then %u warm clones)\n", warm);
   thaw::bench::ThawdChild daemon(options);
   double template_cold_ms = 0;
   try {
@@ -75,7 +79,7 @@ int main(int argc, char** argv) {
   }
   const std::string socket = daemon.socket();
 
-  std::fprintf(stderr, "[3/4] load: %zu acquire -> invoke(hash) -> release from %u clients\n", total, clients);
+  std::fprintf(stderr, "[3/5] load: %zu acquire -> invoke(hash) -> release from %u clients\n", total, clients);
   thaw::bench::LoadSpec load;
   load.socket = socket;
   load.template_name = "mini";
@@ -92,7 +96,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "\nload: %s\n", e.getDescription().cStr());
     return 1;
   }
-  std::fprintf(stderr, "\n[4/4] stats and shutdown\n");
+  std::fprintf(stderr, "\n[4/5] stats and shutdown\n");
   thaw::pool::PoolStats::PerTemplate stats;
   try {
     thaw::rpc::PoolConnection conn(socket);
@@ -124,5 +128,13 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(stats.overloaded), static_cast<unsigned long long>(stats.restores),
               static_cast<unsigned long long>(stats.resets), static_cast<unsigned long long>(stats.destroyed));
   std::printf("  failures: %zu%s%s\n", samples.failures, samples.failures ? ": " : "", samples.first_failure.c_str());
-  return samples.failures == 0 && daemon_status == 0 ? 0 : 1;
+
+  thaw::bench::ProgramJobSpec program;
+  program.thaw_cli = thaw_cli;
+  program.warm_requests = program_requests;
+  std::fprintf(stderr, "[5/5] a real program: %s %s through thaw run (%u warm requests)\n", program.program.c_str(),
+               program.applet.c_str(), program.warm_requests);
+  auto program_result = thaw::bench::run_program_job(program);
+  thaw::bench::print_program_job(program, program_result);
+  return samples.failures == 0 && daemon_status == 0 && program_result.failure.empty() ? 0 : 1;
 }

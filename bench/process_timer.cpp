@@ -13,7 +13,7 @@
 
 namespace thaw::bench {
 
-ProcessRun time_process(const std::vector<std::string>& argv) {
+ProcessRun time_process(const std::vector<std::string>& argv, const std::string& stdin_path) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -21,6 +21,11 @@ ProcessRun time_process(const std::vector<std::string>& argv) {
   auto start = std::chrono::steady_clock::now();
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (!stdin_path.empty()) {
+      int in = ::open(stdin_path.c_str(), O_RDONLY);
+      if (in < 0) ::_exit(126);
+      ::dup2(in, STDIN_FILENO);
+    }
     int null = ::open("/dev/null", O_WRONLY);
     ::dup2(null, STDOUT_FILENO);
     ::dup2(null, STDERR_FILENO);
@@ -36,14 +41,14 @@ ProcessRun time_process(const std::vector<std::string>& argv) {
 }
 
 Series time_series(const std::string& name, const std::vector<std::string>& argv, size_t runs, int expected_exit,
-                   bool show_progress) {
+                   bool show_progress, const std::string& stdin_path) {
   Series series;
   series.name = name;
   std::vector<double> samples;
   // One untimed warm-up run pulls the binaries into the page cache.
-  time_process(argv);
+  time_process(argv, stdin_path);
   for (size_t i = 0; i < runs; ++i) {
-    auto run = time_process(argv);
+    auto run = time_process(argv, stdin_path);
     if (run.exit_code != expected_exit) {
       ++series.failures;
       if (series.failures <= 3) {

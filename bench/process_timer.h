@@ -17,9 +17,10 @@ struct ProcessRun {
   int exit_code = -1;  // -1 when killed by a signal
 };
 
-// Runs argv once with stdout/stderr sent to /dev/null; measures from just
-// before fork to the moment wait returns.
-ProcessRun time_process(const std::vector<std::string>& argv);
+// Runs argv once with stdout/stderr sent to /dev/null and stdin from
+// `stdin_path` (empty: inherited); measures from just before fork to the
+// moment wait returns.
+ProcessRun time_process(const std::vector<std::string>& argv, const std::string& stdin_path = {});
 
 // Runs argv `runs` times; a run whose exit code is not `expected_exit` is
 // reported and counted as failed.
@@ -29,7 +30,7 @@ struct Series {
   size_t failures = 0;
 };
 Series time_series(const std::string& name, const std::vector<std::string>& argv, size_t runs, int expected_exit,
-                   bool show_progress);
+                   bool show_progress, const std::string& stdin_path = {});
 
 // Searches PATH for `program`; empty when absent.
 std::string find_in_path(const std::string& program);

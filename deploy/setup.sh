@@ -10,6 +10,7 @@ packages=(
   liburing-dev libxxhash-dev capnproto libcapnp-dev libspdlog-dev libfmt-dev
   libgtest-dev libcli11-dev nlohmann-json3-dev libtoml11-dev prometheus-cpp-dev
   liblua5.4-dev  # liblua5.4.a: the static Lua runtime (guest/runtimes/lua) and its tests
+  busybox-static  # a real static program for the function runtime (tests, main job)
 )
 for arg in "$@"; do
   case "$arg" in
