@@ -17,6 +17,7 @@
 #include "bench/process_timer.h"
 #include "bench/qemu_restore.h"
 #include "snapshot/vm_snapshot.h"
+#include "vmm/control_page.h"
 
 namespace {
 
@@ -25,10 +26,7 @@ using thaw::snapshot::MemoryBacking;
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-constexpr uint64_t kControlPage = 0x80000;
-struct ControlPage {
-  uint64_t magic = 0x4b434f4c57414854ULL, generation = 1, clone_id = 0, seed = 0, wall_ns = 0, clone_input = 0;
-};
+using thaw::vmm::ControlPage;
 
 void print_row(const char* name, const thaw::bench::Summary& s, const char* unit = "ms") {
   std::printf("  %-44s %9.3f %9.3f %9.3f  %s (%zu runs)\n", name, s.min_ms, s.median_ms, s.p99_ms, unit, s.runs);
@@ -143,7 +141,7 @@ int main(int argc, char** argv) {
     record.pause_on_guest_exit = true;
     auto clone = thaw::snapshot::restore_vm(loaded, record);
     ControlPage page;
-    clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+    thaw::vmm::write_control_page(clone.vm->memory(), page);
     clone.vm->start();
     clone.vm->wait(std::chrono::seconds(10));
     auto ws = thaw::snapshot::save_recorded_working_set(clone, dir);
@@ -168,7 +166,7 @@ int main(int argc, char** argv) {
       ControlPage page;
       page.clone_id = i;
       page.clone_input = i & 0xff;
-      clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+      thaw::vmm::write_control_page(clone.vm->memory(), page);
       clone.vm->start();
       while (clone.vm->vcpus().front()->first_entry_ns() == 0) std::this_thread::yield();
       first_entry.push_back(std::chrono::duration<double, std::milli>(
@@ -232,7 +230,7 @@ int main(int argc, char** argv) {
     options.pause_on_guest_exit = true;
     auto clone = thaw::snapshot::restore_vm(loaded, options);
     ControlPage page;
-    clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+    thaw::vmm::write_control_page(clone.vm->memory(), page);
     clone.vm->start();
     clone.vm->wait(std::chrono::seconds(10));
     destroyer.destroy(std::move(clone));
@@ -247,7 +245,7 @@ int main(int argc, char** argv) {
     options.pause_on_guest_exit = true;
     auto clone = thaw::snapshot::restore_vm(loaded, options);
     ControlPage page;
-    clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+    thaw::vmm::write_control_page(clone.vm->memory(), page);
     clone.vm->start();
     clone.vm->wait(std::chrono::seconds(10));
     size_t cycles = 0;
@@ -256,7 +254,7 @@ int main(int argc, char** argv) {
     while (Clock::now() < cycle_until) {
       thaw::snapshot::reset_vm(clone, loaded, options);
       page.clone_id = cycles;
-      clone.vm->memory().write_obj(thaw::vmm::GuestAddress(kControlPage), page);
+      thaw::vmm::write_control_page(clone.vm->memory(), page);
       clone.vm->resume();
       clone.vm->wait(std::chrono::seconds(10));
       ++cycles;

@@ -17,22 +17,12 @@ ControlPage control_page_for(const CloneIdentity& identity) {
   return page;
 }
 
-void write_control_page(vmm::GuestMemory& memory, const ControlPage& page) {
-  memory.write_obj(vmm::GuestAddress(kControlPageAddress), page, "control page");
-}
-
-ControlPage read_control_page(vmm::GuestMemory& memory) {
-  return memory.read_obj<ControlPage>(vmm::GuestAddress(kControlPageAddress), "control page");
-}
-
 CloneIdentity IdentityIssuer::next() {
   CloneIdentity id;
   id.generation = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
   id.clone_id = next_clone_id_.fetch_add(1, std::memory_order_relaxed);
   id.seed = random_seed();
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);  // vDSO: no syscall
-  id.wall_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
+  id.wall_ns = vmm::wall_clock_ns();
   return id;
 }
 

@@ -8,31 +8,20 @@
 #include <mutex>
 
 #include "pool/pool_types.h"
-#include "vmm/memory/guest_memory.h"
+#include "vmm/control_page.h"
 
 namespace thaw::pool {
 
-// Guest-physical address and layout of the control page (little-endian u64s).
-inline constexpr uint64_t kControlPageAddress = 0x80000;
-inline constexpr uint64_t kControlPageMagic = 0x4b434f4c57414854ULL;  // the bytes "THAWLOCK"
-
-struct ControlPage {
-  uint64_t magic = kControlPageMagic;
-  uint64_t generation = 0;
-  uint64_t clone_id = 0;
-  uint64_t seed = 0;
-  uint64_t wall_ns = 0;
-  uint64_t clone_input = 0;
-};
-static_assert(sizeof(ControlPage) == 48);
+// The control page itself lives with the VM (vmm/control_page.h).
+using vmm::ControlPage;
+using vmm::kControlPageAddress;
+using vmm::kControlPageMagic;
+using vmm::read_control_page;
+using vmm::write_control_page;
 
 // What a guest sees of `identity`. clone_input (a workload's parameter) is
 // the seed: each hand-out gets different input.
 ControlPage control_page_for(const CloneIdentity& identity);
-
-// Writes the control page into `memory` (which must be paused).
-void write_control_page(vmm::GuestMemory& memory, const ControlPage& page);
-ControlPage read_control_page(vmm::GuestMemory& memory);
 
 // Fresh identities: a global generation counter, unique clone ids, random
 // seeds (getrandom, drawn in batches so a hand-out rarely makes a syscall)

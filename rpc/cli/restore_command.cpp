@@ -20,6 +20,7 @@
 #include "rpc/cli/stop_signals.h"
 #include "rpc/cli/vsock_socket.h"
 #include "snapshot/vm_snapshot.h"
+#include "vmm/control_page.h"
 
 namespace thaw::cli {
 
@@ -77,28 +78,12 @@ bool prepare_vsock_dir(const RestoreCliOptions& opt, const snapshot::LoadedSnaps
   return true;
 }
 
-// The clone control page ("mailbox") of guest/mini/layout.h: what a
-// thaw.after=clone guest reads once it is resumed. Little-endian u64s.
-constexpr uint64_t kControlPageAddr = 0x80000;
-struct ControlPage {
-  uint64_t magic = 0x4b434f4c57414854ULL;  // "THAWLOCK"
-  uint64_t generation = 1;
-  uint64_t clone_id = 0;
-  uint64_t seed = 0;
-  uint64_t wall_ns = 0;
-  uint64_t clone_input = 0;
-};
-
+// The clone control page (vmm/control_page.h): what a thaw.after=clone
+// guest reads once it is resumed; clone_input is the clone's number.
 void write_control_page(vmm::Vm& vm, unsigned clone_id) {
-  static std::mt19937_64 rng{std::random_device{}()};
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  ControlPage page;
-  page.clone_id = clone_id;
-  page.seed = rng();
-  page.wall_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
+  auto page = vmm::fresh_control_page(/*generation=*/1, clone_id);
   page.clone_input = clone_id;
-  vm.memory().write_obj(vmm::GuestAddress(kControlPageAddr), page, "control page");
+  vmm::write_control_page(vm.memory(), page);
 }
 
 struct Stats {

@@ -3,8 +3,6 @@
 // (the ready point), snapshots that moment, then answers the payload from a
 // clone of it N times, resetting the clone to the snapshot after each
 // request. Prints the program's output and cold start beside warm requests.
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,6 +17,7 @@
 #include "rpc/cli/console_output.h"
 #include "rpc/cli/program_options.h"
 #include "snapshot/vm_snapshot.h"
+#include "vmm/control_page.h"
 #include "vmm/cpuid_cache.h"
 #include "vmm/program_request.h"
 #include "vmm/sys_error.h"
@@ -90,34 +89,12 @@ std::unique_ptr<vmm::Vm> boot_to_ready(const vmm::VmConfig& base, const RunOptio
   return vm;
 }
 
-// The guest's control page (guest/mini/README.md, "The control page"): the
-// program runtime takes its getrandom seed and wall clock from it at the
-// ready point of every request. Without one, every request of every clone
-// would draw the same "random" bytes, and time would start at 1970. thawd's
-// pool writes it at acquire (pool/clone_identity); thaw run has no pool, so
-// it writes the same fields itself before each request.
-struct ControlPage {
-  uint64_t magic = 0x4b434f4c57414854ULL;  // "THAWLOCK"
-  uint64_t generation = 0;
-  uint64_t clone_id = 0;
-  uint64_t seed = 0;
-  uint64_t wall_ns = 0;
-  uint64_t clone_input = 0;
-};
-constexpr uint64_t kControlPageAddress = 0x80000;
-
+// The function runtime takes its getrandom seed and wall clock from the
+// control page at the ready point of every request; without a fresh one,
+// every request would draw the same "random" bytes and time would start at
+// 1970. thawd's pool writes it at acquire; thaw run has no pool.
 void write_fresh_identity(vmm::Vm& vm, uint64_t request_number) {
-  ControlPage page;
-  page.generation = request_number;
-  page.clone_id = request_number;
-  if (::getrandom(&page.seed, sizeof page.seed, 0) != static_cast<ssize_t>(sizeof page.seed)) {
-    throw SysError("getrandom", errno, "request seed");
-  }
-  page.clone_input = page.seed;
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  page.wall_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
-  vm.memory().write_obj(vmm::GuestAddress(kControlPageAddress), page, "control page");
+  vmm::write_control_page(vm.memory(), vmm::fresh_control_page(request_number, request_number));
 }
 
 // Serves one request and turns a timeout or a dead VM into GuestFailure;
