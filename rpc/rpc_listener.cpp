@@ -31,10 +31,29 @@ void RpcListener::listen(const std::string& address) {
 }
 
 kj::Promise<void> RpcListener::accept_loop(kj::ConnectionReceiver& receiver) {
-  return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream>&& connection) {
-    if (server_) server_->accept(kj::mv(connection));
-    return accept_loop(receiver);
-  });
+  return receiver.accept()
+      .then([this, &receiver](kj::Own<kj::AsyncIoStream>&& connection) {
+        accept_failures_in_a_row_ = 0;
+        if (server_) server_->accept(kj::mv(connection));
+        return accept_loop(receiver);
+      })
+      .catch_([this, &receiver](kj::Exception&& e) -> kj::Promise<void> {
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED pass: one failed
+        // accept must not leave thawd up but deaf. Back off (the fds or
+        // memory may come back as connections close) and keep accepting.
+        ++accept_failures;
+        auto delay = accept_backoff(accept_failures_in_a_row_++);
+        spdlog::warn("rpc: accept failed ({}); retrying in {} ms", e.getDescription().cStr(), delay / kj::MILLISECONDS);
+        return low_level_.getTimer().afterDelay(delay).then([this, &receiver] { return accept_loop(receiver); });
+      });
+}
+
+kj::Duration accept_backoff(unsigned failures_in_a_row) {
+  // 10 ms, doubling, at most 1 s: short enough that a transient shortage
+  // costs little, long enough not to spin on a lasting one.
+  unsigned shift = failures_in_a_row < 7 ? failures_in_a_row : 7;
+  auto ms = 10LL << shift;
+  return (ms > 1000 ? 1000 : ms) * kj::MILLISECONDS;
 }
 
 void RpcListener::stop_accepting() {

@@ -25,6 +25,9 @@ class RpcListener {
   void stop_accepting();  // also removes the unix socket files
   void disconnect_all();
 
+  // Accepts that failed (and were retried after a back-off) since start.
+  uint64_t accept_failures = 0;
+
  private:
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"  // kj's ErrorHandler; never deleted through it
@@ -41,6 +44,11 @@ class RpcListener {
   std::vector<kj::Own<kj::ConnectionReceiver>> receivers_;
   std::vector<std::string> unix_paths_;
   kj::Own<kj::TaskSet> accepting_;
+  unsigned accept_failures_in_a_row_ = 0;
 };
+
+// How long to wait before accepting again after `failures_in_a_row` failed
+// accepts in a row.
+kj::Duration accept_backoff(unsigned failures_in_a_row);
 
 }  // namespace thaw::rpc

@@ -4,6 +4,9 @@
 // asked) until SIGTERM or SIGINT: then it stops accepting, drops every
 // connection (which releases every leased clone), destroys the clones and
 // exits 0. Snapshots stay on disk for the next start.
+#include <sys/resource.h>
+
+#include <cstring>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -25,6 +28,21 @@
 #include "rpc/rpc_listener.h"
 #include "rpc/worker_pool.h"
 
+// Each clone holds several fds (VM, vCPUs, memory, eventfds, its vsock
+// socket) and each client one: take the whole hard limit the host allows,
+// and say how many that is, so a shortage is visible in the log first.
+static void raise_fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (limit.rlim_cur != before && ::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("cannot raise the open-file limit from {} to {}: {}", before, limit.rlim_max, std::strerror(errno));
+    return;
+  }
+  spdlog::info("open-file limit: {}{}", limit.rlim_cur, limit.rlim_cur < 4096 ? " (low: a large pool may run short)" : "");
+}
+
 namespace thaw::daemon {
 
 constexpr int kExitStartup = 1;
@@ -38,6 +56,7 @@ int serve(const DaemonConfig& config) {
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   auto io = kj::setupAsyncIo();
 
   pool::PoolManagerConfig pm_config;
@@ -109,6 +128,7 @@ int run(const std::string& config_path, const std::string& log_level_flag, bool 
 }  // namespace
 
 }  // namespace thaw::daemon
+
 
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("thawd"));

@@ -4,6 +4,7 @@
 #include "rpc/error_mapping.h"
 #include "rpc/pool_client.h"
 #include "tests/rpc/thawd_process.h"
+#include "tests/unix_socket_support.h"
 
 namespace thaw::testing {
 namespace {
@@ -13,6 +14,31 @@ class ThawdLifecycle : public ::testing::Test {
   TempDir scratch_{"thaw-rpc-life"};
   std::filesystem::path dir_ = scratch_.path();
 };
+
+// Clients that take every fd thawd may open make accept() fail with
+// EMFILE; once they go, thawd must accept again (before, one failed accept
+// ended its accept loop for good and new clients hung in the backlog).
+TEST_F(ThawdLifecycle, AcceptKeepsGoingAfterRunningOutOfFds) {
+  ThawdProcess d(dir_);
+  d.write_config(d.config_text({}));
+  ASSERT_TRUE(d.start(std::chrono::seconds(30), /*max_open_files=*/64)) << d.log();
+  std::vector<UniqueFd> hogs;
+  for (int i = 0; i < 120; ++i) {
+    UniqueFd fd = connect_unix_blocking(d.socket());
+    if (!fd) break;  // the backlog is full too: enough
+    hogs.push_back(std::move(fd));
+  }
+  ASSERT_GT(hogs.size(), 64u) << "could not queue more connections than thawd has fds";
+  for (int i = 0; i < 200 && d.log().find("accept failed") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(d.log().find("accept failed"), std::string::npos) << d.log();
+  hogs.clear();
+  auto r = run_shell("timeout 20 " + std::string(THAW_CLI) + " templates --socket " + d.socket() + " 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << d.log();
+  int status = d.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << d.log();
+}
 
 TEST_F(ThawdLifecycle, BadConfigsNameTheFileLineAndKey) {
   ThawdProcess d(dir_);

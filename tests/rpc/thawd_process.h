@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,9 +67,14 @@ class ThawdProcess {
   void write_config(const std::string& text) const { std::ofstream(config_path()) << text; }
 
   // Starts thawd with the config file as it is; true once the socket answers.
-  bool start(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  // `max_open_files` > 0 caps its RLIMIT_NOFILE (soft and hard).
+  bool start(std::chrono::milliseconds timeout = std::chrono::seconds(30), rlim_t max_open_files = 0) {
     pid_ = ::fork();
     if (pid_ == 0) {
+      if (max_open_files > 0) {
+        rlimit limit{max_open_files, max_open_files};
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+      }
       int log = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       ::dup2(log, 1);
       ::dup2(log, 2);
