@@ -3,6 +3,7 @@
 # Idempotent and quiet: prints only what it installs, or what failed.
 #   deploy/setup.sh            build + test dependencies
 #   deploy/setup.sh --bench    also QEMU and hyperfine for the side-by-side benchmarks
+#   deploy/setup.sh --fuzz     also clang 14 and its libFuzzer/sanitizer runtimes (tests/fuzz)
 set -euo pipefail
 
 packages=(
@@ -15,7 +16,8 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --bench) packages+=(qemu-system-x86 hyperfine) ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
