@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstring>
 
+#include "base/printable_text.h"
 #include "snapshot/machine_state_codec.h"
 #include "snapshot/snapshot.capnp.h"
 #include "snapshot/virtio_state_codec.h"
@@ -194,16 +195,17 @@ SnapshotState decode_root(schema::SnapshotState::Reader root, const DecodeLimits
            std::to_string(kFormatVersion));
   }
   std::string arch = root.hasArch() ? std::string(root.getArch().cStr()) : std::string();
-  if (arch != kStateArch) reject("arch is \"" + arch + "\", this thaw restores " + kStateArch);
+  if (arch != kStateArch) reject("arch is \"" + printable_text(arch) + "\", this thaw restores " + kStateArch);
   if (!root.hasHostFingerprint() || !root.hasMemory() || !root.hasVm() || !root.hasDevices()) {
     reject("message is missing one of hostFingerprint, memory, vm, devices");
   }
 
   SnapshotState s;
   auto host = root.getHostFingerprint();
-  s.host.cpu_model = host.getCpuModel().cStr();
-  s.host.kvm_backend = host.getKvmBackend().cStr();
-  s.host.thaw_version = host.getThawVersion().cStr();
+  // Shown to users (mismatch warnings, thaw restore): escaped, never raw.
+  s.host.cpu_model = printable_text(host.getCpuModel().cStr());
+  s.host.kvm_backend = printable_text(host.getKvmBackend().cStr());
+  s.host.thaw_version = printable_text(host.getThawVersion().cStr());
   s.memory = decode_memory(root.getMemory(), limits);
 
   auto vcpus = root.getVcpus();

@@ -83,6 +83,9 @@ TEST(StateCodecReject, MessageVersionMustMatchToo) {
 TEST(StateCodecReject, WrongArch) {
   auto file = edit_message(encoded(), [](auto root) { root.setArch("aarch64"); });
   expect_input_error([&] { decode_state(file); }, "arch is \"aarch64\"");
+  // An escape sequence in the file never reaches the terminal as one.
+  auto hostile = edit_message(encoded(), [](auto root) { root.setArch("\x1b]0;owned\x07\x1b[2J"); });
+  expect_input_error([&] { decode_state(hostile); }, "arch is \"\\x1b]0;owned\\x07\\x1b[2J\"");
 }
 
 TEST(StateCodecReject, OversizedFileRejectedBeforeParsing) {
