@@ -105,6 +105,21 @@ TEST(BzImage, RejectsInitSizeBiggerThanRam) {
   EXPECT_CONTAINS(msg, "guest RAM below 4 GiB ends at 0x8000000");
 }
 
+// Found by fuzz_bzimage_loader: work_start + init_size wrapped to a small
+// kernel_end, so the image was accepted and its decompressor would have
+// written wherever the wrap put it.
+TEST(BzImage, RejectsPrefAddressThatWrapsWithInitSize) {
+  auto msg = parse_error(make_bzimage({.init_size = 0x200000, .pref_address = ~0ull - 0xfff}));
+  EXPECT_CONTAINS(msg, "past the end of the address space");
+  msg = parse_error(make_bzimage({.init_size = 0x1000, .pref_address = 0xffff'ffff'ffff'f000ull}));
+  EXPECT_CONTAINS(msg, "past the end of the address space");
+}
+
+TEST(BzImage, RejectsPrefAddressPastRam) {
+  auto msg = parse_error(make_bzimage({.init_size = 0x1000, .pref_address = 0x8000'0000'0000'0000ull}));
+  EXPECT_CONTAINS(msg, "guest RAM below 4 GiB ends at");
+}
+
 TEST(BzImage, CmdlineLimitComesFromTheHeader) {
   EXPECT_EQ(parse_bzimage(make_bzimage({.cmdline_size = 16}), "k", kRam).cmdline_limit, 16u);
   EXPECT_EQ(parse_bzimage(make_bzimage({.cmdline_size = 0}), "k", kRam).cmdline_limit, 255u);

@@ -72,17 +72,33 @@ BzImageKernel parse_bzimage(std::span<const uint8_t> image, const std::string& n
   // the load address rounded up to kernel_alignment, but never below
   // pref_address (LOAD_PHYSICAL_ADDR; arch/x86/boot/compressed/head_64.S).
   // Everything up to the end of that buffer is the kernel's.
+  // The header is packed: its fields are copied out, never bound to a
+  // reference (std::max takes references; a misaligned one is UB). Every
+  // size and address in it is the file's word, so all sums are checked: a
+  // pref_address near 2^64 must not wrap around to a small kernel_end.
+  const uint64_t pref_address = h.pref_address;
+  const uint64_t init_size = h.init_size;
   uint64_t align = h.kernel_alignment;
   if (align == 0 || (align & (align - 1)) != 0) align = 1;  // not a power of two: no alignment
-  const uint64_t work_start = std::max<uint64_t>((k.load_addr + align - 1) & ~(align - 1), h.pref_address);
-  k.kernel_end = std::max(k.load_addr + pm_size, work_start + h.init_size);
+  const uint64_t aligned_load = (k.load_addr + align - 1) & ~(align - 1);  // align < 2^32: no wrap
+  const uint64_t work_start = std::max(aligned_load, pref_address);
+  uint64_t work_end = 0;
+  uint64_t file_end = 0;
+  if (__builtin_add_overflow(work_start, init_size, &work_end) ||
+      __builtin_add_overflow(k.load_addr, pm_size, &file_end)) {
+    fail("init_size " + hex(init_size) + " from " + hex(work_start) + " runs past the end of the address space");
+  }
+  k.kernel_end = std::max(file_end, work_end);
   if (k.kernel_end > ram_low_end) {
-    fail("needs guest RAM up to " + hex(k.kernel_end) + " (init_size " + hex(h.init_size) + " from " +
+    fail("needs guest RAM up to " + hex(k.kernel_end) + " (init_size " + hex(init_size) + " from " +
          hex(work_start) + ", kernel " + hex(pm_size) + " bytes at " + hex(k.load_addr) +
          ") but guest RAM below 4 GiB ends at " + hex(ram_low_end));
   }
-  k.cmdline_limit = bzimage_cmdline_limit(h.version, h.cmdline_size);
-  k.initrd_addr_max = h.initrd_addr_max == 0 ? kDefaultInitrdAddrMax : h.initrd_addr_max;
+  const uint16_t version = h.version;
+  const uint32_t cmdline_size = h.cmdline_size;
+  const uint32_t initrd_addr_max = h.initrd_addr_max;
+  k.cmdline_limit = bzimage_cmdline_limit(version, cmdline_size);
+  k.initrd_addr_max = initrd_addr_max == 0 ? kDefaultInitrdAddrMax : initrd_addr_max;
   return k;
 }
 
