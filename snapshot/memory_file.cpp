@@ -55,11 +55,17 @@ UniqueFd open_for_reading(const std::string& path, const MemoryLayout& layout) {
     throw InputError("memory layout has " + std::to_string(layout.chunk_hashes.size()) + " chunk hashes for " +
                      std::to_string(layout.chunk_count()) + " chunks");
   }
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // Opened O_NONBLOCK so that a FIFO is refused instead of waited on; the
+  // flag is cleared once it is known to be a regular file, because io_uring
+  // answers -EAGAIN instead of reading for an O_NONBLOCK file.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) throw_errno("open", "memory file " + path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw_errno("fstat", "memory file " + path);
   if (!S_ISREG(st.st_mode)) throw InputError("memory file " + path + " is not a regular file");
+  if (::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK) != 0) {
+    throw_errno("fcntl", "memory file " + path);
+  }
   if (static_cast<uint64_t>(st.st_size) != layout.size_bytes) {
     throw InputError("memory file " + path + " is " + std::to_string(st.st_size) + " bytes, the state says " +
                      std::to_string(layout.size_bytes));

@@ -22,7 +22,8 @@ constexpr char kMemoryTmp[] = "memory.tmp";
 // Reads the state file, refusing one over the cap before reading it.
 std::vector<uint8_t> read_state_file(int dir_fd, const std::string& dir, const DecodeLimits& limits) {
   const std::string path = join(dir, kStateFileName);
-  UniqueFd fd(::openat(dir_fd, kStateFileName, O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO planted as `state` must be refused, not waited on.
+  UniqueFd fd(::openat(dir_fd, kStateFileName, O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd && errno == ENOENT) {
     struct stat st {};
     bool interrupted = ::fstatat(dir_fd, kStateTmp, &st, 0) == 0;

@@ -166,7 +166,8 @@ void write_working_set(const std::string& dir, const WorkingSet& ws, uint64_t me
 
 std::optional<WorkingSet> read_working_set(const std::string& dir, uint64_t memory_size) {
   const std::string path = join(dir, kWorkingSetFileName);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO in its place is refused below, never waited on.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd && errno == ENOENT) return std::nullopt;
   if (!fd) throw_errno("open", path);
   struct stat st {};

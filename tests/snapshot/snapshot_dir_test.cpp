@@ -3,7 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <vector>
 
@@ -107,6 +112,24 @@ TEST(SnapshotDir, MemoryFileOfTheWrongSizeIsRejected) {
   std::filesystem::resize_file(dir + "/memory", kMem / 2);
   expect_input_error([&] { read_snapshot_dir(dir); },
                      "is " + std::to_string(kMem / 2) + " bytes, the state says " + std::to_string(kMem));
+}
+
+TEST(SnapshotDir, FifoAsStateIsRefusedWithoutWaitingForAWriter) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  std::filesystem::remove(dir + "/state");
+  ASSERT_EQ(::mkfifo((dir + "/state").c_str(), 0600), 0);
+  auto reading = std::async(std::launch::async, [&] {
+    expect_input_error([&] { read_snapshot_dir(dir); }, "is not a regular file");
+  });
+  if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    // Unblock the reader so that the test ends, then fail.
+    int writer = ::open((dir + "/state").c_str(), O_WRONLY | O_NONBLOCK);
+    ADD_FAILURE() << "read_snapshot_dir waited on a FIFO";
+    reading.wait();
+    if (writer >= 0) ::close(writer);
+  }
 }
 
 TEST(SnapshotDir, MissingPiecesGiveClearErrors) {
