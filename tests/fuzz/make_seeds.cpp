@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   }
   const std::filesystem::path dir = argv[1];
   using namespace thaw::snapshot;
+  using thaw::snapshot::test::make_full_state;
   auto payload_of = [](const SnapshotState& s) {
     auto file = encode_state(s);
     return std::vector<uint8_t>(file.begin() + kStateHeaderBytes, file.end());
