@@ -1,5 +1,10 @@
 #include "rpc/validation.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -23,6 +28,27 @@ void check_range(std::string_view what, uint64_t value, uint64_t lo, uint64_t hi
   }
 }
 
+// A client names files thawd opens with its own rights: only those inside
+// the operator's allowed directories, judged after every symlink is
+// resolved, so a link cannot lead out of them.
+void check_allowed_dir(std::string_view path, std::string_view what, const std::vector<std::string>& allowed) {
+  if (allowed.empty()) return;
+  char resolved[PATH_MAX];
+  if (::realpath(std::string(path).c_str(), resolved) == nullptr) {
+    throw_bad_argument(std::string(what) + ": " + quoted(path) + ": " + std::strerror(errno));
+  }
+  std::string_view real(resolved);
+  for (const auto& dir : allowed) {
+    if (dir == "/" || (real.size() > dir.size() && real.substr(0, dir.size()) == dir && real[dir.size()] == '/')) {
+      return;
+    }
+  }
+  std::string list;
+  for (const auto& dir : allowed) list += (list.empty() ? "" : ", ") + dir;
+  throw_bad_argument(std::string(what) + ": " + quoted(path) +
+                     " is outside the directories thawd may read images from (allowed_image_dirs: " + list + ")");
+}
+
 void check_path(std::string_view path, std::string_view what, bool optional, const Limits& limits) {
   if (path.empty()) {
     if (optional) return;
@@ -34,6 +60,7 @@ void check_path(std::string_view path, std::string_view what, bool optional, con
   }
   if (path.front() != '/') throw_bad_argument(std::string(what) + ": " + quoted(path) + " is not an absolute path");
   if (path.find('\0') != std::string_view::npos) throw_bad_argument(std::string(what) + ": contains a NUL byte");
+  check_allowed_dir(path, what, limits.allowed_image_dirs);
 }
 
 }  // namespace
@@ -132,6 +159,19 @@ void check_payload(std::string_view function, size_t payload_bytes, const Limits
                        " with function \"" + std::string(function) + "\" (requests are limited to " +
                        std::to_string(limits.max_invoke_bytes) + " bytes)");
   }
+}
+
+std::vector<std::string> resolve_allowed_dirs(const std::vector<std::string>& dirs) {
+  std::vector<std::string> out;
+  for (const auto& dir : dirs) {
+    char resolved[PATH_MAX];
+    // A directory that does not exist yet (template_dir before the first
+    // template) is kept as written: nothing can resolve into it via a link
+    // that is not there.
+    out.emplace_back(::realpath(dir.c_str(), resolved) != nullptr ? resolved : dir);
+    while (out.back().size() > 1 && out.back().back() == '/') out.back().pop_back();
+  }
+  return out;
 }
 
 }  // namespace thaw::rpc

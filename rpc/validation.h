@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "pool/invoke_protocol.h"
 #include "pool/pool_types.h"
@@ -25,10 +27,17 @@ struct Limits {
   size_t max_invoke_bytes = pool::kMaxInvokeBytes;  // function name + payload + 2
   size_t max_program_args = 256;    // spec.args, and spec.env alike
   size_t max_program_arg_bytes = 4096;  // each arg or K=V
+  // Directories (resolved, no trailing slash) that spec paths must lie in
+  // once their symlinks are resolved; empty: any path.
+  std::vector<std::string> allowed_image_dirs;
 };
 
 // [a-z0-9][a-z0-9_-]{0,62}; `what` names the argument ("template", "spec.name").
 void check_template_name(std::string_view name, std::string_view what);
+// `dirs` with their symlinks resolved and no trailing slash, as
+// Limits::allowed_image_dirs expects them.
+std::vector<std::string> resolve_allowed_dirs(const std::vector<std::string>& dirs);
+
 void check_spec(const pool::TemplateSpec& spec, const Limits& limits);
 // The program fields of a spec (part of check_spec): program and filesDir
 // absolute, no initrd beside a program, args and env bounded, env K=V, no

@@ -116,7 +116,7 @@ DaemonConfig load_config(const std::string& path) {
   reject_unknown_keys(root,
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
-                       "reset_threads", "pool"},
+                       "reset_threads", "allowed_image_dirs", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -131,6 +131,12 @@ DaemonConfig load_config(const std::string& path) {
   read_uint(root, "autoscale_headroom", "autoscale_headroom", c.autoscale_headroom, 0, 1024);
   read_uint(root, "autoscale_stall_ms", "autoscale_stall_ms", c.autoscale_stall_ms, 0, 10000);
   read_uint(root, "reset_threads", "reset_threads", c.reset_threads, 1, 64);
+  read_strings(root, "allowed_image_dirs", "allowed_image_dirs", c.allowed_image_dirs);
+  for (const auto& dir : c.allowed_image_dirs) {
+    if (dir.empty() || dir.front() != '/') {
+      fail(root.at("allowed_image_dirs"), "allowed_image_dirs", "\"" + dir + "\" is not an absolute path");
+    }
+  }
 
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (kLevels.count(c.log_level) == 0) fail(root.at("log_level"), "log_level", "must be one of trace, debug, info, warn, error");
@@ -208,6 +214,11 @@ std::string render_config_header(const DaemonConfig& c) {
   number_key("autoscale_headroom", c.autoscale_headroom, defaults.autoscale_headroom);
   number_key("autoscale_stall_ms", c.autoscale_stall_ms, defaults.autoscale_stall_ms);
   number_key("reset_threads", c.reset_threads, defaults.reset_threads);
+  if (!c.allowed_image_dirs.empty()) {
+    std::string list;
+    for (const auto& dir : c.allowed_image_dirs) list += (list.empty() ? "" : ", ") + toml_string(dir);
+    out += fmt::format("allowed_image_dirs = [{}]\n", list);
+  }
   return out;
 }
 

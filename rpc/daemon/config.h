@@ -49,6 +49,11 @@ struct DaemonConfig {
   uint32_t autoscale_headroom = 1;     // warm clones beyond rate x refill time
   uint64_t autoscale_stall_ms = 20;    // host stall planned for: rate x this more warm clones
   uint32_t reset_threads = 2;          // released clones reset in place in parallel
+  // Where createTemplate over RPC may take kernels, initrds, programs and
+  // files from (symlinks resolved). Empty: the mini guest's directory that
+  // came with thawd and template_dir. [[pool]]s, the operator's own, are
+  // not limited.
+  std::vector<std::string> allowed_image_dirs;
   std::vector<PoolConfig> pools;
 
   bool operator==(const DaemonConfig&) const = default;

@@ -31,6 +31,20 @@
 // Each clone holds several fds (VM, vCPUs, memory, eventfds, its vsock
 // socket) and each client one: take the whole hard limit the host allows,
 // and say how many that is, so a shortage is visible in the log first.
+// allowed_image_dirs, or where thawd's own mini guest lives and the
+// template directory.
+static std::vector<std::string> allowed_image_dirs(const thaw::daemon::DaemonConfig& config) {
+  if (!config.allowed_image_dirs.empty()) return config.allowed_image_dirs;
+  std::vector<std::string> dirs = {config.template_dir};
+#ifdef THAW_BUILT_MINI_GUEST
+  dirs.push_back(std::filesystem::path(THAW_BUILT_MINI_GUEST).parent_path().string());
+#endif
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) dirs.push_back((self.parent_path() / "../lib/thaw").lexically_normal().string());
+  return dirs;
+}
+
 static void raise_fd_limit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
@@ -79,6 +93,12 @@ int serve(const DaemonConfig& config) {
 
   rpc::ServerOptions options;
   options.limits.max_lease_ms = config.max_lease_ms;
+  options.limits.allowed_image_dirs = rpc::resolve_allowed_dirs(allowed_image_dirs(config));
+  {
+    std::string list;
+    for (const auto& dir : options.limits.allowed_image_dirs) list += (list.empty() ? "" : ", ") + dir;
+    spdlog::info("createTemplate may read images from: {}", list);
+  }
   if (metrics) options.on_acquired = [m = metrics.get()](const pool::LeaseInfo& lease) { m->observe_acquire(lease); };
   options.on_overloaded = [](const std::string& name) { spdlog::debug("acquire {}: overloaded", name); };
 

@@ -42,6 +42,7 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.autoscale_headroom = 3;
   c.autoscale_stall_ms = 0;
   c.reset_threads = 4;
+  c.allowed_image_dirs = {"/usr/lib/thaw", "/srv/functions"};
   PoolConfig a;
   a.spec = pool::TemplateSpec{"mini", "/k/vmlinux", "/k/initrd.img", "console=ttyS0\tquiet \x01 x=\"1\"", 64, 2};
   a.policy = pool::PoolPolicy{0, 5, 77};

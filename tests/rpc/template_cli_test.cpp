@@ -72,6 +72,21 @@ TEST(TemplateCliHost, NoKvmIsAHostErrorNamedByTheDaemon) {
   EXPECT_NE(daemon.log().find("createTemplate t1 failed"), std::string::npos) << daemon.log();
 }
 
+// createTemplate may only name files inside allowed_image_dirs: thawd must
+// not become a way for any client to read any file (no KVM needed: the
+// check comes before the VM).
+TEST(TemplateCliHost, ImagesOutsideTheAllowedDirsAreRefusedWithoutTheirContent) {
+  TempDir scratch("thaw-tmpl-allowed");
+  ThawdProcess daemon(scratch.path());
+  daemon.write_config(daemon.config_text({}));
+  ASSERT_TRUE(daemon.start()) << daemon.log();
+  auto r = run_thaw("template create t1 --kernel /etc/passwd --socket " + daemon.socket(), scratch.path());
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("outside the directories thawd may read images from"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("root:"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("0x72 6f 6f 74"), std::string::npos) << r.err;  // "root" as the loader's hex prefix
+}
+
 class TemplateCli : public SharedThawdTest<TemplateCli> {
  public:
   static constexpr const char* kDirTag = "tmpl-cli";

@@ -61,8 +61,9 @@ TEST_F(ThawdLifecycle, BadConfigsNameTheFileLineAndKey) {
       {d.config_text({}, "autoscale_stall_ms = 20000\n"), "thawd.toml:5", "autoscale_stall_ms"},
       {loud, "thawd.toml:4", "log_level"},
       {d.config_text({mini_pool("Bad Name")}), "thawd.toml:", "pool[0]"},
-      {d.config_text({unequal}), "thawd.toml:11", "pool[0].min_warm"},
-      {d.config_text({no_memory}), "thawd.toml:10", "pool[0].mem_mib"},
+      // Pools start after the header and the allowed_image_dirs line.
+      {d.config_text({unequal}), "thawd.toml:12", "pool[0].min_warm"},
+      {d.config_text({no_memory}), "thawd.toml:11", "pool[0].mem_mib"},
       {"socket = \"/x\"\n[[pool]]\nname = \"a\"\n", "thawd.toml:", "pool[0].kernel"},
       {"socket = \n", "thawd.toml", "TOML"},
   };

@@ -60,6 +60,12 @@ class ThawdProcess {
     config.vsock_dir = (dir_ / "vsock").string();
     config.log_level = "debug";
     std::string text = daemon::render_config_header(config) + extra;
+    // After `extra`, so its line numbers stay put. createTemplate over RPC
+    // may read the built mini guest, Debian's static programs (/bin is
+    // /usr/bin on Debian 12) and the test's own files.
+    text += "allowed_image_dirs = [" +
+            daemon::toml_string(std::filesystem::path(THAW_MINI_GUEST).parent_path().string()) +
+            ", \"/usr/bin\", \"/bin\", " + daemon::toml_string(dir_.string()) + "]\n";
     for (const auto& p : pools) text += daemon::render_pool(p);
     return text;
   }
