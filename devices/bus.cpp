@@ -4,14 +4,10 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "base/hex_text.h"
+
 namespace thaw::devices {
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // "[0x3f8, 0x3ff]": inclusive so the top of the address space prints sanely.
 std::string range_text(uint64_t base, uint64_t last) {

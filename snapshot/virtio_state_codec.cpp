@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "base/hex_text.h"
 #include "vmm/sys_error.h"
 
 namespace thaw::snapshot {
@@ -11,12 +12,6 @@ namespace thaw::snapshot {
 namespace {
 
 [[noreturn]] void reject(const std::string& why) { throw InputError("snapshot state: vsock " + why); }
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // True when [addr, addr + len) lies inside one saved RAM region.
 bool inside_ram(const MemoryLayout& memory, uint64_t addr, uint64_t len) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/hex_text.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/sys_error.h"
 
@@ -13,12 +14,6 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kPageFaultVector = 14;
 constexpr uint64_t kLastExceptionVector = 31;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // A read-only host view of guest RAM; GuestMemory::slice is for writers.
 const uint8_t* view(const GuestMemory& mem, uint64_t addr, uint64_t len, const char* what) {

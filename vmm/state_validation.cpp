@@ -4,18 +4,13 @@
 #include <cstdio>
 #include <set>
 
+#include "base/hex_text.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Architectural bits (Intel SDM vol. 3, AMD APM vol. 2).
 constexpr uint64_t kCr0Pe = 1ULL << 0;

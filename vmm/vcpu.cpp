@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/hex_text.h"
 #include "base/background_thread.h"
 #include "vmm/sys_error.h"
 
@@ -15,12 +16,6 @@ namespace thaw::vmm {
 namespace {
 
 void ignore_kick(int) {}
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Words a user can act on for KVM_EXIT_INTERNAL_ERROR.
 std::string describe_internal_error(const kvm_run* run) {

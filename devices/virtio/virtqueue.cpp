@@ -5,6 +5,8 @@
 #include <bit>
 #include <cstdio>
 
+#include "base/hex_text.h"
+
 namespace thaw::devices {
 
 namespace {
@@ -33,12 +35,6 @@ constexpr uint64_t kAvailIdxOffset = 2;
 constexpr uint64_t kAvailRingOffset = 4;
 constexpr uint64_t kUsedIdxOffset = 2;
 constexpr uint64_t kUsedRingOffset = 4;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string check_ring(GuestMemoryAccess& memory, const char* name, uint64_t addr, uint64_t bytes,
                        uint64_t align) {

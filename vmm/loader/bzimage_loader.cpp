@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/hex_text.h"
 #include "vmm/loader/cmdline.h"
 #include "vmm/sys_error.h"
 #include "vmm/x86_64/layout.h"
@@ -18,12 +19,6 @@ constexpr uint8_t kDefaultSetupSects = 4;
 // The short jump at 0x200 skips the header; its target marks the header's end.
 constexpr size_t kJumpOffset = 0x200;
 constexpr size_t kJumpTargetBase = 0x202;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string version_string(uint16_t v) {
   char buf[16];

@@ -8,18 +8,13 @@
 #include <limits>
 #include <vector>
 
+#include "base/hex_text.h"
 #include "vmm/sys_error.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm::loader {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string range(uint64_t start, uint64_t len) { return "[" + hex(start) + ", " + hex(start + len) + ")"; }
 

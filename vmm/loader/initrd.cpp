@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/hex_text.h"
 #include "vmm/sys_error.h"
 #include "vmm/x86_64/layout.h"
 
@@ -14,11 +15,6 @@ constexpr uint64_t kPage = x86::kPageSize;
 uint64_t align_down(uint64_t v) { return v & ~(kPage - 1); }
 uint64_t align_up(uint64_t v) { return align_down(v + kPage - 1); }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 }  // namespace
 
 InitrdPlacement place_initrd(const GuestMemory& mem, uint64_t size, const std::string& name, uint64_t kernel_end,

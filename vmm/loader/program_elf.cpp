@@ -8,6 +8,7 @@
 #include <limits>
 #include <optional>
 
+#include "base/hex_text.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/sys_error.h"
 
@@ -19,12 +20,6 @@ constexpr uint64_t kPage = 0x1000;
 // Larger alignments than this are not a real program's; refusing them keeps
 // the PIE bias arithmetic small.
 constexpr uint64_t kMaxSegmentAlign = 1ull << 30;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // True when [offset, offset + len) lies inside `size` bytes, without overflow.
 bool in_bounds(uint64_t offset, uint64_t len, uint64_t size) { return offset <= size && len <= size - offset; }
