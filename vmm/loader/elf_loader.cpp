@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/hex_text.h"
+#include "vmm/loader/image_bytes.h"
 #include "vmm/sys_error.h"
 #include "vmm/x86_64/layout.h"
 
@@ -17,16 +18,6 @@ namespace thaw::vmm::loader {
 namespace {
 
 std::string range(uint64_t start, uint64_t len) { return "[" + hex(start) + ", " + hex(start + len) + ")"; }
-
-// True when [offset, offset + len) lies inside a buffer of `size` bytes, without overflow.
-bool in_bounds(uint64_t offset, uint64_t len, uint64_t size) { return offset <= size && len <= size - offset; }
-
-template <class T>
-T read_at(std::span<const uint8_t> image, uint64_t offset) {
-  T v;
-  std::memcpy(&v, image.data() + offset, sizeof(T));
-  return v;
-}
 
 class ElfChecker {
  public:

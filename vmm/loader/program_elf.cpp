@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "base/hex_text.h"
+#include "vmm/loader/image_bytes.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/sys_error.h"
 
@@ -21,17 +22,7 @@ constexpr uint64_t kPage = 0x1000;
 // the PIE bias arithmetic small.
 constexpr uint64_t kMaxSegmentAlign = 1ull << 30;
 
-// True when [offset, offset + len) lies inside `size` bytes, without overflow.
-bool in_bounds(uint64_t offset, uint64_t len, uint64_t size) { return offset <= size && len <= size - offset; }
-
 bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
-template <class T>
-T read_at(std::span<const uint8_t> image, uint64_t offset) {
-  T v;
-  std::memcpy(&v, image.data() + offset, sizeof(T));
-  return v;
-}
 
 class ProgramChecker {
  public:
