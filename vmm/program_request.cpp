@@ -26,6 +26,7 @@ ProgramRequestResult serve_program_request(Vm& vm, std::span<const uint8_t> stdi
 
   ProgramRequestResult result;
   const uint64_t exits_before = vm.guest_exits();
+  const uint64_t vm_exits_before = vm.exit_count();
   const auto start = std::chrono::steady_clock::now();
   if (vm.started()) {
     vm.resume();
@@ -39,6 +40,7 @@ ProgramRequestResult serve_program_request(Vm& vm, std::span<const uint8_t> stdi
     if (!vm.pause()) vm.stop(StopReason::kTimeout, "did not pause after the request's deadline");
   }
   result.elapsed = std::chrono::steady_clock::now() - start;
+  result.vm_exits = vm.exit_count() - vm_exits_before;
 
   if (vm.state() == RunState::kStopped || vm.state() == RunState::kStopping) {
     vm.stop();  // joins the vCPU threads (the first stop reason is kept)

@@ -27,6 +27,7 @@ struct ProgramRequestResult {
   ProgramResponse response;  // read for kAnswered and kTimedOut (what it wrote so far)
   std::string stop_detail;   // kVmStopped: why, from the VM
   std::chrono::nanoseconds elapsed{0};  // request written -> clone paused again
+  uint64_t vm_exits = 0;                // KVM exits the request took (port I/O, MMIO, halts, ...)
 };
 
 // Serves `stdin_bytes` on `vm`, a program VM that was created with

@@ -52,7 +52,14 @@
 #define PTE_PRESENT 0x1
 #define PTE_WRITE 0x2
 #define PTE_USER 0x4
+#define PTE_ACCESSED 0x20
+#define PTE_DIRTY 0x40
 #define PTE_LARGE 0x80
+/* Accessed and dirty set from the start: otherwise the first access after a
+ * reset makes the MMU write them into a page-table page, which dirties that
+ * page, and resetting it makes the host rebuild every shadow mapping derived
+ * from it (PVM shadows guest page tables). */
+#define PTE_AD (PTE_ACCESSED | PTE_DIRTY)
 
 /* Control-register bits the entry code touches. */
 #define CR0_PE 0x1

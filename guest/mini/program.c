@@ -27,6 +27,7 @@ extern uint64_t pdpt[];
 extern uint64_t page_directories[];
 extern uint64_t program_low_page_table[];
 extern char syscall_stub[];
+extern char program_copy_trampoline[];
 __attribute__((noreturn)) void program_enter(uint64_t entry, uint64_t stack_pointer);
 
 /* What program_entry.S saves: the GPRs, then the CPU's interrupt frame. */
@@ -38,6 +39,8 @@ struct program_syscall_frame {
 #define PAGE_2M 0x200000ull
 #define ENTRIES_PER_TABLE 512
 #define CANONICAL_LIMIT 0x800000000000ull
+/* The System V ABI lets leaf code use 128 bytes below RSP. */
+#define RED_ZONE 128
 /* RFLAGS a ring-3 return may take from R11: CF PF AF ZF SF TF DF OF AC ID.
  * Never IF (ring 3 runs with it clear) and never IOPL (port access). */
 #define USER_RFLAGS_MASK 0x240dd5ull
@@ -105,16 +108,50 @@ void program_report_fault(uint64_t vector, uint64_t rip) {
   end_program();
 }
 
+/* Sends the return to ring 3 through program_copy_trampoline, which does
+ * the copies the call queued (program_copy.c) and then returns to the
+ * caller with RAX, RDI and RSI as the call left them. Its list goes on the
+ * user stack below the red zone:
+ *   count, count x {dst, src, len}, rdi, rsi, rax, return RIP, red zone. */
+static void return_through_copies(struct program_syscall_frame *f, uint64_t *user_rip) {
+  const uint32_t n = runtime.pending_count;
+  const uint64_t bytes = (1 + 3 * (uint64_t)n + 4) * 8;
+  const uint64_t sp = f->rsp - RED_ZONE - bytes;
+  if (f->rsp < RED_ZONE + bytes || !user_range_ok(&runtime, sp, bytes + RED_ZONE)) {
+    program_run_pending_copies(&runtime); /* no room on its stack: ring 0 does them */
+    return;
+  }
+  uint64_t *w = (uint64_t *)(uintptr_t)sp;
+  *w++ = n;
+  for (uint32_t i = 0; i < n; i++) {
+    *w++ = runtime.pending[i].user_dst;
+    *w++ = runtime.pending[i].user_src;
+    *w++ = runtime.pending[i].len;
+  }
+  *w++ = f->rdi;
+  *w++ = f->rsi;
+  *w++ = f->rax;
+  *w = *user_rip;
+  runtime.pending_count = 0;
+  f->rsp = sp;
+  *user_rip = (uintptr_t)program_copy_trampoline;
+}
+
 /* Called by program_entry.S on IST_SYSCALL with the caller's registers. */
 __attribute__((used)) void program_syscall_entry(struct program_syscall_frame *f) {
   f->rax = (uint64_t)program_syscall(&runtime, f->rax, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
-  if (!runtime.finished && (f->cs & 3) == 3) {
-    /* PVM: return to the caller of SYSCALL, not to the stub. */
+  if (runtime.finished) end_program();
+  /* Hardware SYSCALL: the stub's sysretq returns to RCX. PVM: the iretq
+   * here returns to ring 3 directly, to the caller of SYSCALL. */
+  uint64_t *user_rip = &f->rcx;
+  if ((f->cs & 3) == 3) {
     if (f->rcx >= CANONICAL_LIMIT) program_fault(&runtime, 13, f->rcx, 0);
+    if (runtime.finished) end_program();
     f->rip = f->rcx;
     f->rflags = (f->r11 & USER_RFLAGS_MASK) | RFLAGS_RESERVED;
+    user_rip = &f->rip;
   }
-  if (runtime.finished) end_program();
+  if (runtime.pending_count) return_through_copies(f, user_rip);
 }
 
 /* ---- boot ----------------------------------------------------------------- */
@@ -123,7 +160,7 @@ __attribute__((used)) void program_syscall_entry(struct program_syscall_frame *f
  * PD entries from the files to the end of their GiB (at most 512, once per
  * template boot, before the snapshot); later GiBs lose U in the PDPT. */
 static void isolate_kernel(const struct thaw_program_info *info) {
-  page_directories[0] = (uintptr_t)program_low_page_table | PTE_PRESENT | PTE_WRITE | PTE_USER;
+  page_directories[0] = (uintptr_t)program_low_page_table | PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_ACCESSED;
   uint64_t first = info->files_addr / PAGE_2M;
   uint64_t gib = first / ENTRIES_PER_TABLE;
   for (uint64_t i = first; i < (gib + 1) * ENTRIES_PER_TABLE; i++) page_directories[i] &= ~(uint64_t)PTE_USER;
@@ -177,6 +214,7 @@ void program_run(const struct options *options, const struct boot_info *boot) {
   console_dec(runtime.index.count);
   console_end_line();
   if (runtime.index.dropped) program_arch_log("files not indexed", runtime.index.dropped);
+  program_map_user_windows(&runtime);
   isolate_kernel(info);
   setup_cpu();
   program_running = 1;

@@ -16,6 +16,12 @@ extern volatile uint8_t program_running;
  * enters the program in ring 3. Never returns. */
 __attribute__((noreturn)) void program_run(const struct options *options, const struct boot_info *boot);
 
+struct program_runtime;
+/* Aliases above 4 GiB through which ring-3 copies reach the files, the
+ * mailbox's input and its output buffers; records them as the runtime's
+ * user windows (program_user_alias.c). Takes effect at the next CR3 load. */
+void program_map_user_windows(struct program_runtime *rt);
+
 /* A CPU exception from ring 3 while the program runs: mailbox, one line, exit. */
 __attribute__((noreturn)) void program_report_fault(uint64_t vector, uint64_t rip);
 

@@ -28,6 +28,27 @@ program_start_trampoline:
 	fninit
 	ret
 
+/* A system call's return to ring 3 when it queued copies (program_copy.c;
+ * the stack as return_through_copies in program.c lays it out). The copies
+ * run natively here; in ring 0 each byte would be emulated. RCX and R11
+ * are the call's to clobber; RDI and RSI are restored. */
+	.globl program_copy_trampoline
+program_copy_trampoline:
+	cld
+	popq %r11			/* how many copies */
+1:	testq %r11, %r11
+	jz 2f
+	popq %rdi
+	popq %rsi
+	popq %rcx
+	rep movsb
+	decq %r11
+	jmp 1b
+2:	popq %rdi
+	popq %rsi
+	popq %rax
+	ret $128			/* to the caller, then past the red zone */
+
 	.text
 /* void program_enter(uint64_t entry, uint64_t stack_pointer): noreturn. */
 	.globl program_enter

@@ -4,7 +4,7 @@
  * ready point), fds 1 and 2 append to the mailbox's stdout and stderr
  * buffers. Descriptors point at open file descriptions (shared by dup, with
  * one offset), which point at an index node or a /tmp file. Payload bytes
- * move with memcpy/memset (rep movsb / rep stosb in the guest). */
+ * move with copy_for_user (program_copy.c): in ring 3 where it can. */
 #include "program_runtime.h"
 
 #define O_ACCMODE 3
@@ -61,7 +61,7 @@ static int64_t read_at(struct program_runtime *rt, struct open_file *file, uint6
     if (!rt->ready) program_ready(rt);
     uint64_t n = rt->stdin_len - rt->stdin_pos;
     if (n > len) n = len;
-    __builtin_memcpy(out, rt->stdin_data + rt->stdin_pos, n);
+    copy_for_user(rt, out, rt->stdin_data + rt->stdin_pos, n);
     rt->stdin_pos += n;
     return (int64_t)n;
   }
@@ -83,7 +83,7 @@ static int64_t read_at(struct program_runtime *rt, struct open_file *file, uint6
   }
   if (*offset >= size) return 0;
   uint64_t n = size - *offset < len ? size - *offset : len;
-  __builtin_memcpy(out, data + *offset, n);
+  copy_for_user(rt, out, data + *offset, n);
   *offset += n;
   return (int64_t)n;
 }
@@ -127,9 +127,9 @@ static int64_t write_output(struct program_runtime *rt, int is_stderr, const uin
   uint64_t capacity = is_stderr ? MAILBOX_STDERR_CAPACITY : MAILBOX_STDOUT_CAPACITY;
   uint64_t room = capacity - *used;
   uint64_t n = len < room ? len : room;
-  __builtin_memcpy(base + *used, src, n);
+  copy_for_user(rt, base + *used, src, n);
   *used += n;
-  if (n < len && rt->ready) program_finish(rt, OUTCOME_OUTPUT_LIMIT, 0);
+  if (n < len && rt->ready) program_finish(rt, OUTCOME_OUTPUT_LIMIT, 0); /* runs the queue in ring 0 */
   return (int64_t)len;
 }
 
@@ -140,6 +140,8 @@ static int64_t write_at(struct program_runtime *rt, struct open_file *file, uint
     return write_output(rt, file->kind == FILE_STDERR, src, len);
   }
   if (file->kind == FILE_TMP) {
+    /* Growing may move the file's bytes: queued copies into it go first. */
+    program_run_pending_copies(rt);
     struct tmp_file *tmp = &rt->tmp[file->node];
     uint64_t at = (file->flags & O_APPEND) ? tmp->size : *offset;
     if (at + len < at) return -PERR_INVAL;

@@ -85,6 +85,27 @@ struct mapping {
   uint64_t end;
 };
 
+/* Kernel memory a ring-3 copy may touch through a user-mode alias: the
+ * files archive and the mailbox (read-only), stdout/stderr (writable). */
+#define PROGRAM_USER_WINDOWS 2
+struct user_window {
+  const uint8_t *kernel; /* kernel view of the start */
+  uint64_t size;
+  uint64_t user;         /* where ring 3 sees the same bytes */
+  int writable;
+};
+
+/* One copy left for ring 3: kernel views (to copy in ring 0 instead) and
+ * user views (for the trampoline) of both ends. */
+#define PROGRAM_PENDING_COPIES 8
+struct pending_copy {
+  uint8_t *dst;
+  const uint8_t *src;
+  uint64_t user_dst;
+  uint64_t user_src;
+  uint64_t len;
+};
+
 struct program_runtime {
   struct thaw_program_info info; /* validated copy */
   intptr_t user_offset;          /* kernel pointer = user address + user_offset */
@@ -131,6 +152,12 @@ struct program_runtime {
   uint64_t signal_actions[PROGRAM_SIGNALS][4];
   uint64_t altstack[3];
   uint64_t fs_base;
+
+  /* payload copies that run in ring 3 on the way back (program_copy.c) */
+  struct user_window windows[PROGRAM_USER_WINDOWS];
+  uint32_t window_count;
+  uint32_t pending_count;
+  struct pending_copy pending[PROGRAM_PENDING_COPIES];
 };
 
 /* Checks the info page (see program_abi.h): NULL if usable, else why not.
@@ -170,6 +197,16 @@ static inline void *user_ptr(const struct program_runtime *rt, uint64_t addr) {
 /* Copies a NUL-terminated user string into buf (cap bytes with the NUL):
  * its length, -EFAULT or -ENAMETOOLONG. */
 int64_t copy_user_string(const struct program_runtime *rt, uint64_t addr, char *buf, uint32_t cap);
+
+/* program_copy.c: copies `len` bytes between kernel views dst and src. A
+ * byte moved in ring 0 costs ~0.7 us on PVM (rep movsb is emulated one
+ * iteration at a time), so when both ends have a user-mode address the
+ * copy is queued and runs in ring 3 as the system call returns; otherwise
+ * (no window, queue full, tiny) it happens now. */
+void copy_for_user(struct program_runtime *rt, uint8_t *dst, const uint8_t *src, uint64_t len);
+/* Does the queued copies now, in the caller's mode (host tests; the exit
+ * path), and empties the queue. */
+void program_run_pending_copies(struct program_runtime *rt);
 
 /* The ready point: the first read of stdin (program_syscalls.c). */
 void program_ready(struct program_runtime *rt);

@@ -111,6 +111,8 @@ void program_finish(struct program_runtime *rt, uint64_t outcome, uint64_t statu
   struct thaw_mailbox *mb = rt->mailbox;
   /* A cold boot that ended before reading stdin leaves no usable template. */
   if (!rt->ready && outcome == OUTCOME_EXITED) outcome = OUTCOME_NOT_READY;
+  /* No return to ring 3 follows: what the call queued is copied here. */
+  program_run_pending_copies(rt);
   mb->outcome = outcome;
   mb->status = status;
   rt->exit_code = rt->ready ? EXIT_CODE_SUCCESS : EXIT_CODE_PROGRAM_NOT_READY;

@@ -113,16 +113,16 @@ idt_pointer:
 	.balign 4096
 	.globl pml4
 pml4:
-	.quad pdpt + PTE_PRESENT + PTE_WRITE + PTE_USER
+	.quad pdpt + PTE_PRESENT + PTE_WRITE + PTE_USER + PTE_ACCESSED
 	.fill 511, 8, 0
 
 	.balign 4096
 	.globl pdpt
 pdpt:
-	.quad page_directories + 0x0000 + PTE_PRESENT + PTE_WRITE + PTE_USER
-	.quad page_directories + 0x1000 + PTE_PRESENT + PTE_WRITE + PTE_USER
-	.quad page_directories + 0x2000 + PTE_PRESENT + PTE_WRITE + PTE_USER
-	.quad page_directories + 0x3000 + PTE_PRESENT + PTE_WRITE + PTE_USER
+	.quad page_directories + 0x0000 + PTE_PRESENT + PTE_WRITE + PTE_USER + PTE_ACCESSED
+	.quad page_directories + 0x1000 + PTE_PRESENT + PTE_WRITE + PTE_USER + PTE_ACCESSED
+	.quad page_directories + 0x2000 + PTE_PRESENT + PTE_WRITE + PTE_USER + PTE_ACCESSED
+	.quad page_directories + 0x3000 + PTE_PRESENT + PTE_WRITE + PTE_USER + PTE_ACCESSED
 	.fill 508, 8, 0			/* 4 GiB and up: not present */
 
 	.balign 4096
@@ -130,7 +130,7 @@ pdpt:
 page_directories:
 	.set page, 0
 	.rept 4 * 512
-	.quad (page << 21) + PTE_PRESENT + PTE_WRITE + PTE_USER + PTE_LARGE
+	.quad (page << 21) + PTE_PRESENT + PTE_WRITE + PTE_USER + PTE_LARGE + PTE_AD
 	.set page, page + 1
 	.endr
 
@@ -146,9 +146,9 @@ program_low_page_table:
 	.if page == 0
 	.quad 0
 	.elseif page == (SYSCALL_STUB_ADDR >> 12)
-	.quad (page << 12) + PTE_PRESENT + PTE_USER
+	.quad (page << 12) + PTE_PRESENT + PTE_USER + PTE_AD
 	.else
-	.quad (page << 12) + PTE_PRESENT + PTE_WRITE
+	.quad (page << 12) + PTE_PRESENT + PTE_WRITE + PTE_AD
 	.endif
 	.set page, page + 1
 	.endr

@@ -184,6 +184,7 @@ int run_program(RunOptions& opt) {
         {"stdout_text", text_of(answer.stdout_bytes)},
         {"stderr_text", text_of(answer.stderr_bytes)},
         {"syscalls_per_request", answer.syscalls},
+        {"vm_exits_per_request", warm_answer->vm_exits},
         {"unknown_syscalls", answer.unknown_syscalls},
         {"cold_matches_warm", cold_answer->response.stdout_bytes == answer.stdout_bytes},
         {"warm_responses_differing", differing},
@@ -199,8 +200,10 @@ int run_program(RunOptions& opt) {
     if (!answer.stderr_bytes.empty()) {
       std::fwrite(answer.stderr_bytes.data(), 1, answer.stderr_bytes.size(), stderr);
     }
-    std::fprintf(stderr, "\nthaw run: %s: %s; %llu syscalls per request\n", opt.program.path.c_str(),
-                 vmm::describe(answer).c_str(), static_cast<unsigned long long>(answer.syscalls));
+    std::fprintf(stderr, "\nthaw run: %s: %s; %llu syscalls and %llu VM exits per request\n",
+                 opt.program.path.c_str(), vmm::describe(answer).c_str(),
+                 static_cast<unsigned long long>(answer.syscalls),
+                 static_cast<unsigned long long>(warm_answer->vm_exits));
     if (!answer.unknown_syscalls.empty()) {
       std::string list;
       for (auto nr : answer.unknown_syscalls) list += " " + std::to_string(nr);

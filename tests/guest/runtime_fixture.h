@@ -50,7 +50,10 @@ class RuntimeTest : public ::testing::Test {
 
   int64_t sys(uint64_t nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
               uint64_t a4 = 0, uint64_t a5 = 0) {
-    return program_syscall(rt.get(), nr, a0, a1, a2, a3, a4, a5);
+    int64_t result = program_syscall(rt.get(), nr, a0, a1, a2, a3, a4, a5);
+    // The guest does these in ring 3 on the way back (program_copy.c).
+    program_run_pending_copies(rt.get());
+    return result;
   }
   uint8_t *at(uint64_t user_addr) { return memory.data() + (user_addr - PROGRAM_USER_BASE); }
   // Copies a NUL-terminated string to user memory; returns its address.

@@ -208,6 +208,19 @@ TEST(ProgramRuntime, WriteToControlPageFaults) {
   expect_poke_faults("80000");
 }
 
+// Ring-3 copies reach the files and the request through a read-only alias
+// above 4 GiB (guest/mini/program_user_alias.c): the program may read its
+// own request there but never change it. With 128 MiB and no files the
+// mailbox is at 0x7def000 and its stdin at 0x7df0000, which the alias
+// shows at 0x100400000 + 0x1f0000.
+TEST(ProgramRuntime, TheRequestAliasIsReadableButNotWritable) {
+  THAW_REQUIRE_KVM();
+  auto r = test_program({"peek", "1005f0000"}, "hi");
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(r.json["stdout_text"], "read 68 at 0x1005f0000\n") << "the first stdin byte, 'h'";
+  expect_poke_faults("1005f0000");
+}
+
 TEST(ProgramRuntime, ReadOfKernelPageTablesFaults) {
   THAW_REQUIRE_KVM();
   auto r = test_program({"peek", "9000"}, "");  // the boot page tables (vmm/x86_64 layout)

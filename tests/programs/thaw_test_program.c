@@ -101,7 +101,8 @@ static int mode_poke(int argc, char **argv) {
 }
 
 /* Reads one byte at argv[2] (hex): the kernel's memory is not even
- * readable from ring 3 (its page tables, the mailbox, other requests' data). */
+ * readable from ring 3 (its page tables, its data); the request's own
+ * bytes are, through their read-only alias. */
 static int mode_peek(int argc, char **argv) {
   read_request();
   if (argc < 3) return 2;
@@ -162,6 +163,17 @@ static int mode_random(void) {
   return 0;
 }
 
+/* The cost of a system call in the guest: N getppid() calls per request
+ * (N from argv[2], default 1000), then the count on stdout. */
+static int mode_syscalls(int argc, char **argv) {
+  read_request();
+  long n = argc > 2 ? strtol(argv[2], NULL, 10) : 1000;
+  long sum = 0;
+  for (long i = 0; i < n; ++i) sum += syscall(SYS_getppid);
+  printf("%ld getppid calls, sum %ld\n", n, sum);
+  return 0;
+}
+
 /* argv, the environment, then the file named by the last argument (shipped
  * with --files). */
 static int mode_args(int argc, char **argv) {
@@ -194,7 +206,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "unknown-syscall") == 0) return mode_unknown_syscall();
   if (strcmp(mode, "random") == 0) return mode_random();
   if (strcmp(mode, "args") == 0) return mode_args(argc, argv);
-  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|clock|early-exit|unknown-syscall|random|args ... FILE\n",
+  if (strcmp(mode, "syscalls") == 0) return mode_syscalls(argc, argv);
+  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|clock|early-exit|unknown-syscall|random|args ... FILE|syscalls [N]\n",
           argv[0]);
   return 2;
 }
