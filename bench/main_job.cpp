@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
     daemon.start(std::chrono::seconds(60));
     daemon.wait_warm(std::chrono::seconds(60));
     thaw::rpc::PoolConnection conn(daemon.socket());
-    auto list = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope()).getTemplates();
+    auto listed = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());  // owns the reader below
+    auto list = listed.getTemplates();
     if (list.size() > 0) template_cold_ms = list[0].getColdBootMs();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

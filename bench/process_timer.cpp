@@ -65,6 +65,17 @@ Series time_series(const std::string& name, const std::vector<std::string>& argv
   return series;
 }
 
+std::pair<std::string, int> capture_stdout(const std::string& line) {
+  std::string out;
+  FILE* pipe = ::popen(line.c_str(), "r");
+  if (pipe == nullptr) return {out, -1};
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  int status = ::pclose(pipe);
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
 std::string find_in_path(const std::string& program) {
   const char* path = std::getenv("PATH");
   if (path == nullptr) return {};

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/sample_summary.h"
@@ -31,6 +32,10 @@ struct Series {
 };
 Series time_series(const std::string& name, const std::vector<std::string>& argv, size_t runs, int expected_exit,
                    bool show_progress, const std::string& stdin_path = {});
+
+// Runs a shell command line; everything it printed on stdout, and its exit
+// status (-1 when it did not exit normally).
+std::pair<std::string, int> capture_stdout(const std::string& line);
 
 // Searches PATH for `program`; empty when absent.
 std::string find_in_path(const std::string& program);

@@ -14,18 +14,6 @@ namespace thaw::bench {
 
 namespace {
 
-// Everything a command line printed on stdout, and its exit status.
-std::pair<std::string, int> capture(const std::string& line) {
-  std::string out;
-  FILE* pipe = ::popen(line.c_str(), "r");
-  if (pipe == nullptr) return {out, -1};
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  int status = ::pclose(pipe);
-  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
-}
-
 SampleSummary summary_of(const nlohmann::json& j) {
   std::vector<double> samples = j.at("samples_ms").get<std::vector<double>>();
   return summarize_samples(std::move(samples));
@@ -52,14 +40,14 @@ ProgramJobResult run_program_job(const ProgramJobSpec& spec) {
     for (size_t i = 0; i < spec.payload_bytes; ++i) out.put(static_cast<char>((i * 31 + 7) & 0xff));
   }
 
-  auto [expected, host_rc] = capture(spec.program + " " + spec.applet + " < " + payload);
+  auto [expected, host_rc] = capture_stdout(spec.program + " " + spec.applet + " < " + payload);
   auto host = time_series("host process", {spec.program, spec.applet}, spec.host_runs, 0, false, payload);
   result.host_process = host.summary;
 
   const std::string line = spec.thaw_cli + " run --program " + spec.program + " --arg " + spec.applet +
                            " --payload-file " + payload + " --repeat " + std::to_string(spec.warm_requests) +
                            " --cold-runs " + std::to_string(spec.cold_runs) + " --json 2>" + dir + "/stderr";
-  auto [json_text, rc] = capture(line);
+  auto [json_text, rc] = capture_stdout(line);
   auto parsed = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (rc != 0 || parsed.is_discarded()) {
     std::ifstream err(dir + "/stderr");
