@@ -14,7 +14,7 @@ const char* request_end_name(RequestEnd end) {
 }
 
 ProgramRequestResult serve_program_request(Vm& vm, std::span<const uint8_t> stdin_bytes,
-                                           std::chrono::milliseconds timeout) {
+                                           std::chrono::milliseconds timeout, const kvm::StatsReader* stats) {
   if (!vm.config().pause_on_guest_exit) {
     throw std::logic_error("serve_program_request: the VM must pause on the guest's exit");
   }
@@ -27,6 +27,7 @@ ProgramRequestResult serve_program_request(Vm& vm, std::span<const uint8_t> stdi
   ProgramRequestResult result;
   const uint64_t exits_before = vm.guest_exits();
   const uint64_t vm_exits_before = vm.exit_count();
+  const kvm::Counters counters_before = stats ? stats->read() : kvm::Counters{};
   const auto start = std::chrono::steady_clock::now();
   if (vm.started()) {
     vm.resume();
@@ -41,6 +42,7 @@ ProgramRequestResult serve_program_request(Vm& vm, std::span<const uint8_t> stdi
   }
   result.elapsed = std::chrono::steady_clock::now() - start;
   result.vm_exits = vm.exit_count() - vm_exits_before;
+  if (stats) result.kvm_counters = kvm::counter_delta(stats->read(), counters_before);
 
   if (vm.state() == RunState::kStopped || vm.state() == RunState::kStopping) {
     vm.stop();  // joins the vCPU threads (the first stop reason is kept)

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "vmm/kvm/kvm_stats.h"
 #include "vmm/program_mailbox.h"
 #include "vmm/vm.h"
 
@@ -28,14 +29,17 @@ struct ProgramRequestResult {
   std::string stop_detail;   // kVmStopped: why, from the VM
   std::chrono::nanoseconds elapsed{0};  // request written -> clone paused again
   uint64_t vm_exits = 0;                // KVM exits the request took (port I/O, MMIO, halts, ...)
+  kvm::Counters kvm_counters;           // with a StatsReader: what KVM counted during the request
 };
 
 // Serves `stdin_bytes` on `vm`, a program VM that was created with
 // pause_on_guest_exit. Needs no guest round trip beyond the run itself:
 // the request goes straight into guest memory. Throws InputError for stdin
 // over the mailbox's 1 MiB, or for a VM that is not a program guest.
+// `stats` (optional, the VM's vCPU's) fills kvm_counters.
 ProgramRequestResult serve_program_request(Vm& vm, std::span<const uint8_t> stdin_bytes,
-                                           std::chrono::milliseconds timeout);
+                                           std::chrono::milliseconds timeout,
+                                           const kvm::StatsReader* stats = nullptr);
 
 // A one-line account for a user: the program's outcome, the timeout, or why
 // the VM stopped.

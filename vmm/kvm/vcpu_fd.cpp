@@ -136,6 +136,10 @@ void VcpuFd::set_tsc_khz(uint32_t khz) {
                 context() + ", " + std::to_string(khz) + " kHz");
 }
 
+UniqueFd VcpuFd::stats_fd() const {
+  return UniqueFd(checked_ioctl(fd_.get(), KVM_GET_STATS_FD, 0, "KVM_GET_STATS_FD", context()));
+}
+
 void VcpuFd::kvmclock_ctrl() { checked_ioctl(fd_.get(), KVM_KVMCLOCK_CTRL, 0, "KVM_KVMCLOCK_CTRL", context()); }
 
 }  // namespace thaw::vmm::kvm

@@ -65,6 +65,9 @@ class VcpuFd {
   // KVM_KVMCLOCK_CTRL: tells the guest's kvmclock the vCPU was paused. The
   // kernel answers EINVAL when the guest has not enabled kvmclock.
   void kvmclock_ctrl();
+  // KVM_GET_STATS_FD (Linux 5.14+): a file of this vCPU's counters, read
+  // with kvm::StatsReader.
+  UniqueFd stats_fd() const;
 
  private:
   std::string context() const;
