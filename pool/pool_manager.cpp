@@ -189,7 +189,9 @@ struct PoolManager::Impl {
         identity.wall_ns = fresh.wall_ns;
         write_control_page(clone->vm().memory(), control_page_for(identity));
       }
-      return serve_program_invoke(*clone, function, payload, timeout);
+      auto result = serve_program_invoke(*clone, function, payload, timeout);
+      pool->note_unknown_syscalls(result.unknown_syscalls);
+      return result;
     } catch (const GuestGone& e) {
       end_failed_lease(lease_id, *clone, invoke_lock, e);
       throw;

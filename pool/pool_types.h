@@ -92,6 +92,8 @@ struct InvokeResult {
   // A program's stderr, at most kMaxInvokeStderrBytes. Last, with `{}`, so
   // positional initializers of the fields above stay valid.
   std::vector<uint8_t> stderr_bytes{};
+  // System calls the program made that the runtime answered -ENOSYS.
+  std::vector<uint16_t> unknown_syscalls{};
 };
 
 // Durations of recent background work (pool/latency_window.h).
@@ -113,6 +115,14 @@ struct PoolStats {
     LatencySummary restore_ms;  // restore of a new clone, off the acquire path
     LatencySummary reset_ms;    // reset in place of a released clone
     double private_memory_mib = 0;  // guest pages the clones own (smaps), sampled every few ticks
+    // A program template's calls the runtime does not implement: how many
+    // requests made each (-ENOSYS to the program), by number.
+    struct UnknownSyscall {
+      uint16_t number = 0;
+      uint64_t requests = 0;
+      bool operator==(const UnknownSyscall&) const = default;
+    };
+    std::vector<UnknownSyscall> unknown_syscalls;
   };
   std::vector<PerTemplate> templates;
 };

@@ -104,6 +104,7 @@ InvokeResult serve_program_invoke(Clone& clone, const std::string& function, con
       throw GuestGone("the program guest answered wrongly: " + vmm::describe(answer));
   }
   out.payload = answer.stdout_bytes;
+  out.unknown_syscalls = answer.unknown_syscalls;
   out.guest_ms = std::chrono::duration<double, std::milli>(r.elapsed).count();
   out.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   return out;

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/linux_syscall_names.h"
+
 namespace thaw::pool {
 
 WarmPool::WarmPool(TemplateRecord record, std::string dir, snapshot::LoadedSnapshot snapshot, WarmPoolTuning tuning,
@@ -310,6 +312,25 @@ TemplateInfo WarmPool::info() const {
   info.target_warm = target_;
   info.cold_boot_ms = record_.cold_boot_ms;
   return info;
+}
+
+void WarmPool::note_unknown_syscalls(const std::vector<uint16_t>& numbers) {
+  if (numbers.empty()) return;
+  std::lock_guard lock(mutex_);
+  auto& seen = counters_.unknown_syscalls;
+  for (uint16_t nr : numbers) {
+    auto it = std::find_if(seen.begin(), seen.end(), [nr](const auto& u) { return u.number == nr; });
+    if (it != seen.end()) {
+      ++it->requests;
+      continue;
+    }
+    // Bounded like the mailbox's list per request: a program cannot grow it.
+    if (seen.size() >= 512) continue;
+    seen.push_back({nr, 1});
+    spdlog::warn("template '{}': the program called {} ({}), which the function runtime does not implement; "
+                 "it got -ENOSYS",
+                 record_.spec.name, linux_syscall_name(nr), nr);
+  }
 }
 
 PoolStats::PerTemplate WarmPool::stats() const {

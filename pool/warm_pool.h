@@ -99,6 +99,9 @@ class WarmPool {
 
   TemplateInfo info() const;
   PoolStats::PerTemplate stats() const;
+  // Counts one request's calls the runtime does not implement; logs each
+  // number the first time this template sees it.
+  void note_unknown_syscalls(const std::vector<uint16_t>& numbers);
 
  private:
   uint32_t desired_locked() const;

@@ -1,5 +1,7 @@
 #include "rpc/convert.h"
 
+#include "base/linux_syscall_names.h"
+
 namespace thaw::rpc {
 
 std::string to_string(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
@@ -65,6 +67,7 @@ pool::PoolStats::PerTemplate from_schema(schema::TemplateStats::Reader in) {
   out.scale_downs = in.getScaleDowns();
   out.restore_ms = from_schema(in.getRestoreMs());
   out.reset_ms = from_schema(in.getResetMs());
+  for (auto u : in.getUnknownSyscalls()) out.unknown_syscalls.push_back({u.getNumber(), u.getRequests()});
   return out;
 }
 
@@ -135,6 +138,12 @@ void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Bu
   out.setScaleDowns(in.scale_downs);
   to_schema(in.restore_ms, out.initRestoreMs());
   to_schema(in.reset_ms, out.initResetMs());
+  auto unknown = out.initUnknownSyscalls(static_cast<unsigned>(in.unknown_syscalls.size()));
+  for (size_t i = 0; i < in.unknown_syscalls.size(); ++i) {
+    unknown[i].setNumber(in.unknown_syscalls[i].number);
+    unknown[i].setName(linux_syscall_name(in.unknown_syscalls[i].number));
+    unknown[i].setRequests(in.unknown_syscalls[i].requests);
+  }
 }
 
 void to_schema(const pool::PoolStats& in, schema::PoolStats::Builder out) {

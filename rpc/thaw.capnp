@@ -69,6 +69,15 @@ struct TemplateStats {
   scaleDowns @16 :UInt64;    # ... and that lowered it
   restoreMs @17 :LatencySummary;  # restoring a new clone (background refill)
   resetMs @18 :LatencySummary;    # resetting a released clone in place
+  # A program template's system calls that the function runtime does not
+  # implement (the program got -ENOSYS), with how many requests made each.
+  unknownSyscalls @19 :List(UnknownSyscall);
+}
+
+struct UnknownSyscall {
+  number @0 :UInt16;    # x86-64 Linux system call number
+  name @1 :Text;        # the kernel's name for it ("clone3"), or "syscall N"
+  requests @2 :UInt64;  # requests that made it at least once
 }
 
 # Recent durations of one kind of background work, in milliseconds.

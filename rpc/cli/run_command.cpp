@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/linux_syscall_names.h"
 #include "base/sample_summary.h"
 #include "rpc/cli/commands.h"
 #include "rpc/cli/console_output.h"
@@ -221,7 +222,7 @@ int run_program(RunOptions& opt) {
                  static_cast<unsigned long long>(warm_answer->vm_exits));
     if (!answer.unknown_syscalls.empty()) {
       std::string list;
-      for (auto nr : answer.unknown_syscalls) list += " " + std::to_string(nr);
+      for (auto nr : answer.unknown_syscalls) list += " " + linux_syscall_name(nr) + " (" + std::to_string(nr) + ")";
       std::fprintf(stderr, "  unsupported system calls (answered -ENOSYS):%s\n", list.c_str());
     }
     if (!kvm_totals.empty()) {

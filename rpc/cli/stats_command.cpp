@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/linux_syscall_names.h"
 #include "rpc/cli/client_options.h"
 #include "rpc/cli/commands.h"
 #include "rpc/convert.h"
@@ -12,6 +13,14 @@
 namespace thaw::cli {
 
 namespace {
+
+nlohmann::json unknown_syscalls_json(const pool::PoolStats::PerTemplate& t) {
+  auto out = nlohmann::json::array();
+  for (const auto& u : t.unknown_syscalls) {
+    out.push_back({{"number", u.number}, {"name", linux_syscall_name(u.number)}, {"requests", u.requests}});
+  }
+  return out;
+}
 
 nlohmann::json latency_json(const pool::LatencySummary& l) {
   return {{"count", l.count}, {"min", l.min_ms}, {"median", l.median_ms}, {"p99", l.p99_ms}};
@@ -42,7 +51,8 @@ int run_stats(const ClientOptions& opt) {
                      {"scale_downs", t.scale_downs},
                      {"private_memory_mib", t.private_memory_mib},
                      {"restore_ms", latency_json(t.restore_ms)},
-                     {"reset_ms", latency_json(t.reset_ms)}});
+                     {"reset_ms", latency_json(t.reset_ms)},
+                     {"unknown_syscalls", unknown_syscalls_json(t)}});
     }
     std::cout << out.dump(2) << std::endl;
     return kExitOk;
@@ -62,6 +72,13 @@ int run_stats(const ClientOptions& opt) {
         static_cast<unsigned long long>(t.destroyed), static_cast<unsigned long long>(t.expired_leases),
         static_cast<unsigned long long>(t.scale_ups), static_cast<unsigned long long>(t.scale_downs), t.restore_ms.min_ms,
         t.restore_ms.median_ms, t.restore_ms.p99_ms, t.reset_ms.min_ms, t.reset_ms.median_ms, t.reset_ms.p99_ms);
+    if (!t.unknown_syscalls.empty()) {
+      std::string list;
+      for (const auto& u : t.unknown_syscalls) {
+        list += (list.empty() ? "" : ", ") + linux_syscall_name(u.number) + " (" + std::to_string(u.requests) + ")";
+      }
+      std::printf("  unimplemented system calls (-ENOSYS to the program; requests): %s\n", list.c_str());
+    }
   }
   if (stats.templates.empty()) std::puts("no templates");
   return kExitOk;
