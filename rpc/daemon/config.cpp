@@ -65,7 +65,7 @@ void require(const toml::value& table, const std::string& key, const std::string
   if (!table.contains(key)) fail(table, path, "is required");
 }
 
-PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limits) {
+PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limits, const std::string& program_kernel) {
   std::string p = fmt::format("pool[{}].", index);
   if (!t.is_table()) fail(t, p.substr(0, p.size() - 1), "must be a table ([[pool]])");
   reject_unknown_keys(t,
@@ -73,8 +73,13 @@ PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limi
                        "memory_budget_mib", "program", "args", "env", "files"},
                       p);
   require(t, "name", p + "name");
-  require(t, "kernel", p + "kernel");
   PoolConfig pc;
+  if (!t.contains("kernel")) {
+    if (!t.contains("program")) fail(t, p + "kernel", "is required (or give a program, which runs in the mini guest)");
+    if (program_kernel.empty()) fail(t, p + "kernel", "is required: no mini guest was found beside thawd");
+    pc.spec.kernel = program_kernel;
+    pc.spec.cmdline = "console=ttyS0 thaw.quiet=1";  // the VMM appends thaw.after=program
+  }
   read_string(t, "name", p + "name", pc.spec.name);
   read_string(t, "kernel", p + "kernel", pc.spec.kernel);
   read_string(t, "initrd", p + "initrd", pc.spec.initrd);
@@ -103,7 +108,7 @@ PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limi
 
 }  // namespace
 
-DaemonConfig load_config(const std::string& path) {
+DaemonConfig load_config(const std::string& path, const std::string& program_kernel) {
   toml::value root;
   try {
     root = toml::parse(path);
@@ -160,7 +165,7 @@ DaemonConfig load_config(const std::string& path) {
     std::set<std::string> names;
     for (size_t i = 0; i < pools.as_array().size(); ++i) {
       const auto& t = pools.as_array()[i];
-      auto pc = read_pool(t, i, limits);
+      auto pc = read_pool(t, i, limits, program_kernel);
       if (!names.insert(pc.spec.name).second) fail(t.at("name"), fmt::format("pool[{}].name", i), "duplicate pool name");
       c.pools.push_back(std::move(pc));
     }

@@ -60,8 +60,10 @@ struct DaemonConfig {
 };
 
 // Reads and checks `path`. ConfigError with "FILE:LINE: KEY: problem" and
-// toml11's excerpt of the offending line.
-DaemonConfig load_config(const std::string& path);
+// toml11's excerpt of the offending line. A [[pool]] with a `program` and
+// no `kernel` runs in `program_kernel` (thawd's own mini guest), with the
+// mini guest's quiet command line unless it gives one.
+DaemonConfig load_config(const std::string& path, const std::string& program_kernel = {});
 
 // Writing a config: what load_config reads back as the same DaemonConfig.
 // Programs that start thawd (the benchmarks, the main job, the end-to-end

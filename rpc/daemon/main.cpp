@@ -33,6 +33,19 @@
 // and say how many that is, so a shortage is visible in the log first.
 // allowed_image_dirs, or where thawd's own mini guest lives and the
 // template directory.
+// The mini guest that came with this thawd: the build tree's, or the
+// install's lib/thaw/thaw-mini.elf; empty when there is none.
+static std::string mini_guest_beside_thawd() {
+#ifdef THAW_BUILT_MINI_GUEST
+  if (std::filesystem::is_regular_file(THAW_BUILT_MINI_GUEST)) return THAW_BUILT_MINI_GUEST;
+#endif
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  auto installed = (self.parent_path() / "../lib/thaw/thaw-mini.elf").lexically_normal();
+  return std::filesystem::is_regular_file(installed, ec) ? installed.string() : std::string();
+}
+
 static std::vector<std::string> allowed_image_dirs(const thaw::daemon::DaemonConfig& config) {
   if (!config.allowed_image_dirs.empty()) return config.allowed_image_dirs;
   std::vector<std::string> dirs = {config.template_dir};
@@ -125,7 +138,7 @@ int serve(const DaemonConfig& config) {
 int run(const std::string& config_path, const std::string& log_level_flag, bool check_only) {
   DaemonConfig config;
   try {
-    config = load_config(config_path);
+    config = load_config(config_path, mini_guest_beside_thawd());
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "thawd: config error: %s\n", e.what());
     return kExitConfig;

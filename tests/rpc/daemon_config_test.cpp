@@ -116,6 +116,32 @@ TEST_F(DaemonConfigFile, AHandWrittenProgramPoolLoadsAndBadProgramKeysAreNamed) 
   EXPECT_NE(error_of(head + "args = [\"x\"]\n").find("need spec.program"), std::string::npos);
 }
 
+// A program pool may leave out the kernel: it runs in thawd's own mini
+// guest, quietly; a kernel pool may not, and neither may a program pool
+// when no mini guest came with thawd.
+TEST_F(DaemonConfigFile, AProgramPoolWithoutAKernelRunsInThawdsMiniGuest) {
+  const std::string path = dir_.path() + "/thawd.toml";
+  const std::string head = "socket = \"/tmp/x.sock\"\n[[pool]]\nname = \"fn\"\n";
+  std::ofstream(path) << head << "program = \"/bin/busybox\"\nargs = [\"wc\"]\n";
+  auto c = load_config(path, "/usr/lib/thaw/thaw-mini.elf");
+  ASSERT_EQ(c.pools.size(), 1u);
+  EXPECT_EQ(c.pools[0].spec.kernel, "/usr/lib/thaw/thaw-mini.elf");
+  EXPECT_EQ(c.pools[0].spec.cmdline, "console=ttyS0 thaw.quiet=1");
+  auto message = [&](const std::string& default_kernel) {
+    try {
+      load_config(path, default_kernel);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(message("").find("pool[0].kernel: is required: no mini guest was found beside thawd"),
+            std::string::npos) << message("");
+  std::ofstream(path, std::ios::trunc) << head;
+  EXPECT_NE(message("/usr/lib/thaw/thaw-mini.elf").find("pool[0].kernel: is required (or give a program"),
+            std::string::npos) << message("/usr/lib/thaw/thaw-mini.elf");
+}
+
 TEST(TomlString, EscapesWhatTomlNeedsEscaped) {
   EXPECT_EQ(toml_string("plain"), "\"plain\"");
   EXPECT_EQ(toml_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
