@@ -95,6 +95,11 @@ LeaseTable::Entry LeaseTable::get(uint64_t lease_id) const {
   return it->second;
 }
 
+void LeaseTable::set_identity(uint64_t lease_id, const CloneIdentity& identity) {
+  std::lock_guard lock(mutex_);
+  if (auto it = leases_.find(lease_id); it != leases_.end()) it->second.info.identity = identity;
+}
+
 size_t LeaseTable::size() const {
   std::lock_guard lock(mutex_);
   return leases_.size();

@@ -47,6 +47,9 @@ class LeaseTable {
   // NotFound for an unknown lease.
   LeaseInfo renew(uint64_t lease_id, Clock::time_point expires_at);
   Entry get(uint64_t lease_id) const;
+  // The identity the lease's clone now runs with (a program template's
+  // requests each get a fresh seed and clock). No-op for a lease gone.
+  void set_identity(uint64_t lease_id, const CloneIdentity& identity);
   size_t size() const;
 
  private:

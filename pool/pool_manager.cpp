@@ -188,6 +188,7 @@ struct PoolManager::Impl {
         identity.seed = fresh.seed;
         identity.wall_ns = fresh.wall_ns;
         write_control_page(clone->vm().memory(), control_page_for(identity));
+        leases.set_identity(lease_id, identity);  // what Vm.info reports from now on
       }
       auto result = serve_program_invoke(*clone, function, payload, timeout);
       pool->note_unknown_syscalls(result.unknown_syscalls);

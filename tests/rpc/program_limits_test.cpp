@@ -80,12 +80,15 @@ TEST_F(ProgramLimits, ALoopPastItsDeadlineEndsTheLeaseAndThePoolServesTheNextOne
 TEST_F(ProgramLimits, ANullDereferenceIsSignalStatusAndTheSameLeaseServesAgain) {
   rpc::PoolConnection conn(daemon_->socket());
   auto vm = acquire(conn, "tp-null", 60000, 60000);
+  uint64_t seeds[2] = {};
   for (int i = 0; i < 2; ++i) {  // the second from the clone reset in between
     auto r = invoke(vm, conn, "x", 30000);
     EXPECT_EQ(r.status, 128u + 11u) << r.stderr_text;
     EXPECT_NE(r.stderr_text.find("SIGSEGV"), std::string::npos) << r.stderr_text;
     EXPECT_NE(r.stderr_text.find("address 0x0"), std::string::npos) << r.stderr_text;
+    seeds[i] = vm.infoRequest().send().wait(conn.wait_scope()).getSeed();
   }
+  EXPECT_NE(seeds[0], seeds[1]) << "each request runs with a fresh seed, and Vm.info says which";
   vm.releaseRequest().send().wait(conn.wait_scope());
 }
 
