@@ -8,11 +8,65 @@
 
 namespace thaw::rpc {
 
-RpcListener::RpcListener(kj::LowLevelAsyncIoProvider& low_level, capnp::Capability::Client bootstrap)
+// One client: its guarded stream, the two-party network over it and the
+// RPC system serving the bootstrap capability. Members die in reverse
+// order: RPC first, the stream last.
+struct RpcListener::Connection {
+  Connection(kj::Own<kj::AsyncIoStream> raw, kj::Timer& timer, const ConnectionLimits& limits,
+             ConnectionCounters& shared_counters, capnp::Capability::Client bootstrap)
+      : counters(shared_counters),
+        stream(kj::heap<MessageGuardStream>(kj::mv(raw), timer, limits.message,
+                                            [&shared_counters](MessageGuardStream::Violation kind, const std::string& why) {
+                                              ++(kind == MessageGuardStream::Violation::kStalled
+                                                     ? shared_counters.stalled_messages
+                                                     : shared_counters.oversized_messages);
+                                              spdlog::warn("rpc: closing a connection: {}", why);
+                                            })),
+        network(*stream, capnp::rpc::twoparty::Side::SERVER, reader_options(limits)),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {
+    ++counters.open;
+  }
+  ~Connection() { --counters.open; }
+
+  static capnp::ReaderOptions reader_options(const ConnectionLimits& limits) {
+    capnp::ReaderOptions options;
+    // Cap'n Proto's own bound on what one message may make it traverse,
+    // the same as the framing bound (its default is 64 MiB).
+    options.traversalLimitInWords = limits.message.max_message_bytes / 8 + 1;
+    return options;
+  }
+
+  ConnectionCounters& counters;
+  kj::Own<MessageGuardStream> stream;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+};
+
+RpcListener::RpcListener(kj::LowLevelAsyncIoProvider& low_level, capnp::Capability::Client bootstrap,
+                         ConnectionCounters& counters, ConnectionLimits limits)
     : low_level_(low_level),
       bootstrap_(kj::mv(bootstrap)),
-      server_(kj::heap<capnp::TwoPartyServer>(bootstrap_)),
+      counters_(counters),
+      limits_(limits),
+      connections_(kj::heap<kj::TaskSet>(error_logger_)),
       accepting_(kj::heap<kj::TaskSet>(error_logger_)) {}
+
+void RpcListener::serve(kj::Own<kj::AsyncIoStream> stream) {
+  if (!connections_) return;  // disconnect_all() ran: thawd is shutting down
+  if (counters_.open.load() >= limits_.max_connections) {
+    // Closed at once (dropping the stream): a refused client sees EOF, and
+    // the ones already served keep their memory.
+    if (counters_.refused_over_limit++ % 100 == 0) {
+      spdlog::warn("rpc: {} connections open, the most max_connections allows; refusing more ({} so far)",
+                   limits_.max_connections, counters_.refused_over_limit.load());
+    }
+    return;
+  }
+  ++counters_.accepted;
+  auto connection = kj::heap<Connection>(kj::mv(stream), low_level_.getTimer(), limits_, counters_, bootstrap_);
+  auto disconnected = connection->network.onDisconnect();
+  connections_->add(disconnected.attach(kj::mv(connection)));
+}
 
 RpcListener::~RpcListener() noexcept(false) {
   stop_accepting();
@@ -34,7 +88,7 @@ kj::Promise<void> RpcListener::accept_loop(kj::ConnectionReceiver& receiver) {
   return receiver.accept()
       .then([this, &receiver](kj::Own<kj::AsyncIoStream>&& connection) {
         accept_failures_in_a_row_ = 0;
-        if (server_) server_->accept(kj::mv(connection));
+        serve(kj::mv(connection));
         return accept_loop(receiver);
       })
       .catch_([this, &receiver](kj::Exception&& e) -> kj::Promise<void> {
@@ -63,7 +117,7 @@ void RpcListener::stop_accepting() {
   unix_paths_.clear();
 }
 
-void RpcListener::disconnect_all() { server_ = nullptr; }
+void RpcListener::disconnect_all() { connections_ = nullptr; }
 
 void RpcListener::ErrorLogger::taskFailed(kj::Exception&& exception) {
   spdlog::error("rpc: accepting connections failed: {}", exception.getDescription().cStr());

@@ -3,19 +3,44 @@
 // stop_accepting() closes the listening sockets; disconnect_all() drops every
 // connection, and with them every capability the clients held (so each
 // client's Vm leases are released).
+//
+// Anyone who can reach the socket can make thawd hold memory, so what one
+// peer can pin is bounded: at most `max_connections` at once (more are
+// closed at once), messages of at most `max_message_bytes`, and a message
+// that has begun must arrive within `message_timeout` (MessageGuardStream).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 
+#include "rpc/message_guard_stream.h"
+
 namespace thaw::rpc {
+
+struct ConnectionLimits {
+  uint32_t max_connections = 256;
+  MessageGuardStream::Limits message;
+};
+
+// What the limits did, for the log and the metrics.
+struct ConnectionCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> refused_over_limit{0};  // closed at accept: max_connections reached
+  std::atomic<uint64_t> oversized_messages{0};  // disconnected: a message over max_message_bytes
+  std::atomic<uint64_t> stalled_messages{0};    // disconnected: a message not complete in time
+  std::atomic<uint32_t> open{0};
+};
 
 class RpcListener {
  public:
-  RpcListener(kj::LowLevelAsyncIoProvider& low_level, capnp::Capability::Client bootstrap);
+  // `counters` must outlive the listener (metrics read them from another thread).
+  RpcListener(kj::LowLevelAsyncIoProvider& low_level, capnp::Capability::Client bootstrap,
+              ConnectionCounters& counters, ConnectionLimits limits = {});
   ~RpcListener() noexcept(false);
   RpcListener(const RpcListener&) = delete;
   RpcListener& operator=(const RpcListener&) = delete;
@@ -35,12 +60,16 @@ class RpcListener {
     void taskFailed(kj::Exception&& exception) override;
   };
 #pragma GCC diagnostic pop
+  struct Connection;
   kj::Promise<void> accept_loop(kj::ConnectionReceiver& receiver);
+  void serve(kj::Own<kj::AsyncIoStream> stream);
 
   ErrorLogger error_logger_;
   kj::LowLevelAsyncIoProvider& low_level_;
   capnp::Capability::Client bootstrap_;
-  kj::Own<capnp::TwoPartyServer> server_;
+  ConnectionCounters& counters_;
+  const ConnectionLimits limits_;
+  kj::Own<kj::TaskSet> connections_;  // each task owns one connection until it disconnects
   std::vector<kj::Own<kj::ConnectionReceiver>> receivers_;
   std::vector<std::string> unix_paths_;
   kj::Own<kj::TaskSet> accepting_;

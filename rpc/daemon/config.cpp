@@ -121,7 +121,8 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   reject_unknown_keys(root,
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
-                       "reset_threads", "allowed_image_dirs", "pool"},
+                       "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
+                       "message_timeout_ms", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -136,6 +137,9 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   read_uint(root, "autoscale_headroom", "autoscale_headroom", c.autoscale_headroom, 0, 1024);
   read_uint(root, "autoscale_stall_ms", "autoscale_stall_ms", c.autoscale_stall_ms, 0, 10000);
   read_uint(root, "reset_threads", "reset_threads", c.reset_threads, 1, 64);
+  read_uint(root, "max_connections", "max_connections", c.max_connections, 1, 1u << 20);
+  read_uint(root, "max_message_kib", "max_message_kib", c.max_message_kib, 64, uint64_t{1} << 20);
+  read_uint(root, "message_timeout_ms", "message_timeout_ms", c.message_timeout_ms, 10, 3600000);
   read_strings(root, "allowed_image_dirs", "allowed_image_dirs", c.allowed_image_dirs);
   for (const auto& dir : c.allowed_image_dirs) {
     if (dir.empty() || dir.front() != '/') {
@@ -219,6 +223,9 @@ std::string render_config_header(const DaemonConfig& c) {
   number_key("autoscale_headroom", c.autoscale_headroom, defaults.autoscale_headroom);
   number_key("autoscale_stall_ms", c.autoscale_stall_ms, defaults.autoscale_stall_ms);
   number_key("reset_threads", c.reset_threads, defaults.reset_threads);
+  number_key("max_connections", c.max_connections, defaults.max_connections);
+  number_key("max_message_kib", c.max_message_kib, defaults.max_message_kib);
+  number_key("message_timeout_ms", c.message_timeout_ms, defaults.message_timeout_ms);
   if (!c.allowed_image_dirs.empty()) {
     std::string list;
     for (const auto& dir : c.allowed_image_dirs) list += (list.empty() ? "" : ", ") + toml_string(dir);

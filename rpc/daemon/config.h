@@ -49,6 +49,10 @@ struct DaemonConfig {
   uint32_t autoscale_headroom = 1;     // warm clones beyond rate x refill time
   uint64_t autoscale_stall_ms = 20;    // host stall planned for: rate x this more warm clones
   uint32_t reset_threads = 2;          // released clones reset in place in parallel
+  // What unauthenticated peers may make thawd hold (rpc/rpc_listener.h).
+  uint32_t max_connections = 256;       // more are closed at once
+  uint64_t max_message_kib = 2048;      // one RPC message (invoke payloads are at most 1 MiB)
+  uint64_t message_timeout_ms = 10000;  // a message that has begun must arrive within this
   // Where createTemplate over RPC may take kernels, initrds, programs and
   // files from (symlinks resolved). Empty: the mini guest's directory that
   // came with thawd and template_dir. [[pool]]s, the operator's own, are

@@ -101,8 +101,9 @@ int serve(const DaemonConfig& config) {
 
   rpc::PoolManagerBackend backend(manager);
   rpc::WorkerPool workers(config.workers);
+  rpc::ConnectionCounters connection_counters;  // outlives the listener and the metrics
   std::unique_ptr<Metrics> metrics;
-  if (!config.metrics.empty()) metrics = std::make_unique<Metrics>(config.metrics, backend);
+  if (!config.metrics.empty()) metrics = std::make_unique<Metrics>(config.metrics, backend, &connection_counters);
 
   rpc::ServerOptions options;
   options.limits.max_lease_ms = config.max_lease_ms;
@@ -118,7 +119,11 @@ int serve(const DaemonConfig& config) {
   int signal_number = 0;
   {
     capnp::Capability::Client bootstrap = kj::heap<rpc::PoolServer>(backend, workers, options);
-    rpc::RpcListener listener(*io.lowLevelProvider, bootstrap);
+    rpc::ConnectionLimits limits;
+    limits.max_connections = config.max_connections;
+    limits.message.max_message_bytes = config.max_message_kib * 1024;
+    limits.message.message_timeout = config.message_timeout_ms * kj::MILLISECONDS;
+    rpc::RpcListener listener(*io.lowLevelProvider, bootstrap, connection_counters, limits);
     if (!config.socket.empty()) listener.listen(config.socket);
     if (!config.tcp.empty()) listener.listen(config.tcp);
     spdlog::info("thawd ready: {} template(s)", manager.list_templates().size());
@@ -129,6 +134,10 @@ int serve(const DaemonConfig& config) {
     listener.stop_accepting();
     listener.disconnect_all();  // Vm servers die here and post their releases
   }
+  spdlog::info("rpc: {} connections served; refused {} over max_connections; closed {} for an oversized and {} "
+               "for a stalled message",
+               connection_counters.accepted.load(), connection_counters.refused_over_limit.load(),
+               connection_counters.oversized_messages.load(), connection_counters.stalled_messages.load());
   workers.shutdown();  // runs those releases and waits for calls in flight
   metrics.reset();
   spdlog::info("released every lease; destroying clones (snapshots stay in {})", config.template_dir);

@@ -26,7 +26,8 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
 
 class Metrics::PoolCollector : public prometheus::Collectable {
  public:
-  explicit PoolCollector(const rpc::PoolBackend& backend) : backend_(backend) {}
+  PoolCollector(const rpc::PoolBackend& backend, const rpc::ConnectionCounters* connections)
+      : backend_(backend), connections_(connections) {}
 
   std::vector<MetricFamily> Collect() const override {
     pool::PoolStats stats;
@@ -83,20 +84,41 @@ class Metrics::PoolCollector : public prometheus::Collectable {
            [](const Row& r) { return r.restore_ms.median_ms; });
     family("thaw_pool_reset_median_ms", "Median of recent resets in place, ms", gauge,
            [](const Row& r) { return r.reset_ms.median_ms; });
+    if (connections_) add_connection_families(out);
     return out;
   }
 
  private:
+  // The RPC listener's limits at work (rpc/rpc_listener.h), unlabelled.
+  void add_connection_families(std::vector<MetricFamily>& out) const {
+    auto one = [&](const char* name, const char* help, MetricType type, double v) {
+      ClientMetric m;
+      (type == MetricType::Counter ? m.counter.value : m.gauge.value) = v;
+      out.push_back(MetricFamily{name, help, type, {m}});
+    };
+    const auto& c = *connections_;
+    one("thaw_rpc_connections_open", "RPC connections open now", MetricType::Gauge, c.open.load());
+    one("thaw_rpc_connections_accepted_total", "RPC connections accepted", MetricType::Counter, c.accepted.load());
+    one("thaw_rpc_connections_refused_total", "Connections closed at once: max_connections were open",
+        MetricType::Counter, c.refused_over_limit.load());
+    one("thaw_rpc_oversized_messages_total", "Connections closed for a message over max_message_kib",
+        MetricType::Counter, c.oversized_messages.load());
+    one("thaw_rpc_stalled_messages_total", "Connections closed for a message not complete within message_timeout_ms",
+        MetricType::Counter, c.stalled_messages.load());
+  }
+
   const rpc::PoolBackend& backend_;
+  const rpc::ConnectionCounters* connections_;
 };
 
-Metrics::Metrics(const std::string& bind_address, const rpc::PoolBackend& backend)
+Metrics::Metrics(const std::string& bind_address, const rpc::PoolBackend& backend,
+                 const rpc::ConnectionCounters* connections)
     : registry_(std::make_shared<prometheus::Registry>()),
       acquire_latency_(&prometheus::BuildHistogram()
                             .Name("thaw_acquire_latency_seconds")
                             .Help("Acquire latency, request until the clone runs (as the pool measures it)")
                             .Register(*registry_)),
-      collector_(std::make_shared<PoolCollector>(backend)) {
+      collector_(std::make_shared<PoolCollector>(backend, connections)) {
   exposer_ = std::make_unique<prometheus::Exposer>(bind_address);
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(collector_);

@@ -7,7 +7,10 @@
 //              scale_ups,scale_downs}_total                        counters
 // and the acquire latency as the RPC server sees it:
 //   thaw_acquire_latency_seconds                                   histogram
-// All labelled {template="..."}.
+// All labelled {template="..."}. And the RPC listener's limits at work:
+//   thaw_rpc_connections_open                                       gauge
+//   thaw_rpc_{connections_accepted,connections_refused,
+//             oversized_messages,stalled_messages}_total             counters
 #pragma once
 
 #include <memory>
@@ -15,6 +18,7 @@
 
 #include "pool/pool_types.h"
 #include "rpc/pool_backend.h"
+#include "rpc/rpc_listener.h"
 
 namespace prometheus {
 class Exposer;
@@ -29,7 +33,9 @@ namespace thaw::daemon {
 class Metrics {
  public:
   // Serves http://<bind_address>/metrics. Throws when it cannot bind.
-  Metrics(const std::string& bind_address, const rpc::PoolBackend& backend);
+  // `connections` (optional, must outlive this) adds thaw_rpc_* families.
+  Metrics(const std::string& bind_address, const rpc::PoolBackend& backend,
+          const rpc::ConnectionCounters* connections = nullptr);
   ~Metrics();
 
   void observe_acquire(const pool::LeaseInfo& lease);

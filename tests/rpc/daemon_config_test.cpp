@@ -42,6 +42,9 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.autoscale_headroom = 3;
   c.autoscale_stall_ms = 0;
   c.reset_threads = 4;
+  c.max_connections = 17;
+  c.max_message_kib = 4096;
+  c.message_timeout_ms = 2500;
   c.allowed_image_dirs = {"/usr/lib/thaw", "/srv/functions"};
   PoolConfig a;
   a.spec = pool::TemplateSpec{"mini", "/k/vmlinux", "/k/initrd.img", "console=ttyS0\tquiet \x01 x=\"1\"", 64, 2};

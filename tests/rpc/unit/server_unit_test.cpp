@@ -13,6 +13,7 @@
 #include "rpc/pool_client.h"
 #include "rpc/pool_server.h"
 #include "rpc/rpc_listener.h"
+#include "tests/rpc/unit/in_process_server.h"
 #include "tests/rpc/concurrent_clients.h"
 #include "tests/rpc/rpc_test_helpers.h"
 #include "tests/rpc/unit/fake_pool_backend.h"
@@ -28,38 +29,6 @@ using thaw::testing::error_of;
 using thaw::testing::expect_failed;
 using thaw::testing::leased;
 using thaw::testing::wait_leased;
-
-// thawd's serving loop on its own thread, minus the daemon around it.
-class InProcessServer {
- public:
-  explicit InProcessServer(PoolBackend& backend, const std::string& socket) : backend_(backend) {
-    std::promise<kj::Own<const kj::CrossThreadPromiseFulfiller<void>>> stop_ready;
-    auto stop_future = stop_ready.get_future();
-    thread_ = std::thread([this, socket, &stop_ready] {
-      auto io = kj::setupAsyncIo();
-      WorkerPool workers(16);
-      {
-        capnp::Capability::Client bootstrap = kj::heap<PoolServer>(backend_, workers, ServerOptions{});
-        RpcListener listener(*io.lowLevelProvider, bootstrap);
-        listener.listen(socket);
-        auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
-        stop_ready.set_value(kj::mv(paf.fulfiller));
-        paf.promise.wait(io.waitScope);
-      }
-      workers.shutdown();
-    });
-    stop_ = stop_future.get();
-  }
-  ~InProcessServer() {
-    stop_->fulfill();
-    thread_.join();
-  }
-
- private:
-  PoolBackend& backend_;
-  std::thread thread_;
-  kj::Own<const kj::CrossThreadPromiseFulfiller<void>> stop_;
-};
 
 class RpcServerTest : public ::testing::Test {
  protected:
