@@ -140,6 +140,15 @@ struct PoolManager::Impl {
   std::shared_ptr<WarmPool> open_pool(const std::string& name, TemplateRecord record) {
     std::string dir = store.dir_for(name);
     auto snapshot = snapshot::read_snapshot_dir(dir);
+    // The snapshot must be the machine the template describes: a swapped or
+    // edited state file could otherwise give clones other RAM or vCPUs than
+    // the policy and the memory budget were set for.
+    const auto& machine = snapshot.state;
+    if (machine.vcpus.size() != record.spec.vcpus || machine.memory.size_bytes != record.spec.mem_mib << 20) {
+      throw BadArgument("template '" + name + "': its snapshot has " + std::to_string(machine.vcpus.size()) +
+                        " vCPU(s) and " + std::to_string(machine.memory.size_bytes >> 20) + " MiB, the template " +
+                        std::to_string(record.spec.vcpus) + " and " + std::to_string(record.spec.mem_mib) + " MiB");
+    }
     WarmPoolTuning tuning;
     tuning.headroom = config.autoscale_headroom;
     tuning.stall_seconds = std::chrono::duration<double>(config.autoscale_stall).count();

@@ -30,6 +30,9 @@ constexpr uint64_t kApicBaseBsp = 1ULL << 8;
 constexpr uint64_t kApicBaseExtd = 1ULL << 10;
 constexpr uint64_t kApicBaseEnable = 1ULL << 11;
 constexpr uint64_t kApicBaseAddrMask = ((1ULL << 52) - 1) & ~0xfffULL;
+// CR3 bits 12..51: the physical address of the top page table (PCID and
+// the PWT/PCD flags live in the low 12 bits).
+constexpr uint64_t kCr3AddrMask = ((1ULL << 52) - 1) & ~0xfffULL;
 constexpr uint64_t kApicBaseKnown = kApicBaseBsp | kApicBaseExtd | kApicBaseEnable | kApicBaseAddrMask;
 constexpr uint32_t kEventFlagsKnown = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
                                       KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
@@ -69,6 +72,16 @@ std::string check_sregs(const kvm_sregs& s, const ValidationContext& ctx) {
         return "sregs.apic_base puts the LAPIC at " + hex(apic_page) + ", inside guest RAM";
       }
     }
+  }
+  // With paging on, the CPU walks page tables at CR3 from its first
+  // instruction: a root outside RAM is a state no guest could have run in.
+  if (ctx.memory_size != 0 && (s.cr0 & kCr0Pg)) {
+    const uint64_t root = s.cr3 & kCr3AddrMask;
+    bool in_ram = false;
+    for (const auto& region : plan_ram_regions(ctx.memory_size)) {
+      in_ram = in_ram || (region.contains(GuestAddress(root)) && region.guest_end().value - root >= 4096);
+    }
+    if (!in_ram) return "sregs.cr3 " + hex(s.cr3) + " puts the page-table root outside guest RAM";
   }
   return {};
 }

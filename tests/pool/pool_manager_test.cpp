@@ -227,6 +227,27 @@ TEST(PoolManager, TemplatesSurviveARestart) {
   EXPECT_THROW(pool.create_template(mini_spec("keep"), PoolPolicy{}), BadArgument) << "the name is taken";
 }
 
+// A template whose record no longer matches its snapshot (edited, or a
+// snapshot from another template copied in) is not loaded: its clones
+// would get other RAM than the budget was set for.
+TEST(PoolManager, ATemplateWhoseSnapshotDoesNotMatchItsRecordIsNotLoaded) {
+  THAW_POOL_REQUIRE_KVM();
+  TempDir dir;
+  {
+    PoolManager pool(test_config(dir));
+    pool.create_template(mini_spec("edited"), PoolPolicy{0, 1, 512});
+  }
+  const std::string json = dir.path() + "/templates/edited/" + kTemplateJsonName;
+  std::ifstream in(json);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto record = decode_template_json(text);
+  record.spec.mem_mib = 64;  // the snapshot has 32
+  std::ofstream(json, std::ios::trunc) << encode_template_json(record);
+  PoolManager pool(test_config(dir));
+  EXPECT_TRUE(pool.load_existing_templates().empty());
+  EXPECT_TRUE(pool.list_templates().empty());
+}
+
 TEST(PoolManager, DeleteTemplateRemovesItsDirectoryAndLeases) {
   THAW_POOL_REQUIRE_KVM();
   TempDir dir;

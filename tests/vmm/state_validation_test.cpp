@@ -157,6 +157,21 @@ TEST(StateValidation, RejectsBadApicBase) {
   EXPECT_EQ(vcpu_error([](VcpuState& s) { s.sregs.apic_base = 0x100000; }), "");
 }
 
+// A snapshot is untrusted: paging from a root outside RAM is refused with
+// the value, paging off leaves CR3 unjudged, and PCID bits are no address.
+TEST(StateValidation, RejectsAPageTableRootOutsideRam) {
+  EXPECT_NAMES(vcpu_error([](VcpuState& s) { s.sregs.cr3 = 0x10000000000; }),
+               "sregs.cr3 0x10000000000 puts the page-table root outside guest RAM");
+  EXPECT_NAMES(vcpu_error([](VcpuState& s) { s.sregs.cr3 = context().memory_size; }), "outside guest RAM");
+  EXPECT_EQ(vcpu_error([](VcpuState& s) { s.sregs.cr3 = context().memory_size - 4096 + 0x18; }), "");
+  EXPECT_EQ(vcpu_error([](VcpuState& s) {
+              s.sregs = {};
+              s.sregs.cr0 = 0x11;  // protected mode, no paging
+              s.sregs.cr3 = 0xdeadbeef000;
+            }),
+            "");
+}
+
 TEST(StateValidation, RejectsBadXcrsAndDebugRegisters) {
   EXPECT_NAMES(vcpu_error([](VcpuState& s) { s.xcrs.nr_xcrs = 17; }), "xcrs.nr_xcrs 17");
   EXPECT_NAMES(vcpu_error([](VcpuState& s) { s.xcrs.flags = 1; }), "xcrs.flags");
