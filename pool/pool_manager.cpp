@@ -23,6 +23,7 @@
 #include "pool/refill_worker.h"
 #include "pool/template_store.h"
 #include "pool/warm_pool.h"
+#include "snapshot/memory_file.h"
 #include "snapshot/vm_snapshot.h"
 #include "vmm/sys_error.h"
 
@@ -137,9 +138,13 @@ struct PoolManager::Impl {
     return lease_ms;
   }
 
-  std::shared_ptr<WarmPool> open_pool(const std::string& name, TemplateRecord record) {
+  // `verify_memory`: read the whole memory file and check every chunk's
+  // hash, for a template found on disk (written by an earlier run, or by
+  // anyone with access to the directory since) rather than just made.
+  std::shared_ptr<WarmPool> open_pool(const std::string& name, TemplateRecord record, bool verify_memory) {
     std::string dir = store.dir_for(name);
     auto snapshot = snapshot::read_snapshot_dir(dir);
+    if (verify_memory) snapshot::verify_memory_file(snapshot.memory_path, snapshot.state.memory);
     // The snapshot must be the machine the template describes: a swapped or
     // edited state file could otherwise give clones other RAM or vCPUs than
     // the policy and the memory budget were set for.
@@ -328,7 +333,7 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
     throw;
   }
   destroyer.destroy(std::move(cold));
-  auto pool = open_pool(name, record);
+  auto pool = open_pool(name, record, /*verify_memory=*/false);
   {
     std::unique_lock lock(templates_mutex);
     templates.emplace(name, pool);
@@ -360,7 +365,7 @@ std::vector<std::string> PoolManager::load_existing_templates() {
     }
     std::shared_ptr<WarmPool> pool;
     try {
-      pool = impl_->open_pool(name, impl_->store.read_record(name));
+      pool = impl_->open_pool(name, impl_->store.read_record(name), /*verify_memory=*/true);
     } catch (const std::exception& e) {
       spdlog::warn("template '{}' in {} not loaded: {}", name, impl_->store.root(), e.what());
       continue;

@@ -248,6 +248,30 @@ TEST(PoolManager, ATemplateWhoseSnapshotDoesNotMatchItsRecordIsNotLoaded) {
   EXPECT_TRUE(pool.list_templates().empty());
 }
 
+// The memory file is checked against the state's chunk hashes when a
+// template is loaded from disk: a flipped byte means no template, not
+// clones that run on other bytes than were snapshotted.
+TEST(PoolManager, ATemplateWhoseMemoryFileWasChangedIsNotLoaded) {
+  THAW_POOL_REQUIRE_KVM();
+  TempDir dir;
+  {
+    PoolManager pool(test_config(dir));
+    pool.create_template(mini_spec("flipped"), PoolPolicy{0, 1, 512});
+  }
+  const std::string memory = dir.path() + "/templates/flipped/memory";
+  {
+    std::fstream file(memory, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(0x100000);  // the kernel image
+    char byte = 0;
+    file.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x40);
+    file.seekp(0x100000);
+    file.write(&byte, 1);
+  }
+  PoolManager pool(test_config(dir));
+  EXPECT_TRUE(pool.load_existing_templates().empty());
+}
+
 TEST(PoolManager, DeleteTemplateRemovesItsDirectoryAndLeases) {
   THAW_POOL_REQUIRE_KVM();
   TempDir dir;
