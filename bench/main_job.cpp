@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "bench/pool_load.h"
 #include "bench/program_job.h"
@@ -45,6 +47,10 @@ int main(int argc, char** argv) {
   unsigned program_requests = 200;
   app.add_option("--program-requests", program_requests, "Warm requests of the real-program step (busybox)")
       ->capture_default_str();
+  std::string json_path;
+  app.add_option("--json", json_path,
+                 "Also write the results to this file as JSON: every sample of the load, and min/median/p99 of "
+                 "each row");
   CLI11_PARSE(app, argc, argv);
 
   // Every step below runs VMs: say once, plainly, why that cannot work here
@@ -137,5 +143,46 @@ int main(int argc, char** argv) {
                program.applet.c_str(), program.warm_requests);
   auto program_result = thaw::bench::run_program_job(program);
   thaw::bench::print_program_job(program, program_result);
+  if (!json_path.empty()) {
+    auto summary = [](const thaw::bench::Summary& x) {
+      return nlohmann::json{{"min_ms", x.min_ms}, {"median_ms", x.median_ms}, {"p99_ms", x.p99_ms}, {"runs", x.runs}};
+    };
+    auto samples_of = [&](const std::vector<double>& v) {
+      auto j = summary(thaw::bench::summarize(v));
+      j["samples_ms"] = v;
+      return j;
+    };
+    auto latency = [](const thaw::pool::LatencySummary& l) {
+      return nlohmann::json{{"min_ms", l.min_ms}, {"median_ms", l.median_ms}, {"p99_ms", l.p99_ms}, {"count", l.count}};
+    };
+    nlohmann::json out = {
+        {"cold_boot_whole_process", summary(cold.summary)},
+        {"template_cold_boot_ms", template_cold_ms},
+        {"restore_in_thawd", latency(stats.restore_ms)},
+        {"acquire", samples_of(samples.acquire_ms)},
+        {"acquire_in_thawd", samples_of(samples.acquire_in_thawd_ms)},
+        {"invoke_hash_64k", samples_of(samples.invoke_ms)},
+        {"invoke_guest", samples_of(samples.guest_ms)},
+        {"release", samples_of(samples.release_ms)},
+        {"reset_in_thawd", latency(stats.reset_ms)},
+        {"private_mib_per_clone", private_mib_per_clone},
+        {"hits", stats.hits},
+        {"misses", stats.misses},
+        {"failures", samples.failures},
+        {"program",
+         {{"program", program.program},
+          {"applet", program.applet},
+          {"payload_bytes", program.payload_bytes},
+          {"skipped", program_result.skipped},
+          {"failure", program_result.failure},
+          {"host_process", summary(program_result.host_process)},
+          {"cold", summary(program_result.cold)},
+          {"warm", summary(program_result.warm)},
+          {"reset", summary(program_result.reset)},
+          {"syscalls_per_request", program_result.syscalls_per_request},
+          {"output_matches_host", program_result.output_matches_host}}},
+    };
+    std::ofstream(json_path) << out.dump(2) << "\n";
+  }
   return samples.failures == 0 && daemon_status == 0 && program_result.failure.empty() ? 0 : 1;
 }
