@@ -29,13 +29,13 @@ TEST(DetectKernelFormat, RejectsRandomBytes) {
   junk[2] = 0x56;
   junk[3] = 0x78;
   auto msg = input_error_of([&] { detect_kernel_format(junk, "foo.bin"); });
-  EXPECT_CONTAINS(msg, "kernel 'foo.bin': neither ELF64 nor bzImage");
-  EXPECT_CONTAINS(msg, "0x12 34 56 78");
+  EXPECT_CONTAINS(msg, "kernel 'foo.bin': neither ELF64 nor bzImage (8192 bytes; no ELF magic at 0");
+  EXPECT_EQ(msg.find("12 34"), std::string::npos) << "the file's content stays out of the message: " << msg;
 }
 
 TEST(DetectKernelFormat, RejectsShortAndEmptyInput) {
   std::vector<uint8_t> tiny = {0x7f, 'E', 'L'};
-  EXPECT_CONTAINS(input_error_of([&] { detect_kernel_format(tiny, "t"); }), "0x7f 45 4c");
+  EXPECT_CONTAINS(input_error_of([&] { detect_kernel_format(tiny, "t"); }), "(3 bytes; no ELF magic at 0");
   EXPECT_CONTAINS(input_error_of([&] { detect_kernel_format({}, "e"); }), "empty");
 }
 

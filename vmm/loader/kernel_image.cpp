@@ -31,16 +31,6 @@ const char* to_string(KernelFormat f) {
   return "unknown";
 }
 
-std::string hex_prefix(std::span<const uint8_t> bytes, size_t n) {
-  std::string out;
-  char buf[8];
-  for (size_t i = 0; i < bytes.size() && i < n; ++i) {
-    std::snprintf(buf, sizeof buf, i == 0 ? "0x%02x" : " %02x", bytes[i]);
-    out += buf;
-  }
-  return out.empty() ? "none, the file is empty" : out;
-}
-
 std::vector<uint8_t> read_image_file(const std::string& path, const char* what, uint64_t max_bytes) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
   // forever; fstat then refuses it like any other non-regular file.
@@ -88,8 +78,11 @@ KernelFormat detect_kernel_format(std::span<const uint8_t> image, const std::str
       std::memcmp(image.data() + kHdrSOffset, kHdrS, sizeof kHdrS) == 0) {
     return KernelFormat::kBzImage;
   }
-  throw InputError("kernel '" + name + "': neither ELF64 nor bzImage (first bytes " + hex_prefix(image) +
-                   ", no \"HdrS\" at 0x202)");
+  // The message names what is missing, never the file's bytes: over RPC the
+  // file may be one the client may not read.
+  if (image.empty()) throw InputError("kernel '" + name + "': neither ELF64 nor bzImage (the file is empty)");
+  throw InputError("kernel '" + name + "': neither ELF64 nor bzImage (" + std::to_string(image.size()) +
+                   " bytes; no ELF magic at 0, no \"HdrS\" at 0x202)");
 }
 
 }  // namespace thaw::vmm::loader

@@ -27,7 +27,4 @@ std::vector<uint8_t> read_image_file(const std::string& path, const char* what,
 // InputError naming `name` and the first bytes otherwise.
 KernelFormat detect_kernel_format(std::span<const uint8_t> image, const std::string& name);
 
-// "0x7f 45 4c 46": the first up to `n` bytes, for error messages.
-std::string hex_prefix(std::span<const uint8_t> bytes, size_t n = 4);
-
 }  // namespace thaw::vmm::loader
