@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench/json_report.h"
 #include "bench/process_timer.h"
 
 namespace {
@@ -55,6 +56,8 @@ int main(int argc, char** argv) {
   app.add_option("--halt", halt, "Halt-variant guest ELF")->capture_default_str();
   app.add_option("--mini", mini, "Full mini guest ELF")->capture_default_str();
   app.add_flag("--no-qemu", no_qemu, "Skip the QEMU comparison");
+  std::string json_path;
+  app.add_option("--json", json_path, "Also write every sample and summary to this file as JSON");
   CLI11_PARSE(app, argc, argv);
 
   std::string qemu = no_qemu ? "" : thaw::bench::find_in_path("qemu-system-x86_64");
@@ -85,6 +88,16 @@ int main(int argc, char** argv) {
     print_row(qemu_mini);
     print_ratio(thaw_mini, qemu_mini);
   }
-  bool ok = thaw_halt.failures == 0 && thaw_mini.failures == 0;
+  thaw::bench::JsonReport report("cold_boot");
+  for (const auto* series : {&thaw_halt, &thaw_mini, &qemu_halt, &qemu_mini}) {
+    if (!series->name.empty()) report.samples(series->name, series->samples_ms);
+  }
+  if (qemu_halt.summary.runs > 0 && thaw_halt.summary.runs > 0) {
+    report.value("qemu_over_thaw_halt_median", qemu_halt.summary.median_ms / thaw_halt.summary.median_ms);
+  }
+  if (qemu_mini.summary.runs > 0 && thaw_mini.summary.runs > 0) {
+    report.value("qemu_over_thaw_mini_median", qemu_mini.summary.median_ms / thaw_mini.summary.median_ms);
+  }
+  bool ok = thaw_halt.failures == 0 && thaw_mini.failures == 0 && report.write(json_path);
   return ok ? 0 : 1;
 }

@@ -61,7 +61,8 @@ Series time_series(const std::string& name, const std::vector<std::string>& argv
     if (show_progress) std::fprintf(stderr, "\r  %-28s %3zu/%zu", name.c_str(), i + 1, runs);
   }
   if (show_progress) std::fprintf(stderr, "\n");
-  series.summary = summarize(std::move(samples));
+  series.summary = summarize(samples);
+  series.samples_ms = std::move(samples);
   return series;
 }
 

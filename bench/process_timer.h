@@ -28,6 +28,7 @@ ProcessRun time_process(const std::vector<std::string>& argv, const std::string&
 struct Series {
   std::string name;
   Summary summary;
+  std::vector<double> samples_ms;  // the successful runs
   size_t failures = 0;
 };
 Series time_series(const std::string& name, const std::vector<std::string>& argv, size_t runs, int expected_exit,

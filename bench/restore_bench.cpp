@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench/json_report.h"
 #include "bench/process_timer.h"
 #include "bench/qemu_restore.h"
 #include "snapshot/vm_snapshot.h"
@@ -28,8 +29,11 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 using thaw::vmm::ControlPage;
 
-void print_row(const char* name, const thaw::bench::Summary& s, const char* unit = "ms") {
-  std::printf("  %-44s %9.3f %9.3f %9.3f  %s (%zu runs)\n", name, s.min_ms, s.median_ms, s.p99_ms, unit, s.runs);
+// Prints a row and keeps its samples for --json.
+void print_row(thaw::bench::JsonReport& report, const std::string& name, const std::vector<double>& samples) {
+  auto s = thaw::bench::summarize(samples);
+  std::printf("  %-44s %9.3f %9.3f %9.3f  ms (%zu runs)\n", name.c_str(), s.min_ms, s.median_ms, s.p99_ms, s.runs);
+  report.samples(name, samples);
 }
 
 // Cold-boots the mini guest in clone mode and saves it at boot complete.
@@ -124,7 +128,10 @@ int main(int argc, char** argv) {
   app.add_option("--qemu-ticks", qemu_ticks, "Timer ticks the guest waits after the snapshot point in the QEMU comparison")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000u));
+  std::string json_path;
+  app.add_option("--json", json_path, "Also write every sample and figure to this file as JSON (not QEMU's rows)");
   CLI11_PARSE(app, argc, argv);
+  thaw::bench::JsonReport report("restore");
 
   std::fprintf(stderr, "snapshotting the mini guest into %s\n", dir.c_str());
   make_snapshot(dir);
@@ -178,8 +185,8 @@ int main(int argc, char** argv) {
       destroyer.destroy(std::move(clone));
     }
     std::string name = std::string(thaw::snapshot::memory_backing_name(c.backing)) + (c.prefetch ? "+prefetch" : "");
-    print_row((name + ": request -> first guest instruction").c_str(), thaw::bench::summarize(first_entry));
-    print_row((name + ": request -> guest answered").c_str(), thaw::bench::summarize(answered));
+    print_row(report, name + ": request -> first guest instruction", first_entry);
+    print_row(report, name + ": request -> guest answered", answered);
   }
 
   std::printf("\nReset in place (private memory) against pages dirtied since restore\n");
@@ -201,7 +208,7 @@ int main(int argc, char** argv) {
     }
     clone.vm->stop();
     std::string name = std::to_string(dirty_mib) + " MiB dirty";
-    print_row(name.c_str(), thaw::bench::summarize(samples));
+    print_row(report, name, samples);
   }
 
   std::printf("\nPrivate memory of idle clones (private backing, this process)\n");
@@ -218,6 +225,7 @@ int main(int argc, char** argv) {
     std::printf("  %4u idle clones: private %8.1f MiB total (%6.2f MiB each), PSS %8.1f MiB, RSS %8.1f MiB\n", count,
                 now.private_mib - base.private_mib, (now.private_mib - base.private_mib) / count,
                 now.pss_mib - base.pss_mib, now.rss_mib - base.rss_mib);
+    report.value("idle_clones_" + std::to_string(count) + "_private_mib", now.private_mib - base.private_mib);
     for (auto& c : clones) c.vm->stop();
   }
 
@@ -238,6 +246,7 @@ int main(int argc, char** argv) {
   }
   std::printf("  %.0f restores/s (%zu in %.2f s, one at a time)\n", static_cast<double>(done) / (ms_since(start) / 1000),
               done, ms_since(start) / 1000);
+  report.value("restores_per_second", static_cast<double>(done) / (ms_since(start) / 1000));
 
   // A pool reuses clones: reset in place, hand the clone the next input, run it to its answer.
   {
@@ -261,14 +270,16 @@ int main(int argc, char** argv) {
     }
     std::printf("  %.0f reset-in-place cycles/s (reset, run to the guest's answer; %zu in %.2f s)\n",
                 static_cast<double>(cycles) / (ms_since(cycle_start) / 1000), cycles, ms_since(cycle_start) / 1000);
+    report.value("reset_cycles_per_second", static_cast<double>(cycles) / (ms_since(cycle_start) / 1000));
     destroyer.destroy(std::move(clone));
   }
 
   std::string qemu = no_qemu ? "" : thaw::bench::find_in_path("qemu-system-x86_64");
   if (qemu.empty()) {
     std::printf("\nQEMU restore comparison skipped (%s)\n", no_qemu ? "--no-qemu" : "qemu-system-x86_64 not installed");
-    return 0;
+    return report.write(json_path) ? 0 : 1;
   }
+  if (!report.write(json_path)) return 1;
   thaw::bench::RestoreComparisonOptions compare;
   compare.qemu = qemu;
   compare.kernel = THAW_MINI_GUEST;

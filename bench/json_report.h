@@ -1,0 +1,28 @@
+// A benchmark's results as JSON (--json FILE), for plotting and for tools:
+// each row under its name with the raw samples and min/median/p99 in
+// milliseconds, plus plain values (ratios, rates, sizes).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace thaw::bench {
+
+class JsonReport {
+ public:
+  explicit JsonReport(std::string benchmark) { root_["benchmark"] = std::move(benchmark); }
+  // rows[name] = {samples_ms, min_ms, median_ms, p99_ms, runs}
+  void samples(const std::string& name, const std::vector<double>& samples_ms);
+  // values[name] = value
+  void value(const std::string& name, double value);
+  // Writes the report when `path` is not empty; false (and a message on
+  // stderr) when it cannot.
+  bool write(const std::string& path) const;
+
+ private:
+  nlohmann::json root_;
+};
+
+}  // namespace thaw::bench
