@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <kj/exception.h>
 
+#include "bench/json_report.h"
 #include "bench/pool_load.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
@@ -103,6 +104,9 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-rates", skip_rates, "Only run the autoscaler step");
   app.add_flag("--skip-step", skip_step, "Only run the request rates");
   app.add_option("--kernel", kernel, "Guest kernel (the mini guest)")->capture_default_str();
+  std::string json_path;
+  app.add_option("--json", json_path,
+                 "Also write the samples of each rate, the step's timeline and its acquire samples as JSON");
   std::vector<double> rates;
   try {
     app.parse(argc, argv);
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
   }
 
   size_t failures = 0;
+  thaw::bench::JsonReport report("pool");
   if (!skip_rates) {
     std::printf("\nwarm acquire -> invoke %s -> release, open loop, %u clients, %.1f s per rate (pool 'rates': "
                 "min_warm 4, max_warm 16)\n",
@@ -144,6 +149,12 @@ int main(int argc, char** argv) {
       auto result = thaw::bench::run_load(spec);
       print_rate_row(rate, result);
       failures += result.failures;
+      const std::string at = "at " + std::to_string(static_cast<int>(rate)) + "/s: ";
+      report.samples(at + "acquire", result.acquire_ms);
+      report.samples(at + "acquire in thawd", result.acquire_in_thawd_ms);
+      report.samples(at + "invoke", result.invoke_ms);
+      report.samples(at + "release", result.release_ms);
+      report.value(at + "misses", static_cast<double>(result.misses));
       if (rate == 100) {
         auto a = thaw::bench::summarize(result.acquire_ms);
         std::printf("        target at 100/s: acquire p50 <= 0.200 ms (%s), p99 <= 1.000 ms (%s)\n",
@@ -178,8 +189,14 @@ int main(int argc, char** argv) {
     spec.timeline_period = std::chrono::milliseconds(250);
     auto result = thaw::bench::run_load(spec);
     failures += result.failures;
+    report.samples("step: acquire", result.acquire_ms);
     std::printf("%7s %7s %9s %7s %6s %7s %7s\n", "t s", "rate/s", "acquires", "misses", "warm", "leased", "target");
     for (const auto& p : result.timeline) {
+      const std::string at = "step t=" + std::to_string(p.t_seconds).substr(0, 5) + "s: ";
+      report.value(at + "warm", p.warm);
+      report.value(at + "leased", p.leased);
+      report.value(at + "target", p.target);
+      report.value(at + "misses", static_cast<double>(p.misses));
       std::printf("%7.2f %7.0f %9llu %7llu %6u %7u %7u\n", p.t_seconds, p.offered_rate,
                   static_cast<unsigned long long>(p.acquires), static_cast<unsigned long long>(p.misses), p.warm,
                   p.leased, p.target);
@@ -205,5 +222,5 @@ int main(int argc, char** argv) {
   std::printf("\nQEMU has no warm pool to run the same load on; thaw_bench_restore compares its -incoming restore.\n");
   int status = daemon.stop();
   if (status != 0) std::fprintf(stderr, "thawd exited with %d; its log:\n%s\n", status, daemon.log_text().c_str());
-  return failures == 0 && status == 0 ? 0 : 1;
+  return failures == 0 && status == 0 && report.write(json_path) ? 0 : 1;
 }
