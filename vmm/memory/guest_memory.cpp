@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "vmm/memory/private_pages.h"
 #include "vmm/sys_error.h"
 
 namespace thaw {
@@ -93,45 +94,6 @@ GuestMemory GuestMemory::anonymous(uint64_t ram_bytes) {
   return from_mapping(UniqueFd(), std::move(mapping), ram_bytes, Backing::kAnonymous);
 }
 
-namespace {
-
-// /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
-constexpr uint64_t kPagemapPresent = 1ull << 63;
-constexpr uint64_t kPagemapSwapped = 1ull << 62;
-constexpr uint64_t kPagemapFileOrShared = 1ull << 61;
-
-// Runs of private (copied-on-write or anonymous) pages in [base, base +
-// size), from pagemap; false when pagemap cannot be read.
-bool private_page_runs(uint8_t* base, size_t size, std::vector<std::pair<size_t, size_t>>& runs) {
-  UniqueFd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
-  if (!pagemap.valid()) return false;
-  const size_t page = 4096, pages = size / page;
-  std::vector<uint64_t> entries(4096);
-  size_t run_start = 0, run_pages = 0;
-  for (size_t first = 0; first < pages; first += entries.size()) {
-    const size_t n = std::min(entries.size(), pages - first);
-    const off_t at = static_cast<off_t>((reinterpret_cast<uintptr_t>(base) / page + first) * sizeof(uint64_t));
-    if (::pread(pagemap.get(), entries.data(), n * sizeof(uint64_t), at) != static_cast<ssize_t>(n * sizeof(uint64_t))) {
-      return false;
-    }
-    for (size_t i = 0; i < n; ++i) {
-      const uint64_t e = entries[i];
-      const bool private_copy = (e & (kPagemapPresent | kPagemapSwapped)) != 0 && (e & kPagemapFileOrShared) == 0;
-      if (private_copy && run_pages > 0 && run_start + run_pages == first + i) {
-        ++run_pages;
-      } else if (private_copy) {
-        if (run_pages > 0) runs.emplace_back(run_start * page, run_pages * page);
-        run_start = first + i;
-        run_pages = 1;
-      }
-    }
-  }
-  if (run_pages > 0) runs.emplace_back(run_start * page, run_pages * page);
-  return true;
-}
-
-}  // namespace
-
 void GuestMemory::discard_private_pages() {
   if (backing_ == Backing::kMemfd) throw std::logic_error("discard_private_pages needs a private mapping, not a memfd");
   // MADV_DONTNEED on a private mapping drops the private copies; KVM's MMU
@@ -139,11 +101,12 @@ void GuestMemory::discard_private_pages() {
   // the file page (or zero) again. Over the whole mapping it would also
   // unmap every clean file page, and each page the next request only reads
   // would fault in again (on PVM ~20 us each, mostly in KVM's shadow MMU):
-  // so for a file mapping only the runs pagemap shows as private copies go.
-  std::vector<std::pair<size_t, size_t>> runs;
-  if (backing_ != Backing::kPrivateFile || !private_page_runs(mapping_.data(), mapping_.size(), runs)) {
-    runs.assign(1, {0, mapping_.size()});
-  }
+  // so for a file mapping only the runs the kernel shows as private copies go.
+  std::vector<PageRun> runs;
+  const bool found = backing_ == Backing::kPrivateFile &&
+                     (scan_private_pages(mapping_.data(), mapping_.size(), runs) ||
+                      (runs.clear(), read_private_pages(mapping_.data(), mapping_.size(), runs)));
+  if (!found) runs.assign(1, PageRun{0, mapping_.size()});
   for (const auto& [offset, length] : runs) {
     if (::madvise(mapping_.data() + offset, length, MADV_DONTNEED) != 0) {
       throw_errno("madvise(MADV_DONTNEED)", "guest RAM");
