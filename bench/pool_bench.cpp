@@ -7,7 +7,10 @@
 //      misses over time, and the misses left once it has settled.
 // QEMU has no warm pool to compare with; its restore is compared in
 // thaw_bench_restore.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +68,67 @@ std::vector<double> parse_rates(const std::string& text) {
   return rates;
 }
 
+// thawd's open fds and resident memory, from /proc: what a soak watches.
+struct ProcessUse {
+  size_t fds = 0;
+  double rss_mib = 0;
+};
+
+ProcessUse process_use(pid_t pid) {
+  ProcessUse use;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(proc + "/fd", ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    ++use.fds;
+  }
+  std::ifstream status(proc + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    double kib = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %lf", &kib) == 1) use.rss_mib = kib / 1024;
+  }
+  return use;
+}
+
+// Closed-loop acquire -> invoke -> release, `total` requests in rounds of
+// `round`, with thawd's fds and RSS after each: a leak shows as growth
+// that keeps going, not as the first round's warm-up.
+size_t soak(const std::string& socket, pid_t thawd, size_t total, unsigned clients, const std::string& function,
+            thaw::bench::JsonReport& report) {
+  constexpr size_t kRound = 10000;
+  std::printf("\nsoak: %zu acquire -> invoke %s -> release, closed loop, %u clients; thawd's fds and RSS per round\n",
+              total, function.c_str(), clients);
+  std::printf("%10s %6s %9s %10s %10s %9s\n", "requests", "fds", "RSS MiB", "acq p50", "acq p99", "failures");
+  LoadSpec spec;
+  spec.socket = socket;
+  spec.template_name = "rates";
+  spec.function = function;
+  spec.clients = clients;
+  spec.closed_loop_requests = 1000;  // warm-up: pools, caches and allocator arenas settle
+  size_t failures = thaw::bench::run_load(spec).failures;
+  const ProcessUse start = process_use(thawd);
+  std::printf("%10s %6zu %9.1f\n", "warm-up", start.fds, start.rss_mib);
+  for (size_t done = 0; done < total;) {
+    spec.closed_loop_requests = std::min(kRound, total - done);
+    auto result = thaw::bench::run_load(spec);
+    done += spec.closed_loop_requests;
+    failures += result.failures;
+    const ProcessUse now = process_use(thawd);
+    auto a = thaw::bench::summarize(result.acquire_ms);
+    std::printf("%10zu %6zu %9.1f %10.3f %10.3f %9zu\n", done, now.fds, now.rss_mib, a.median_ms, a.p99_ms,
+                result.failures);
+    if (result.failures > 0) std::printf("           first failure: %s\n", result.first_failure.c_str());
+    std::fflush(stdout);
+    report.value("soak " + std::to_string(done) + ": fds", static_cast<double>(now.fds));
+    report.value("soak " + std::to_string(done) + ": rss_mib", now.rss_mib);
+  }
+  const ProcessUse end = process_use(thawd);
+  std::printf("  growth after the warm-up: %+lld fds, %+.1f MiB RSS\n",
+              static_cast<long long>(end.fds) - static_cast<long long>(start.fds), end.rss_mib - start.rss_mib);
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +168,11 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-rates", skip_rates, "Only run the autoscaler step");
   app.add_flag("--skip-step", skip_step, "Only run the request rates");
   app.add_option("--kernel", kernel, "Guest kernel (the mini guest)")->capture_default_str();
+  size_t soak_requests = 0;
+  app.add_option("--soak", soak_requests,
+                 "After the rest, this many more requests (closed loop), printing thawd's fds and RSS every 10,000 "
+                 "(0: no soak)")
+      ->capture_default_str();
   std::string json_path;
   app.add_option("--json", json_path,
                  "Also write the samples of each rate, the step's timeline and its acquire samples as JSON");
@@ -218,6 +287,8 @@ int main(int argc, char** argv) {
                 late_misses == 0 ? "met" : "missed");
     if (result.failures > 0) std::printf("  %zu failed; first: %s\n", result.failures, result.first_failure.c_str());
   }
+
+  if (soak_requests > 0) failures += soak(daemon.socket(), daemon.pid(), soak_requests, clients, function, report);
 
   std::printf("\nQEMU has no warm pool to run the same load on; thaw_bench_restore compares its -incoming restore.\n");
   int status = daemon.stop();

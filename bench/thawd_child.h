@@ -45,6 +45,7 @@ class ThawdChild {
   // SIGTERM and wait; the daemon's exit code (-1 when killed by a signal).
   int stop();
   bool alive() const;
+  pid_t pid() const { return pid_; }
 
   const std::string& socket() const { return socket_; }
   std::string log_text() const;
