@@ -3,17 +3,21 @@
 #include <cstdio>
 #include <fstream>
 
-#include "base/sample_summary.h"
 
 namespace thaw::bench {
 
+nlohmann::json summary_json(const SampleSummary& s) {
+  return {{"min_ms", s.min_ms}, {"median_ms", s.median_ms}, {"p99_ms", s.p99_ms}, {"runs", s.runs}};
+}
+
+nlohmann::json samples_json(const std::vector<double>& samples_ms) {
+  auto out = summary_json(summarize_samples(samples_ms));
+  out["samples_ms"] = samples_ms;
+  return out;
+}
+
 void JsonReport::samples(const std::string& name, const std::vector<double>& samples_ms) {
-  auto s = summarize_samples(samples_ms);
-  root_["rows"][name] = {{"samples_ms", samples_ms},
-                         {"min_ms", s.min_ms},
-                         {"median_ms", s.median_ms},
-                         {"p99_ms", s.p99_ms},
-                         {"runs", s.runs}};
+  root_["rows"][name] = samples_json(samples_ms);
 }
 
 void JsonReport::value(const std::string& name, double value) { root_["values"][name] = value; }

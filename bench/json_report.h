@@ -8,7 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/sample_summary.h"
+
 namespace thaw::bench {
+
+// {min_ms, median_ms, p99_ms, runs}
+nlohmann::json summary_json(const SampleSummary& summary);
+// The same plus the samples themselves (samples_ms).
+nlohmann::json samples_json(const std::vector<double>& samples_ms);
 
 class JsonReport {
  public:

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/json_report.h"
 #include "bench/pool_load.h"
 #include "bench/program_job.h"
 #include "bench/process_timer.h"
@@ -144,26 +145,20 @@ int main(int argc, char** argv) {
   auto program_result = thaw::bench::run_program_job(program);
   thaw::bench::print_program_job(program, program_result);
   if (!json_path.empty()) {
-    auto summary = [](const thaw::bench::Summary& x) {
-      return nlohmann::json{{"min_ms", x.min_ms}, {"median_ms", x.median_ms}, {"p99_ms", x.p99_ms}, {"runs", x.runs}};
-    };
-    auto samples_of = [&](const std::vector<double>& v) {
-      auto j = summary(thaw::bench::summarize(v));
-      j["samples_ms"] = v;
-      return j;
-    };
+    using thaw::bench::samples_json;
+    using thaw::bench::summary_json;
     auto latency = [](const thaw::pool::LatencySummary& l) {
       return nlohmann::json{{"min_ms", l.min_ms}, {"median_ms", l.median_ms}, {"p99_ms", l.p99_ms}, {"count", l.count}};
     };
     nlohmann::json out = {
-        {"cold_boot_whole_process", summary(cold.summary)},
+        {"cold_boot_whole_process", summary_json(cold.summary)},
         {"template_cold_boot_ms", template_cold_ms},
         {"restore_in_thawd", latency(stats.restore_ms)},
-        {"acquire", samples_of(samples.acquire_ms)},
-        {"acquire_in_thawd", samples_of(samples.acquire_in_thawd_ms)},
-        {"invoke_hash_64k", samples_of(samples.invoke_ms)},
-        {"invoke_guest", samples_of(samples.guest_ms)},
-        {"release", samples_of(samples.release_ms)},
+        {"acquire", samples_json(samples.acquire_ms)},
+        {"acquire_in_thawd", samples_json(samples.acquire_in_thawd_ms)},
+        {"invoke_hash_64k", samples_json(samples.invoke_ms)},
+        {"invoke_guest", samples_json(samples.guest_ms)},
+        {"release", samples_json(samples.release_ms)},
         {"reset_in_thawd", latency(stats.reset_ms)},
         {"private_mib_per_clone", private_mib_per_clone},
         {"hits", stats.hits},
@@ -175,10 +170,10 @@ int main(int argc, char** argv) {
           {"payload_bytes", program.payload_bytes},
           {"skipped", program_result.skipped},
           {"failure", program_result.failure},
-          {"host_process", summary(program_result.host_process)},
-          {"cold", summary(program_result.cold)},
-          {"warm", summary(program_result.warm)},
-          {"reset", summary(program_result.reset)},
+          {"host_process", summary_json(program_result.host_process)},
+          {"cold", summary_json(program_result.cold)},
+          {"warm", summary_json(program_result.warm)},
+          {"reset", summary_json(program_result.reset)},
           {"syscalls_per_request", program_result.syscalls_per_request},
           {"output_matches_host", program_result.output_matches_host}}},
     };

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/json_report.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
 #include "rpc/pool_client.h"
@@ -23,6 +24,7 @@
 
 namespace {
 
+using thaw::bench::samples_json;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -85,11 +87,6 @@ std::string one_request(thaw::rpc::PoolConnection& conn, const Case& c, const st
   r.request_ms.push_back(request_ms);
   r.release_ms.push_back(ms_since(t2));
   return stdout_text;
-}
-
-nlohmann::json samples_json(const std::vector<double>& v) {
-  auto s = thaw::bench::summarize(v);
-  return {{"min_ms", s.min_ms}, {"median_ms", s.median_ms}, {"p99_ms", s.p99_ms}, {"samples_ms", v}};
 }
 
 void row(const char* name, const thaw::bench::Summary& s) {
@@ -247,9 +244,7 @@ int main(int argc, char** argv) {
     std::printf("  output equals the host's: %s; failures: %zu%s%s\n", r.matches_host ? "yes" : "NO", r.failures,
                 r.failures ? ": " : "", r.first_failure.c_str());
     report.push_back({{"case", c.label},
-                      {"host_process",
-                       {{"min_ms", r.host.summary.min_ms}, {"median_ms", r.host.summary.median_ms},
-                        {"p99_ms", r.host.summary.p99_ms}}},
+                      {"host_process", samples_json(r.host.samples_ms)},
                       {"template_cold_ms", r.cold_ms},
                       {"request", samples_json(r.request_ms)},
                       {"acquire", samples_json(r.acquire_ms)},

@@ -23,7 +23,6 @@
 #include "pool/refill_worker.h"
 #include "pool/template_store.h"
 #include "pool/warm_pool.h"
-#include "snapshot/memory_file.h"
 #include "snapshot/vm_snapshot.h"
 #include "vmm/sys_error.h"
 
@@ -138,22 +137,10 @@ struct PoolManager::Impl {
     return lease_ms;
   }
 
-  // `verify_memory`: read the whole memory file and check every chunk's
-  // hash, for a template found on disk (written by an earlier run, or by
-  // anyone with access to the directory since) rather than just made.
+  // `verify_memory`: see TemplateStore::load_snapshot.
   std::shared_ptr<WarmPool> open_pool(const std::string& name, TemplateRecord record, bool verify_memory) {
     std::string dir = store.dir_for(name);
-    auto snapshot = snapshot::read_snapshot_dir(dir);
-    if (verify_memory) snapshot::verify_memory_file(snapshot.memory_path, snapshot.state.memory);
-    // The snapshot must be the machine the template describes: a swapped or
-    // edited state file could otherwise give clones other RAM or vCPUs than
-    // the policy and the memory budget were set for.
-    const auto& machine = snapshot.state;
-    if (machine.vcpus.size() != record.spec.vcpus || machine.memory.size_bytes != record.spec.mem_mib << 20) {
-      throw BadArgument("template '" + name + "': its snapshot has " + std::to_string(machine.vcpus.size()) +
-                        " vCPU(s) and " + std::to_string(machine.memory.size_bytes >> 20) + " MiB, the template " +
-                        std::to_string(record.spec.vcpus) + " and " + std::to_string(record.spec.mem_mib) + " MiB");
-    }
+    auto snapshot = store.load_snapshot(name, record, verify_memory);
     WarmPoolTuning tuning;
     tuning.headroom = config.autoscale_headroom;
     tuning.stall_seconds = std::chrono::duration<double>(config.autoscale_stall).count();

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "snapshot/memory_file.h"
 #include "snapshot/snapshot_dir.h"
 #include "vmm/sys_error.h"
 #include "base/unique_fd.h"
@@ -201,6 +202,19 @@ void TemplateStore::abort(const std::string& name) const noexcept {
   std::error_code ec;
   fs::remove_all(tmp_dir_for(name), ec);
   if (ec) spdlog::warn("removing {}: {}", tmp_dir_for(name), ec.message());
+}
+
+snapshot::LoadedSnapshot TemplateStore::load_snapshot(const std::string& name, const TemplateRecord& record,
+                                                     bool verify_memory) const {
+  auto snapshot = snapshot::read_snapshot_dir(dir_for(name));
+  if (verify_memory) snapshot::verify_memory_file(snapshot.memory_path, snapshot.state.memory);
+  const auto& machine = snapshot.state;
+  if (machine.vcpus.size() != record.spec.vcpus || machine.memory.size_bytes != record.spec.mem_mib << 20) {
+    throw BadArgument("template '" + name + "': its snapshot has " + std::to_string(machine.vcpus.size()) +
+                      " vCPU(s) and " + std::to_string(machine.memory.size_bytes >> 20) + " MiB, the template " +
+                      std::to_string(record.spec.vcpus) + " and " + std::to_string(record.spec.mem_mib) + " MiB");
+  }
+  return snapshot;
 }
 
 void TemplateStore::write_record(const std::string& name, const TemplateRecord& record) const {

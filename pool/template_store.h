@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pool/pool_types.h"
+#include "snapshot/snapshot_dir.h"
 
 namespace thaw::pool {
 
@@ -53,6 +54,14 @@ class TemplateStore {
   void abort(const std::string& name) const noexcept;
 
   TemplateRecord read_record(const std::string& name) const;
+  // Reads <name>'s snapshot and checks it is the machine `record`
+  // describes (vCPUs, RAM): a swapped or edited state file could otherwise
+  // give clones other RAM than the policy and the memory budget were set
+  // for. `verify_memory` also reads the whole memory file against its
+  // chunk hashes, for a template found on disk rather than just made.
+  // InputError / BadArgument naming the mismatch.
+  snapshot::LoadedSnapshot load_snapshot(const std::string& name, const TemplateRecord& record,
+                                         bool verify_memory) const;
   // Replaces template.json of an existing template (atomically: a .tmp
   // file renamed over it), e.g. after a policy change.
   void write_record(const std::string& name, const TemplateRecord& record) const;

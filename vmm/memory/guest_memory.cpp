@@ -5,9 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <stdexcept>
-#include <utility>
 #include <vector>
 
 #include "vmm/memory/private_pages.h"
@@ -105,7 +103,7 @@ void GuestMemory::discard_private_pages() {
   std::vector<PageRun> runs;
   const bool found = backing_ == Backing::kPrivateFile &&
                      (scan_private_pages(mapping_.data(), mapping_.size(), runs) ||
-                      (runs.clear(), read_private_pages(mapping_.data(), mapping_.size(), runs)));
+                      read_private_pages(mapping_.data(), mapping_.size(), runs));
   if (!found) runs.assign(1, PageRun{0, mapping_.size()});
   for (const auto& [offset, length] : runs) {
     if (::madvise(mapping_.data() + offset, length, MADV_DONTNEED) != 0) {

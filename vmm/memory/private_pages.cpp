@@ -45,6 +45,7 @@ void add(std::vector<PageRun>& runs, size_t offset, size_t length) {
 }  // namespace
 
 bool scan_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs) {
+  runs.clear();
   UniqueFd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   if (!pagemap.valid()) return false;
   const uint64_t begin = reinterpret_cast<uintptr_t>(base), end = begin + size;
@@ -71,6 +72,7 @@ bool scan_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs) 
 }
 
 bool read_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs) {
+  runs.clear();
   UniqueFd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   if (!pagemap.valid()) return false;
   const size_t pages = size / kPage;
