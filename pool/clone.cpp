@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/background_thread.h"
+#include "pool/pool_types.h"
 
 namespace thaw::pool {
 
@@ -58,34 +59,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// VmConfig, RestoreOptions and the snapshot state gained vsock members with
-// the virtio-vsock device. Templates, so this file also builds against a
-// tree without them (then no clone has a vsock device).
-template <class Options>
-constexpr bool has_vsock_path = requires(Options& o) { o.vsock_path = std::string(); };
-
-template <class Options>
-void set_vsock_path(Options& options, const std::string& path) {
-  if constexpr (has_vsock_path<Options>) options.vsock_path = path;
-}
-
-template <class State>
-bool state_has_vsock(const State& state) {
-  if constexpr (requires { state.devices.vsock.has_value(); }) {
-    return state.devices.vsock.has_value();
-  } else {
-    return false;
-  }
-}
-
 }  // namespace
 
-bool vsock_supported() { return has_vsock_path<snapshot::RestoreOptions> && has_vsock_path<vmm::VmConfig>; }
-
-bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot) { return state_has_vsock(snapshot.state); }
-
-void give_vsock(vmm::VmConfig& config, const std::string& path) {
-  if (vsock_supported()) set_vsock_path(config, path);
+bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot) {
+  return snapshot.state.machine.devices.vsock.has_value();
 }
 
 std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
@@ -98,10 +75,10 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
   clone->options.prefetch = prefetch;
   // The VM, which calls this, lives inside the clone.
   clone->options.console = [tail = &clone->console](std::span<const char> bytes) { tail->append(bytes); };
-  if (!vsock_path.empty() && vsock_supported()) {
+  if (!vsock_path.empty()) {
     ::unlink(vsock_path.c_str());  // a stale socket from an earlier daemon
     clone->vsock_path = vsock_path;
-    set_vsock_path(clone->options, vsock_path);
+    clone->options.vsock_path = vsock_path;
   }
   clone->restored = snapshot::restore_vm(snapshot, clone->options);
   // Started paused: the vCPU threads park before the first guest
@@ -116,33 +93,36 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
   return clone;
 }
 
-std::string reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
+void reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
   // An invoke still in flight ends soon: retire() cut a vsock one short, a
   // program request ends by its own deadline (at most the RPC's 60 s).
   std::lock_guard invoke_lock(clone.invoke_mutex);
-  return reset_clone_held(clone, snapshot);
+  reset_clone_held(clone, snapshot);
 }
 
-std::string reset_clone_held(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
-  if (!clone.restored.vm) return "no VM";
+void reset_clone_held(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
+  if (!clone.restored.vm) throw GuestGone("the clone has no VM");
   vmm::Vm& vm = clone.vm();
   auto stopped = [&] {
     auto s = vm.state();
     return s == vmm::RunState::kStopping || s == vmm::RunState::kStopped;
   };
-  auto why_stopped = [&] {
-    return std::string("the guest stopped: ") + vmm::stop_reason_name(vm.stop_reason()) + ": " + vm.stop_detail();
+  auto guest_stopped = [&] {
+    return GuestGone(std::string("the guest stopped: ") + vmm::stop_reason_name(vm.stop_reason()) + ": " +
+                     vm.stop_detail());
   };
-  if (stopped()) return why_stopped();
-  if (!vm.pause(1s)) return stopped() ? why_stopped() : "the clone did not pause within 1 s";
+  if (stopped()) throw guest_stopped();
+  if (!vm.pause(1s)) {
+    if (stopped()) throw guest_stopped();
+    throw GuestGone("the clone did not pause within 1 s");
+  }
   try {
     snapshot::reset_vm(clone.restored, snapshot, clone.options);
   } catch (const std::exception& e) {
-    return std::string("reset failed: ") + e.what();
+    throw GuestGone(std::string("reset failed: ") + e.what());
   }
   clone.console.clear();
   clone.served = false;
-  return {};
 }
 
 CloneDestroyer::CloneDestroyer() : thread_([this] { main(); }) {}

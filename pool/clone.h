@@ -75,14 +75,9 @@ struct Clone {
   bool retired_ = false;
 };
 
-// Whether this build's VMs can have a virtio-vsock device
-// (VmConfig::vsock_path and RestoreOptions::vsock_path).
-bool vsock_supported();
-// Whether the snapshot's VM had one: its clones then need a socket each.
+// Whether the snapshot's VM had a virtio-vsock device: its clones then
+// need a socket each.
 bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot);
-// Gives a VM to be cold-booted a vsock device on `path` (nothing without
-// vsock support).
-void give_vsock(vmm::VmConfig& config, const std::string& path);
 
 // Restores a clone of `snapshot` with private copy-on-write memory (and the
 // working set prefetched when `prefetch`), pausing on a clean guest exit,
@@ -92,13 +87,13 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
                                      uint64_t serial, const std::string& vsock_path, bool prefetch);
 
 // Returns a used clone to the snapshot point in place: pauses it, drops
-// its private pages and reloads its state (snapshot::reset_vm). Returns
-// the reason it cannot ("" on success): it stopped (crashed), did not
-// pause, or the reset failed. Such a clone must be destroyed.
-std::string reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot);
+// its private pages and reloads its state (snapshot::reset_vm). Throws
+// GuestGone saying why it cannot: it stopped (crashed), did not pause, or
+// the reset failed. Such a clone must be destroyed.
+void reset_clone(Clone& clone, const snapshot::LoadedSnapshot& snapshot);
 // The same for a caller that holds clone.invoke_mutex (an invoke that
 // resets a program clone between two requests of one lease).
-std::string reset_clone_held(Clone& clone, const snapshot::LoadedSnapshot& snapshot);
+void reset_clone_held(Clone& clone, const snapshot::LoadedSnapshot& snapshot);
 
 // Tears clones down on its own thread. The destructor finishes the queue.
 class CloneDestroyer {

@@ -3,7 +3,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::pool {
 
@@ -24,6 +24,14 @@ CloneIdentity IdentityIssuer::next() {
   id.seed = random_seed();
   id.wall_ns = vmm::wall_clock_ns();
   return id;
+}
+
+CloneIdentity IdentityIssuer::renew(CloneIdentity identity) {
+  CloneIdentity fresh = next();
+  identity.generation = fresh.generation;
+  identity.seed = fresh.seed;
+  identity.wall_ns = fresh.wall_ns;
+  return identity;
 }
 
 uint64_t IdentityIssuer::random_seed() {

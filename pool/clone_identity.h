@@ -29,6 +29,9 @@ ControlPage control_page_for(const CloneIdentity& identity);
 class IdentityIssuer {
  public:
   CloneIdentity next();
+  // `identity` with a new generation, seed and clock, its clone id kept:
+  // a second request in one lease never draws the first one's random bytes.
+  CloneIdentity renew(CloneIdentity identity);
 
  private:
   uint64_t random_seed();

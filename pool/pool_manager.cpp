@@ -24,7 +24,7 @@
 #include "pool/template_store.h"
 #include "pool/warm_pool.h"
 #include "snapshot/vm_snapshot.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::pool {
 
@@ -181,13 +181,12 @@ struct PoolManager::Impl {
         // snapshot's control page: write the lease's identity again, with a
         // fresh seed and clock so that two requests never draw the same
         // random bytes.
-        std::string problem = reset_clone_held(*clone, pool->snapshot());
-        if (!problem.empty()) throw GuestGone("resetting the clone between two requests: " + problem);
-        CloneIdentity identity = leases.get(lease_id).info.identity;
-        CloneIdentity fresh = ids.next();
-        identity.generation = fresh.generation;
-        identity.seed = fresh.seed;
-        identity.wall_ns = fresh.wall_ns;
+        try {
+          reset_clone_held(*clone, pool->snapshot());
+        } catch (const GuestGone& e) {
+          throw GuestGone(std::string("resetting the clone between two requests: ") + e.what());
+        }
+        CloneIdentity identity = ids.renew(leases.get(lease_id).info.identity);
         write_control_page(clone->vm().memory(), control_page_for(identity));
         leases.set_identity(lease_id, identity);  // what Vm.info reports from now on
       }
@@ -250,7 +249,7 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
   // Clone sockets are <vsock_dir>/<name>-<serial>.sock: refuse a name whose
   // clones could not listen once the serial grows.
   constexpr size_t kLongestSocketSuffix = sizeof("/-18446744073709551615.sock") - 1;
-  if (vsock_supported() && config.vsock_dir.size() + name.size() + kLongestSocketSuffix > kMaxUnixPathBytes) {
+  if (config.vsock_dir.size() + name.size() + kLongestSocketSuffix > kMaxUnixPathBytes) {
     throw BadArgument("template '" + name + "': its clones' vsock socket paths under " + config.vsock_dir +
                       " would be too long for a unix socket (at most " + std::to_string(kMaxUnixPathBytes) +
                       " bytes); use a shorter name");
@@ -288,10 +287,10 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
     // program template's mailbox replaces it.
     if (spec.is_program()) {
       configure_program_boot(vm_config, spec);
-    } else if (vsock_supported()) {
+    } else {
       cold->vsock_path = vsock_socket(name + "-template");
       ::unlink(cold->vsock_path.c_str());
-      give_vsock(vm_config, cold->vsock_path);
+      vm_config.vsock_path = cold->vsock_path;
     }
     try {
       cold->restored.vm = vmm::Vm::create(vm_config);

@@ -3,7 +3,7 @@
 #include "guest/mini/program_abi.h"
 #include "vmm/program_mailbox.h"
 #include "vmm/program_request.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::pool {
 

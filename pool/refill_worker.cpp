@@ -110,9 +110,10 @@ void RefillWorker::reset_one(const std::shared_ptr<WarmPool>& pool, std::shared_
     return;
   }
   auto start = Clock::now();
-  std::string problem = reset_clone(*clone, pool->snapshot());
-  if (!problem.empty()) {
-    spdlog::info("pool '{}': clone {} is destroyed, not reused: {}", pool->name(), clone->serial, problem);
+  try {
+    reset_clone(*clone, pool->snapshot());
+  } catch (const GuestGone& e) {
+    spdlog::info("pool '{}': clone {} is destroyed, not reused: {}", pool->name(), clone->serial, e.what());
     pool->count_reset_failure();
     hooks_.destroy(pool.get(), std::move(clone));
     return;

@@ -14,7 +14,7 @@
 
 #include "snapshot/memory_file.h"
 #include "snapshot/snapshot_dir.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "base/unique_fd.h"
 
 namespace thaw::pool {
@@ -208,10 +208,10 @@ snapshot::LoadedSnapshot TemplateStore::load_snapshot(const std::string& name, c
                                                      bool verify_memory) const {
   auto snapshot = snapshot::read_snapshot_dir(dir_for(name));
   if (verify_memory) snapshot::verify_memory_file(snapshot.memory_path, snapshot.state.memory);
-  const auto& machine = snapshot.state;
-  if (machine.vcpus.size() != record.spec.vcpus || machine.memory.size_bytes != record.spec.mem_mib << 20) {
-    throw BadArgument("template '" + name + "': its snapshot has " + std::to_string(machine.vcpus.size()) +
-                      " vCPU(s) and " + std::to_string(machine.memory.size_bytes >> 20) + " MiB, the template " +
+  const auto& saved = snapshot.state;
+  if (saved.machine.vcpus.size() != record.spec.vcpus || saved.memory.size_bytes != record.spec.mem_mib << 20) {
+    throw BadArgument("template '" + name + "': its snapshot has " + std::to_string(saved.machine.vcpus.size()) +
+                      " vCPU(s) and " + std::to_string(saved.memory.size_bytes >> 20) + " MiB, the template " +
                       std::to_string(record.spec.vcpus) + " and " + std::to_string(record.spec.mem_mib) + " MiB");
   }
   return snapshot;

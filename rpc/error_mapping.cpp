@@ -3,7 +3,7 @@
 #include <string_view>
 
 #include "pool/pool_types.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::rpc {
 

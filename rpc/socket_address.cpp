@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "base/unix_socket.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::rpc {
 

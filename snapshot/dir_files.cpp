@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot {
 

@@ -6,7 +6,7 @@
 #include <type_traits>
 
 #include "vmm/kvm/kvm_abi.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot {
 

@@ -15,7 +15,7 @@
 
 #include "base/unique_fd.h"
 #include "snapshot/io_ring.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "snapshot/snapshot_state.h"
-#include "vmm/sys_error.h"  // the errors this API throws
+#include "base/errors.h"  // the errors this API throws
 
 namespace thaw::snapshot {
 

@@ -9,7 +9,7 @@
 
 #include "base/unique_fd.h"
 #include "snapshot/dir_files.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot {
 

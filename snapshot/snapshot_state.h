@@ -4,16 +4,9 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "devices/legacy/boot_complete.h"
-#include "devices/legacy/debug_exit.h"
-#include "devices/legacy/i8042.h"
-#include "devices/legacy/serial_8250.h"
-#include "devices/virtio/mmio_transport.h"
-#include "devices/virtio/vsock_device.h"
 #include "vmm/machine_state.h"
 
 namespace thaw::snapshot {
@@ -62,32 +55,10 @@ struct MemoryLayout {
   bool operator==(const MemoryLayout&) const = default;
 };
 
-// The virtio-vsock device: its MMIO transport and the device itself. No
-// connections: they are reset on restore, and nothing host-specific (the
-// unix socket path) is saved, so every clone gets its own.
-struct VsockDeviceStates {
-  devices::VirtioMmioState transport;
-  devices::VsockState device;
-
-  bool operator==(const VsockDeviceStates&) const = default;
-};
-
-struct DeviceStates {
-  devices::Serial8250State serial;
-  devices::I8042State i8042;
-  devices::BootCompleteState boot_complete;
-  devices::DebugExitState debug_exit;
-  std::optional<VsockDeviceStates> vsock;  // absent: the VM has no vsock device
-
-  bool operator==(const DeviceStates&) const = default;
-};
-
 struct SnapshotState {
   HostFingerprint host;
   MemoryLayout memory;
-  std::vector<vmm::VcpuState> vcpus;
-  vmm::VmState vm;
-  DeviceStates devices;
+  vmm::MachineState machine;  // vCPUs, VM-wide KVM state, devices
   uint64_t boot_complete_after_ns = 0;  // cold boot time up to the boot-complete write
 };
 

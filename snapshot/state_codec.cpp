@@ -14,7 +14,7 @@
 #include "snapshot/snapshot.capnp.h"
 #include "snapshot/virtio_state_codec.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot {
 
@@ -54,7 +54,7 @@ void encode_memory(const MemoryLayout& m, schema::MemoryLayout::Builder out) {
   for (unsigned i = 0; i < m.chunk_hashes.size(); ++i) hashes.set(i, m.chunk_hashes[i]);
 }
 
-void encode_devices(const DeviceStates& d, schema::DeviceStates::Builder out) {
+void encode_devices(const vmm::DeviceStates& d, schema::DeviceStates::Builder out) {
   auto s = out.initSerial();
   s.setDll(d.serial.dll);
   s.setDlm(d.serial.dlm);
@@ -138,11 +138,11 @@ MemoryLayout decode_memory(schema::MemoryLayout::Reader in, const DecodeLimits& 
 
 // List bounds and value ranges are checked here; each device's restore()
 // checks its own register semantics again before it touches the device.
-DeviceStates decode_devices(schema::DeviceStates::Reader in, const MemoryLayout& memory) {
+vmm::DeviceStates decode_devices(schema::DeviceStates::Reader in, const MemoryLayout& memory) {
   if (!in.hasSerial() || !in.hasI8042() || !in.hasBootComplete() || !in.hasDebugExit()) {
     reject("device state is missing one of serial, i8042, bootComplete, debugExit");
   }
-  DeviceStates d;
+  vmm::DeviceStates d;
   auto s = in.getSerial();
   d.serial.dll = s.getDll();
   d.serial.dlm = s.getDlm();
@@ -216,10 +216,10 @@ SnapshotState decode_root(schema::SnapshotState::Reader root, const DecodeLimits
     reject("lists " + std::to_string(vcpus.size()) + " vCPUs but vcpuCount says " +
            std::to_string(root.getVcpuCount()));
   }
-  for (uint32_t i = 0; i < vcpus.size(); ++i) s.vcpus.push_back(decode_vcpu(vcpus[i], i, limits));
+  for (uint32_t i = 0; i < vcpus.size(); ++i) s.machine.vcpus.push_back(decode_vcpu(vcpus[i], i, limits));
 
-  s.vm = decode_vm(root.getVm());
-  s.devices = decode_devices(root.getDevices(), s.memory);
+  s.machine.vm = decode_vm(root.getVm());
+  s.machine.devices = decode_devices(root.getDevices(), s.memory);
   s.boot_complete_after_ns = root.getBootCompleteAfterNs();
   return s;
 }
@@ -237,11 +237,11 @@ std::vector<uint8_t> encode_state(const SnapshotState& state) {
   host.setKvmBackend(state.host.kvm_backend);
   host.setThawVersion(state.host.thaw_version);
   encode_memory(state.memory, root.initMemory());
-  root.setVcpuCount(static_cast<uint32_t>(state.vcpus.size()));
-  auto vcpus = root.initVcpus(static_cast<unsigned>(state.vcpus.size()));
-  for (unsigned i = 0; i < state.vcpus.size(); ++i) encode_vcpu(state.vcpus[i], vcpus[i]);
-  encode_vm(state.vm, root.initVm());
-  encode_devices(state.devices, root.initDevices());
+  root.setVcpuCount(static_cast<uint32_t>(state.machine.vcpus.size()));
+  auto vcpus = root.initVcpus(static_cast<unsigned>(state.machine.vcpus.size()));
+  for (unsigned i = 0; i < state.machine.vcpus.size(); ++i) encode_vcpu(state.machine.vcpus[i], vcpus[i]);
+  encode_vm(state.machine.vm, root.initVm());
+  encode_devices(state.machine.devices, root.initDevices());
   root.setBootCompleteAfterNs(state.boot_complete_after_ns);
 
   kj::VectorOutputStream payload;

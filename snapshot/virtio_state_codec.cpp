@@ -5,7 +5,7 @@
 #include <string>
 
 #include "base/hex_text.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot {
 
@@ -57,7 +57,7 @@ devices::VirtqueueState decode_queue(schema::VirtqueueState::Reader in, size_t i
 
 }  // namespace
 
-void encode_vsock(const VsockDeviceStates& vsock, schema::VirtioVsockState::Builder out) {
+void encode_vsock(const vmm::VsockDeviceStates& vsock, schema::VirtioVsockState::Builder out) {
   out.setGuestCid(vsock.device.guest_cid);
   out.setNextHostPort(vsock.device.next_host_port);
   const auto& t = vsock.transport;
@@ -82,8 +82,8 @@ void encode_vsock(const VsockDeviceStates& vsock, schema::VirtioVsockState::Buil
   }
 }
 
-VsockDeviceStates decode_vsock(schema::VirtioVsockState::Reader in, const MemoryLayout& memory) {
-  VsockDeviceStates v;
+vmm::VsockDeviceStates decode_vsock(schema::VirtioVsockState::Reader in, const MemoryLayout& memory) {
+  vmm::VsockDeviceStates v;
   v.device.guest_cid = in.getGuestCid();
   if (v.device.guest_cid < devices::kVsockMinGuestCid || v.device.guest_cid > devices::kVsockMaxGuestCid) {
     reject("guest CID " + std::to_string(v.device.guest_cid) + " is reserved");

@@ -2,40 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "devices/legacy/boot_complete.h"
-#include "devices/legacy/debug_exit.h"
-#include "devices/legacy/i8042.h"
-#include "devices/legacy/serial_8250.h"
-#include "devices/virtio/mmio_transport.h"
-#include "devices/virtio/vsock_device.h"
+#include "base/errors.h"
 #include "snapshot/host_fingerprint.h"
-#include "vmm/state_capture.h"
-#include "vmm/state_validation.h"
-#include "vmm/sys_error.h"
 
 namespace thaw::snapshot {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Holds a vsock device's queue work (its muxer thread writes guest memory
-// on its own) from the state capture until guest RAM is on disk, so the
-// saved queue indices match the rings in the saved memory.
-class VsockQuiesce {
- public:
-  explicit VsockQuiesce(devices::VsockDevice* vsock) : vsock_(vsock) {
-    if (vsock_) vsock_->pause_processing();
-  }
-  ~VsockQuiesce() {
-    if (vsock_) vsock_->resume_processing();
-  }
-  VsockQuiesce(const VsockQuiesce&) = delete;
-  VsockQuiesce& operator=(const VsockQuiesce&) = delete;
-
- private:
-  devices::VsockDevice* vsock_;
-};
 
 }  // namespace
 
@@ -64,16 +38,10 @@ SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir) {
   SnapshotState state;
   state.host = current_host_fingerprint(vmm::kvm::backend_name(vm.backend()));
   state.memory = MemoryLayout::for_ram(vm.memory().size());
-  for (auto& vcpu : vm.vcpus()) {
-    state.vcpus.push_back(vmm::save_vcpu_state(vcpu->fd(), vm.msr_indices(), vm.xsave_size()));
-  }
-  state.vm = vmm::save_vm_state(vm.vm_fd());
-  state.devices.serial = vm.serial().save();
-  state.devices.i8042 = vm.i8042().save();
-  state.devices.boot_complete = vm.boot_complete().save();
-  state.devices.debug_exit = vm.debug_exit().save();
-  VsockQuiesce quiesce(vm.vsock());
-  if (vm.vsock()) state.devices.vsock = VsockDeviceStates{vm.vsock_transport()->save(), vm.vsock()->save()};
+  // Held until guest RAM is on disk, so the saved queue indices match the
+  // rings in the saved memory.
+  auto quiesce = vm.quiesce_devices();
+  state.machine = vm.save_state();
   if (auto booted = vm.boot_complete_after()) state.boot_complete_after_ns = static_cast<uint64_t>(booted->count());
   SaveResult result;
   result.capture = Clock::now() - start;
@@ -82,49 +50,6 @@ SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir) {
   result.total = Clock::now() - start;
   return result;
 }
-
-namespace {
-
-// Devices, then VM-wide chips, then each vCPU. The state was validated (or
-// is the one validated at restore time, for a reset).
-void apply_saved_state(vmm::Vm& vm, const SnapshotState& state, bool allow_tsc_mismatch, bool is_reset) {
-  if (state.devices.vsock.has_value() != (vm.vsock() != nullptr)) {
-    throw InputError(state.devices.vsock ? "the snapshot has a vsock device: give the clone a vsock socket path"
-                                         : "the snapshot has no vsock device, but a vsock socket path was given");
-  }
-  // The vsock device does no queue work (so raises no interrupt) until the
-  // interrupt controllers are restored: KVM_SET_IRQCHIP and KVM_SET_LAPIC
-  // would overwrite an edge sent before them.
-  VsockQuiesce quiesce(vm.vsock());
-  // Devices validate their own state; do them before touching KVM.
-  try {
-    vm.serial().restore(state.devices.serial);
-    vm.i8042().restore(state.devices.i8042);
-    vm.boot_complete().restore(state.devices.boot_complete);
-    vm.debug_exit().restore(state.devices.debug_exit);
-    if (state.devices.vsock) {
-      // The transport first: it resets the device (dropping any streams)
-      // and activates it again; the device then drops what it has and
-      // queues a transport-reset event for the guest driver.
-      vm.vsock_transport()->restore(state.devices.vsock->transport);
-      vm.vsock()->restore(state.devices.vsock->device);
-    }
-  } catch (const std::invalid_argument& e) {
-    throw InputError(std::string("snapshot device state rejected: ") + e.what());
-  }
-  // VM-wide chips first: the vCPUs' LAPICs then see the restored IOAPIC/PIC.
-  vmm::restore_vm_state(vm.vm_fd(), state.vm);
-  vmm::VcpuRestoreOptions vcpu_options;
-  vcpu_options.tsc_scaling = vmm::has_tsc_scaling(vm.vm_fd());
-  vcpu_options.allow_tsc_mismatch = allow_tsc_mismatch;
-  vcpu_options.cpuid_already_set = is_reset;
-  for (size_t i = 0; i < state.vcpus.size(); ++i) {
-    vmm::restore_vcpu_state(vm.vcpus()[i]->fd(), state.vcpus[i], vcpu_options);
-  }
-  if (vm.vsock_transport()) vm.vsock_transport()->notify_pending();
-}
-
-}  // namespace
 
 ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const RestoreOptions& options) {
   vmm::Vm& vm = *clone.vm;
@@ -135,7 +60,7 @@ ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const Re
   ResetResult result;
   // No device may write guest memory between dropping the pages and
   // reloading its state (which also drops the clone's vsock streams).
-  VsockQuiesce quiesce(vm.vsock());
+  auto quiesce = vm.quiesce_devices();
   // Private pages go; file pages (private) or the pager (uffd) bring the
   // snapshot's content back on the next touch. Eager memory has no file
   // behind it, so it is read again: a reset then costs the whole file.
@@ -148,7 +73,7 @@ ResetResult reset_vm(RestoredVm& clone, const LoadedSnapshot& snapshot, const Re
   }
   result.memory = Clock::now() - start;
   auto apply_start = Clock::now();
-  apply_saved_state(vm, snapshot.state, options.allow_tsc_mismatch, /*is_reset=*/true);
+  vm.restore_state(snapshot.state.machine, {.allow_tsc_mismatch = options.allow_tsc_mismatch, .reset_in_place = true});
   result.apply_state = Clock::now() - apply_start;
   result.total = Clock::now() - start;
   return result;
@@ -235,7 +160,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   auto create_start = Clock::now();
   vmm::VmConfig config;
   config.mem_mib = state.memory.size_bytes >> 20;
-  config.vcpus = static_cast<unsigned>(state.vcpus.size());
+  config.vcpus = static_cast<unsigned>(state.machine.vcpus.size());
   config.console = options.console;
   config.boot_complete_action = vmm::BootCompleteAction::kContinue;
   config.kvm_path = options.kvm_path;
@@ -251,10 +176,12 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
 
   auto apply_start = Clock::now();
   vmm::Vm& vm = *restored.vm;
-  auto context = vmm::validation_context(kvm, vm.vm_fd(), config.vcpus, state.memory.size_bytes);
-  std::string problem = vmm::validate_machine_state(state.vcpus, state.vm, context);
-  if (!problem.empty()) throw InputError("snapshot state rejected: " + problem);
-  apply_saved_state(vm, state, options.allow_tsc_mismatch, /*is_reset=*/false);
+  try {
+    vm.check_state(state.machine);
+    vm.restore_state(state.machine, {.allow_tsc_mismatch = options.allow_tsc_mismatch});
+  } catch (const StateError& e) {
+    throw StateError(std::string("snapshot state rejected: ") + e.what());
+  }
   restored.timings.apply_state = Clock::now() - apply_start;
   restored.timings.total = Clock::now() - start;
   return restored;

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "vmm/memory/guest_memory.h"
-#include "vmm/sys_error.h"  // the errors this API throws
+#include "base/errors.h"  // the errors this API throws
 
 namespace thaw::snapshot {
 

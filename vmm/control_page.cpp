@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <ctime>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 

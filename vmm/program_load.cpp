@@ -2,7 +2,7 @@
 
 #include "vmm/loader/cpio_archive.h"
 #include "vmm/loader/kernel_image.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 

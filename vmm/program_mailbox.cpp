@@ -5,7 +5,7 @@
 
 #include "base/hex_text.h"
 #include "guest/mini/program_abi.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 

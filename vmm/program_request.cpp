@@ -1,6 +1,6 @@
 #include "vmm/program_request.h"
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 

@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 
+#include "base/errors.h"
 #include "base/hex_text.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/x86_64/layout.h"
@@ -156,14 +157,12 @@ std::string check_pic(const kvm_irqchip& chip, uint32_t want, const char* slot) 
   return {};
 }
 
-}  // namespace
-
-std::string validate_vcpu_state(const VcpuState& state, const ValidationContext& ctx) {
+std::string vcpu_problem(const VcpuState& state, const ValidationContext& ctx) {
   auto why = check_vcpu(state, ctx);
   return why.empty() ? why : "vCPU " + std::to_string(state.vcpu_id) + ": " + why;
 }
 
-std::string validate_vm_state(const VmState& state) {
+std::string vm_problem(const VmState& state) {
   if (auto why = check_pic(state.pic_master, KVM_IRQCHIP_PIC_MASTER, "PIC master"); !why.empty()) return why;
   if (auto why = check_pic(state.pic_slave, KVM_IRQCHIP_PIC_SLAVE, "PIC slave"); !why.empty()) return why;
   if (state.ioapic.chip_id != KVM_IRQCHIP_IOAPIC) {
@@ -194,8 +193,8 @@ std::string validate_vm_state(const VmState& state) {
   return {};
 }
 
-std::string validate_machine_state(const std::vector<VcpuState>& vcpus, const VmState& vm,
-                                   const ValidationContext& ctx) {
+std::string machine_problem(const MachineState& state, const ValidationContext& ctx) {
+  const auto& vcpus = state.vcpus;
   if (vcpus.size() != ctx.vcpu_count) {
     return "state has " + std::to_string(vcpus.size()) + " vCPUs; the VM has " + std::to_string(ctx.vcpu_count);
   }
@@ -203,9 +202,23 @@ std::string validate_machine_state(const std::vector<VcpuState>& vcpus, const Vm
     if (vcpus[i].vcpu_id != i) {
       return "vCPU state " + std::to_string(i) + " has vcpu_id " + std::to_string(vcpus[i].vcpu_id);
     }
-    if (auto why = validate_vcpu_state(vcpus[i], ctx); !why.empty()) return why;
+    if (auto why = vcpu_problem(vcpus[i], ctx); !why.empty()) return why;
   }
-  return validate_vm_state(vm);
+  return vm_problem(state.vm);
+}
+
+}  // namespace
+
+void validate_vcpu_state(const VcpuState& state, const ValidationContext& ctx) {
+  if (auto why = vcpu_problem(state, ctx); !why.empty()) throw StateError(why);
+}
+
+void validate_vm_state(const VmState& state) {
+  if (auto why = vm_problem(state); !why.empty()) throw StateError(why);
+}
+
+void validate_machine_state(const MachineState& state, const ValidationContext& ctx) {
+  if (auto why = machine_problem(state, ctx); !why.empty()) throw StateError(why);
 }
 
 }  // namespace thaw::vmm

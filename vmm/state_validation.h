@@ -28,14 +28,14 @@ struct ValidationContext {
 // KVM's limit on CPUID entries per vCPU (KVM_MAX_CPUID_ENTRIES).
 inline constexpr size_t kMaxCpuidEntries = 256;
 
-// Empty when `state` may be applied; otherwise a message naming the
-// problem, e.g. "vCPU 0: sregs.efer 0x10000 sets reserved bits 0x10000".
-std::string validate_vcpu_state(const VcpuState& state, const ValidationContext& ctx);
-// Empty when `state` may be applied; otherwise a message naming the problem.
-std::string validate_vm_state(const VmState& state);
-// All of a machine: every vCPU (one per vCPU of the VM, ids 0..n-1 in
-// order) and the VM state. Call before the first restore ioctl.
-std::string validate_machine_state(const std::vector<VcpuState>& vcpus, const VmState& vm,
-                                   const ValidationContext& ctx);
+// Each returns when `state` may be applied and otherwise throws StateError
+// (base/errors.h) naming the problem, e.g. "vCPU 0: sregs.efer 0x10000 sets
+// reserved bits 0x10000".
+void validate_vcpu_state(const VcpuState& state, const ValidationContext& ctx);
+void validate_vm_state(const VmState& state);
+// All of a machine's KVM state: every vCPU (one per vCPU of the VM, ids
+// 0..n-1 in order) and the VM state. Devices check their own state in
+// restore(). Call before the first restore ioctl.
+void validate_machine_state(const MachineState& state, const ValidationContext& ctx);
 
 }  // namespace thaw::vmm

@@ -9,7 +9,7 @@
 
 #include "base/hex_text.h"
 #include "base/background_thread.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 

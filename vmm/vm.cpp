@@ -19,7 +19,7 @@
 #include "guest/mini/program_abi.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/memory/device_memory.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/lapic.h"
 #include "vmm/x86_64/layout.h"
 

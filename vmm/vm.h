@@ -10,6 +10,7 @@
 
 #include "devices/bus.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/machine_state.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/program_load.h"
 #include "vmm/run_control.h"
@@ -37,6 +38,27 @@ struct BootImages {
   std::optional<ProgramFiles> program;  // config.program's file and packed files
 };
 BootImages read_boot_images(const VmConfig& config);
+
+// Holds the device work that writes guest memory on its own thread (the
+// vsock muxer) while alive, so that device state and guest RAM stay in step:
+// from a state capture until RAM is saved, or from dropping RAM until the
+// devices' state is back. Nests.
+class DeviceQuiesce {
+ public:
+  explicit DeviceQuiesce(devices::VsockDevice* vsock);
+  ~DeviceQuiesce();
+  DeviceQuiesce(const DeviceQuiesce&) = delete;
+  DeviceQuiesce& operator=(const DeviceQuiesce&) = delete;
+
+ private:
+  devices::VsockDevice* vsock_;
+};
+
+// How Vm::restore_state applies a state.
+struct StateRestoreOptions {
+  bool allow_tsc_mismatch = false;  // run on at the host's TSC rate when the saved one cannot be had
+  bool reset_in_place = false;      // this VM already runs the state's CPUID (KVM refuses a change once run)
+};
 
 class Vm {
  public:
@@ -90,6 +112,22 @@ class Vm {
   kvm::KvmBackend backend() const { return backend_; }
   const std::vector<uint32_t>& msr_indices() const { return msr_indices_; }
   size_t xsave_size() const { return xsave_size_; }
+
+  // The machine apart from RAM: every vCPU, the VM-wide KVM chips and
+  // clock, and every device (vmm/vm_state.cpp keeps the one device list).
+  // The VM must be paused (pause()) or not yet started. Hold
+  // quiesce_devices() from before this until guest RAM is saved.
+  MachineState save_state();
+  // Throws StateError naming the first thing in `state` this VM cannot
+  // take (vCPU count, MSRs, reserved bits, a vsock device it lacks or has);
+  // devices check the rest of theirs in restore_state. Touches nothing.
+  void check_state(const MachineState& state) const;
+  // Applies a checked state: devices, then the VM-wide chips, then each
+  // vCPU. The VM must be paused or not started. Throws StateError for
+  // device state a device refuses (before any KVM state is touched) and
+  // SysError for a refused ioctl.
+  void restore_state(const MachineState& state, const StateRestoreOptions& options = {});
+  DeviceQuiesce quiesce_devices() { return DeviceQuiesce(vsock_.get()); }
 
   // The devices, for save()/restore() next to their code.
   devices::Serial8250& serial() { return *serial_; }

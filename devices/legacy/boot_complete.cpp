@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/errors.h"
+
 namespace thaw::devices {
 
 BootComplete::BootComplete(std::chrono::steady_clock::time_point requested_at,
@@ -57,12 +59,12 @@ BootCompleteState BootComplete::save() const {
 
 void BootComplete::restore(const BootCompleteState& state) {
   if (state.completions == 0 && state.last_since_request_ns != -1) {
-    throw std::invalid_argument(
+    throw StateError(
         "BootCompleteState.last_since_request_ns: must be -1 when completions is 0, got " +
         std::to_string(state.last_since_request_ns));
   }
   if (state.completions > 0 && state.last_since_request_ns < 0) {
-    throw std::invalid_argument(
+    throw StateError(
         "BootCompleteState.last_since_request_ns: must be non-negative after a completion, got " +
         std::to_string(state.last_since_request_ns));
   }

@@ -46,7 +46,7 @@ class BootComplete : public BusDevice {
   std::optional<std::chrono::nanoseconds> last_since_request() const;
 
   BootCompleteState save() const;
-  // Throws std::invalid_argument naming the bad field.
+  // Throws StateError (base/errors.h) naming the bad field.
   void restore(const BootCompleteState& state);
 
  private:

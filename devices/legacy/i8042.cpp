@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/errors.h"
+
 namespace thaw::devices {
 namespace {
 
@@ -133,7 +135,7 @@ I8042State I8042::save() const {
 
 void I8042::restore(const I8042State& state) {
   if (state.pending_command != 0 && state.pending_command != kCmdWriteControl) {
-    throw std::invalid_argument("I8042State.pending_command: " +
+    throw StateError("I8042State.pending_command: " +
                                 std::to_string(state.pending_command) +
                                 " is not a command that takes a data byte");
   }

@@ -45,7 +45,7 @@ class I8042 : public BusDevice {
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
   I8042State save() const;
-  // Throws std::invalid_argument naming the bad field.
+  // Throws StateError (base/errors.h) naming the bad field.
   void restore(const I8042State& state);
 
  private:

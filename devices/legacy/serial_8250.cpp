@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/errors.h"
+
 namespace thaw::devices {
 namespace {
 
@@ -64,7 +66,7 @@ constexpr uint8_t kMsrDeltaMask = 0x0f;
 constexpr uint8_t kMsrIdleLines = kMsrDcd | kMsrDsr | kMsrCts;
 
 [[noreturn]] void bad_field(const char* field, const std::string& why) {
-  throw std::invalid_argument(std::string("Serial8250State.") + field + ": " + why);
+  throw StateError(std::string("Serial8250State.") + field + ": " + why);
 }
 
 void check_mask(const char* field, uint8_t value, uint8_t allowed) {

@@ -62,7 +62,7 @@ class Serial8250 : public BusDevice {
   size_t queue_input(std::span<const char> bytes);
 
   Serial8250State save() const;
-  // Throws std::invalid_argument naming the bad field; on success the
+  // Throws StateError (base/errors.h) naming the bad field; on success the
   // interrupt line is driven to the level the restored state implies.
   void restore(const Serial8250State& state);
 

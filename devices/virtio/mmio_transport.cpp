@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/errors.h"
+
 namespace thaw::devices {
 
 namespace {
@@ -12,7 +14,7 @@ namespace {
 using namespace virtio_mmio;
 
 [[noreturn]] void bad_field(const std::string& field, const std::string& why) {
-  throw std::invalid_argument("VirtioMmioState." + field + ": " + why);
+  throw StateError("VirtioMmioState." + field + ": " + why);
 }
 
 void set_low(uint64_t& v, uint32_t low) { v = (v & 0xffff'ffff'0000'0000ull) | low; }
@@ -161,8 +163,11 @@ void MmioTransport::write_status(uint32_t value) {
 void MmioTransport::activate_locked() {
   if (active_ || broken()) return;
   for (const auto& q : s_.queues) {
-    if (q.ready && !Virtqueue::check(*memory_, q, device_->queue_max_size()).empty()) {
-      set_needs_reset();
+    if (!q.ready) continue;
+    try {
+      Virtqueue::check(*memory_, q, device_->queue_max_size());
+    } catch (const StateError&) {
+      set_needs_reset();  // a driver that placed a queue badly: it sees DEVICE_NEEDS_RESET
       return;
     }
   }
@@ -254,8 +259,10 @@ void MmioTransport::check_state(const VirtioMmioState& st) const {
                                                               std::to_string(device_->queue_max_size()));
     }
     if (!q.ready) continue;
-    if (auto why = Virtqueue::check(*memory_, q, device_->queue_max_size()); !why.empty()) {
-      bad_field("queues[" + std::to_string(i) + "]", why);
+    try {
+      Virtqueue::check(*memory_, q, device_->queue_max_size());
+    } catch (const StateError& e) {
+      bad_field("queues[" + std::to_string(i) + "]", e.what());
     }
   }
 }

@@ -85,7 +85,7 @@ class MmioTransport final : public BusDevice, private VirtioQueueContext {
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
   VirtioMmioState save() const;
-  // Throws std::invalid_argument naming the bad field (status bits, feature
+  // Throws StateError (base/errors.h) naming the bad field (status bits, feature
   // bits the device does not offer, queue count, a ready queue that does not
   // fit guest RAM). On success the backend is reset, then activated again
   // when the state says DRIVER_OK.

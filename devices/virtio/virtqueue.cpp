@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstdio>
 
+#include "base/errors.h"
 #include "base/hex_text.h"
 
 namespace thaw::devices {
@@ -36,13 +37,14 @@ constexpr uint64_t kAvailRingOffset = 4;
 constexpr uint64_t kUsedIdxOffset = 2;
 constexpr uint64_t kUsedRingOffset = 4;
 
-std::string check_ring(GuestMemoryAccess& memory, const char* name, uint64_t addr, uint64_t bytes,
-                       uint64_t align) {
-  if (addr % align != 0) return std::string(name) + " at " + hex(addr) + " is not " + std::to_string(align) + "-byte aligned";
-  if (!memory.contains(addr, bytes)) {
-    return std::string(name) + " [" + hex(addr) + ", +" + std::to_string(bytes) + ") is not inside guest RAM";
+void check_ring(GuestMemoryAccess& memory, const char* name, uint64_t addr, uint64_t bytes, uint64_t align) {
+  if (addr % align != 0) {
+    throw StateError(std::string(name) + " at " + hex(addr) + " is not " + std::to_string(align) + "-byte aligned");
   }
-  return {};
+  if (!memory.contains(addr, bytes)) {
+    throw StateError(std::string(name) + " [" + hex(addr) + ", +" + std::to_string(bytes) +
+                     ") is not inside guest RAM");
+  }
 }
 
 }  // namespace
@@ -95,18 +97,18 @@ size_t DescriptorChain::write(GuestMemoryAccess& memory, uint64_t offset, std::s
   return done;
 }
 
-std::string Virtqueue::check(GuestMemoryAccess& memory, const VirtqueueState& s, uint16_t max_size) {
+void Virtqueue::check(GuestMemoryAccess& memory, const VirtqueueState& s, uint16_t max_size) {
   if (s.size == 0 || s.size > max_size || !std::has_single_bit(s.size)) {
-    return "queue size " + std::to_string(s.size) + " is not a power of two from 1 to " + std::to_string(max_size);
+    throw StateError("queue size " + std::to_string(s.size) + " is not a power of two from 1 to " +
+                     std::to_string(max_size));
   }
-  if (auto why = check_ring(memory, "descriptor table", s.desc_addr, desc_bytes(s.size), 16); !why.empty()) return why;
-  if (auto why = check_ring(memory, "avail ring", s.avail_addr, avail_bytes(s.size), 2); !why.empty()) return why;
-  if (auto why = check_ring(memory, "used ring", s.used_addr, used_bytes(s.size), 4); !why.empty()) return why;
+  check_ring(memory, "descriptor table", s.desc_addr, desc_bytes(s.size), 16);
+  check_ring(memory, "avail ring", s.avail_addr, avail_bytes(s.size), 2);
+  check_ring(memory, "used ring", s.used_addr, used_bytes(s.size), 4);
   if (static_cast<uint16_t>(s.next_avail - s.next_used) > s.size) {
-    return "next avail index " + std::to_string(s.next_avail) + " is more than the queue size ahead of next used " +
-           std::to_string(s.next_used);
+    throw StateError("next avail index " + std::to_string(s.next_avail) +
+                     " is more than the queue size ahead of next used " + std::to_string(s.next_used));
   }
-  return {};
 }
 
 Virtqueue::Virtqueue(GuestMemoryAccess& memory, const VirtqueueState& state) : memory_(memory), state_(state) {}

@@ -65,10 +65,11 @@ struct DescriptorChain {
 
 class Virtqueue {
  public:
-  // Why `state` cannot be used with `memory`, or empty when it can: size a
-  // power of two from 1 to `max_size`, each ring aligned and inside one RAM
-  // region, next_avail/next_used no further apart than the size.
-  static std::string check(GuestMemoryAccess& memory, const VirtqueueState& state, uint16_t max_size);
+  // Returns when `state` can be used with `memory`: size a power of two
+  // from 1 to `max_size`, each ring aligned and inside one RAM region,
+  // next_avail/next_used no further apart than the size. Otherwise throws
+  // StateError (base/errors.h) saying which.
+  static void check(GuestMemoryAccess& memory, const VirtqueueState& state, uint16_t max_size);
 
   // `state` must have passed check().
   Virtqueue(GuestMemoryAccess& memory, const VirtqueueState& state);

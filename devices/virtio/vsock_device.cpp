@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "base/errors.h"
 #include "base/unix_socket.h"
 #include "devices/virtio/vsock_connection.h"
 
@@ -19,7 +20,7 @@ namespace {
 
 void check_cid(uint64_t cid) {
   if (cid < kVsockMinGuestCid || cid > kVsockMaxGuestCid) {
-    throw std::invalid_argument("vsock guest CID " + std::to_string(cid) + " is reserved; use " +
+    throw StateError("vsock guest CID " + std::to_string(cid) + " is reserved; use " +
                                 std::to_string(kVsockMinGuestCid) + ".." + std::to_string(kVsockMaxGuestCid));
   }
 }
@@ -110,7 +111,7 @@ VsockState VsockDevice::save() const {
 void VsockDevice::restore(const VsockState& state) {
   check_cid(state.guest_cid);
   if (!is_vsock_host_port(state.next_host_port)) {
-    throw std::invalid_argument("vsock host port " + std::to_string(state.next_host_port) + " is outside " +
+    throw StateError("vsock host port " + std::to_string(state.next_host_port) + " is outside " +
                                 std::to_string(kVsockFirstHostPort) + ".." + std::to_string(kVsockLastHostPort));
   }
   std::lock_guard lock(mutex());

@@ -70,7 +70,7 @@ class VsockDevice final : public VirtioDevice {
  public:
   // Listens on `uds_path` at once (a stale socket file there is removed
   // first) and starts the muxer thread. Throws std::system_error when the
-  // host refuses, std::invalid_argument for a reserved CID.
+  // host refuses, InputError for a reserved CID.
   VsockDevice(std::string uds_path, uint64_t guest_cid = kVsockDefaultGuestCid);
   // Stops the thread, closes every connection and removes the socket file.
   ~VsockDevice() override;
@@ -98,7 +98,7 @@ class VsockDevice final : public VirtioDevice {
   void resume_processing();
 
   VsockState save() const;
-  // Throws std::invalid_argument for a reserved CID or a host port outside
+  // Throws StateError for a reserved CID or a host port outside
   // [kVsockFirstHostPort, kVsockLastHostPort]. Drops every connection and
   // queues a transport-reset event for the guest.
   void restore(const VsockState& state);

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::cli {
 

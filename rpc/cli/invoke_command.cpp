@@ -14,7 +14,7 @@
 #include "rpc/cli/lease_view.h"
 #include "rpc/cli/program_options.h"
 #include "rpc/pool_client.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::cli {
 

@@ -8,7 +8,7 @@
 
 #include "rpc/cli/commands.h"
 #include "rpc/cli/program_options.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 int main(int argc, char** argv) {
   // Logs go to stderr so stdout stays clean for --json and the console.

@@ -13,7 +13,7 @@
 #include "base/unique_fd.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/program_load.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::cli {
 

@@ -50,7 +50,7 @@ struct RestoreCliOptions {
 // then creates the directory if missing. Returns whether clones get sockets.
 bool prepare_vsock_dir(const RestoreCliOptions& opt, const snapshot::LoadedSnapshot& loaded, unsigned clones,
                        CreatedDirs& created) {
-  const bool has_vsock = loaded.state.devices.vsock.has_value();
+  const bool has_vsock = loaded.state.machine.devices.vsock.has_value();
   const std::string flag = "--vsock-dir " + opt.vsock_dir;
   if (!opt.vsock_dir_given) {
     if (has_vsock) {

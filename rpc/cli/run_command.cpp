@@ -21,7 +21,7 @@
 #include "vmm/control_page.h"
 #include "vmm/cpuid_cache.h"
 #include "vmm/program_request.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::cli {
 

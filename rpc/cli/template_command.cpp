@@ -19,7 +19,7 @@
 #include "rpc/convert.h"
 #include "rpc/pool_client.h"
 #include "rpc/validation.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::cli {
 

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "base/unix_socket.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::cli {
 

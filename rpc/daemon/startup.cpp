@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::daemon {
 

@@ -1,5 +1,7 @@
 #include "devices/legacy/boot_complete.h"
 
+#include "base/errors.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -95,13 +97,13 @@ TEST_F(BootCompleteTest, RestoreRejectsInconsistentState) {
   BootCompleteState bad;
   bad.completions = 0;
   bad.last_since_request_ns = 5;
-  EXPECT_THROW(dev.restore(bad), std::invalid_argument);
+  EXPECT_THROW(dev.restore(bad), thaw::StateError);
   bad.completions = 2;
   bad.last_since_request_ns = -7;
   try {
     dev.restore(bad);
     FAIL() << "restore accepted a negative boot time";
-  } catch (const std::invalid_argument& e) {
+  } catch (const thaw::StateError& e) {
     EXPECT_NE(std::string(e.what()).find("last_since_request_ns"), std::string::npos);
   }
   EXPECT_EQ(dev.completions(), 0u);

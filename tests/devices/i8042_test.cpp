@@ -1,5 +1,7 @@
 #include "devices/legacy/i8042.h"
 
+#include "base/errors.h"
+
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -111,7 +113,7 @@ TEST_F(I8042Test, RestoreRejectsUnknownPendingCommand) {
   try {
     dev.restore(bad);
     FAIL() << "restore accepted pending_command 0xfe";
-  } catch (const std::invalid_argument& e) {
+  } catch (const thaw::StateError& e) {
     EXPECT_NE(std::string(e.what()).find("pending_command"), std::string::npos);
   }
   EXPECT_EQ(dev.save().pending_command, 0);

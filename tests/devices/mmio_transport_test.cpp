@@ -1,5 +1,7 @@
 #include "devices/virtio/mmio_transport.h"
 
+#include "base/errors.h"
+
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -269,7 +271,7 @@ TEST_F(TransportTest, RestoreRejectsBadState) {
   auto rejects = [&](auto change) {
     VirtioMmioState s = good;
     change(s);
-    EXPECT_THROW(transport.restore(s), std::invalid_argument);
+    EXPECT_THROW(transport.restore(s), thaw::StateError);
   };
   rejects([](auto& s) { s.status |= 0x10; });
   rejects([](auto& s) { s.status &= ~kVirtioStatusFeaturesOk; });  // DRIVER_OK without FEATURES_OK

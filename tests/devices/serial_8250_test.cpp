@@ -1,5 +1,7 @@
 #include "devices/legacy/serial_8250.h"
 
+#include "base/errors.h"
+
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -300,7 +302,7 @@ TEST_F(SerialTest, ConcurrentWritersAndInputLoseNothing) {
 std::string restore_error(Serial8250& uart, const Serial8250State& state) {
   try {
     uart.restore(state);
-  } catch (const std::invalid_argument& e) {
+  } catch (const thaw::StateError& e) {
     return e.what();
   }
   return {};

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/errors.h"
 #include "virtio_test_support.h"
 
 namespace thaw::devices {
@@ -41,13 +42,18 @@ class VirtqueueTest : public ::testing::Test {
   uint16_t avail_idx = 0;
 };
 
-TEST_F(VirtqueueTest, CheckAcceptsAWellPlacedQueue) { EXPECT_EQ(Virtqueue::check(mem, state, 256), ""); }
+TEST_F(VirtqueueTest, CheckAcceptsAWellPlacedQueue) { EXPECT_NO_THROW(Virtqueue::check(mem, state, 256)); }
 
 TEST_F(VirtqueueTest, CheckRejectsBadSizesAndPlacement) {
   auto with = [&](auto change) {
     VirtqueueState s = state;
     change(s);
-    return Virtqueue::check(mem, s, 256);
+    try {
+      Virtqueue::check(mem, s, 256);
+    } catch (const StateError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
   };
   EXPECT_NE(with([](auto& s) { s.size = 0; }), "");
   EXPECT_NE(with([](auto& s) { s.size = 6; }), "");    // not a power of two

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "base/errors.h"
 #include "vsock_test_fixture.h"
 
 namespace thaw::devices {
@@ -138,12 +139,12 @@ TEST_F(VsockTest, RestoreGoesOnWithTheSavedHostPorts) {
 }
 
 TEST_F(VsockTest, RestoreRejectsReservedCidsAndHostPorts) {
-  EXPECT_THROW(device->restore(VsockState{2}), std::invalid_argument);
-  EXPECT_THROW(device->restore(VsockState{0x1'0000'0000}), std::invalid_argument);
-  EXPECT_THROW(device->restore(VsockState{kGuestCid, kVsockFirstHostPort - 1}), std::invalid_argument);
-  EXPECT_THROW(device->restore(VsockState{kGuestCid, 0xffff'ffff}), std::invalid_argument);
+  EXPECT_THROW(device->restore(VsockState{2}), thaw::StateError);
+  EXPECT_THROW(device->restore(VsockState{0x1'0000'0000}), thaw::StateError);
+  EXPECT_THROW(device->restore(VsockState{kGuestCid, kVsockFirstHostPort - 1}), thaw::StateError);
+  EXPECT_THROW(device->restore(VsockState{kGuestCid, 0xffff'ffff}), thaw::StateError);
   EXPECT_EQ(device->save().guest_cid, kGuestCid);
-  EXPECT_THROW(VsockDevice(dir + "/x.sock", 1), std::invalid_argument);
+  EXPECT_THROW(VsockDevice(dir + "/x.sock", 1), thaw::InputError);
 }
 
 TEST_F(VsockTest, PausedDeviceLeavesGuestMemoryAlone) {

@@ -5,7 +5,7 @@
 
 #include "vmm/loader/elf_loader.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Anonymous memory: pages the loader does not touch cost nothing.

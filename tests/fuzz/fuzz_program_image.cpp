@@ -12,7 +12,7 @@
 #include "vmm/loader/program_elf.h"
 #include "vmm/loader/program_image.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -11,7 +11,7 @@
 #include "guest/mini/program_abi.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/program_mailbox.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -15,7 +15,7 @@
 
 #include "snapshot/state_codec.h"
 #include "vmm/state_validation.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace {
 
@@ -57,9 +57,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   thaw::vmm::ValidationContext ctx;
   ctx.msr_indices = {0x10, 0x174, 0x175, 0x176, 0xc0000080, 0xc0000081, 0xc0000082, 0xc0000084, 0xc0000100,
                      0xc0000101, 0xc0000102, 0x4b564d00, 0x4b564d01, 0x4b564d03};
-  ctx.vcpu_count = static_cast<uint32_t>(state.vcpus.size() == 2 ? 2 : 1);
+  ctx.vcpu_count = static_cast<uint32_t>(state.machine.vcpus.size() == 2 ? 2 : 1);
   ctx.memory_size = state.memory.size_bytes;
   ctx.xsave_size = 4096;
-  (void)thaw::vmm::validate_machine_state(state.vcpus, state.vm, ctx);
+  try {
+    thaw::vmm::validate_machine_state(state.machine, ctx);
+  } catch (const thaw::StateError&) {
+    // refused with a message: what the restore path does too
+  }
   return 0;
 }

@@ -6,7 +6,7 @@
 #include <span>
 
 #include "snapshot/working_set.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   write(dir / "snapshot_state" / "full-2vcpu", payload_of(make_full_state()));
   write(dir / "snapshot_state" / "small-1vcpu", payload_of(make_full_state(4ull << 20, 1)));
   SnapshotState vsock = make_full_state(8ull << 20, 1);
-  vsock.devices.vsock.emplace();
+  vsock.machine.devices.vsock.emplace();
   write(dir / "snapshot_state" / "vsock", payload_of(vsock));
   write(dir / "snapshot_state" / "whole-file", encode_state(make_full_state(2ull << 20, 1)));
 

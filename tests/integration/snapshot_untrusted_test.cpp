@@ -79,19 +79,19 @@ TEST_F(UntrustedSnapshot, DamagedFilesAreRejectedWithTheReason) {
 }
 
 TEST_F(UntrustedSnapshot, FieldsOutOfRangeAreRejectedWithTheReason) {
-  rewrite_state([](auto& s) { s.host.kvm_backend = "kvm_pvm"; s.vcpus.clear(); });
+  rewrite_state([](auto& s) { s.host.kvm_backend = "kvm_pvm"; s.machine.vcpus.clear(); });
   EXPECT_NE(restore_error(dir_.path()).find("vCPU"), std::string::npos) << restore_error(dir_.path());
 
   rewrite_state([](auto& s) { s.memory.size_bytes += 1 << 20; });
   EXPECT_NE(restore_error(dir_.path()).find("memory"), std::string::npos) << restore_error(dir_.path());
 
-  rewrite_state([](auto& s) { s.vcpus[0].msrs.push_back({0x12345678u, 0, 1}); });
+  rewrite_state([](auto& s) { s.machine.vcpus[0].msrs.push_back({0x12345678u, 0, 1}); });
   EXPECT_NE(restore_error(dir_.path()).find("0x12345678"), std::string::npos) << restore_error(dir_.path());
 
-  rewrite_state([](auto& s) { s.devices.serial.rx_fifo.assign(500, 'x'); });
+  rewrite_state([](auto& s) { s.machine.devices.serial.rx_fifo.assign(500, 'x'); });
   EXPECT_NE(restore_error(dir_.path()).find("rx"), std::string::npos) << restore_error(dir_.path());
 
-  rewrite_state([](auto& s) { s.vcpus[0].events.exception.nr = 200; s.vcpus[0].events.exception.injected = 1; });
+  rewrite_state([](auto& s) { s.machine.vcpus[0].events.exception.nr = 200; s.machine.vcpus[0].events.exception.injected = 1; });
   EXPECT_NE(restore_error(dir_.path()).find("exception"), std::string::npos) << restore_error(dir_.path());
 }
 

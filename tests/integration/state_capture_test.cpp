@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "tests/integration/kvm_test_support.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw {
 namespace {
@@ -19,32 +19,12 @@ using KvmSystem = vmm::kvm::KvmSystem;
 constexpr uint32_t kMsrIa32Tsc = 0x10;
 constexpr size_t kLapicTimerCurrentCount = 0x390;  // TMCCT: counts down while the timer runs
 
-// The whole machine, as saved at one pause.
-struct MachineState {
-  std::vector<vmm::VcpuState> vcpus;
-  vmm::VmState vm;
-};
-
-MachineState save_machine(vmm::Vm& vm, const KvmSystem& kvm) {
-  auto msr_indices = kvm.msr_index_list();
-  size_t xsave = vmm::xsave_size(vm.vm_fd());
-  MachineState state;
-  for (auto& vcpu : vm.vcpus()) state.vcpus.push_back(vmm::save_vcpu_state(vcpu->fd(), msr_indices, xsave));
-  state.vm = vmm::save_vm_state(vm.vm_fd());
-  return state;
-}
-
 // `vcpus_have_run`: the vCPUs already ran with this CPUID (restore into the
 // same VM, as reset in place does). Hardware KVM refuses KVM_SET_CPUID2 once
 // a vCPU has run; PVM accepts and ignores it.
-void restore_machine(vmm::Vm& vm, const MachineState& state, const KvmSystem& kvm, bool vcpus_have_run = false) {
-  auto ctx = vmm::validation_context(kvm, vm.vm_fd(), static_cast<uint32_t>(vm.vcpus().size()), vm.memory().size());
-  ASSERT_EQ(vmm::validate_machine_state(state.vcpus, state.vm, ctx), "");
-  vmm::VcpuRestoreOptions options;
-  options.tsc_scaling = vmm::has_tsc_scaling(vm.vm_fd());
-  options.cpuid_already_set = vcpus_have_run;
-  vmm::restore_vm_state(vm.vm_fd(), state.vm);
-  for (size_t i = 0; i < vm.vcpus().size(); ++i) vmm::restore_vcpu_state(vm.vcpus()[i]->fd(), state.vcpus[i], options);
+void restore_machine(vmm::Vm& vm, const vmm::MachineState& state, bool vcpus_have_run = false) {
+  ASSERT_NO_THROW(vm.check_state(state));
+  vm.restore_state(state, {.reset_in_place = vcpus_have_run});
 }
 
 template <class T>
@@ -123,16 +103,16 @@ TEST_P(StateCapture, RoundTripInTheSameVmIsLossless) {
   CapturedConsole console;
   auto vm = boot_to_pause(pausing_config(console, GetParam()), console);
   ASSERT_EQ(vm->state(), vmm::RunState::kPaused);
-  auto kvm = KvmSystem::open();
 
-  auto first = save_machine(*vm, kvm);
+  auto first = vm->save_state();
   ASSERT_EQ(first.vcpus.size(), GetParam());
   EXPECT_FALSE(first.vcpus[0].msrs.empty());
   EXPECT_FALSE(first.vcpus[0].cpuid.empty());
-  restore_machine(*vm, first, kvm, /*vcpus_have_run=*/true);
-  auto second = save_machine(*vm, kvm);
+  restore_machine(*vm, first, /*vcpus_have_run=*/true);
+  auto second = vm->save_state();
   for (size_t i = 0; i < first.vcpus.size(); ++i) expect_same_vcpu(first.vcpus[i], second.vcpus[i]);
   expect_same_vm(first.vm, second.vm);
+  EXPECT_EQ(first.devices, second.devices);
 
   // The restored VM still runs: on to the clean exit after "ready".
   vm->resume();
@@ -147,8 +127,7 @@ TEST_P(StateCapture, FreshVmRestoredFromStateContinuesAfterBootComplete) {
   auto source = boot_to_pause(config, console);
   ASSERT_EQ(source->state(), vmm::RunState::kPaused);
   ASSERT_TRUE(console.contains("thaw-mini: ready")) << console.text();
-  auto kvm = KvmSystem::open();
-  auto saved = save_machine(*source, kvm);
+  auto saved = source->save_state();
 
   // A second VM of the same shape: it loads the kernel fresh, then gets the
   // first one's memory and state before its vCPUs ever run.
@@ -158,7 +137,7 @@ TEST_P(StateCapture, FreshVmRestoredFromStateContinuesAfterBootComplete) {
   auto clone = vmm::Vm::create(clone_config);
   ASSERT_EQ(clone->memory().size(), source->memory().size());
   std::memcpy(clone->memory().host_base(), source->memory().host_base(), source->memory().size());
-  restore_machine(*clone, saved, kvm);
+  restore_machine(*clone, saved);
   source->stop();
 
   clone->start();

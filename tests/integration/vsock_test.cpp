@@ -165,8 +165,8 @@ TEST(Vsock, ClonesGetTheirOwnSocketsAndTheSnapshotNamesNone) {
   EXPECT_EQ(state_bytes.find("original.sock"), std::string::npos);
 
   auto loaded = snapshot::read_snapshot_dir(snap);
-  ASSERT_TRUE(loaded.state.devices.vsock.has_value());
-  EXPECT_EQ(loaded.state.devices.vsock->device.guest_cid, 3u);
+  ASSERT_TRUE(loaded.state.machine.devices.vsock.has_value());
+  EXPECT_EQ(loaded.state.machine.devices.vsock->device.guest_cid, 3u);
 
   // Two clones side by side, each on its own socket.
   CapturedConsole console_a, console_b;

@@ -25,6 +25,17 @@ TEST(CloneIdentity, IdsAndSeedsAreUniqueAndGenerationRises) {
   EXPECT_EQ(seeds.size(), 1000u);
 }
 
+TEST(CloneIdentity, RenewKeepsTheCloneAndDrawsNewSeedGenerationAndClock) {
+  IdentityIssuer issuer;
+  auto first = issuer.next();
+  first.wall_ns -= 1'000'000'000;  // as if the lease began a second ago
+  auto second = issuer.renew(first);
+  EXPECT_EQ(second.clone_id, first.clone_id);
+  EXPECT_GT(second.generation, first.generation);
+  EXPECT_NE(second.seed, first.seed);
+  EXPECT_GT(second.wall_ns, first.wall_ns);
+}
+
 TEST(CloneIdentity, WallClockIsNow) {
   IdentityIssuer issuer;
   timespec now{};

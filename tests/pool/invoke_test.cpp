@@ -17,12 +17,6 @@ using namespace std::chrono_literals;
 using namespace testing;
 using Clock = std::chrono::steady_clock;
 
-#define THAW_POOL_REQUIRE_VSOCK()                                                      \
-  do {                                                                                 \
-    THAW_POOL_REQUIRE_KVM();                                                           \
-    if (!vsock_supported()) GTEST_SKIP() << "this build's VMs have no vsock device";   \
-  } while (0)
-
 std::vector<uint8_t> u64_bytes(uint64_t v) {
   std::vector<uint8_t> out(8);
   std::memcpy(out.data(), &v, 8);
@@ -38,7 +32,7 @@ uint64_t u64_at(const std::vector<uint8_t>& bytes, size_t index) {
 class PoolInvoke : public ::testing::Test {
  protected:
   void SetUp() override {
-    THAW_POOL_REQUIRE_VSOCK();
+    THAW_POOL_REQUIRE_KVM();
     pool_ = std::make_unique<PoolManager>(test_config(dir_));
     auto spec = mini_spec("agent", "agent");
     spec.cmdline = "console=ttyS0 thaw.fn_bytes=4096 thaw.quiet=1 thaw.after=agent";

@@ -163,7 +163,7 @@ TEST(SnapshotDir, InvalidStateIsNeverCommitted) {
   const std::string dir = tmp / "snap";
   write_snapshot_dir(dir, small_state(1), memory_with(1));
   auto bad = small_state(2);
-  bad.devices.serial.rx_fifo.assign(100, 'x');
+  bad.machine.devices.serial.rx_fifo.assign(100, 'x');
   expect_input_error([&] { write_snapshot_dir(dir, bad, memory_with(2)); }, "serial rx FIFO holds 100 bytes");
   EXPECT_EQ(read_snapshot_dir(dir).state.boot_complete_after_ns, 1u) << "the old snapshot must survive";
 }

@@ -17,7 +17,7 @@
 #include "snapshot/snapshot.capnp.h"
 #include "snapshot/state_codec.h"
 #include "tests/temp_dir.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::snapshot::test {
 
@@ -75,22 +75,22 @@ inline SnapshotState make_full_state(uint64_t mem_bytes = 64ull << 20, uint32_t 
   s.host = {"Test CPU @ 3.00GHz", "kvm_intel", "0.1.0"};
   s.memory = MemoryLayout::for_ram(mem_bytes, 2ull << 20);
   for (uint64_t i = 0; i < s.memory.chunk_count(); ++i) s.memory.chunk_hashes.push_back(0x9e37'79b9'7f4a'7c15ull * (i + 1));
-  for (uint32_t i = 0; i < vcpus; ++i) s.vcpus.push_back(make_vcpu(i));
-  fill_pattern(s.vm.pic_master, 11);
-  s.vm.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
-  fill_pattern(s.vm.pic_slave, 12);
-  s.vm.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
-  fill_pattern(s.vm.ioapic, 13);
-  s.vm.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
-  fill_pattern(s.vm.pit, 14);
-  fill_pattern(s.vm.clock, 15);
-  s.devices.serial = {.dll = 1, .dlm = 2, .ier = 0x0f, .lcr = 0x03, .mcr = 0x0b, .scr = 0x5a, .fcr = 0xc1,
+  for (uint32_t i = 0; i < vcpus; ++i) s.machine.vcpus.push_back(make_vcpu(i));
+  fill_pattern(s.machine.vm.pic_master, 11);
+  s.machine.vm.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+  fill_pattern(s.machine.vm.pic_slave, 12);
+  s.machine.vm.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+  fill_pattern(s.machine.vm.ioapic, 13);
+  s.machine.vm.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+  fill_pattern(s.machine.vm.pit, 14);
+  fill_pattern(s.machine.vm.clock, 15);
+  s.machine.devices.serial = {.dll = 1, .dlm = 2, .ier = 0x0f, .lcr = 0x03, .mcr = 0x0b, .scr = 0x5a, .fcr = 0xc1,
                       .msr_deltas = 0x05, .overrun = true, .thr_interrupt_pending = true,
                       .rx_fifo = {'h', 'e', 'l', 'l', 'o'}};
-  s.devices.i8042 = {.control = 0x47, .output = 0xfa, .output_full = true, .last_write_command = true,
+  s.machine.devices.i8042 = {.control = 0x47, .output = 0xfa, .output_full = true, .last_write_command = true,
                      .pending_command = 0x60};
-  s.devices.boot_complete = {.completions = 1, .ignored_writes = 3, .last_since_request_ns = 123'456'789};
-  s.devices.debug_exit = {.exited = true, .code = 42};
+  s.machine.devices.boot_complete = {.completions = 1, .ignored_writes = 3, .last_since_request_ns = 123'456'789};
+  s.machine.devices.debug_exit = {.exited = true, .code = 42};
   s.boot_complete_after_ns = 987'654'321;
   return s;
 }

@@ -117,7 +117,7 @@ TEST(StateCodecReject, GarbagePayloadWithValidChecksum) {
 
 TEST(StateCodecReject, VcpuCountZero) {
   auto s = make_full_state();
-  s.vcpus.clear();
+  s.machine.vcpus.clear();
   expect_input_error([&] { decode_state(encoded(s)); }, "has 0 vCPUs; expected 1..254");
 }
 
@@ -133,9 +133,9 @@ TEST(StateCodecReject, VcpuCountFieldDisagreesWithList) {
 
 TEST(StateCodecReject, VcpuIdsMustBeContiguous) {
   auto s = make_full_state(64ull << 20, 3);
-  s.vcpus[2].vcpu_id = 1;  // a repeat
+  s.machine.vcpus[2].vcpu_id = 1;  // a repeat
   expect_input_error([&] { decode_state(encoded(s)); }, "vCPU 2 has id 1");
-  s.vcpus[2].vcpu_id = 5;  // a gap
+  s.machine.vcpus[2].vcpu_id = 5;  // a gap
   expect_input_error([&] { decode_state(encoded(s)); }, "vCPU 2 has id 5");
 }
 
@@ -187,48 +187,48 @@ TEST(StateCodecReject, KernelStructOfTheWrongSize) {
 
 TEST(StateCodecReject, IrqchipWithTheWrongChipId) {
   auto s = make_full_state();
-  s.vm.pic_slave.chip_id = KVM_IRQCHIP_IOAPIC;
+  s.machine.vm.pic_slave.chip_id = KVM_IRQCHIP_IOAPIC;
   expect_input_error([&] { decode_state(encoded(s)); }, "VM picSlave has chip_id 2, expected 1");
 }
 
 TEST(StateCodecReject, MsrListTooLong) {
   auto s = make_full_state();
-  s.vcpus[0].msrs.resize(4097);
-  for (uint32_t i = 0; i < s.vcpus[0].msrs.size(); ++i) s.vcpus[0].msrs[i].index = i;
+  s.machine.vcpus[0].msrs.resize(4097);
+  for (uint32_t i = 0; i < s.machine.vcpus[0].msrs.size(); ++i) s.machine.vcpus[0].msrs[i].index = i;
   expect_input_error([&] { decode_state(encoded(s)); }, "vCPU 0 has 4097 MSRs, over the limit of 4096");
 }
 
 TEST(StateCodecReject, RepeatedMsr) {
   auto s = make_full_state();
-  s.vcpus[1].msrs[3].index = s.vcpus[1].msrs[2].index;
+  s.machine.vcpus[1].msrs[3].index = s.machine.vcpus[1].msrs[2].index;
   expect_input_error([&] { decode_state(encoded(s)); }, "lists MSR 3221225602 twice");
 }
 
 TEST(StateCodecReject, CpuidListTooLongOrEmpty) {
   auto s = make_full_state();
-  s.vcpus[0].cpuid.resize(257);
+  s.machine.vcpus[0].cpuid.resize(257);
   expect_input_error([&] { decode_state(encoded(s)); }, "vCPU 0 has 257 CPUID entries");
-  s.vcpus[0].cpuid.clear();
+  s.machine.vcpus[0].cpuid.clear();
   expect_input_error([&] { decode_state(encoded(s)); }, "vCPU 0 has 0 CPUID entries");
 }
 
 TEST(StateCodecReject, XsaveSizeOutOfRange) {
   auto s = make_full_state();
-  s.vcpus[0].xsave.resize((1u << 20) + 4);
+  s.machine.vcpus[0].xsave.resize((1u << 20) + 4);
   expect_input_error([&] { decode_state(encoded(s)); }, "vCPU 0 xsave is 1048580 bytes");
-  s.vcpus[0].xsave.resize(100);
+  s.machine.vcpus[0].xsave.resize(100);
   expect_input_error([&] { decode_state(encoded(s)); }, "vCPU 0 xsave is 100 bytes");
 }
 
 TEST(StateCodecReject, UnknownMpState) {
   auto s = make_full_state();
-  s.vcpus[0].mp_state.mp_state = KVM_MP_STATE_LOAD;  // s390 only
+  s.machine.vcpus[0].mp_state.mp_state = KVM_MP_STATE_LOAD;  // s390 only
   expect_input_error([&] { decode_state(encoded(s)); }, "mp_state 8 is not an x86");
 }
 
 TEST(StateCodecReject, SerialRxFifoTooLong) {
   auto s = make_full_state();
-  s.devices.serial.rx_fifo.assign(65, 'x');
+  s.machine.devices.serial.rx_fifo.assign(65, 'x');
   expect_input_error([&] { decode_state(encoded(s)); }, "serial rx FIFO holds 65 bytes");
 }
 

@@ -50,24 +50,24 @@ TEST(StateCodec, RoundTripKeepsEveryField) {
 
   EXPECT_EQ(out.host, in.host);
   EXPECT_EQ(out.memory, in.memory);
-  ASSERT_EQ(out.vcpus.size(), in.vcpus.size());
-  for (size_t i = 0; i < in.vcpus.size(); ++i) expect_same_vcpu(in.vcpus[i], out.vcpus[i]);
-  EXPECT_TRUE(same_bytes(out.vm.pic_master, in.vm.pic_master));
-  EXPECT_TRUE(same_bytes(out.vm.pic_slave, in.vm.pic_slave));
-  EXPECT_TRUE(same_bytes(out.vm.ioapic, in.vm.ioapic));
-  EXPECT_TRUE(same_bytes(out.vm.pit, in.vm.pit));
-  EXPECT_TRUE(same_bytes(out.vm.clock, in.vm.clock));
-  EXPECT_EQ(out.devices, in.devices);
-  EXPECT_EQ(out.devices.serial.rx_fifo, in.devices.serial.rx_fifo);
+  ASSERT_EQ(out.machine.vcpus.size(), in.machine.vcpus.size());
+  for (size_t i = 0; i < in.machine.vcpus.size(); ++i) expect_same_vcpu(in.machine.vcpus[i], out.machine.vcpus[i]);
+  EXPECT_TRUE(same_bytes(out.machine.vm.pic_master, in.machine.vm.pic_master));
+  EXPECT_TRUE(same_bytes(out.machine.vm.pic_slave, in.machine.vm.pic_slave));
+  EXPECT_TRUE(same_bytes(out.machine.vm.ioapic, in.machine.vm.ioapic));
+  EXPECT_TRUE(same_bytes(out.machine.vm.pit, in.machine.vm.pit));
+  EXPECT_TRUE(same_bytes(out.machine.vm.clock, in.machine.vm.clock));
+  EXPECT_EQ(out.machine.devices, in.machine.devices);
+  EXPECT_EQ(out.machine.devices.serial.rx_fifo, in.machine.devices.serial.rx_fifo);
   EXPECT_EQ(out.boot_complete_after_ns, in.boot_complete_after_ns);
 }
 
 TEST(StateCodec, RoundTripWithoutXsaveKeepsFpu) {
   SnapshotState in = make_full_state();
-  in.vcpus[0].xsave.clear();
+  in.machine.vcpus[0].xsave.clear();
   SnapshotState out = decode_state(encode_state(in));
-  EXPECT_TRUE(out.vcpus[0].xsave.empty());
-  EXPECT_TRUE(same_bytes(out.vcpus[0].fpu, in.vcpus[0].fpu));
+  EXPECT_TRUE(out.machine.vcpus[0].xsave.empty());
+  EXPECT_TRUE(same_bytes(out.machine.vcpus[0].fpu, in.machine.vcpus[0].fpu));
 }
 
 TEST(StateCodec, FileStartsWithTheDocumentedHeader) {

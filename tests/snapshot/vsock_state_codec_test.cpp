@@ -13,8 +13,8 @@ using test::make_full_state;
 
 // What a driven device looks like: three queues in the first MiB of a
 // 64 MiB guest, mid-stream indices, a pending used-buffer interrupt.
-VsockDeviceStates make_vsock_state() {
-  VsockDeviceStates v;
+vmm::VsockDeviceStates make_vsock_state() {
+  vmm::VsockDeviceStates v;
   v.device.guest_cid = 3;
   v.device.next_host_port = devices::kVsockFirstHostPort + 7;
   auto& t = v.transport;
@@ -40,24 +40,24 @@ VsockDeviceStates make_vsock_state() {
   return v;
 }
 
-SnapshotState with_vsock(const std::function<void(VsockDeviceStates&)>& edit = {}) {
+SnapshotState with_vsock(const std::function<void(vmm::VsockDeviceStates&)>& edit = {}) {
   SnapshotState s = make_full_state();
-  s.devices.vsock = make_vsock_state();
-  if (edit) edit(*s.devices.vsock);
+  s.machine.devices.vsock = make_vsock_state();
+  if (edit) edit(*s.machine.devices.vsock);
   return s;
 }
 
 TEST(VsockStateCodec, RoundTripKeepsEveryField) {
   SnapshotState in = with_vsock();
   SnapshotState out = decode_state(encode_state(in));
-  ASSERT_TRUE(out.devices.vsock.has_value());
-  EXPECT_EQ(*out.devices.vsock, *in.devices.vsock);
-  EXPECT_EQ(out.devices, in.devices);
+  ASSERT_TRUE(out.machine.devices.vsock.has_value());
+  EXPECT_EQ(*out.machine.devices.vsock, *in.machine.devices.vsock);
+  EXPECT_EQ(out.machine.devices, in.machine.devices);
 }
 
 TEST(VsockStateCodec, AbsentStaysAbsent) {
   SnapshotState out = decode_state(encode_state(make_full_state()));
-  EXPECT_FALSE(out.devices.vsock.has_value());
+  EXPECT_FALSE(out.machine.devices.vsock.has_value());
 }
 
 TEST(VsockStateCodec, QueueNotReadyNeedsNoAddresses) {
@@ -69,7 +69,7 @@ TEST(VsockStateCodec, QueueNotReadyNeedsNoAddresses) {
     v.transport.queues[1].size = 16;  // written, not yet ready
     v.transport.queues[1].desc_addr = 0xdead'beef'0000;
   });
-  EXPECT_EQ(*decode_state(encode_state(in)).devices.vsock, *in.devices.vsock);
+  EXPECT_EQ(*decode_state(encode_state(in)).machine.devices.vsock, *in.machine.devices.vsock);
 }
 
 TEST(VsockStateCodec, RejectsReservedCids) {
@@ -88,11 +88,11 @@ TEST(VsockStateCodec, RejectsHostPortsOutsideTheHostRangeAndReadsZeroAsTheFirst)
   }
   // Files written before the port was saved hold 0.
   auto file = encode_state(with_vsock([](auto& v) { v.device.next_host_port = 0; }));
-  EXPECT_EQ(decode_state(file).devices.vsock->device.next_host_port, devices::kVsockFirstHostPort);
+  EXPECT_EQ(decode_state(file).machine.devices.vsock->device.next_host_port, devices::kVsockFirstHostPort);
 }
 
 TEST(VsockStateCodec, RejectsBadStatusFeaturesAndInterrupts) {
-  auto rejects = [](const std::function<void(VsockDeviceStates&)>& edit, const std::string& needle) {
+  auto rejects = [](const std::function<void(vmm::VsockDeviceStates&)>& edit, const std::string& needle) {
     auto file = encode_state(with_vsock(edit));
     expect_input_error([&] { decode_state(file); }, needle);
   };
@@ -104,7 +104,7 @@ TEST(VsockStateCodec, RejectsBadStatusFeaturesAndInterrupts) {
 }
 
 TEST(VsockStateCodec, RejectsBadQueues) {
-  auto rejects = [](const std::function<void(VsockDeviceStates&)>& edit, const std::string& needle) {
+  auto rejects = [](const std::function<void(vmm::VsockDeviceStates&)>& edit, const std::string& needle) {
     auto file = encode_state(with_vsock(edit));
     expect_input_error([&] { decode_state(file); }, needle);
   };

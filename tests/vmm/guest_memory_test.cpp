@@ -9,7 +9,7 @@
 
 #include "synthetic_images.h"
 #include "vmm/memory/private_pages.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 namespace {

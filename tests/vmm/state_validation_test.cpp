@@ -6,8 +6,27 @@
 
 #include <functional>
 
+#include "base/errors.h"
+
 namespace thaw::vmm {
 namespace {
+
+// The StateError message a check throws, or "" when it passes.
+std::string problem(const std::function<void()>& check) {
+  try {
+    check();
+  } catch (const StateError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+MachineState machine(std::vector<VcpuState> vcpus, VmState vm) {
+  MachineState m;
+  m.vcpus = std::move(vcpus);
+  m.vm = vm;
+  return m;
+}
 
 constexpr uint32_t kEfer = 0xc0000080;
 constexpr uint32_t kTsc = 0x10;
@@ -68,13 +87,13 @@ VmState good_vm() {
 std::string vcpu_error(const std::function<void(VcpuState&)>& mutate) {
   auto s = good_vcpu();
   mutate(s);
-  return validate_vcpu_state(s, context());
+  return problem([&] { validate_vcpu_state(s, context()); });
 }
 
 std::string vm_error(const std::function<void(VmState&)>& mutate) {
   auto s = good_vm();
   mutate(s);
-  return validate_vm_state(s);
+  return problem([&] { validate_vm_state(s); });
 }
 
 #define EXPECT_NAMES(message, needle)                                                  \
@@ -84,10 +103,10 @@ std::string vm_error(const std::function<void(VmState&)>& mutate) {
   } while (0)
 
 TEST(StateValidation, GoodStatesPass) {
-  EXPECT_EQ(validate_vcpu_state(good_vcpu(0), context()), "");
-  EXPECT_EQ(validate_vcpu_state(good_vcpu(1), context()), "");
-  EXPECT_EQ(validate_vm_state(good_vm()), "");
-  EXPECT_EQ(validate_machine_state({good_vcpu(0), good_vcpu(1)}, good_vm(), context()), "");
+  EXPECT_NO_THROW(validate_vcpu_state(good_vcpu(0), context()));
+  EXPECT_NO_THROW(validate_vcpu_state(good_vcpu(1), context()));
+  EXPECT_NO_THROW(validate_vm_state(good_vm()));
+  EXPECT_NO_THROW(validate_machine_state(machine({good_vcpu(0), good_vcpu(1)}, good_vm()), context()));
   // A vCPU still waiting for INIT/SIPI, registers at reset values.
   EXPECT_EQ(vcpu_error([](VcpuState& s) {
               s.mp_state.mp_state = KVM_MP_STATE_UNINITIALIZED;
@@ -229,11 +248,14 @@ TEST(StateValidation, RejectsBadPitAndClock) {
 }
 
 TEST(StateValidation, MachineStateChecksCountAndOrder) {
-  EXPECT_NAMES(validate_machine_state({good_vcpu(0)}, good_vm(), context()), "state has 1 vCPUs; the VM has 2");
-  EXPECT_NAMES(validate_machine_state({good_vcpu(1), good_vcpu(0)}, good_vm(), context()), "has vcpu_id 1");
+  auto machine_error = [](std::vector<VcpuState> vcpus, VmState vm) {
+    return problem([&] { validate_machine_state(machine(std::move(vcpus), vm), context()); });
+  };
+  EXPECT_NAMES(machine_error({good_vcpu(0)}, good_vm()), "state has 1 vCPUs; the VM has 2");
+  EXPECT_NAMES(machine_error({good_vcpu(1), good_vcpu(0)}, good_vm()), "has vcpu_id 1");
   auto bad_vm = good_vm();
   bad_vm.ioapic.chip_id = 7;
-  EXPECT_NAMES(validate_machine_state({good_vcpu(0), good_vcpu(1)}, bad_vm, context()), "IOAPIC");
+  EXPECT_NAMES(machine_error({good_vcpu(0), good_vcpu(1)}, bad_vm), "IOAPIC");
 }
 
 }  // namespace

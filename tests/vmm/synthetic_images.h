@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/boot_params.h"
 
 namespace thaw::vmm::testing {

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <string>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm::kvm {
 

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm::kvm {
 

@@ -6,7 +6,7 @@
 
 #include "base/hex_text.h"
 #include "vmm/loader/cmdline.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm::loader {

@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "base/unique_fd.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm::loader {
 

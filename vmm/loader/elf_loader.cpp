@@ -10,7 +10,7 @@
 
 #include "base/hex_text.h"
 #include "vmm/loader/image_bytes.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm::loader {

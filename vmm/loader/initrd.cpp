@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "base/hex_text.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm::loader {

@@ -11,7 +11,7 @@
 #include "base/hex_text.h"
 #include "vmm/loader/image_bytes.h"
 #include "guest/mini/program_abi.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm::loader {
 

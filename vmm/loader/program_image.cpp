@@ -10,7 +10,7 @@
 #include "guest/mini/program_abi.h"
 #include "vmm/loader/program_elf.h"
 #include "vmm/loader/program_stack.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm::loader {
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm::loader {
 

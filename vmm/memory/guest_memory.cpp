@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "vmm/memory/private_pages.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw {
 

@@ -13,7 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/eventfd.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 
 namespace thaw::vmm {
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm::x86 {

@@ -4,7 +4,7 @@
 #include "vmm/loader/cmdline.h"
 #include "vmm/loader/elf_loader.h"
 #include "vmm/loader/initrd.h"
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/boot_params.h"
 #include "vmm/x86_64/e820.h"
 #include "vmm/x86_64/gdt.h"

@@ -1,6 +1,6 @@
 #include "vmm/x86_64/e820.h"
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm::x86 {

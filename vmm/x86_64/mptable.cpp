@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "vmm/sys_error.h"
+#include "base/errors.h"
 #include "vmm/x86_64/layout.h"
 
 namespace thaw::vmm::x86 {

@@ -1,5 +1,9 @@
-// Errors that keep the failed operation, errno and context all the way up to
-// the message the user reads.
+// The error types every layer throws, so that a message keeps the failed
+// operation, errno and context all the way up to what the user reads:
+//   SysError   - a system call or ioctl the host refused;
+//   InputError - bad input from the user or a file (a size, a path, an image);
+//   StateError - saved or guest-written state that cannot be applied (a
+//                snapshot's device registers, a virtqueue in guest memory).
 #pragma once
 
 #include <cerrno>
@@ -42,6 +46,14 @@ class SysError : public std::runtime_error {
 class InputError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// Saved or guest-provided machine state that is inconsistent. It is input
+// too (a snapshot file is untrusted), so callers that only tell "the
+// caller's fault" from "the host's fault" can catch InputError.
+class StateError : public InputError {
+ public:
+  using InputError::InputError;
 };
 
 // Throws SysError built from the current errno.
