@@ -1,7 +1,9 @@
 # The snapshot state file: everything but guest RAM, which lives in the
 # memory file next to it. The file on disk is a small fixed header (magic,
-# format version, payload length, XXH3-64 of the payload; see
-# state_codec.cpp) followed by one packed message with SnapshotState as root.
+# format major and minor version, payload length, XXH3-64 of the payload;
+# see state_codec.h) followed by one packed message with SnapshotState as
+# root. A new field with a harmless default bumps the minor (state_codec.h
+# says the rules); always add fields at the end, with the next ordinal.
 #
 # Saved state is untrusted input when read back: decode_state() checks every
 # field below before any of it reaches an ioctl.
@@ -10,7 +12,7 @@
 # kvm_lapic_state, kvm_vcpu_events, kvm_irqchip, kvm_pit_state2,
 # kvm_clock_data) are stored as Data holding the struct's bytes. They are
 # fixed-layout x86-64 kernel ABI, so the reader checks the exact size and the
-# format version pins the layout; spelling out hundreds of register fields
+# format's major version pins the layout; spelling out hundreds of register fields
 # here would add nothing a size check does not. Everything thaw itself
 # defines (memory layout, devices, MSRs, CPUID) has explicit fields.
 @0xff193fac84f99a8e;
@@ -23,7 +25,7 @@ const snapshotMagic :UInt64 = 0x50414e5357414854;
 
 struct SnapshotState {
   magic @0 :UInt64;
-  formatVersion @1 :UInt32;
+  formatMajor @1 :UInt32;            # equals the file header's (format 1.0 called it formatVersion)
   arch @2 :Text;                     # "x86_64"
   hostFingerprint @3 :HostFingerprint;
   memory @4 :MemoryLayout;
@@ -32,6 +34,7 @@ struct SnapshotState {
   vm @7 :VmState;
   devices @8 :DeviceStates;
   bootCompleteAfterNs @9 :UInt64;    # cold boot time up to the boot-complete write
+  formatMinor @10 :UInt16;           # since 1.1; equals the file header's (absent, so 0, in 1.0)
 }
 
 # Where the snapshot was taken. A mismatch is not a decode error: the

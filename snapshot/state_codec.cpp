@@ -26,7 +26,8 @@ constexpr char kMagic[8] = {'T', 'H', 'A', 'W', 'S', 'N', 'A', 'P'};
 // little-endian layout is the file layout.
 struct FileHeader {
   char magic[8];
-  uint32_t format_version;
+  uint16_t format_major;
+  uint16_t format_minor;
   uint32_t header_bytes;
   uint64_t payload_bytes;
   uint64_t payload_xxh3;
@@ -186,13 +187,17 @@ vmm::DeviceStates decode_devices(schema::DeviceStates::Reader in, const MemoryLa
   return d;
 }
 
-SnapshotState decode_root(schema::SnapshotState::Reader root, const DecodeLimits& limits) {
+std::string version_text(uint32_t major, uint32_t minor) {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
+
+SnapshotState decode_root(schema::SnapshotState::Reader root, const FileHeader& header, const DecodeLimits& limits) {
   if (root.getMagic() != schema::SNAPSHOT_MAGIC) {
     reject("message magic is " + hex(root.getMagic()) + ", expected " + hex(schema::SNAPSHOT_MAGIC));
   }
-  if (root.getFormatVersion() != kFormatVersion) {
-    reject("message has format version " + std::to_string(root.getFormatVersion()) + ", this thaw reads " +
-           std::to_string(kFormatVersion));
+  if (root.getFormatMajor() != header.format_major || root.getFormatMinor() != header.format_minor) {
+    reject("message says format " + version_text(root.getFormatMajor(), root.getFormatMinor()) +
+           ", the file header " + version_text(header.format_major, header.format_minor));
   }
   std::string arch = root.hasArch() ? std::string(root.getArch().cStr()) : std::string();
   if (arch != kStateArch) reject("arch is \"" + printable_text(arch) + "\", this thaw restores " + kStateArch);
@@ -230,7 +235,8 @@ std::vector<uint8_t> encode_state(const SnapshotState& state) {
   capnp::MallocMessageBuilder message;
   auto root = message.initRoot<schema::SnapshotState>();
   root.setMagic(schema::SNAPSHOT_MAGIC);
-  root.setFormatVersion(kFormatVersion);
+  root.setFormatMajor(kFormatMajor);
+  root.setFormatMinor(kFormatMinor);
   root.setArch(kStateArch);
   auto host = root.initHostFingerprint();
   host.setCpuModel(state.host.cpu_model);
@@ -250,7 +256,8 @@ std::vector<uint8_t> encode_state(const SnapshotState& state) {
 
   FileHeader header{};
   std::memcpy(header.magic, kMagic, sizeof kMagic);
-  header.format_version = kFormatVersion;
+  header.format_major = kFormatMajor;
+  header.format_minor = kFormatMinor;
   header.header_bytes = kStateHeaderBytes;
   header.payload_bytes = bytes.size();
   header.payload_xxh3 = XXH3_64bits(bytes.begin(), bytes.size());
@@ -276,13 +283,14 @@ SnapshotState decode_state(std::span<const uint8_t> file, const DecodeLimits& li
   if (std::memcmp(header.magic, kMagic, sizeof kMagic) != 0) {
     reject("not a thaw snapshot state file (bad magic; expected \"THAWSNAP\")");
   }
-  if (header.format_version != kFormatVersion) {
-    reject("file has format version " + std::to_string(header.format_version) + ", this thaw reads " +
-           std::to_string(kFormatVersion));
+  // Another minor of this major only adds fields a reader may ignore.
+  if (header.format_major != kFormatMajor) {
+    reject("file has format " + version_text(header.format_major, header.format_minor) + ", this thaw reads " +
+           std::to_string(kFormatMajor) + ".x");
   }
   if (header.header_bytes != sizeof(FileHeader)) {
-    reject("header size is " + std::to_string(header.header_bytes) + ", format version " +
-           std::to_string(kFormatVersion) + " has " + std::to_string(sizeof(FileHeader)));
+    reject("header size is " + std::to_string(header.header_bytes) + ", format " + std::to_string(kFormatMajor) +
+           ".x has " + std::to_string(sizeof(FileHeader)));
   }
   auto payload = file.subspan(sizeof header);
   if (header.payload_bytes != payload.size()) {
@@ -304,7 +312,7 @@ SnapshotState decode_state(std::span<const uint8_t> file, const DecodeLimits& li
   SnapshotState state;
   try {
     capnp::PackedMessageReader reader(input, options);
-    state = decode_root(reader.getRoot<schema::SnapshotState>(), limits);
+    state = decode_root(reader.getRoot<schema::SnapshotState>(), header, limits);
   } catch (const kj::Exception& e) {
     reject(std::string("payload is not a valid message: ") + e.getDescription().cStr());
   }

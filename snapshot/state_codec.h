@@ -4,11 +4,20 @@
 //
 //   offset  size  field
 //        0     8  magic "THAWSNAP"
-//        8     4  format version (little-endian, like every field)
+//        8     2  format major version (little-endian, like every field)
+//       10     2  format minor version
 //       12     4  header size in bytes (32)
 //       16     8  payload length in bytes
 //       24     8  XXH3-64 of the payload
 //       32     -  payload: packed Cap'n Proto message, root SnapshotState
+//
+// Versions: a change that old readers can ignore (a new Cap'n Proto field
+// with a default that means "as before") bumps the minor, and files of
+// every minor of the same major stay readable both ways. Anything else
+// (a field's meaning, a kernel struct's size, the header) bumps the major,
+// and a reader refuses another major. Format 1.0 wrote one u32 version (1)
+// where major and minor now are, so 1.0 files read as major 1, minor 0;
+// tests/snapshot/data/state-format-1.0.bin is one, and a test reads it.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +29,9 @@
 
 namespace thaw::snapshot {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint16_t kFormatMajor = 1;
+// 1: the message repeats the minor (SnapshotState.formatMinor).
+inline constexpr uint16_t kFormatMinor = 1;
 inline constexpr uint32_t kStateHeaderBytes = 32;
 inline constexpr char kStateArch[] = "x86_64";
 

@@ -22,11 +22,13 @@ namespace {
 std::vector<uint8_t> frame(const uint8_t* payload, size_t size) {
   std::vector<uint8_t> file(thaw::snapshot::kStateHeaderBytes + size);
   std::memcpy(file.data(), "THAWSNAP", 8);
-  const uint32_t version = thaw::snapshot::kFormatVersion;
+  const uint16_t major = thaw::snapshot::kFormatMajor;
+  const uint16_t minor = thaw::snapshot::kFormatMinor;
   const uint32_t header_bytes = thaw::snapshot::kStateHeaderBytes;
   const uint64_t length = size;
   const uint64_t hash = XXH3_64bits(payload, size);
-  std::memcpy(file.data() + 8, &version, 4);
+  std::memcpy(file.data() + 8, &major, 2);
+  std::memcpy(file.data() + 10, &minor, 2);
   std::memcpy(file.data() + 12, &header_bytes, 4);
   std::memcpy(file.data() + 16, &length, 8);
   std::memcpy(file.data() + 24, &hash, 8);

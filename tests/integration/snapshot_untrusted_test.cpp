@@ -63,9 +63,9 @@ TEST_F(UntrustedSnapshot, DamagedFilesAreRejectedWithTheReason) {
   EXPECT_NE(restore_error(dir_.path()).find("checksum"), std::string::npos) << restore_error(dir_.path());
 
   auto wrong_version = state_;
-  wrong_version[8] = 99;  // the u32 format version follows the 8-byte magic
+  wrong_version[8] = 99;  // the u16 major version follows the 8-byte magic
   write_file(state_path, wrong_version);
-  EXPECT_NE(restore_error(dir_.path()).find("version"), std::string::npos) << restore_error(dir_.path());
+  EXPECT_NE(restore_error(dir_.path()).find("format 99."), std::string::npos) << restore_error(dir_.path());
 
   std::vector<uint8_t> oversized(65 << 20, 0);
   std::copy(state_.begin(), state_.begin() + 32, oversized.begin());

@@ -52,7 +52,8 @@ TEST(StateCodecReject, BitFlipInHeaderIsCaughtWhereverItLands) {
     size_t byte;
     const char* needle;
   };
-  for (auto c : {Case{0, "bad magic"}, Case{8, "format version"}, Case{12, "header size"},
+  for (auto c : {Case{0, "bad magic"}, Case{8, "file has format 5.1"},
+                 Case{10, "the file header 1.5"}, Case{12, "header size"},
                  Case{16, "header says the payload is"}, Case{24, "checksum mismatch"}}) {
     SCOPED_TRACE(c.byte);
     auto bad = file;
@@ -67,17 +68,18 @@ TEST(StateCodecReject, WrongMagic) {
   expect_input_error([&] { decode_state(file); }, "not a thaw snapshot state file");
 }
 
-TEST(StateCodecReject, OtherFormatVersionNamesBoth) {
+TEST(StateCodecReject, OtherMajorVersionNamesBoth) {
   auto file = encoded();
-  uint32_t version = 7;
-  std::memcpy(file.data() + 8, &version, 4);
-  expect_input_error([&] { decode_state(file); },
-                     "format version 7, this thaw reads " + std::to_string(kFormatVersion));
+  uint16_t major = 7;
+  std::memcpy(file.data() + 8, &major, 2);
+  expect_input_error([&] { decode_state(file); }, "file has format 7.1, this thaw reads 1.x");
 }
 
-TEST(StateCodecReject, MessageVersionMustMatchToo) {
-  auto file = edit_message(encoded(), [](auto root) { root.setFormatVersion(2); });
-  expect_input_error([&] { decode_state(file); }, "message has format version 2");
+TEST(StateCodecReject, MessageVersionMustMatchTheHeader) {
+  auto file = edit_message(encoded(), [](auto root) { root.setFormatMajor(2); });
+  expect_input_error([&] { decode_state(file); }, "message says format 2.1, the file header 1.1");
+  file = edit_message(encoded(), [](auto root) { root.setFormatMinor(0); });
+  expect_input_error([&] { decode_state(file); }, "message says format 1.0, the file header 1.1");
 }
 
 TEST(StateCodecReject, WrongArch) {

@@ -74,12 +74,15 @@ TEST(StateCodec, FileStartsWithTheDocumentedHeader) {
   auto file = encode_state(make_full_state());
   ASSERT_GT(file.size(), kStateHeaderBytes);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(file.data()), 8), "THAWSNAP");
-  uint32_t version = 0, header = 0;
+  uint16_t major = 0, minor = 0;
+  uint32_t header = 0;
   uint64_t length = 0;
-  std::memcpy(&version, file.data() + 8, 4);
+  std::memcpy(&major, file.data() + 8, 2);
+  std::memcpy(&minor, file.data() + 10, 2);
   std::memcpy(&header, file.data() + 12, 4);
   std::memcpy(&length, file.data() + 16, 8);
-  EXPECT_EQ(version, kFormatVersion);
+  EXPECT_EQ(major, kFormatMajor);
+  EXPECT_EQ(minor, kFormatMinor);
   EXPECT_EQ(header, kStateHeaderBytes);
   EXPECT_EQ(length, file.size() - kStateHeaderBytes);
 }
