@@ -18,11 +18,16 @@ constexpr Entry kEntries[] = {
 
 }  // namespace
 
-std::string linux_syscall_name(uint64_t number) {
+const char* linux_syscall_name_or_null(uint64_t number) {
   for (const auto& e : kEntries) {
     if (e.number == number && e.name != nullptr) return e.name;
   }
-  return "syscall " + std::to_string(number);
+  return nullptr;
+}
+
+std::string linux_syscall_name(uint64_t number) {
+  const char* name = linux_syscall_name_or_null(number);
+  return name != nullptr ? name : "syscall " + std::to_string(number);
 }
 
 }  // namespace thaw

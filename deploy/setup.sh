@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config binutils
   liburing-dev libxxhash-dev capnproto libcapnp-dev libspdlog-dev libfmt-dev
+  libseccomp-dev  # the seccomp filters on vCPU threads (base/seccomp_filter.h)
   libgtest-dev libcli11-dev nlohmann-json3-dev libtoml11-dev prometheus-cpp-dev
   liblua5.4-dev  # liblua5.4.a: the static Lua runtime (guest/runtimes/lua) and its tests
   busybox-static  # a real static program for the function runtime (tests, main job)

@@ -167,6 +167,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.pause_on_guest_exit = options.pause_on_guest_exit;
   config.kernel_path = "(snapshot)";
   config.vsock_path = options.vsock_path;
+  config.vcpu_seccomp = options.vcpu_seccomp;
   restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory));
   if (options.memory == MemoryBacking::kUffd) {
     restored.pager = std::make_unique<vmm::UserfaultPager>(restored.vm->memory(), snapshot.memory_path,

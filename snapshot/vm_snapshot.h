@@ -56,6 +56,7 @@ struct RestoreOptions {
   // snapshot of a VM with a vsock device needs one, a snapshot of a VM
   // without one refuses it; the snapshot stores no path of its own.
   std::string vsock_path;
+  bool vcpu_seccomp = true;  // see VmConfig::vcpu_seccomp
 };
 
 struct RestoreTimings {

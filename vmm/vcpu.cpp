@@ -10,6 +10,7 @@
 #include "base/hex_text.h"
 #include "base/background_thread.h"
 #include "base/errors.h"
+#include "vmm/vcpu_seccomp.h"
 
 namespace thaw::vmm {
 
@@ -42,8 +43,9 @@ void Vcpu::install_kick_handler() {
   });
 }
 
-Vcpu::Vcpu(kvm::VcpuFd fd, size_t index, const devices::Bus& pio, const devices::Bus& mmio, RunControl& control)
-    : fd_(std::move(fd)), index_(index), pio_(pio), mmio_(mmio), control_(control) {}
+Vcpu::Vcpu(kvm::VcpuFd fd, size_t index, const devices::Bus& pio, const devices::Bus& mmio, RunControl& control,
+           const SeccompFilter* filter)
+    : fd_(std::move(fd)), index_(index), pio_(pio), mmio_(mmio), control_(control), filter_(filter) {}
 
 Vcpu::~Vcpu() { join(); }
 
@@ -80,6 +82,10 @@ void Vcpu::thread_main() {
   thread_ready_.store(true, std::memory_order_release);
   first_entry_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_release);
   try {
+    if (filter_ != nullptr) {
+      prepare_thread_for_vcpu_filter();
+      filter_->apply_to_this_thread();
+    }
     while (true) {
       if (!control_.running()) {
         complete_pending_exit();

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "base/seccomp_filter.h"
 #include "devices/bus.h"
 #include "vmm/kvm/vcpu_fd.h"
 #include "vmm/run_control.h"
@@ -24,7 +25,10 @@ struct VcpuExitCounts {
 
 class Vcpu {
  public:
-  Vcpu(kvm::VcpuFd fd, size_t index, const devices::Bus& pio, const devices::Bus& mmio, RunControl& control);
+  // `filter`: the seccomp filter the thread applies before its first
+  // KVM_RUN (vcpu_seccomp.h); null: none.
+  Vcpu(kvm::VcpuFd fd, size_t index, const devices::Bus& pio, const devices::Bus& mmio, RunControl& control,
+       const SeccompFilter* filter = nullptr);
   Vcpu(const Vcpu&) = delete;
   Vcpu& operator=(const Vcpu&) = delete;
   ~Vcpu();
@@ -62,6 +66,7 @@ class Vcpu {
   const devices::Bus& pio_;
   const devices::Bus& mmio_;
   RunControl& control_;
+  const SeccompFilter* filter_;
   std::thread thread_;
   std::atomic<bool> thread_ready_{false};
   pthread_t native_ = {};

@@ -16,6 +16,7 @@
 #include "vmm/cpuid_cache.h"
 #include "vmm/irq_line.h"
 #include "vmm/state_capture.h"
+#include "vmm/vcpu_seccomp.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/memory/device_memory.h"
@@ -221,8 +222,9 @@ std::string Vm::kernel_cmdline() const {
 }
 
 void Vm::create_vcpus() {
+  const SeccompFilter* filter = config_.vcpu_seccomp ? &vcpu_thread_filter() : nullptr;
   for (unsigned i = 0; i < config_.vcpus; ++i) {
-    vcpus_.push_back(std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_));
+    vcpus_.push_back(std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_, filter));
   }
   control_.set_kick([this](size_t index) { vcpus_[index]->kick(); });
 }

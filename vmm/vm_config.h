@@ -51,6 +51,9 @@ struct VmConfig {
   // Set: load this program after the kernel and append thaw.after=program
   // to the command line. Needs a mini guest kernel and no initrd.
   std::optional<ProgramSpec> program;
+  // vCPU threads run under thaw's seccomp filter (vmm/vcpu_seccomp.h).
+  // Off only to debug the VMM itself (strace, gdb calls).
+  bool vcpu_seccomp = true;
 };
 
 // The boot split into the stages a user can act on.

@@ -1,0 +1,64 @@
+// Seccomp allow-lists: a thin layer over libseccomp that compiles a list of
+// allowed system calls (with conditions on their arguments) into a BPF
+// program once, and applies it to a thread as often as needed.
+//
+// A call not on the list traps: the SIGSYS handler writes one line naming
+// the thread, its filter and the call to stderr, and ends the whole
+// process with exit status kSeccompExitStatus. The call itself never runs.
+// (The handler only reports; the kernel enforces the filter, which stays in
+// force for everything the thread does afterwards.)
+#pragma once
+
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace thaw {
+
+// 128 + SIGSYS, what a shell shows for a process SIGSYS killed.
+inline constexpr int kSeccompExitStatus = 159;
+
+// One allowed system call. With conditions, every one must hold:
+// (argument[arg] & mask) == value. Several rules for one call are OR-ed.
+struct SeccompRule {
+  struct ArgMatch {
+    unsigned arg = 0;
+    uint64_t mask = ~0ull;
+    uint64_t value = 0;
+  };
+  long syscall = -1;  // __NR_*
+  std::vector<ArgMatch> conditions;
+};
+
+class SeccompFilter {
+ public:
+  // Compiles `allowed` for x86-64 with libseccomp, plus what the SIGSYS
+  // reporter needs (write to stderr, exit_group). `name` ("vcpu") appears
+  // in the report. Throws SysError naming the rule libseccomp refused.
+  static SeccompFilter compile(std::string name, const std::vector<SeccompRule>& allowed);
+
+  // Sets no_new_privs and loads the filter on the calling thread only
+  // (threads it creates later inherit it). Installs the process's SIGSYS
+  // reporter first. Throws SysError when the kernel refuses.
+  void apply_to_this_thread() const;
+
+  const std::string& name() const { return name_; }
+  size_t rule_count() const { return rule_count_; }
+  size_t instruction_count() const { return program_.size(); }
+
+ private:
+  SeccompFilter(std::string name, std::vector<sock_filter> program, size_t rules)
+      : name_(std::move(name)), program_(std::move(program)), rule_count_(rules) {}
+
+  std::string name_;
+  std::vector<sock_filter> program_;
+  size_t rule_count_ = 0;
+};
+
+// The calling thread's seccomp mode: 0 none, 1 strict, 2 filter (the
+// "Seccomp:" line of /proc/thread-self/status).
+int seccomp_mode_of_this_thread();
+
+}  // namespace thaw
