@@ -11,6 +11,7 @@
 #include "rpc/cli/commands.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm_host_check.h"
+#include "vmm/vcpu_seccomp.h"
 #include "vmm/x86_64/boot_setup.h"
 
 namespace thaw::cli {
@@ -106,10 +107,15 @@ int run_doctor(bool json) {
   auto cpuid = kvm.supported_cpuid();
   auto msrs = kvm.msr_index_list();
   unsigned max_vcpus = std::min(kvm.max_vcpus(), vmm::x86::max_mptable_vcpus());
+  // Compiling it here is what a VM does first: a broken libseccomp shows now.
+  const SeccompFilter& vcpu_filter = vmm::vcpu_thread_filter();
   if (json) {
     nlohmann::json out = {{"backend", vmm::kvm::backend_name(backend)}, {"api_version", kvm.api_version()},
                           {"capabilities", caps},  {"max_vcpus", max_vcpus},
                           {"supported_cpuid_entries", cpuid.size()}, {"msr_index_list", msrs.size()},
+                          {"seccomp", {{"vcpu_threads", {{"filter", vcpu_filter.name()},
+                                                          {"rules", vcpu_filter.rule_count()},
+                                                          {"bpf_instructions", vcpu_filter.instruction_count()}}}}},
                           {"ok", missing_required == 0}};
     std::cout << out.dump(2) << std::endl;
     return missing_required == 0 ? kExitOk : kExitHostError;
@@ -119,6 +125,8 @@ int run_doctor(bool json) {
   std::printf("vCPUs per VM:     up to %u\n", max_vcpus);
   std::printf("CPUID entries:    %zu supported\n", cpuid.size());
   std::printf("MSR index list:   %zu MSRs\n", msrs.size());
+  std::printf("Seccomp:          every vCPU thread runs under filter '%s' (%zu rules, %zu BPF instructions)\n",
+              vcpu_filter.name().c_str(), vcpu_filter.rule_count(), vcpu_filter.instruction_count());
   std::puts("\nCapabilities thaw uses:");
   for (const auto& cap : kCapabilities) {
     int value = caps[cap.name];

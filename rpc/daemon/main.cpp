@@ -27,6 +27,7 @@
 #include "rpc/pool_server.h"
 #include "rpc/rpc_listener.h"
 #include "rpc/worker_pool.h"
+#include "vmm/vcpu_seccomp.h"
 
 // Each clone holds several fds (VM, vCPUs, memory, eventfds, its vsock
 // socket) and each client one: take the whole hard limit the host allows,
@@ -96,6 +97,10 @@ int serve(const DaemonConfig& config) {
   pm_config.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
   pm_config.reset_threads = config.reset_threads;
   make_directories(config);
+  const SeccompFilter& vcpu_filter = vmm::vcpu_thread_filter();  // fails here, not at the first clone
+  spdlog::info("seccomp: every vCPU thread runs under filter '{}' ({} rules, {} BPF instructions); a "
+               "forbidden call ends thawd",
+               vcpu_filter.name(), vcpu_filter.rule_count(), vcpu_filter.instruction_count());
   pool::PoolManager manager(pm_config);
   set_up_pools(manager, config);
 
