@@ -4,8 +4,10 @@
 #   deploy/setup.sh            build + test dependencies
 #   deploy/setup.sh --bench    also QEMU and hyperfine for the side-by-side benchmarks
 #   deploy/setup.sh --fuzz     also clang 14 and its libFuzzer/sanitizer runtimes (tests/fuzz)
+#   deploy/setup.sh --service-user  also the `thaw` system user thawd runs as (group kvm)
 set -euo pipefail
 
+service_user=0
 packages=(
   build-essential cmake pkg-config binutils
   liburing-dev libxxhash-dev capnproto libcapnp-dev libspdlog-dev libfmt-dev
@@ -18,7 +20,8 @@ for arg in "$@"; do
   case "$arg" in
     --bench) packages+=(qemu-system-x86 hyperfine) ;;
     --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --service-user) service_user=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,6 +30,17 @@ if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null; then exec sudo "$0" "$@"; fi
   echo "setup.sh: run as root (apt-get needs it)" >&2
   exit 1
+fi
+
+# thawd's own unprivileged user: in the group that owns /dev/kvm (kvm on
+# Debian, by udev), with no login and no home. thawd started as root with
+# user = "thaw" becomes it; the systemd unit starts it as thaw directly.
+if [ "$service_user" -eq 1 ]; then
+  getent group kvm >/dev/null || groupadd --system kvm
+  if ! getent passwd thaw >/dev/null; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --groups kvm thaw
+    echo "setup.sh: created system user thaw (groups: thaw, kvm)"
+  fi
 fi
 
 missing=()

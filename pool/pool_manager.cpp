@@ -83,7 +83,7 @@ struct PoolManager::Impl {
     uint64_t serial = next_serial.fetch_add(1);
     std::string socket;
     if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
-    auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set());
+    auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(), config.kvm_device);
     clone->program = pool.is_program();
     // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).
     clone->pool = shared_from(pool);
@@ -281,6 +281,7 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
     vm_config.mem_mib = spec.mem_mib;
     vm_config.vcpus = spec.vcpus;
     vm_config.boot_complete_action = vmm::BootCompleteAction::kPause;
+    vm_config.kvm_path = config.kvm_device;
     vm_config.console = [tail = &cold->console](std::span<const char> bytes) { tail->append(bytes); };
     // Every kernel template gets a vsock device where this build has one:
     // the snapshot carries it, and each clone then gets its own socket. A

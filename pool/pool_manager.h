@@ -18,6 +18,7 @@ namespace thaw::pool {
 struct PoolManagerConfig {
   std::string template_dir = "/var/lib/thaw/templates";  // one snapshot dir per template
   std::string vsock_dir = "/run/thaw/vsock";              // clone vsock sockets live here
+  std::string kvm_device = "/dev/kvm";                    // every VM's KVM (a node with other rights, in tests)
   uint64_t default_lease_ms = 30000;
   uint64_t max_lease_ms = 3600000;
   std::chrono::milliseconds autoscale_period{500};

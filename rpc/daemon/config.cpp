@@ -122,7 +122,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
                        "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
-                       "message_timeout_ms", "pool"},
+                       "message_timeout_ms", "user", "allow_root", "socket_group", "kvm_device", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -141,6 +141,16 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   read_uint(root, "max_message_kib", "max_message_kib", c.max_message_kib, 64, uint64_t{1} << 20);
   read_uint(root, "message_timeout_ms", "message_timeout_ms", c.message_timeout_ms, 10, 3600000);
   read_strings(root, "allowed_image_dirs", "allowed_image_dirs", c.allowed_image_dirs);
+  read_string(root, "user", "user", c.user);
+  read_string(root, "socket_group", "socket_group", c.socket_group);
+  read_string(root, "kvm_device", "kvm_device", c.kvm_device);
+  if (root.contains("allow_root")) {
+    if (!root.at("allow_root").is_boolean()) fail(root.at("allow_root"), "allow_root", "must be true or false");
+    c.allow_root = root.at("allow_root").as_boolean();
+  }
+  if (c.kvm_device.empty() || c.kvm_device.front() != '/') {
+    fail(root.at("kvm_device"), "kvm_device", "must be an absolute path");
+  }
   for (const auto& dir : c.allowed_image_dirs) {
     if (dir.empty() || dir.front() != '/') {
       fail(root.at("allowed_image_dirs"), "allowed_image_dirs", "\"" + dir + "\" is not an absolute path");
@@ -226,6 +236,10 @@ std::string render_config_header(const DaemonConfig& c) {
   number_key("max_connections", c.max_connections, defaults.max_connections);
   number_key("max_message_kib", c.max_message_kib, defaults.max_message_kib);
   number_key("message_timeout_ms", c.message_timeout_ms, defaults.message_timeout_ms);
+  string_key("user", c.user, defaults.user, false);
+  if (c.allow_root != defaults.allow_root) out += fmt::format("allow_root = {}\n", c.allow_root);
+  string_key("socket_group", c.socket_group, defaults.socket_group, false);
+  string_key("kvm_device", c.kvm_device, defaults.kvm_device, false);
   if (!c.allowed_image_dirs.empty()) {
     std::string list;
     for (const auto& dir : c.allowed_image_dirs) list += (list.empty() ? "" : ", ") + toml_string(dir);

@@ -6,6 +6,7 @@
 //   template_dir, vsock_dir, log_level, metrics = "127.0.0.1:9464" (optional)
 //   default_lease_ms, max_lease_ms, workers, autoscale_period_ms,
 //   autoscale_headroom, autoscale_stall_ms, reset_threads (optional)
+//   user, allow_root, socket_group, kvm_device (privileges; optional)
 //   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
 //            min_warm, max_warm, memory_budget_mib,
 //            program, args = ["..."], env = ["K=V"], files (a program template:
@@ -58,6 +59,14 @@ struct DaemonConfig {
   // came with thawd and template_dir. [[pool]]s, the operator's own, are
   // not limited.
   std::vector<std::string> allowed_image_dirs;
+  // Privileges (rpc/daemon/privileges.h). Started as root, thawd becomes
+  // `user` once its directories exist and before it runs any guest; with
+  // no user it refuses to run as root unless allow_root (--allow-root),
+  // which is for development: a guest that escapes would own the host.
+  std::string user;
+  bool allow_root = false;
+  std::string socket_group;  // may use the unix socket (0660; its directory 0750); "": thawd's group
+  std::string kvm_device = "/dev/kvm";
   std::vector<PoolConfig> pools;
 
   bool operator==(const DaemonConfig&) const = default;

@@ -5,6 +5,8 @@
 // connection (which releases every leased clone), destroys the clones and
 // exits 0. Snapshots stay on disk for the next start.
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <csignal>
@@ -22,6 +24,7 @@
 #include "pool/pool_manager.h"
 #include "rpc/daemon/config.h"
 #include "rpc/daemon/metrics.h"
+#include "rpc/daemon/privileges.h"
 #include "rpc/daemon/startup.h"
 #include "rpc/pool_manager_backend.h"
 #include "rpc/pool_server.h"
@@ -29,11 +32,6 @@
 #include "rpc/worker_pool.h"
 #include "vmm/vcpu_seccomp.h"
 
-// Each clone holds several fds (VM, vCPUs, memory, eventfds, its vsock
-// socket) and each client one: take the whole hard limit the host allows,
-// and say how many that is, so a shortage is visible in the log first.
-// allowed_image_dirs, or where thawd's own mini guest lives and the
-// template directory.
 // The mini guest that came with this thawd: the build tree's, or the
 // install's lib/thaw/thaw-mini.elf; empty when there is none.
 static std::string mini_guest_beside_thawd() {
@@ -47,6 +45,8 @@ static std::string mini_guest_beside_thawd() {
   return std::filesystem::is_regular_file(installed, ec) ? installed.string() : std::string();
 }
 
+// allowed_image_dirs, or where thawd's own mini guest lives and the
+// template directory.
 static std::vector<std::string> allowed_image_dirs(const thaw::daemon::DaemonConfig& config) {
   if (!config.allowed_image_dirs.empty()) return config.allowed_image_dirs;
   std::vector<std::string> dirs = {config.template_dir};
@@ -59,6 +59,9 @@ static std::vector<std::string> allowed_image_dirs(const thaw::daemon::DaemonCon
   return dirs;
 }
 
+// Each clone holds several fds (VM, vCPUs, memory, eventfds, its vsock
+// socket) and each client one: take the whole hard limit the host allows,
+// and say how many that is, so a shortage is visible in the log first.
 static void raise_fd_limit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
@@ -85,6 +88,11 @@ int serve(const DaemonConfig& config) {
   kj::UnixEventPort::captureSignal(SIGINT);
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
+  // Clone sockets, snapshots and logs are thawd's alone; the RPC socket is
+  // opened to its group explicitly (set_socket_access).
+  ::umask(0077);
+  // Before any thread and any guest: checks who thawd may run as.
+  PrivilegePlan privileges = plan_privileges(config, ::geteuid() == 0);
   auto io = kj::setupAsyncIo();
 
   pool::PoolManagerConfig pm_config;
@@ -96,7 +104,13 @@ int serve(const DaemonConfig& config) {
   pm_config.autoscale_headroom = config.autoscale_headroom;
   pm_config.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
   pm_config.reset_threads = config.reset_threads;
+  pm_config.kvm_device = config.kvm_device;
   make_directories(config);
+  std::string socket_dir = config.socket.empty() ? "" : std::filesystem::path(config.socket).parent_path().string();
+  prepare_directories(privileges, {config.template_dir, config.vsock_dir}, socket_dir);
+  drop_privileges(privileges, config.kvm_device);
+  if (::geteuid() == 0) spdlog::warn("running as root (allow_root): a guest that escaped the VMM would own this host");
+  spdlog::info("running as {}", describe_identity());
   const SeccompFilter& vcpu_filter = vmm::vcpu_thread_filter();  // fails here, not at the first clone
   spdlog::info("seccomp: every vCPU thread runs under filter '{}' ({} rules, {} BPF instructions); a "
                "forbidden call ends thawd",
@@ -129,7 +143,10 @@ int serve(const DaemonConfig& config) {
     limits.message.max_message_bytes = config.max_message_kib * 1024;
     limits.message.message_timeout = config.message_timeout_ms * kj::MILLISECONDS;
     rpc::RpcListener listener(*io.lowLevelProvider, bootstrap, connection_counters, limits);
-    if (!config.socket.empty()) listener.listen(config.socket);
+    if (!config.socket.empty()) {
+      listener.listen(config.socket);
+      set_socket_access(privileges, config.socket);
+    }
     if (!config.tcp.empty()) listener.listen(config.tcp);
     spdlog::info("thawd ready: {} template(s)", manager.list_templates().size());
 
@@ -149,10 +166,12 @@ int serve(const DaemonConfig& config) {
   return 0;  // ~PoolManager destroys the clones
 }
 
-int run(const std::string& config_path, const std::string& log_level_flag, bool check_only) {
+int run(const std::string& config_path, const std::string& log_level_flag, bool check_only, bool allow_root) {
   DaemonConfig config;
   try {
     config = load_config(config_path, mini_guest_beside_thawd());
+    config.allow_root |= allow_root;
+    plan_privileges(config, ::geteuid() == 0);  // refuses root, or a user that is not there, as a config error
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "thawd: config error: %s\n", e.what());
     return kExitConfig;
@@ -164,6 +183,9 @@ int run(const std::string& config_path, const std::string& log_level_flag, bool 
   }
   try {
     return serve(config);
+  } catch (const ConfigError& e) {
+    spdlog::critical("thawd: config error: {}", e.what());
+    return kExitConfig;
   } catch (const kj::Exception& e) {
     spdlog::critical("thawd: {}", e.getDescription().cStr());
   } catch (const std::exception& e) {
@@ -186,10 +208,14 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::string log_level;
   bool check_only = false;
+  bool allow_root = false;
   app.add_option("--config", config_path, "TOML configuration (see deploy/thawd.example.toml)")->required();
   app.add_option("--log-level", log_level, "Overrides the config's log_level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("--check-config", check_only, "Read and check the configuration, then exit");
+  app.add_flag("--allow-root", allow_root,
+               "Keep running as root when the config names no `user` (development only: a guest that escaped "
+               "the VMM would own the host)");
   app.footer("Exit status: 0 after SIGTERM/SIGINT (or a good --check-config), 1 start-up failure, 2 bad config.");
   try {
     app.parse(argc, argv);
@@ -197,5 +223,5 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : thaw::daemon::kExitConfig;
   }
-  return thaw::daemon::run(config_path, log_level, check_only);
+  return thaw::daemon::run(config_path, log_level, check_only, allow_root);
 }

@@ -46,6 +46,10 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.max_message_kib = 4096;
   c.message_timeout_ms = 2500;
   c.allowed_image_dirs = {"/usr/lib/thaw", "/srv/functions"};
+  c.user = "thaw";
+  c.allow_root = true;
+  c.socket_group = "thaw-clients";
+  c.kvm_device = "/dev/kvm-test";
   PoolConfig a;
   a.spec = pool::TemplateSpec{"mini", "/k/vmlinux", "/k/initrd.img", "console=ttyS0\tquiet \x01 x=\"1\"", 64, 2};
   a.policy = pool::PoolPolicy{0, 5, 77};

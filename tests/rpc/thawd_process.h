@@ -66,6 +66,7 @@ class ThawdProcess {
     text += "allowed_image_dirs = [" +
             daemon::toml_string(std::filesystem::path(THAW_MINI_GUEST).parent_path().string()) +
             ", \"/usr/bin\", \"/bin\", " + daemon::toml_string(dir_.string()) + "]\n";
+
     for (const auto& p : pools) text += daemon::render_pool(p);
     return text;
   }
@@ -84,7 +85,10 @@ class ThawdProcess {
       int log = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       ::dup2(log, 1);
       ::dup2(log, 2);
-      ::execl(THAWD, THAWD, "--config", config_path().c_str(), static_cast<char*>(nullptr));
+      // The tests run as root on a development machine (privileges_test.cpp
+      // covers thawd's refusal and its `user`).
+      const char* allow_root = ::geteuid() == 0 && allow_root_ ? "--allow-root" : nullptr;
+      ::execl(THAWD, THAWD, "--config", config_path().c_str(), allow_root, static_cast<char*>(nullptr));
       ::_exit(127);
     }
     for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;) {
@@ -120,14 +124,25 @@ class ThawdProcess {
     return -1;
   }
 
-  // Runs thawd to completion with extra arguments (bad configs, --help).
+  // Runs thawd to completion with extra arguments (bad configs, --help);
+  // --allow-root too where the tests run as root.
   std::pair<int, std::string> run_to_exit(const std::string& args) const {
-    auto r = testing::run_shell(std::string(THAWD) + " " + args + " 2>&1");
+    auto r = testing::run_shell(std::string(THAWD) + " " + args + (::geteuid() == 0 ? " --allow-root" : "") + " 2>&1");
     return {r.exit_code, r.output};
   }
 
+  // Start without --allow-root (privileges_test.cpp).
+  void forbid_root() { allow_root_ = false; }
+
   std::string log() const {
     std::ifstream in(log_path());
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  // /proc/<pid>/status of the running daemon ("" when it is not running).
+  std::string proc_status() const {
+    if (pid_ <= 0) return {};
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
 
@@ -138,6 +153,7 @@ class ThawdProcess {
   std::filesystem::path dir_;
   pid_t pid_ = -1;
   int exit_status_ = -1;
+  bool allow_root_ = true;
 };
 
 struct CliResult {
