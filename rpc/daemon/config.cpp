@@ -1,5 +1,8 @@
 #include "rpc/daemon/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <fmt/format.h>
 
 #include <set>
@@ -108,6 +111,17 @@ PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limi
 
 }  // namespace
 
+// Whether a numeric HOST:PORT ("127.0.0.1:7777", "[::1]:7777") names a
+// loopback address: 127.0.0.0/8 or ::1.
+static bool is_loopback_tcp(const std::string& address) {
+  std::string host = address.substr(0, address.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  in_addr v4{};
+  in6_addr v6{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 DaemonConfig load_config(const std::string& path, const std::string& program_kernel) {
   toml::value root;
   try {
@@ -161,6 +175,12 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   if (kLevels.count(c.log_level) == 0) fail(root.at("log_level"), "log_level", "must be one of trace, debug, info, warn, error");
   if (c.socket.empty() && c.tcp.empty()) fail(root, "socket", "socket and tcp are both empty; thawd would not listen");
   if (!c.socket.empty() && c.socket.front() != '/') fail(root.at("socket"), "socket", "must be an absolute path");
+  // The RPC has no authentication: whoever reaches the port leases VMs.
+  if (!c.tcp.empty() && !is_loopback_tcp(c.tcp)) {
+    fail(root.at("tcp"), "tcp",
+         "\"" + c.tcp + "\" is not a loopback address; thawd's RPC has no authentication, so TCP listens on "
+         "127.0.0.1 or [::1] only (remote clients: the unix socket behind an authenticating proxy)");
+  }
   if (c.template_dir.empty() || c.template_dir.front() != '/') {
     fail(root.contains("template_dir") ? root.at("template_dir") : root, "template_dir", "must be an absolute path");
   }

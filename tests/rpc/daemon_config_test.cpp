@@ -158,4 +158,24 @@ TEST(TomlString, EscapesWhatTomlNeedsEscaped) {
 }
 
 }  // namespace
+// The RPC has no authentication: TCP only on loopback.
+TEST_F(DaemonConfigFile, TcpListensOnLoopbackOnly) {
+  auto error_of = [&](const std::string& tcp) -> std::string {
+    try {
+      read_back("socket = \"/tmp/x.sock\"\ntcp = \"" + tcp + "\"\n");
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error_of("127.0.0.1:7777"), "");
+  EXPECT_EQ(error_of("127.1.2.3:7777"), "");
+  EXPECT_EQ(error_of("[::1]:7777"), "");
+  for (const char* remote : {"0.0.0.0:7777", "10.0.0.5:7777", "[::]:7777", "[2001:db8::1]:7777"}) {
+    auto message = error_of(remote);
+    EXPECT_NE(message.find("is not a loopback address"), std::string::npos) << remote << ": " << message;
+    EXPECT_NE(message.find("no authentication"), std::string::npos) << message;
+  }
+}
+
 }  // namespace thaw::daemon
