@@ -3,6 +3,7 @@
 // must tell apart. Plain structs; no Cap'n Proto here.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -22,6 +23,12 @@ struct PoolPolicy {
 };
 
 // What a template is cold-booted from.
+// What a template may ask for. The RPC, thawd's config and template.json
+// all check these bounds.
+inline constexpr uint64_t kMinTemplateMemMib = 2;      // the smallest guest thaw boots
+inline constexpr uint64_t kMaxTemplateMemMib = 65536;  // 64 GiB
+inline constexpr uint32_t kMaxTemplateVcpus = 64;
+
 struct TemplateSpec {
   std::string name;     // [a-z0-9][a-z0-9_-]{0,62}
   std::string kernel;   // path to the kernel image
@@ -104,6 +111,27 @@ struct LatencySummary {
   double p99_ms = 0;
 };
 
+// Every duration of one kind since start, in fixed buckets of seconds:
+// what a Prometheus histogram exports (rpc/daemon/metrics.cpp).
+struct LatencyHistogram {
+  // 50 us .. 10 s: a reset is well under a millisecond, a cold refill is not.
+  static constexpr std::array<double, 17> kBoundsSeconds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                            0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
+                                                            0.5,     1,      2.5,     5,      10};
+  std::array<uint64_t, kBoundsSeconds.size()> at_most{};  // samples <= each bound (cumulative)
+  uint64_t count = 0;
+  double sum_seconds = 0;
+
+  // Negative or NaN samples are ignored.
+  void add(double seconds) {
+    if (!(seconds >= 0)) return;
+    for (size_t i = 0; i < kBoundsSeconds.size(); ++i) at_most[i] += seconds <= kBoundsSeconds[i] ? 1 : 0;
+    ++count;
+    sum_seconds += seconds;
+  }
+  bool operator==(const LatencyHistogram&) const = default;
+};
+
 struct PoolStats {
   struct PerTemplate {
     std::string name;
@@ -114,6 +142,8 @@ struct PoolStats {
     uint64_t scale_ups = 0, scale_downs = 0;  // autoscaler decisions that moved target_warm
     LatencySummary restore_ms;  // restore of a new clone, off the acquire path
     LatencySummary reset_ms;    // reset in place of a released clone
+    LatencyHistogram restore_seconds;  // every restore since start
+    LatencyHistogram reset_seconds;    // every reset since start
     double private_memory_mib = 0;  // guest pages the clones own (smaps), sampled every few ticks
     // A program template's calls the runtime does not implement: how many
     // requests made each (-ENOSYS to the program), by number.

@@ -24,8 +24,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr uint64_t kMaxMemMib = 1ull << 20;  // 1 TiB
-constexpr uint32_t kMaxVcpus = 255;
 constexpr size_t kMaxCmdline = 4096;
 constexpr uint32_t kMaxWarm = 4096;
 constexpr uint64_t kMaxTemplateJsonBytes = 1 << 20;
@@ -69,12 +67,13 @@ void validate_spec(const TemplateSpec& spec) {
     throw BadArgument("template '" + spec.name + "': the command line is " + std::to_string(spec.cmdline.size()) +
                       " bytes, at most " + std::to_string(kMaxCmdline));
   }
-  if (spec.mem_mib < 2 || spec.mem_mib > kMaxMemMib) {
-    throw BadArgument("template '" + spec.name + "': memory " + std::to_string(spec.mem_mib) +
-                      " MiB is outside 2 MiB .. 1 TiB");
+  if (spec.mem_mib < kMinTemplateMemMib || spec.mem_mib > kMaxTemplateMemMib) {
+    throw BadArgument("template '" + spec.name + "': memory " + std::to_string(spec.mem_mib) + " MiB is outside " +
+                      std::to_string(kMinTemplateMemMib) + " .. " + std::to_string(kMaxTemplateMemMib) + " MiB");
   }
-  if (spec.vcpus < 1 || spec.vcpus > kMaxVcpus) {
-    throw BadArgument("template '" + spec.name + "': " + std::to_string(spec.vcpus) + " vCPUs is outside 1 .. 255");
+  if (spec.vcpus < 1 || spec.vcpus > kMaxTemplateVcpus) {
+    throw BadArgument("template '" + spec.name + "': " + std::to_string(spec.vcpus) + " vCPUs is outside 1 .. " +
+                      std::to_string(kMaxTemplateVcpus));
   }
   if (spec.is_program()) {
     // The ELF itself (static, x86-64, fits the RAM) is checked by the loader
@@ -151,7 +150,8 @@ TemplateRecord decode_template_json(const std::string& text) {
   }
   // The kernel may be gone by now: the snapshot is what a template runs.
   validate_template_name(r.spec.name);
-  if (r.spec.mem_mib < 2 || r.spec.mem_mib > kMaxMemMib || r.spec.vcpus < 1 || r.spec.vcpus > kMaxVcpus) {
+  if (r.spec.mem_mib < kMinTemplateMemMib || r.spec.mem_mib > kMaxTemplateMemMib || r.spec.vcpus < 1 ||
+      r.spec.vcpus > kMaxTemplateVcpus) {
     throw BadArgument("template.json: memory or vCPU count out of range");
   }
   validate_policy(r.policy);

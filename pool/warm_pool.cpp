@@ -156,6 +156,7 @@ std::shared_ptr<Clone> WarmPool::finish_restore(std::shared_ptr<Clone> clone, do
   failures_in_a_row_ = 0;
   refill_.add_sample(seconds);
   restore_ms_.add(seconds * 1e3);
+  counters_.restore_seconds.add(seconds);
   // The slow restores, not the typical one, decide whether acquirers find
   // the pool empty: plan with the p99 of recent restores once there are a
   // few (idle clones cost little memory; misses cost milliseconds). Worked
@@ -191,6 +192,7 @@ std::shared_ptr<Clone> WarmPool::put_back(std::shared_ptr<Clone> clone, double r
   if (resetting_ > 0) --resetting_;
   ++counters_.resets;
   reset_ms_.add(reset_seconds * 1e3);
+  counters_.reset_seconds.add(reset_seconds);
   // Asked again: begin_reset() was asked before the reset, and the reset
   // threads run in parallel, so two may both have seen the last free slot.
   if (deleted_ || !has_room_locked()) return clone;

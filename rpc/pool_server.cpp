@@ -63,7 +63,7 @@ kj::Promise<void> PoolServer::acquire(AcquireContext context) {
   std::string name = to_string(params.getTemplate());
   check_template_name(name, "template");
   uint64_t lease_ms = params.getLeaseMs();
-  check_lease_ms(lease_ms, options_.limits);
+  check_acquire_lease_ms(lease_ms, options_.limits);
   uint64_t timeout_ms = params.getTimeoutMs();
   check_timeout_ms(timeout_ms, options_.limits);
   // Fast path: a warm clone is handed out right here on the event loop, a
@@ -95,7 +95,7 @@ void PoolServer::answer_acquire(AcquireContext& context, kj::Own<Lease> lease) {
                 lease->info().identity.clone_id, lease->info().timings.acquire_ms,
                 lease->info().timings.pool_hit ? "" : " (waited for a refill)");
   if (options_.on_acquired) options_.on_acquired(lease->info());
-  context.getResults().setVm(kj::heap<VmServer>(kj::mv(lease), backend_, workers_, options_.limits));
+  context.getResults().setVm(kj::heap<VmServer>(kj::mv(lease), backend_, workers_, options_.limits, options_.on_invoked));
 }
 
 }  // namespace thaw::rpc

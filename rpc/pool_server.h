@@ -10,6 +10,7 @@
 #include "rpc/pool_backend.h"
 #include "rpc/thaw.capnp.h"
 #include "rpc/validation.h"
+#include "rpc/vm_server.h"
 #include "rpc/worker_pool.h"
 
 namespace thaw::rpc {
@@ -20,6 +21,8 @@ struct ServerOptions {
   std::function<void(const pool::LeaseInfo&)> on_acquired;
   // Called on the event loop thread after each acquire that got OVERLOADED.
   std::function<void(const std::string& template_name)> on_overloaded;
+  // Called on the event loop thread after each invoke (vm_server.h).
+  InvokeObserver on_invoked;
 };
 
 // Cap'n Proto's generated Server classes have a non-virtual destructor

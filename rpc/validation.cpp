@@ -84,7 +84,7 @@ void check_spec(const pool::TemplateSpec& spec, const Limits& limits) {
                        std::to_string(limits.max_cmdline));
   }
   if (spec.cmdline.find('\0') != std::string::npos) throw_bad_argument("spec.cmdline: contains a NUL byte");
-  check_range("spec.memMib", spec.mem_mib, 1, limits.max_mem_mib);
+  check_range("spec.memMib", spec.mem_mib, pool::kMinTemplateMemMib, limits.max_mem_mib);
   check_range("spec.vcpus", spec.vcpus, 1, limits.max_vcpus);
   check_program(spec, limits);
 }
@@ -136,6 +136,10 @@ void check_policy(const pool::PoolPolicy& policy, const Limits& limits) {
 }
 
 void check_lease_ms(uint64_t lease_ms, const Limits& limits) { check_range("leaseMs", lease_ms, 1, limits.max_lease_ms); }
+
+void check_acquire_lease_ms(uint64_t lease_ms, const Limits& limits) {
+  check_range("leaseMs", lease_ms, 0, limits.max_lease_ms);
+}
 
 void check_timeout_ms(uint64_t timeout_ms, const Limits& limits) {
   check_range("timeoutMs", timeout_ms, 0, limits.max_timeout_ms);

@@ -19,8 +19,8 @@ struct Limits {
   uint64_t max_timeout_ms = 60000;            // acquire and invoke
   uint64_t default_invoke_timeout_ms = 10000;  // invoke with timeoutMs 0
   size_t max_function_name = 64;
-  uint64_t max_mem_mib = 64 * 1024;
-  uint32_t max_vcpus = 64;
+  uint64_t max_mem_mib = pool::kMaxTemplateMemMib;
+  uint32_t max_vcpus = pool::kMaxTemplateVcpus;
   uint32_t max_warm = 1024;
   size_t max_path = 4096;
   size_t max_cmdline = 2048;  // x86 Linux's COMMAND_LINE_SIZE
@@ -44,8 +44,10 @@ void check_spec(const pool::TemplateSpec& spec, const Limits& limits);
 // program fields without a program.
 void check_program(const pool::TemplateSpec& spec, const Limits& limits);
 void check_policy(const pool::PoolPolicy& policy, const Limits& limits);
-// 1 .. limits.max_lease_ms.
+// A renewal: 1 .. limits.max_lease_ms.
 void check_lease_ms(uint64_t lease_ms, const Limits& limits);
+// An acquire: 0 (the daemon's default_lease_ms) .. limits.max_lease_ms.
+void check_acquire_lease_ms(uint64_t lease_ms, const Limits& limits);
 // 0 .. limits.max_timeout_ms.
 void check_timeout_ms(uint64_t timeout_ms, const Limits& limits);
 // 1 .. max_function_name printable ASCII bytes.

@@ -43,6 +43,11 @@ kj::Promise<void> VmServer::invoke(InvokeContext context) {
   if (timeout_ms == 0) timeout_ms = limits_.default_invoke_timeout_ms;
   std::vector<uint8_t> payload(data.begin(), data.end());
   context.releaseParams();
+  auto observe = [observer = on_invoked_, name = lease_->info().template_name,
+                  start = std::chrono::steady_clock::now()](const char* error_kind) {
+    if (!observer) return;
+    observer(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), error_kind);
+  };
   return workers_
       .run([&backend = backend_, id = lease_->id(), function = std::move(function), payload = std::move(payload),
             timeout_ms] {
@@ -59,7 +64,16 @@ kj::Promise<void> VmServer::invoke(InvokeContext context) {
         if (!result->stderr_bytes.empty()) {
           out.setStderr(kj::arrayPtr(result->stderr_bytes.data(), result->stderr_bytes.size()));
         }
-      });
+      })
+      .then([observe]() { observe(nullptr); },
+            [observe](kj::Exception&& e) {
+              switch (e.getType()) {
+                case kj::Exception::Type::OVERLOADED: observe("overloaded"); break;
+                case kj::Exception::Type::DISCONNECTED: observe("disconnected"); break;
+                default: observe("failed"); break;
+              }
+              kj::throwFatalException(kj::mv(e));
+            });
 }
 
 kj::Promise<void> VmServer::renew(RenewContext context) {

@@ -6,7 +6,10 @@
 // (PoolBackend::release never blocks).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include <kj/memory.h>
 
@@ -42,10 +45,20 @@ class Lease {
 // (capnp destroys them through Capability::Server, which has a virtual one).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+// Told of every invoke that reached the pool: its template, how long it took
+// and, for one that failed, "failed", "overloaded" or "disconnected" (null
+// when it succeeded). Runs on the event loop thread (metrics).
+using InvokeObserver = std::function<void(const std::string& template_name, double seconds, const char* error_kind)>;
+
 class VmServer final : public schema::Vm::Server {
  public:
-  VmServer(kj::Own<Lease> lease, PoolBackend& backend, WorkerPool& workers, const Limits& limits)
-      : lease_(kj::mv(lease)), backend_(backend), workers_(workers), limits_(limits) {}
+  VmServer(kj::Own<Lease> lease, PoolBackend& backend, WorkerPool& workers, const Limits& limits,
+           InvokeObserver on_invoked = {})
+      : lease_(kj::mv(lease)),
+        backend_(backend),
+        workers_(workers),
+        limits_(limits),
+        on_invoked_(std::move(on_invoked)) {}
 
  protected:
   kj::Promise<void> invoke(InvokeContext context) override;
@@ -60,6 +73,7 @@ class VmServer final : public schema::Vm::Server {
   PoolBackend& backend_;
   WorkerPool& workers_;
   const Limits& limits_;
+  InvokeObserver on_invoked_;
 };
 #pragma GCC diagnostic pop
 

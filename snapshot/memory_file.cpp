@@ -13,6 +13,7 @@
 #include <memory>
 #include <new>
 
+#include "base/hex_text.h"
 #include "base/unique_fd.h"
 #include "snapshot/io_ring.h"
 #include "base/errors.h"
@@ -32,12 +33,6 @@ bool is_zero(std::span<const uint8_t> bytes) {
     if (std::memcmp(bytes.data() + off, kZeroBlock, n) != 0) return false;
   }
   return true;
-}
-
-std::string hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 void check_chunk_bytes(uint64_t chunk_bytes) {
@@ -76,8 +71,8 @@ UniqueFd open_for_reading(const std::string& path, const MemoryLayout& layout) {
 std::string bad_chunk_message(const std::string& path, const MemoryLayout& layout, uint64_t chunk, uint64_t actual) {
   uint64_t start = chunk * layout.chunk_bytes;
   return "memory file " + path + " chunk " + std::to_string(chunk) + " (bytes " + std::to_string(start) + ".." +
-         std::to_string(start + layout.chunk_length(chunk)) + ") has XXH3 " + hex(actual) + ", the state says " +
-         hex(layout.chunk_hashes[chunk]) + " (the file is damaged or from another snapshot)";
+         std::to_string(start + layout.chunk_length(chunk)) + ") has XXH3 " + hex16(actual) + ", the state says " +
+         hex16(layout.chunk_hashes[chunk]) + " (the file is damaged or from another snapshot)";
 }
 
 // Remembers the lowest-numbered bad chunk: completions arrive out of

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstring>
 
+#include "base/hex_text.h"
 #include "base/printable_text.h"
 #include "snapshot/machine_state_codec.h"
 #include "snapshot/snapshot.capnp.h"
@@ -35,12 +36,6 @@ struct FileHeader {
 static_assert(sizeof(FileHeader) == kStateHeaderBytes);
 
 [[noreturn]] void reject(const std::string& why) { throw InputError("snapshot state: " + why); }
-
-std::string hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 void encode_memory(const MemoryLayout& m, schema::MemoryLayout::Builder out) {
   out.setSizeBytes(m.size_bytes);
@@ -120,9 +115,9 @@ MemoryLayout decode_memory(schema::MemoryLayout::Reader in, const DecodeLimits& 
     const auto& r = m.regions[i];
     if (r.guest_start != plan[i].guest_start.value || r.size != plan[i].size ||
         r.file_offset != plan[i].file_offset) {
-      reject("memory region " + std::to_string(i) + " is guest " + hex(r.guest_start) + " + " +
+      reject("memory region " + std::to_string(i) + " is guest " + hex16(r.guest_start) + " + " +
              std::to_string(r.size) + " at file offset " + std::to_string(r.file_offset) + "; thaw places it at " +
-             hex(plan[i].guest_start.value) + " + " + std::to_string(plan[i].size) + " at file offset " +
+             hex16(plan[i].guest_start.value) + " + " + std::to_string(plan[i].size) + " at file offset " +
              std::to_string(plan[i].file_offset));
     }
   }
@@ -193,7 +188,7 @@ std::string version_text(uint32_t major, uint32_t minor) {
 
 SnapshotState decode_root(schema::SnapshotState::Reader root, const FileHeader& header, const DecodeLimits& limits) {
   if (root.getMagic() != schema::SNAPSHOT_MAGIC) {
-    reject("message magic is " + hex(root.getMagic()) + ", expected " + hex(schema::SNAPSHOT_MAGIC));
+    reject("message magic is " + hex16(root.getMagic()) + ", expected " + hex16(schema::SNAPSHOT_MAGIC));
   }
   if (root.getFormatMajor() != header.format_major || root.getFormatMinor() != header.format_minor) {
     reject("message says format " + version_text(root.getFormatMajor(), root.getFormatMinor()) +
@@ -299,7 +294,7 @@ SnapshotState decode_state(std::span<const uint8_t> file, const DecodeLimits& li
   }
   uint64_t checksum = XXH3_64bits(payload.data(), payload.size());
   if (checksum != header.payload_xxh3) {
-    reject("checksum mismatch: payload XXH3 is " + hex(checksum) + ", the header says " + hex(header.payload_xxh3) +
+    reject("checksum mismatch: payload XXH3 is " + hex16(checksum) + ", the header says " + hex16(header.payload_xxh3) +
            " (the file is corrupt)");
   }
 

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/hex_text.h"
 #include "base/unique_fd.h"
 #include "snapshot/dir_files.h"
 #include "snapshot/io_ring.h"
@@ -40,12 +41,6 @@ struct FileHeader {
 static_assert(sizeof(FileHeader) == kWorkingSetHeaderBytes);
 
 [[noreturn]] void reject(const std::string& why) { throw InputError("working set: " + why); }
-
-std::string hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 uint64_t max_pages(uint64_t memory_size) { return memory_size / kWorkingSetPageBytes; }
 
@@ -145,7 +140,7 @@ WorkingSet decode_working_set(std::span<const uint8_t> file, uint64_t memory_siz
   auto list = file.subspan(sizeof(FileHeader));
   uint64_t hash = XXH3_64bits(list.data(), list.size());
   if (hash != header.pages_xxh3) {
-    reject("checksum mismatch: the page list has XXH3 " + hex(hash) + ", the header says " + hex(header.pages_xxh3));
+    reject("checksum mismatch: the page list has XXH3 " + hex16(hash) + ", the header says " + hex16(header.pages_xxh3));
   }
   WorkingSet ws;
   ws.page_bytes = header.page_bytes;

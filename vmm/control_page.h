@@ -5,15 +5,17 @@
 // runtime (getrandom seed, wall clock) read it when they resume.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
+#include "guest/mini/control_page_abi.h"
 #include "vmm/memory/guest_memory.h"
 
 namespace thaw::vmm {
 
-// Guest-physical address and layout (little-endian u64s).
-inline constexpr uint64_t kControlPageAddress = 0x80000;
-inline constexpr uint64_t kControlPageMagic = 0x4b434f4c57414854ULL;  // the bytes "THAWLOCK"
+// Guest-physical address and layout: guest/mini/control_page_abi.h.
+inline constexpr uint64_t kControlPageAddress = CONTROL_PAGE_ADDR;
+inline constexpr uint64_t kControlPageMagic = CONTROL_MAGIC;  // the bytes "THAWLOCK"
 
 struct ControlPage {
   uint64_t magic = kControlPageMagic;
@@ -23,7 +25,13 @@ struct ControlPage {
   uint64_t wall_ns = 0;
   uint64_t clone_input = 0;
 };
-static_assert(sizeof(ControlPage) == 48);
+static_assert(sizeof(ControlPage) == CONTROL_FIELDS_BYTES);
+static_assert(offsetof(ControlPage, magic) == CONTROL_OFF_MAGIC);
+static_assert(offsetof(ControlPage, generation) == CONTROL_OFF_GENERATION);
+static_assert(offsetof(ControlPage, clone_id) == CONTROL_OFF_CLONE_ID);
+static_assert(offsetof(ControlPage, seed) == CONTROL_OFF_SEED);
+static_assert(offsetof(ControlPage, wall_ns) == CONTROL_OFF_WALL_CLOCK_NS);
+static_assert(offsetof(ControlPage, clone_input) == CONTROL_OFF_CLONE_INPUT);
 
 // A page for `generation` / `clone_id` with a getrandom seed (also the
 // clone_input) and CLOCK_REALTIME now. Throws SysError if getrandom fails.

@@ -80,12 +80,13 @@ void Vcpu::thread_main() {
   sigaddset(&unblock, kick_signal());
   ::pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
   thread_ready_.store(true, std::memory_order_release);
-  first_entry_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_release);
   try {
     if (filter_ != nullptr) {
       prepare_thread_for_vcpu_filter();
       filter_->apply_to_this_thread();
     }
+    // Just before the first KVM_RUN: what "first guest instruction" measures.
+    first_entry_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_release);
     while (true) {
       if (!control_.running()) {
         complete_pending_exit();

@@ -123,20 +123,8 @@
 #define IOAPIC_REDIRECTION_TABLE 0x10 /* entry n: registers 0x10+2n (low), 0x11+2n (high) */
 #define IOAPIC_PINS 24
 
-/* Control page ("mailbox"): one 4 KiB page of guest RAM the VMM may write
- * before it resumes a restored clone; read by thaw.after=clone after the
- * boot-complete write returns. Nothing else in the guest or the VMM's boot
- * layout (zero page 0x7000, page tables 0x9000-0xefff, command line
- * 0x20000-0x2ffff, MP table 0x9fc00) uses it. Little-endian u64 fields: */
-#define CONTROL_PAGE_ADDR 0x80000
-#define CONTROL_PAGE_SIZE 0x1000
-#define CONTROL_MAGIC 0x4b434f4c57414854ull /* "THAWLOCK" as little-endian bytes */
-#define CONTROL_OFF_MAGIC 0
-#define CONTROL_OFF_GENERATION 8
-#define CONTROL_OFF_CLONE_ID 16
-#define CONTROL_OFF_SEED 24
-#define CONTROL_OFF_WALL_CLOCK_NS 32
-#define CONTROL_OFF_CLONE_INPUT 40
+/* Control page: guest/mini/control_page_abi.h (shared with the VMM). */
+#include "control_page_abi.h"
 
 /* thaw.after=clone writes its 64 KiB of derived bytes here (ring 3), so a
  * VMM or test can read them back from guest memory. mini.ld asserts that the

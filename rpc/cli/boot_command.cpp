@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/sample_summary.h"
 #include "base/unix_socket.h"
 #include "rpc/cli/background_teardown.h"
 #include "rpc/cli/boot_options.h"
@@ -21,8 +22,6 @@
 namespace thaw::cli {
 
 namespace {
-
-double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
 
 const char* format_name(vmm::x86::KernelFormat f) { return f == vmm::x86::KernelFormat::kElf64 ? "ELF64" : "bzImage"; }
 
@@ -64,12 +63,12 @@ int run_boot(BootOptions& opt) {
         {"stop_reason", vmm::stop_reason_name(reason)},
         {"stop_detail", vm->stop_detail()},
         {"exits", vm->exit_count()},
-        {"ms", {{"vm_setup", ms(t.vm_setup)}, {"kernel_load", ms(t.kernel_load)}}},
+        {"ms", {{"vm_setup", to_ms(t.vm_setup)}, {"kernel_load", to_ms(t.kernel_load)}}},
     };
     if (!opt.config.vsock_path.empty()) out["vsock"] = opt.config.vsock_path;
     if (booted) {
-      out["ms"]["guest_run"] = ms(t.guest_run);
-      out["ms"]["total"] = ms(*booted);
+      out["ms"]["guest_run"] = to_ms(t.guest_run);
+      out["ms"]["total"] = to_ms(*booted);
     }
     std::cout << out.dump(2) << std::endl;
   } else {
@@ -78,10 +77,10 @@ int run_boot(BootOptions& opt) {
                  opt.config.vcpus, opt.config.vcpus == 1 ? "" : "s",
                  booted ? "reached boot-complete" : "did not reach boot-complete");
     if (!opt.config.vsock_path.empty()) std::fprintf(stdout, "  vsock        %s\n", opt.config.vsock_path.c_str());
-    std::fprintf(stdout, "  vm set-up    %9.3f ms\n  kernel load  %9.3f ms\n", ms(t.vm_setup), ms(t.kernel_load));
+    std::fprintf(stdout, "  vm set-up    %9.3f ms\n  kernel load  %9.3f ms\n", to_ms(t.vm_setup), to_ms(t.kernel_load));
     if (booted) {
       std::fprintf(stdout, "  guest run    %9.3f ms\n  total        %9.3f ms  (request to boot-complete)\n",
-                   ms(t.guest_run), ms(*booted));
+                   to_ms(t.guest_run), to_ms(*booted));
     }
     std::fprintf(stdout, "  exits        %9llu\n", static_cast<unsigned long long>(vm->exit_count()));
     std::fprintf(stdout, "  ended by     %s%s%s\n", vmm::stop_reason_name(reason), vm->stop_detail().empty() ? "" : ": ",

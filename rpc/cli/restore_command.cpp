@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/sample_summary.h"
 #include "base/unix_socket.h"
 #include "rpc/cli/background_teardown.h"
 #include "rpc/cli/commands.h"
@@ -96,8 +97,6 @@ Stats stats(std::vector<double> v) {
   return {v.front(), v[(v.size() - 1) / 2], v.back()};
 }
 
-double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
-
 constexpr uint64_t kDefaultRecordRunMs = 10000;
 
 // Waits until the clone pauses or stops, `limit` passes, or SIGINT/SIGTERM
@@ -142,7 +141,7 @@ int run_record(RestoreCliOptions& opt) {
   auto started = Clock::now();
   clone.vm->start();
   bool settled = wait_done_unless_signalled(*clone.vm, std::chrono::milliseconds(run_ms), signals);
-  double ran_ms = ms(Clock::now() - started);
+  double ran_ms = to_ms(Clock::now() - started);
   if (int sig = signals.received()) {
     // Interrupted: a partial working set would make later clones fault on
     // the pages it missed, so none is written (an older one stays).
@@ -196,7 +195,7 @@ int run_restore(RestoreCliOptions& opt) {
   const uint64_t wait_ms = opt.run_ms > 0 ? opt.run_ms : kDefaultRecordRunMs;
   auto read_start = Clock::now();
   auto loaded = snapshot::read_snapshot_dir(opt.dir);
-  double read_ms = ms(Clock::now() - read_start);
+  double read_ms = to_ms(Clock::now() - read_start);
 
   ConsoleOutput console(opt.console);  // clone 0 only
   console.validate();
@@ -220,16 +219,16 @@ int run_restore(RestoreCliOptions& opt) {
     if (opt.sequential) {
       // One clone at a time: the next is restored once this one is done.
       if (wait_done_unless_signalled(*clone.vm, std::chrono::milliseconds(wait_ms), signals)) {
-        to_done.push_back(ms(Clock::now() - requested));
+        to_done.push_back(to_ms(Clock::now() - requested));
       }
     }
-    map.push_back(ms(clone.timings.map_memory));
-    prefetch.push_back(ms(clone.timings.prefetch));
+    map.push_back(to_ms(clone.timings.map_memory));
+    prefetch.push_back(to_ms(clone.timings.prefetch));
     prefetch_bytes = std::max(prefetch_bytes, clone.timings.prefetch_bytes);
-    create.push_back(ms(clone.timings.create_vm));
-    apply.push_back(ms(clone.timings.apply_state));
-    restore_total.push_back(ms(clone.timings.total));
-    to_first_entry.push_back(ms(entered - requested));
+    create.push_back(to_ms(clone.timings.create_vm));
+    apply.push_back(to_ms(clone.timings.apply_state));
+    restore_total.push_back(to_ms(clone.timings.total));
+    to_first_entry.push_back(to_ms(entered - requested));
     clones.push_back(std::move(clone));
     if (!opt.json && opt.clones >= 10 && (i + 1) % std::max(1u, opt.clones / 10) == 0) {
       std::fprintf(stderr, "\r  restored %u/%u clones", i + 1, opt.clones);

@@ -29,8 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
 struct RunOptions {
   ProgramOptions program;
   std::string payload_text;
@@ -86,7 +84,7 @@ std::unique_ptr<vmm::Vm> boot_to_ready(const vmm::VmConfig& base, const RunOptio
     throw GuestFailure("the program did not reach its ready point (its first read of stdin): " + why +
                        (stderr_text.empty() ? "" : "\nits stderr:\n" + stderr_text));
   }
-  ready_ms = ms(*vm->boot_complete_after());
+  ready_ms = to_ms(*vm->boot_complete_after());
   return vm;
 }
 
@@ -147,7 +145,7 @@ int run_program(RunOptions& opt) {
     }
     auto r = serve(*vm, payload, opt);
     ready_ms_all.push_back(ready_ms);
-    cold_ms.push_back(ready_ms + ms(r.elapsed));
+    cold_ms.push_back(ready_ms + to_ms(r.elapsed));
     if (!cold_answer) cold_answer = std::move(r);
     vm->stop();
   }
@@ -171,9 +169,9 @@ int run_program(RunOptions& opt) {
     if (i % 10 == 0 || i + 1 == opt.repeat) progress(opt, "warm request", i + 1, opt.repeat);
     auto r = serve(*clone.vm, payload, opt, stats ? &*stats : nullptr);
     for (const auto& [name, value] : r.kvm_counters) kvm_totals[name] += value;
-    warm_ms.push_back(ms(r.elapsed));
+    warm_ms.push_back(to_ms(r.elapsed));
     auto reset = snapshot::reset_vm(clone, snap, restore_options);
-    reset_ms.push_back(ms(reset.total));
+    reset_ms.push_back(to_ms(reset.total));
     if (!warm_answer) {
       warm_answer = std::move(r);
     } else if (r.response.stdout_bytes != warm_answer->response.stdout_bytes ||

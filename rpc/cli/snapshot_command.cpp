@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/sample_summary.h"
 #include "rpc/cli/background_teardown.h"
 #include "rpc/cli/boot_options.h"
 #include "rpc/cli/commands.h"
@@ -20,8 +21,6 @@ struct SnapshotOptions {
   BootOptions boot;
   std::string out;
 };
-
-double ms(std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e6; }
 
 int run_snapshot(SnapshotOptions& opt) {
   check_boot_vsock(opt.boot);
@@ -54,22 +53,22 @@ int run_snapshot(SnapshotOptions& opt) {
                           {"zero_chunks", w.memory.zero_chunks},
                           {"state_bytes", w.state_bytes},
                           {"ms",
-                           {{"boot", ms(*vm->boot_complete_after())},
-                            {"capture", ms(saved.capture)},
-                            {"memory_write", ms(w.memory.elapsed)},
-                            {"save_total", ms(saved.total)}}},
+                           {{"boot", to_ms(*vm->boot_complete_after())},
+                            {"capture", to_ms(saved.capture)},
+                            {"memory_write", to_ms(w.memory.elapsed)},
+                            {"save_total", to_ms(saved.total)}}},
                           {"vsock", vm->vsock() != nullptr}};
     std::cout << out.dump(2) << std::endl;
   } else {
     std::printf("\nthaw: snapshot of %s at boot-complete saved to %s\n", opt.boot.config.kernel_path.c_str(),
                 opt.out.c_str());
-    std::printf("  cold boot    %9.3f ms\n", ms(*vm->boot_complete_after()));
-    std::printf("  capture      %9.3f ms  (vCPU, VM and device state)\n", ms(saved.capture));
+    std::printf("  cold boot    %9.3f ms\n", to_ms(*vm->boot_complete_after()));
+    std::printf("  capture      %9.3f ms  (vCPU, VM and device state)\n", to_ms(saved.capture));
     std::printf("  memory       %9.3f ms  (%.1f MiB written of %llu MiB, %llu zero chunks left as holes)\n",
-                ms(w.memory.elapsed), mib_written, static_cast<unsigned long long>(vm->memory().size() >> 20),
+                to_ms(w.memory.elapsed), mib_written, static_cast<unsigned long long>(vm->memory().size() >> 20),
                 static_cast<unsigned long long>(w.memory.zero_chunks));
     std::printf("  state file   %9llu bytes\n", static_cast<unsigned long long>(w.state_bytes));
-    std::printf("  total save   %9.3f ms\n", ms(saved.total));
+    std::printf("  total save   %9.3f ms\n", to_ms(saved.total));
     if (vm->vsock() != nullptr) {
       std::printf("  vsock        the snapshot has a vsock device: restore it with --vsock-dir\n");
     }

@@ -87,7 +87,7 @@ PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limi
   read_string(t, "kernel", p + "kernel", pc.spec.kernel);
   read_string(t, "initrd", p + "initrd", pc.spec.initrd);
   read_string(t, "cmdline", p + "cmdline", pc.spec.cmdline);
-  read_uint(t, "mem_mib", p + "mem_mib", pc.spec.mem_mib, 1, limits.max_mem_mib);
+  read_uint(t, "mem_mib", p + "mem_mib", pc.spec.mem_mib, pool::kMinTemplateMemMib, limits.max_mem_mib);
   read_uint(t, "vcpus", p + "vcpus", pc.spec.vcpus, 1, limits.max_vcpus);
   read_string(t, "program", p + "program", pc.spec.program);
   read_strings(t, "args", p + "args", pc.spec.args);

@@ -132,7 +132,12 @@ int serve(const DaemonConfig& config) {
     for (const auto& dir : options.limits.allowed_image_dirs) list += (list.empty() ? "" : ", ") + dir;
     spdlog::info("createTemplate may read images from: {}", list);
   }
-  if (metrics) options.on_acquired = [m = metrics.get()](const pool::LeaseInfo& lease) { m->observe_acquire(lease); };
+  if (metrics) {
+    options.on_acquired = [m = metrics.get()](const pool::LeaseInfo& lease) { m->observe_acquire(lease); };
+    options.on_invoked = [m = metrics.get()](const std::string& name, double seconds, const char* error_kind) {
+      m->observe_invoke(name, seconds, error_kind);
+    };
+  }
   options.on_overloaded = [](const std::string& name) { spdlog::debug("acquire {}: overloaded", name); };
 
   int signal_number = 0;

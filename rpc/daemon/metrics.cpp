@@ -1,10 +1,14 @@
 #include "rpc/daemon/metrics.h"
 
 #include <prometheus/collectable.h>
+#include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
+
+#include <limits>
 
 namespace thaw::daemon {
 
@@ -15,11 +19,23 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 using Row = pool::PoolStats::PerTemplate;
 
+// The pool's buckets (pool::LatencyHistogram), for every latency thawd exports.
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
-  // 50 us .. 5 s: a warm hit is well under a millisecond, a refill wait is not.
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  static const prometheus::Histogram::BucketBoundaries kBuckets(pool::LatencyHistogram::kBoundsSeconds.begin(),
+                                                                pool::LatencyHistogram::kBoundsSeconds.end());
   return kBuckets;
+}
+
+ClientMetric histogram_metric(const std::string& template_name, const pool::LatencyHistogram& h) {
+  ClientMetric m;
+  m.label.push_back({"template", template_name});
+  m.histogram.sample_count = h.count;
+  m.histogram.sample_sum = h.sum_seconds;
+  for (size_t i = 0; i < h.at_most.size(); ++i) {
+    m.histogram.bucket.push_back({h.at_most[i], pool::LatencyHistogram::kBoundsSeconds[i]});
+  }
+  m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+  return m;
 }
 
 }  // namespace
@@ -36,6 +52,12 @@ class Metrics::PoolCollector : public prometheus::Collectable {
     } catch (const std::exception& e) {
       spdlog::warn("metrics: pool stats failed: {}", e.what());
       return {};
+    }
+    std::vector<pool::TemplateInfo> templates;
+    try {
+      templates = backend_.list_templates();
+    } catch (const std::exception& e) {
+      spdlog::warn("metrics: listing templates failed: {}", e.what());
     }
     std::vector<MetricFamily> out;
     auto family = [&](const char* name, const char* help, MetricType type, auto value) {
@@ -59,8 +81,8 @@ class Metrics::PoolCollector : public prometheus::Collectable {
     family("thaw_pool_leased", "Clones leased to callers", gauge, [](const Row& r) { return r.leased; });
     family("thaw_pool_target_warm", "Warm clones the autoscaler aims for", gauge,
            [](const Row& r) { return r.target_warm; });
-    family("thaw_pool_private_memory_mib", "Private guest memory of warm and leased clones (smaps), MiB", gauge,
-           [](const Row& r) { return r.private_memory_mib; });
+    family("thaw_pool_private_memory_bytes", "Private guest memory of warm and leased clones (smaps)", gauge,
+           [](const Row& r) { return r.private_memory_mib * 1048576.0; });
     family("thaw_pool_acquires_total", "Acquires answered with a clone", counter, [](const Row& r) { return r.acquires; });
     family("thaw_pool_hits_total", "Acquires served from a warm clone", counter, [](const Row& r) { return r.hits; });
     family("thaw_pool_misses_total", "Acquires that waited for a refill", counter, [](const Row& r) { return r.misses; });
@@ -80,15 +102,39 @@ class Metrics::PoolCollector : public prometheus::Collectable {
     family("thaw_pool_destroyed_total", "Clones destroyed", counter, [](const Row& r) { return r.destroyed; });
     family("thaw_pool_expired_leases_total", "Leases that ran out before release", counter,
            [](const Row& r) { return r.expired_leases; });
-    family("thaw_pool_restore_median_ms", "Median of recent background restores, ms", gauge,
-           [](const Row& r) { return r.restore_ms.median_ms; });
-    family("thaw_pool_reset_median_ms", "Median of recent resets in place, ms", gauge,
-           [](const Row& r) { return r.reset_ms.median_ms; });
+    auto histograms = [&](const char* name, const char* help, auto pick) {
+      MetricFamily f{name, help, MetricType::Histogram, {}};
+      for (const auto& row : stats.templates) f.metric.push_back(histogram_metric(row.name, pick(row)));
+      out.push_back(std::move(f));
+    };
+    histograms("thaw_pool_restore_seconds", "Restores of new clones from the snapshot (background refill)",
+               [](const Row& r) { return r.restore_seconds; });
+    histograms("thaw_pool_reset_seconds", "Resets in place of released clones",
+               [](const Row& r) { return r.reset_seconds; });
+    add_policy_families(out, templates);
     if (connections_) add_connection_families(out);
     return out;
   }
 
  private:
+  // Each pool's policy, so headroom (warm vs max_warm, memory vs budget) can be alerted on.
+  static void add_policy_families(std::vector<MetricFamily>& out, const std::vector<pool::TemplateInfo>& templates) {
+    auto family = [&](const char* name, const char* help, auto value) {
+      MetricFamily f{name, help, MetricType::Gauge, {}};
+      for (const auto& t : templates) {
+        ClientMetric m;
+        m.label.push_back({"template", t.name});
+        m.gauge.value = static_cast<double>(value(t.policy));
+        f.metric.push_back(std::move(m));
+      }
+      out.push_back(std::move(f));
+    };
+    family("thaw_pool_min_warm", "Policy: fewest warm clones", [](const pool::PoolPolicy& p) { return p.min_warm; });
+    family("thaw_pool_max_warm", "Policy: most warm clones", [](const pool::PoolPolicy& p) { return p.max_warm; });
+    family("thaw_pool_memory_budget_bytes", "Policy: private memory of warm and leased clones together",
+           [](const pool::PoolPolicy& p) { return p.memory_budget_mib * 1048576.0; });
+  }
+
   // The RPC listener's limits at work (rpc/rpc_listener.h), unlabelled.
   void add_connection_families(std::vector<MetricFamily>& out) const {
     auto one = [&](const char* name, const char* help, MetricType type, double v) {
@@ -118,7 +164,22 @@ Metrics::Metrics(const std::string& bind_address, const rpc::PoolBackend& backen
                             .Name("thaw_acquire_latency_seconds")
                             .Help("Acquire latency, request until the clone runs (as the pool measures it)")
                             .Register(*registry_)),
+      invoke_latency_(&prometheus::BuildHistogram()
+                           .Name("thaw_invoke_latency_seconds")
+                           .Help("Invokes, request until the response (as the RPC server sees them), failed ones too")
+                           .Register(*registry_)),
+      invoke_errors_(&prometheus::BuildCounter()
+                          .Name("thaw_invoke_errors_total")
+                          .Help("Invokes that failed, by kind: failed (bad argument or lease), overloaded (another "
+                                "invoke was running in the clone), disconnected (the guest crashed or timed out)")
+                          .Register(*registry_)),
       collector_(std::make_shared<PoolCollector>(backend, connections)) {
+  prometheus::BuildGauge()
+      .Name("thaw_build_info")
+      .Help("The thawd build serving these metrics (value 1)")
+      .Register(*registry_)
+      .Add({{"version", THAW_VERSION}})
+      .Set(1);
   exposer_ = std::make_unique<prometheus::Exposer>(bind_address);
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(collector_);
@@ -129,6 +190,11 @@ Metrics::~Metrics() = default;
 
 void Metrics::observe_acquire(const pool::LeaseInfo& lease) {
   acquire_latency_->Add({{"template", lease.template_name}}, latency_buckets()).Observe(lease.timings.acquire_ms / 1e3);
+}
+
+void Metrics::observe_invoke(const std::string& template_name, double seconds, const char* error_kind) {
+  invoke_latency_->Add({{"template", template_name}}, latency_buckets()).Observe(seconds);
+  if (error_kind != nullptr) invoke_errors_->Add({{"template", template_name}, {"kind", error_kind}}).Increment();
 }
 
 }  // namespace thaw::daemon

@@ -1,13 +1,17 @@
 // thawd's Prometheus endpoint (text format over HTTP, prometheus-cpp's
 // civetweb Exposer). Pool gauges and counters are read from the pool's own
 // stats at each scrape, so they are never stale and need no polling thread:
-//   thaw_pool_warm / _leased / _target_warm / _private_memory_mib   gauges
+//   thaw_pool_warm / _leased / _target_warm / _private_memory_bytes gauges
+//   thaw_pool_min_warm / _max_warm / _memory_budget_bytes           gauges (policy)
 //   thaw_pool_{acquires,hits,misses,overloaded,restores,restore_failures,
 //              resets,reset_failures,destroyed,expired_leases,
 //              scale_ups,scale_downs}_total                        counters
-// and the acquire latency as the RPC server sees it:
-//   thaw_acquire_latency_seconds                                   histogram
-// All labelled {template="..."}. And the RPC listener's limits at work:
+//   thaw_pool_restore_seconds / _reset_seconds                      histograms
+// and what the RPC server sees:
+//   thaw_acquire_latency_seconds / thaw_invoke_latency_seconds      histograms
+//   thaw_invoke_errors_total{kind=failed|overloaded|disconnected}  counter
+// All labelled {template="..."}. thaw_build_info{version} is 1. And the
+// RPC listener's limits at work:
 //   thaw_rpc_connections_open                                       gauge
 //   thaw_rpc_{connections_accepted,connections_refused,
 //             oversized_messages,stalled_messages}_total             counters
@@ -26,6 +30,7 @@ class Registry;
 template <typename T>
 class Family;
 class Histogram;
+class Counter;
 }  // namespace prometheus
 
 namespace thaw::daemon {
@@ -39,11 +44,15 @@ class Metrics {
   ~Metrics();
 
   void observe_acquire(const pool::LeaseInfo& lease);
+  // `error_kind`: null for a good invoke, else failed, overloaded or disconnected.
+  void observe_invoke(const std::string& template_name, double seconds, const char* error_kind);
 
  private:
   class PoolCollector;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Histogram>* acquire_latency_;
+  prometheus::Family<prometheus::Histogram>* invoke_latency_;
+  prometheus::Family<prometheus::Counter>* invoke_errors_;
   std::shared_ptr<PoolCollector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };

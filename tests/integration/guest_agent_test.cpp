@@ -25,6 +25,7 @@
 #include "tests/integration/stream_io.h"
 #include "tests/integration/snapshot_test_support.h"
 #include "tests/unix_socket_support.h"
+#include "vmm/control_page.h"
 
 namespace thaw {
 namespace {
@@ -32,18 +33,10 @@ namespace {
 using namespace std::chrono_literals;
 using testing::CapturedConsole;
 
-// guest/mini/layout.h
-constexpr uint64_t kControlPageAddr = 0x80000;
-constexpr uint64_t kControlMagic = 0x4b434f4c57414854ULL;  // "THAWLOCK"
-
-struct ControlPage {
-  uint64_t magic;
-  uint64_t generation;
-  uint64_t clone_id;
-  uint64_t seed;
-  uint64_t wall_clock_ns;
-  uint64_t clone_input;
-};
+// guest/mini/control_page_abi.h, through vmm/control_page.h
+using vmm::ControlPage;
+constexpr uint64_t kControlPageAddr = vmm::kControlPageAddress;
+constexpr uint64_t kControlMagic = vmm::kControlPageMagic;
 
 struct Response {
   uint32_t status = 0xffffffff;
@@ -219,7 +212,7 @@ TEST_F(GuestAgentTest, EchoHashAndIdentity) {
   EXPECT_EQ(u64_at(id->payload, 0), page.generation);
   EXPECT_EQ(u64_at(id->payload, 8), page.clone_id);
   EXPECT_EQ(u64_at(id->payload, 16), page.seed);
-  EXPECT_EQ(u64_at(id->payload, 24), page.wall_clock_ns);
+  EXPECT_EQ(u64_at(id->payload, 24), page.wall_ns);
 }
 
 TEST_F(GuestAgentTest, ErrorsTouchSleepAndLargePayloads) {

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/kvm_test_support.h"
+#include "vmm/control_page.h"
 
 namespace thaw {
 namespace {
@@ -20,22 +21,13 @@ namespace {
 using namespace std::chrono_literals;
 using testing::CapturedConsole;
 
-// guest/mini/layout.h
-constexpr uint64_t kControlPageAddr = 0x80000;
-constexpr uint64_t kControlMagic = 0x4b434f4c57414854ULL;  // "THAWLOCK"
+// guest/mini/control_page_abi.h, through vmm/control_page.h
+using vmm::ControlPage;
+constexpr uint64_t kControlPageAddr = vmm::kControlPageAddress;
+constexpr uint64_t kControlMagic = vmm::kControlPageMagic;
 constexpr uint64_t kCloneBufferAddr = 0x200000;
 constexpr uint64_t kCloneBufferSize = 0x10000;
 
-// The control page as the guest reads it: little-endian u64 fields.
-struct ControlPage {
-  uint64_t magic;
-  uint64_t generation;
-  uint64_t clone_id;
-  uint64_t seed;
-  uint64_t wall_clock_ns;
-  uint64_t clone_input;
-};
-static_assert(sizeof(ControlPage) == 48);
 
 std::vector<uint8_t> expected_clone_bytes(uint64_t clone_input) {
   std::vector<uint8_t> bytes(kCloneBufferSize);

@@ -6,24 +6,17 @@
 #include "snapshot/vm_snapshot.h"
 #include "tests/integration/kvm_test_support.h"
 #include "tests/temp_dir.h"  // TempDir, for the tests that include this
+#include "vmm/control_page.h"
 
 namespace thaw::testing {
 
-// The mini guest's control page (guest/mini/README.md): what the VMM hands
-// each clone before it runs.
-inline constexpr uint64_t kControlPage = 0x80000;
-inline constexpr uint64_t kControlMagic = 0x4b434f4c57414854ULL;  // "THAWLOCK"
+// The mini guest's control page (guest/mini/control_page_abi.h): what the
+// VMM hands each clone before it runs.
+using vmm::ControlPage;
+inline constexpr uint64_t kControlPage = vmm::kControlPageAddress;
+inline constexpr uint64_t kControlMagic = vmm::kControlPageMagic;
 inline constexpr uint64_t kCloneBuffer = 0x200000;
 inline constexpr uint64_t kCloneBufferBytes = 64 * 1024;
-
-struct ControlPage {
-  uint64_t magic = kControlMagic;
-  uint64_t generation = 1;
-  uint64_t clone_id = 0;
-  uint64_t seed = 0;
-  uint64_t wall_ns = 0;
-  uint64_t clone_input = 0;
-};
 
 inline std::vector<uint8_t> expected_clone_buffer(uint64_t input) {
   std::vector<uint8_t> bytes(kCloneBufferBytes);

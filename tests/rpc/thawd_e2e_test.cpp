@@ -60,6 +60,16 @@ TEST_F(ThawdE2E, AcquireInfoRelease) {
   EXPECT_NE(a.getSeed(), b.getSeed());
 }
 
+// leaseMs 0 is thawd's default_lease_ms (30 s unless configured), as in the config.
+TEST_F(ThawdE2E, LeaseZeroGetsTheDaemonsDefault) {
+  rpc::PoolConnection c(daemon_->socket());
+  auto vm = acquire(c, "mini", 0);
+  auto info = vm.infoRequest().send().wait(c.wait_scope());
+  EXPECT_GT(info.getExpiresInMs(), 25000u);
+  EXPECT_LE(info.getExpiresInMs(), 30000u);
+  vm.releaseRequest().send().wait(c.wait_scope());
+}
+
 TEST_F(ThawdE2E, InvokeEcho) {
   rpc::PoolConnection c(daemon_->socket());
   auto vm = acquire(c);
