@@ -342,11 +342,7 @@ void thaw_snapshot(const RestoreComparisonOptions& o, const std::string& dir) {
   config.cmdline = mini_cmdline(o);
   config.boot_complete_action = vmm::BootCompleteAction::kPause;
   auto vm = vmm::Vm::create(config);
-  vm->start();
-  if (!vm->wait(std::chrono::seconds(60)) || vm->state() != vmm::RunState::kPaused) {
-    throw std::runtime_error("thaw: mini guest did not reach boot complete: " + vm->stop_detail());
-  }
-  snapshot::save_vm_snapshot(*vm, dir);
+  snapshot::boot_and_snapshot(*vm, dir, std::chrono::seconds(60));
 }
 
 // thaw restores in this process: restore_vm -> start -> the guest's exit

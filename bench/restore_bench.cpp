@@ -43,11 +43,7 @@ void make_snapshot(const std::string& dir) {
   config.cmdline = "console=ttyS0 thaw.quiet=1 thaw.fn_bytes=4096 thaw.after=clone";
   config.boot_complete_action = thaw::vmm::BootCompleteAction::kPause;
   auto vm = thaw::vmm::Vm::create(config);
-  vm->start();
-  if (!vm->wait(std::chrono::seconds(60)) || vm->state() != thaw::vmm::RunState::kPaused) {
-    throw std::runtime_error("mini guest did not reach boot complete: " + vm->stop_detail());
-  }
-  thaw::snapshot::save_vm_snapshot(*vm, dir);
+  thaw::snapshot::boot_and_snapshot(*vm, dir, std::chrono::seconds(60));
 }
 
 // Destroys clones on its own thread, as a pool would: tearing a VM down

@@ -299,20 +299,13 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
       throw BadArgument("template '" + name + "': " + e.what());
     }
     vmm::Vm& vm = cold->vm();
-    vm.start();
-    vm.wait(config.cold_boot_timeout);
-    if (spec.is_program() && (vm.state() != vmm::RunState::kPaused || !vm.boot_complete_after())) {
-      vm.stop();
-      throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
+    try {
+      snapshot::boot_and_snapshot(vm, tmp, config.cold_boot_timeout);
+    } catch (const snapshot::BootIncomplete& e) {
+      if (spec.is_program()) throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
+      throw BadArgument("template '" + name + "': " + e.what() + "; console:\n" + cold->console.text());
     }
-    if (vm.state() != vmm::RunState::kPaused) {
-      throw BadArgument("template '" + name + "': the guest did not reach its boot-complete write (" +
-                        vmm::stop_reason_name(vm.stop_reason()) + ": " + vm.stop_detail() + "); console:\n" +
-                        cold->console.text());
-    }
-    auto booted = vm.boot_complete_after();
-    record.cold_boot_ms = booted ? booted->count() / 1e6 : 0;
-    snapshot::save_vm_snapshot(vm, tmp);
+    record.cold_boot_ms = vm.boot_complete_after()->count() / 1e6;
     store.commit(name, record);
   } catch (...) {
     store.abort(name);

@@ -91,6 +91,22 @@ SaveResult snapshot_running_vm(vmm::Vm& vm, const std::string& dir) {
   }
 }
 
+SaveResult boot_and_snapshot(vmm::Vm& vm, const std::string& dir, std::chrono::milliseconds timeout) {
+  if (vm.config().boot_complete_action != vmm::BootCompleteAction::kPause || vm.started()) {
+    throw std::logic_error("boot_and_snapshot: the VM must be new and pause at its boot-complete write");
+  }
+  vm.start();
+  bool settled = vm.wait(timeout);
+  if (!settled || vm.state() != vmm::RunState::kPaused || !vm.boot_complete_after()) {
+    std::string why = settled ? std::string(vmm::stop_reason_name(vm.stop_reason())) +
+                                    (vm.stop_detail().empty() ? "" : ": " + vm.stop_detail())
+                              : "no boot-complete write within " + std::to_string(timeout.count()) + " ms";
+    vm.stop();
+    throw BootIncomplete("the guest did not reach its boot-complete write (" + why + ")");
+  }
+  return save_vm_snapshot(vm, dir);
+}
+
 RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options) {
   auto start = Clock::now();
   auto snapshot = read_snapshot_dir(dir);

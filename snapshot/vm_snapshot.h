@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "snapshot/snapshot_dir.h"
@@ -25,6 +26,20 @@ SaveResult save_vm_snapshot(vmm::Vm& vm, const std::string& dir);
 // On demand, for a running VM: pauses it at a consistent point, saves it,
 // and lets it run on (also when saving fails).
 SaveResult snapshot_running_vm(vmm::Vm& vm, const std::string& dir);
+
+// The guest did not reach its boot-complete write: it stopped (the message
+// gives the stop reason and detail) or the timeout passed.
+struct BootIncomplete : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Cold boot -> pause at boot-complete -> save, the one way every caller
+// makes a snapshot of a fresh guest. `vm` was created with
+// BootCompleteAction::kPause and not started; this starts it, waits up to
+// `timeout` for the pause at its boot-complete write and saves it to
+// `dir`. The VM stays paused there. Throws BootIncomplete (the VM then
+// stopped) when the guest never got there.
+SaveResult boot_and_snapshot(vmm::Vm& vm, const std::string& dir, std::chrono::milliseconds timeout);
 
 enum class MemoryBacking {
   kPrivate,  // MAP_PRIVATE of the memory file: lazy, shared page cache, copy-on-write

@@ -33,15 +33,15 @@ int run_snapshot(SnapshotOptions& opt) {
   opt.boot.config.console = console.sink();
   auto vm = vmm::Vm::create(opt.boot.config);
   console.open();
-  vm->start();
-  vm->wait(std::chrono::milliseconds(opt.boot.timeout_ms));
-  console.flush();
-  if (vm->state() != vmm::RunState::kPaused) {
-    std::cerr << "thaw: no snapshot: the guest did not reach boot-complete (" << vmm::stop_reason_name(vm->stop_reason())
-              << (vm->stop_detail().empty() ? "" : ": " + vm->stop_detail()) << ")\n";
+  snapshot::SaveResult saved;
+  try {
+    saved = snapshot::boot_and_snapshot(*vm, opt.out, std::chrono::milliseconds(opt.boot.timeout_ms));
+  } catch (const snapshot::BootIncomplete& e) {
+    console.flush();
+    std::cerr << "thaw: no snapshot: " << e.what() << "\n";
     return kExitGuestFailure;
   }
-  auto saved = snapshot::save_vm_snapshot(*vm, opt.out);
+  console.flush();
   vm->stop(vmm::StopReason::kBootComplete, "snapshot taken");
   hand_teardown_to_background();
   const auto& w = saved.write;

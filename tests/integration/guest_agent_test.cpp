@@ -356,10 +356,7 @@ TEST(GuestAgentClones, RestoredClonesServeWithTheirOwnIdentity) {
     config.boot_complete_action = vmm::BootCompleteAction::kPause;
     config.vsock_path = unique_socket_path();
     auto vm = vmm::Vm::create(config);
-    vm->start();
-    ASSERT_TRUE(vm->wait(60s)) << console.text();
-    ASSERT_EQ(vm->state(), vmm::RunState::kPaused) << vm->stop_detail() << "\n" << console.text();
-    snapshot::save_vm_snapshot(*vm, dir.path());
+    ASSERT_NO_THROW(snapshot::boot_and_snapshot(*vm, dir.path(), 60s)) << console.text();
   }
   auto loaded = snapshot::read_snapshot_dir(dir.path());
   for (uint64_t id = 1; id <= 3; ++id) {
