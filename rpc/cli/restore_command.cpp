@@ -185,9 +185,23 @@ int run_record(RestoreCliOptions& opt) {
   return kExitOk;
 }
 
-int run_restore(RestoreCliOptions& opt) {
-  if (opt.record_working_set) return run_record(opt);
-  if (opt.clones == 0) throw InputError("--clones is 0; restore at least one clone");
+// What restoring and running the clones measured, before any reporting.
+struct RestoreRun {
+  double read_ms = 0;
+  bool vsock = false;
+  unsigned restored = 0;  // fewer than --clones after a signal
+  std::vector<double> map, prefetch, create, apply, restore_total, to_first_entry, to_done, served;
+  uint64_t prefetch_bytes = 0;
+  unsigned exited_ok = 0, failed = 0, running = 0;
+  std::string first_failure;
+  int signal = 0;  // the SIGINT/SIGTERM that cut the run short, or 0
+};
+
+// Restores opt.clones clones of the snapshot, starts each, lets them run
+// and stops them: every figure `thaw restore` reports.
+RestoreRun measure_restores(const RestoreCliOptions& opt, ConsoleOutput& console, StopSignals& signals,
+                            CreatedDirs& created) {
+  RestoreRun run;
   snapshot::RestoreOptions options;
   options.memory = snapshot::parse_memory_backing(opt.memory);
   options.verify_memory = opt.verify;
@@ -195,20 +209,13 @@ int run_restore(RestoreCliOptions& opt) {
   const uint64_t wait_ms = opt.run_ms > 0 ? opt.run_ms : kDefaultRecordRunMs;
   auto read_start = Clock::now();
   auto loaded = snapshot::read_snapshot_dir(opt.dir);
-  double read_ms = to_ms(Clock::now() - read_start);
-
-  ConsoleOutput console(opt.console);  // clone 0 only
-  console.validate();
-  StopSignals signals;  // before the clones: their threads inherit the blocked mask
-  CreatedDirs created;  // outlives the clones, whose sockets go first
-  const bool vsock = prepare_vsock_dir(opt, loaded, opt.clones, created);
+  run.read_ms = to_ms(Clock::now() - read_start);
+  run.vsock = prepare_vsock_dir(opt, loaded, opt.clones, created);
   std::vector<snapshot::RestoredVm> clones;
-  std::vector<double> map, prefetch, create, apply, restore_total, to_first_entry, to_done;
-  uint64_t prefetch_bytes = 0;
   for (unsigned i = 0; i < opt.clones && signals.received() == 0; ++i) {
     auto requested = Clock::now();
     options.console = i == 0 ? console.sink() : vmm::ConsoleSink{};
-    if (vsock) options.vsock_path = clone_vsock_path(opt.vsock_dir, i);
+    if (run.vsock) options.vsock_path = clone_vsock_path(opt.vsock_dir, i);
     if (i == 0) console.open();
     auto clone = snapshot::restore_vm(loaded, options);
     if (opt.control_page) write_control_page(*clone.vm, i);
@@ -219,111 +226,139 @@ int run_restore(RestoreCliOptions& opt) {
     if (opt.sequential) {
       // One clone at a time: the next is restored once this one is done.
       if (wait_done_unless_signalled(*clone.vm, std::chrono::milliseconds(wait_ms), signals)) {
-        to_done.push_back(to_ms(Clock::now() - requested));
+        run.to_done.push_back(to_ms(Clock::now() - requested));
       }
     }
-    map.push_back(to_ms(clone.timings.map_memory));
-    prefetch.push_back(to_ms(clone.timings.prefetch));
-    prefetch_bytes = std::max(prefetch_bytes, clone.timings.prefetch_bytes);
-    create.push_back(to_ms(clone.timings.create_vm));
-    apply.push_back(to_ms(clone.timings.apply_state));
-    restore_total.push_back(to_ms(clone.timings.total));
-    to_first_entry.push_back(to_ms(entered - requested));
+    run.map.push_back(to_ms(clone.timings.map_memory));
+    run.prefetch.push_back(to_ms(clone.timings.prefetch));
+    run.prefetch_bytes = std::max(run.prefetch_bytes, clone.timings.prefetch_bytes);
+    run.create.push_back(to_ms(clone.timings.create_vm));
+    run.apply.push_back(to_ms(clone.timings.apply_state));
+    run.restore_total.push_back(to_ms(clone.timings.total));
+    run.to_first_entry.push_back(to_ms(entered - requested));
     clones.push_back(std::move(clone));
     if (!opt.json && opt.clones >= 10 && (i + 1) % std::max(1u, opt.clones / 10) == 0) {
       std::fprintf(stderr, "\r  restored %u/%u clones", i + 1, opt.clones);
     }
   }
   if (!opt.json && opt.clones >= 10) std::fprintf(stderr, "\n");
-  const auto restored = static_cast<unsigned>(clones.size());  // fewer than --clones after a signal
+  run.restored = static_cast<unsigned>(clones.size());
   if (opt.run_ms > 0 && !opt.sequential) signals.sleep_for(std::chrono::milliseconds(opt.run_ms));
-  if (int sig = signals.received()) {
-    std::fprintf(stderr, "thaw: SIG%s: stopping %zu clone(s)\n", ::sigabbrev_np(sig), clones.size());
+  run.signal = signals.received();
+  if (run.signal != 0) {
+    std::fprintf(stderr, "thaw: SIG%s: stopping %zu clone(s)\n", ::sigabbrev_np(run.signal), clones.size());
   }
-  unsigned exited_ok = 0, failed = 0, running = 0;
-  std::string first_failure;
-  std::vector<double> served;
   for (auto& clone : clones) {
-    if (clone.pager) served.push_back(static_cast<double>(clone.pager->pages_served()));
+    if (clone.pager) run.served.push_back(static_cast<double>(clone.pager->pages_served()));
     auto state = clone.vm->state();
     auto reason = clone.vm->stop_reason();
     if (state == vmm::RunState::kStopped && vmm::stop_reason_is_failure(reason)) {
-      ++failed;
-      if (first_failure.empty()) first_failure = std::string(vmm::stop_reason_name(reason)) + ": " + clone.vm->stop_detail();
+      ++run.failed;
+      if (run.first_failure.empty()) {
+        run.first_failure = std::string(vmm::stop_reason_name(reason)) + ": " + clone.vm->stop_detail();
+      }
     } else if (state == vmm::RunState::kStopped && reason != vmm::StopReason::kHostRequest) {
-      ++exited_ok;  // (a clone a signal stopped mid-wait was still running)
+      ++run.exited_ok;  // (a clone a signal stopped mid-wait was still running)
     } else {
-      ++running;
+      ++run.running;
     }
     clone.vm->stop();
   }
+  return run;
+}
+
+void report_restores_json(const RestoreCliOptions& opt, const RestoreRun& run) {
+  auto j = [](const std::vector<double>& v) {
+    auto s = stats(v);
+    return nlohmann::json{{"min", s.min}, {"median", s.median}, {"max", s.max}};
+  };
+  nlohmann::json out = {{"dir", opt.dir},
+                        {"clones", run.restored},
+                        {"memory", opt.memory},
+                        {"read_state_ms", run.read_ms},
+                        {"map_memory_ms", j(run.map)},
+                        {"create_vm_ms", j(run.create)},
+                        {"apply_state_ms", j(run.apply)},
+                        {"restore_ms", j(run.restore_total)},
+                        {"request_to_first_entry_ms", j(run.to_first_entry)},
+                        {"prefetch", opt.prefetch},
+                        {"prefetch_ms", j(run.prefetch)},
+                        {"prefetch_bytes", run.prefetch_bytes},
+                        {"still_running", run.running},
+                        {"exited_cleanly", run.exited_ok},
+                        {"failed", run.failed}};
+  if (run.vsock) out["vsock_dir"] = opt.vsock_dir;
+  if (run.signal != 0) out["stopped_by"] = std::string("SIG") + ::sigabbrev_np(run.signal);
+  if (opt.sequential) {
+    out["request_to_done_ms"] = j(run.to_done);
+    out["done"] = run.to_done.size();
+  }
+  if (!run.served.empty()) out["uffd_pages_served"] = j(run.served);
+  std::cout << out.dump(2) << std::endl;
+}
+
+void report_restores_table(const RestoreCliOptions& opt, const RestoreRun& run) {
+  std::printf("thaw: restored %u clone%s of %s (memory: %s%s%s)\n", run.restored, run.restored == 1 ? "" : "s",
+              opt.dir.c_str(), opt.memory.c_str(), opt.prefetch ? ", prefetch" : "",
+              opt.sequential ? ", one at a time" : "");
+  if (run.vsock && run.restored > 0) {
+    std::printf("  vsock sockets: %s .. %s\n", clone_vsock_path(opt.vsock_dir, 0).c_str(),
+                clone_vsock_path(opt.vsock_dir, run.restored - 1).c_str());
+  }
+  std::printf("  %-30s %9s %9s %9s  (ms)\n", "", "min", "median", "max");
+  std::printf("  %-30s %9.3f  (once)\n", "read state file", run.read_ms);
+  auto row = [](const char* name, const std::vector<double>& v) {
+    auto s = stats(v);
+    std::printf("  %-30s %9.3f %9.3f %9.3f\n", name, s.min, s.median, s.max);
+  };
+  row("map memory", run.map);
+  if (opt.prefetch) {
+    char name[64];
+    std::snprintf(name, sizeof name, "prefetch (%.1f KiB)", static_cast<double>(run.prefetch_bytes) / 1024.0);
+    row(name, run.prefetch);
+  }
+  row("create VM", run.create);
+  row("apply vCPU/VM/device state", run.apply);
+  row("restore total", run.restore_total);
+  row("request -> first guest entry", run.to_first_entry);
+  if (opt.sequential) row("request -> guest done", run.to_done);
+  if (!run.served.empty()) {
+    auto s = stats(run.served);
+    std::printf("  %-30s %9.0f %9.0f %9.0f  (pages)\n", "uffd pages served", s.min, s.median, s.max);
+  }
+  const uint64_t wait_ms = opt.run_ms > 0 ? opt.run_ms : kDefaultRecordRunMs;
+  if (opt.sequential && run.to_done.size() < run.restored && run.signal == 0) {
+    std::printf("  %zu clone(s) were not done within %llu ms\n", run.restored - run.to_done.size(),
+                static_cast<unsigned long long>(wait_ms));
+  }
+  if (run.signal != 0) {
+    std::printf("  stopped by SIG%s: %u running, %u exited cleanly, %u failed\n", ::sigabbrev_np(run.signal),
+                run.running, run.exited_ok, run.failed);
+  } else if (opt.sequential) {  // each clone had its own wait, reported above
+    std::printf("  at the end: %u running, %u exited cleanly, %u failed\n", run.running, run.exited_ok, run.failed);
+  } else {
+    std::printf("  after %llu ms: %u running, %u exited cleanly, %u failed\n",
+                static_cast<unsigned long long>(opt.run_ms), run.running, run.exited_ok, run.failed);
+  }
+}
+
+int run_restore(RestoreCliOptions& opt) {
+  if (opt.record_working_set) return run_record(opt);
+  if (opt.clones == 0) throw InputError("--clones is 0; restore at least one clone");
+  ConsoleOutput console(opt.console);  // clone 0 only
+  console.validate();
+  StopSignals signals;  // before the clones: their threads inherit the blocked mask
+  CreatedDirs created;  // outlives the clones, whose sockets go first
+  RestoreRun run = measure_restores(opt, console, signals, created);
   console.flush();
   hand_teardown_to_background();
-
-  auto s_map = stats(map), s_create = stats(create), s_apply = stats(apply), s_total = stats(restore_total),
-       s_entry = stats(to_first_entry), s_prefetch = stats(prefetch), s_done = stats(to_done),
-       s_served = stats(served);
   if (opt.json) {
-    auto j = [](const Stats& s) { return nlohmann::json{{"min", s.min}, {"median", s.median}, {"max", s.max}}; };
-    nlohmann::json out = {{"dir", opt.dir},         {"clones", restored},     {"memory", opt.memory},
-                          {"read_state_ms", read_ms}, {"map_memory_ms", j(s_map)}, {"create_vm_ms", j(s_create)},
-                          {"apply_state_ms", j(s_apply)}, {"restore_ms", j(s_total)},
-                          {"request_to_first_entry_ms", j(s_entry)},
-                          {"prefetch", opt.prefetch}, {"prefetch_ms", j(s_prefetch)},
-                          {"prefetch_bytes", prefetch_bytes},
-                          {"still_running", running}, {"exited_cleanly", exited_ok}, {"failed", failed}};
-    if (vsock) out["vsock_dir"] = opt.vsock_dir;
-    if (int sig = signals.received()) out["stopped_by"] = std::string("SIG") + ::sigabbrev_np(sig);
-    if (opt.sequential) {
-      out["request_to_done_ms"] = j(s_done);
-      out["done"] = to_done.size();
-    }
-    if (!served.empty()) out["uffd_pages_served"] = j(s_served);
-    std::cout << out.dump(2) << std::endl;
+    report_restores_json(opt, run);
   } else {
-    std::printf("thaw: restored %u clone%s of %s (memory: %s%s%s)\n", restored, restored == 1 ? "" : "s",
-                opt.dir.c_str(), opt.memory.c_str(), opt.prefetch ? ", prefetch" : "",
-                opt.sequential ? ", one at a time" : "");
-    if (vsock && restored > 0) {
-      std::printf("  vsock sockets: %s .. %s\n", clone_vsock_path(opt.vsock_dir, 0).c_str(),
-                  clone_vsock_path(opt.vsock_dir, restored - 1).c_str());
-    }
-    std::printf("  %-30s %9s %9s %9s  (ms)\n", "", "min", "median", "max");
-    std::printf("  %-30s %9.3f  (once)\n", "read state file", read_ms);
-    auto row = [](const char* name, const Stats& s) {
-      std::printf("  %-30s %9.3f %9.3f %9.3f\n", name, s.min, s.median, s.max);
-    };
-    row("map memory", s_map);
-    if (opt.prefetch) {
-      char name[64];
-      std::snprintf(name, sizeof name, "prefetch (%.1f KiB)", static_cast<double>(prefetch_bytes) / 1024.0);
-      row(name, s_prefetch);
-    }
-    row("create VM", s_create);
-    row("apply vCPU/VM/device state", s_apply);
-    row("restore total", s_total);
-    row("request -> first guest entry", s_entry);
-    if (opt.sequential) row("request -> guest done", s_done);
-    if (!served.empty()) {
-      std::printf("  %-30s %9.0f %9.0f %9.0f  (pages)\n", "uffd pages served", s_served.min, s_served.median,
-                  s_served.max);
-    }
-    if (opt.sequential && to_done.size() < clones.size() && signals.received() == 0) {
-      std::printf("  %zu clone(s) were not done within %llu ms\n", clones.size() - to_done.size(),
-                  static_cast<unsigned long long>(wait_ms));
-    }
-    if (int sig = signals.received()) {
-      std::printf("  stopped by SIG%s: %u running, %u exited cleanly, %u failed\n", ::sigabbrev_np(sig), running,
-                  exited_ok, failed);
-    } else if (opt.sequential) {  // each clone had its own wait, reported above
-      std::printf("  at the end: %u running, %u exited cleanly, %u failed\n", running, exited_ok, failed);
-    } else {
-      std::printf("  after %llu ms: %u running, %u exited cleanly, %u failed\n",
-                  static_cast<unsigned long long>(opt.run_ms), running, exited_ok, failed);
-    }
+    report_restores_table(opt, run);
   }
-  if (failed > 0) {
-    std::cerr << "thaw: " << failed << " clone(s) failed; first: " << first_failure << "\n";
+  if (run.failed > 0) {
+    std::cerr << "thaw: " << run.failed << " clone(s) failed; first: " << run.first_failure << "\n";
     return kExitGuestFailure;
   }
   return kExitOk;
