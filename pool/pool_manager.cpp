@@ -148,6 +148,7 @@ struct PoolManager::Impl {
   }
 
   TemplateInfo create_template(const TemplateSpec& spec, const PoolPolicy& policy);
+  double snapshot_cold_boot(const TemplateSpec& spec, Clone& cold, const std::string& dir);
 
   // An invoke found the guest misbehaving or gone: its lease ends and the
   // clone is destroyed (unless a release got there first).
@@ -242,6 +243,43 @@ struct PoolManager::Impl {
   RefillWorker worker;
 };
 
+// Cold-boots `spec` into `cold`, saves it at boot-complete to `dir` and
+// returns the cold boot in ms. BadArgument when the guest cannot get there.
+double PoolManager::Impl::snapshot_cold_boot(const TemplateSpec& spec, Clone& cold, const std::string& dir) {
+  const std::string& name = spec.name;
+  vmm::VmConfig vm_config;
+  vm_config.kernel_path = spec.kernel;
+  vm_config.initrd_path = spec.initrd;
+  vm_config.cmdline = spec.cmdline;
+  vm_config.mem_mib = spec.mem_mib;
+  vm_config.vcpus = spec.vcpus;
+  vm_config.boot_complete_action = vmm::BootCompleteAction::kPause;
+  vm_config.kvm_path = config.kvm_device;
+  vm_config.console = [tail = &cold.console](std::span<const char> bytes) { tail->append(bytes); };
+  // A kernel template's snapshot carries a vsock device (each clone gets its
+  // own socket); a program template's mailbox replaces it.
+  if (spec.is_program()) {
+    configure_program_boot(vm_config, spec);
+  } else {
+    cold.vsock_path = vsock_socket(name + "-template");
+    ::unlink(cold.vsock_path.c_str());
+    vm_config.vsock_path = cold.vsock_path;
+  }
+  try {
+    cold.restored.vm = vmm::Vm::create(vm_config);
+  } catch (const InputError& e) {
+    throw BadArgument("template '" + name + "': " + e.what());
+  }
+  vmm::Vm& vm = cold.vm();
+  try {
+    snapshot::boot_and_snapshot(vm, dir, config.cold_boot_timeout);
+  } catch (const snapshot::BootIncomplete& e) {
+    if (spec.is_program()) throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
+    throw BadArgument("template '" + name + "': " + e.what() + "; console:\n" + cold.console.text());
+  }
+  return vm.boot_complete_after()->count() / 1e6;
+}
+
 TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const PoolPolicy& policy) {
   validate_spec(spec);
   validate_policy(policy);
@@ -274,38 +312,7 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
   TemplateRecord record{spec, policy, 0};
   auto cold = std::make_shared<Clone>();  // only to hand the VM to the destroyer
   try {
-    vmm::VmConfig vm_config;
-    vm_config.kernel_path = spec.kernel;
-    vm_config.initrd_path = spec.initrd;
-    vm_config.cmdline = spec.cmdline;
-    vm_config.mem_mib = spec.mem_mib;
-    vm_config.vcpus = spec.vcpus;
-    vm_config.boot_complete_action = vmm::BootCompleteAction::kPause;
-    vm_config.kvm_path = config.kvm_device;
-    vm_config.console = [tail = &cold->console](std::span<const char> bytes) { tail->append(bytes); };
-    // Every kernel template gets a vsock device where this build has one:
-    // the snapshot carries it, and each clone then gets its own socket. A
-    // program template's mailbox replaces it.
-    if (spec.is_program()) {
-      configure_program_boot(vm_config, spec);
-    } else {
-      cold->vsock_path = vsock_socket(name + "-template");
-      ::unlink(cold->vsock_path.c_str());
-      vm_config.vsock_path = cold->vsock_path;
-    }
-    try {
-      cold->restored.vm = vmm::Vm::create(vm_config);
-    } catch (const InputError& e) {
-      throw BadArgument("template '" + name + "': " + e.what());
-    }
-    vmm::Vm& vm = cold->vm();
-    try {
-      snapshot::boot_and_snapshot(vm, tmp, config.cold_boot_timeout);
-    } catch (const snapshot::BootIncomplete& e) {
-      if (spec.is_program()) throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
-      throw BadArgument("template '" + name + "': " + e.what() + "; console:\n" + cold->console.text());
-    }
-    record.cold_boot_ms = vm.boot_complete_after()->count() / 1e6;
+    record.cold_boot_ms = snapshot_cold_boot(spec, *cold, tmp);
     store.commit(name, record);
   } catch (...) {
     store.abort(name);
