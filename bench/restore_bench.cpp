@@ -37,11 +37,12 @@ void print_row(thaw::bench::JsonReport& report, const std::string& name, const s
 }
 
 // Cold-boots the mini guest in clone mode and saves it at boot complete.
-void make_snapshot(const std::string& dir) {
+void make_snapshot(const std::string& dir, bool pit = true) {
   thaw::vmm::VmConfig config;
   config.kernel_path = THAW_MINI_GUEST;
   config.cmdline = "console=ttyS0 thaw.quiet=1 thaw.fn_bytes=4096 thaw.after=clone";
   config.boot_complete_action = thaw::vmm::BootCompleteAction::kPause;
+  config.pit = pit;
   auto vm = thaw::vmm::Vm::create(config);
   thaw::snapshot::boot_and_snapshot(*vm, dir, std::chrono::seconds(60));
 }
@@ -132,6 +133,9 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "snapshotting the mini guest into %s\n", dir.c_str());
   make_snapshot(dir);
   auto loaded = thaw::snapshot::read_snapshot_dir(dir);
+  // The same guest made without an in-kernel PIT (it never uses one).
+  make_snapshot(dir + "-no-pit", /*pit=*/false);
+  auto loaded_no_pit = thaw::snapshot::read_snapshot_dir(dir + "-no-pit");
   BackgroundDestroyer destroyer;
 
   std::printf("\nRestore in one process (mini guest, 128 MiB), milliseconds\n");
@@ -155,11 +159,14 @@ int main(int argc, char** argv) {
     MemoryBacking backing;
     bool prefetch;
     bool vcpu_seccomp = true;
+    bool pit = true;
   };
-  // The first two differ only in the vCPU threads' seccomp filter: its cost.
+  // The first three differ only in the vCPU threads' seccomp filter and
+  // the in-kernel PIT: what each costs.
   for (Case c : {Case{MemoryBacking::kPrivate, false}, Case{MemoryBacking::kPrivate, false, false},
-                 Case{MemoryBacking::kPrivate, true}, Case{MemoryBacking::kEager, false},
-                 Case{MemoryBacking::kUffd, false}, Case{MemoryBacking::kUffd, true}}) {
+                 Case{MemoryBacking::kPrivate, false, true, false}, Case{MemoryBacking::kPrivate, true},
+                 Case{MemoryBacking::kEager, false}, Case{MemoryBacking::kUffd, false},
+                 Case{MemoryBacking::kUffd, true}}) {
     std::vector<double> first_entry, answered;
     for (size_t i = 0; i < runs; ++i) {
       thaw::snapshot::RestoreOptions options;
@@ -168,7 +175,7 @@ int main(int argc, char** argv) {
       options.pause_on_guest_exit = true;
       options.vcpu_seccomp = c.vcpu_seccomp;
       auto requested = Clock::now();
-      auto clone = thaw::snapshot::restore_vm(loaded, options);
+      auto clone = thaw::snapshot::restore_vm(c.pit ? loaded : loaded_no_pit, options);
       ControlPage page;
       page.clone_id = i;
       page.clone_input = i & 0xff;
@@ -184,7 +191,7 @@ int main(int argc, char** argv) {
       destroyer.destroy(std::move(clone));
     }
     std::string name = std::string(thaw::snapshot::memory_backing_name(c.backing)) + (c.prefetch ? "+prefetch" : "") +
-                       (c.vcpu_seccomp ? "" : ", no seccomp");
+                       (c.vcpu_seccomp ? "" : ", no seccomp") + (c.pit ? "" : ", no PIT");
     print_row(report, name + ": request -> first guest instruction", first_entry);
     print_row(report, name + ": request -> guest answered", answered);
   }

@@ -94,7 +94,11 @@ void encode_vm(const vmm::VmState& vm, schema::VmState::Builder out) {
   out.setPicMaster(bytes_of(vm.pic_master));
   out.setPicSlave(bytes_of(vm.pic_slave));
   out.setIoapic(bytes_of(vm.ioapic));
-  out.setPit(bytes_of(vm.pit));
+  if (vm.has_pit) {
+    out.setPit(bytes_of(vm.pit));
+  } else {
+    out.setNoPit(true);
+  }
   out.setClock(bytes_of(vm.clock));
 }
 
@@ -181,7 +185,12 @@ vmm::VmState decode_vm(schema::VmState::Reader in) {
   vm.pic_master = irqchip_from(in.getPicMaster(), "picMaster", KVM_IRQCHIP_PIC_MASTER);
   vm.pic_slave = irqchip_from(in.getPicSlave(), "picSlave", KVM_IRQCHIP_PIC_SLAVE);
   vm.ioapic = irqchip_from(in.getIoapic(), "ioapic", KVM_IRQCHIP_IOAPIC);
-  vm.pit = struct_from<kvm_pit_state2>(in.getPit(), "VM ", "pit", "struct kvm_pit_state2");
+  vm.has_pit = !in.getNoPit();
+  if (vm.has_pit) {
+    vm.pit = struct_from<kvm_pit_state2>(in.getPit(), "VM ", "pit", "struct kvm_pit_state2");
+  } else if (in.hasPit()) {
+    throw InputError("snapshot state: VM says noPit but holds a pit");
+  }
   vm.clock = struct_from<kvm_clock_data>(in.getClock(), "VM ", "clock", "struct kvm_clock_data");
   return vm;
 }

@@ -93,8 +93,9 @@ struct VmState {
   picMaster @0 :Data;                # struct kvm_irqchip, chip_id 0
   picSlave @1 :Data;                 # struct kvm_irqchip, chip_id 1
   ioapic @2 :Data;                   # struct kvm_irqchip, chip_id 2
-  pit @3 :Data;                      # struct kvm_pit_state2
+  pit @3 :Data;                      # struct kvm_pit_state2; absent with noPit
   clock @4 :Data;                    # struct kvm_clock_data
+  noPit @5 :Bool;                    # since 1.2: the VM had no in-kernel PIT
 }
 
 struct DeviceStates {

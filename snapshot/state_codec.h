@@ -31,7 +31,8 @@ namespace thaw::snapshot {
 
 inline constexpr uint16_t kFormatMajor = 1;
 // 1: the message repeats the minor (SnapshotState.formatMinor).
-inline constexpr uint16_t kFormatMinor = 1;
+// 2: a VM may have no in-kernel PIT (VmState.noPit).
+inline constexpr uint16_t kFormatMinor = 2;
 inline constexpr uint32_t kStateHeaderBytes = 32;
 inline constexpr char kStateArch[] = "x86_64";
 

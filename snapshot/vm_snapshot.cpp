@@ -184,6 +184,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.kernel_path = "(snapshot)";
   config.vsock_path = options.vsock_path;
   config.vcpu_seccomp = options.vcpu_seccomp;
+  config.pit = state.machine.vm.has_pit;
   restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory));
   if (options.memory == MemoryBacking::kUffd) {
     restored.pager = std::make_unique<vmm::UserfaultPager>(restored.vm->memory(), snapshot.memory_path,

@@ -46,6 +46,9 @@ struct VmState {
   kvm_irqchip pic_slave{};
   kvm_irqchip ioapic{};
   kvm_pit_state2 pit{};
+  // False for a VM made without an in-kernel PIT (VmConfig::pit): `pit` is
+  // then unused and nothing is saved or restored for it.
+  bool has_pit = true;
   kvm_clock_data clock{};
 };
 

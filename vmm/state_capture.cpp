@@ -127,13 +127,14 @@ void restore_vcpu_state(kvm::VcpuFd& vcpu, const VcpuState& state, const VcpuRes
   }
 }
 
-VmState save_vm_state(kvm::VmFd& vm) {
+VmState save_vm_state(kvm::VmFd& vm, bool has_pit) {
   // Precondition: the VM is paused (state_capture.h).
   VmState state;
   state.pic_master = vm.get_irqchip(KVM_IRQCHIP_PIC_MASTER);
   state.pic_slave = vm.get_irqchip(KVM_IRQCHIP_PIC_SLAVE);
   state.ioapic = vm.get_irqchip(KVM_IRQCHIP_IOAPIC);
-  state.pit = vm.get_pit2();
+  state.has_pit = has_pit;
+  if (has_pit) state.pit = vm.get_pit2();
   state.clock = vm.get_clock();
   return state;
 }
@@ -142,7 +143,7 @@ void restore_vm_state(kvm::VmFd& vm, const VmState& state) {
   vm.set_irqchip(state.pic_master);
   vm.set_irqchip(state.pic_slave);
   vm.set_irqchip(state.ioapic);
-  vm.set_pit2(state.pit);
+  if (state.has_pit) vm.set_pit2(state.pit);
   // The saved kvmclock value, with no flags: the guest's clock continues
   // from the moment of the snapshot, as if no time passed while it was
   // stored. KVM_CLOCK_REALTIME would make KVM add the wall time since the

@@ -57,8 +57,9 @@ VcpuState save_vcpu_state(kvm::VcpuFd& vcpu, const std::vector<uint32_t>& msr_in
 // rate this host cannot run. Validate first; this does not.
 void restore_vcpu_state(kvm::VcpuFd& vcpu, const VcpuState& state, const VcpuRestoreOptions& options = {});
 
-// PIC master (chip 0), PIC slave (1), IOAPIC (2), PIT2 and the kvmclock.
-VmState save_vm_state(kvm::VmFd& vm);
+// PIC master (chip 0), PIC slave (1), IOAPIC (2), PIT2 (when `has_pit`: the
+// VM was made with one) and the kvmclock.
+VmState save_vm_state(kvm::VmFd& vm, bool has_pit = true);
 // Writes VM state back. The clock is set to the saved value: the guest
 // sees no time pass while it was snapshotted.
 void restore_vm_state(kvm::VmFd& vm, const VmState& state);

@@ -173,10 +173,12 @@ std::string vm_problem(const VmState& state) {
   if (state.ioapic.chip.ioapic.base_address != x86::kIoapicAddr) {
     return "IOAPIC base address " + hex(state.ioapic.chip.ioapic.base_address) + " is not " + hex(x86::kIoapicAddr);
   }
-  if (uint32_t bad = state.pit.flags & ~kPitFlagsKnown) {
+  if (!state.has_pit) {
+    // no PIT: nothing of `pit` is applied
+  } else if (uint32_t bad = state.pit.flags & ~kPitFlagsKnown) {
     return "PIT flags " + hex(state.pit.flags) + " sets unknown bits " + hex(bad);
   }
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; state.has_pit && i < 3; ++i) {
     const auto& ch = state.pit.channels[i];
     std::string name = "PIT channel " + std::to_string(i);
     if (ch.mode > 5 && ch.mode != kPitModeUnprogrammed) {

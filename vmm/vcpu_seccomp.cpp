@@ -1,5 +1,6 @@
 #include "vmm/vcpu_seccomp.h"
 
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -41,6 +42,10 @@ std::vector<SeccompRule> vcpu_thread_rules() {
       any_arguments(__NR_write),
       any_arguments(__NR_writev),
       any_arguments(__NR_close),
+      // glibc's stdio sizes a FILE's buffer with fstat on its first output,
+      // and a device's log line may be the first: fstat of an fd only.
+      any_arguments(__NR_fstat),
+      SeccompRule{__NR_newfstatat, {{.arg = 3, .mask = ~0ull, .value = AT_EMPTY_PATH}}},
       // Locks and condition variables (RunControl, the devices' queues).
       any_arguments(__NR_futex),
       any_arguments(__NR_sched_yield),

@@ -130,7 +130,7 @@ std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm,
   vm->register_memory();
   vm->vm_fd_.set_tss_address(kKvmTssAddress);
   vm->vm_fd_.create_irqchip();
-  vm->vm_fd_.create_pit2();
+  if (config.pit) vm->vm_fd_.create_pit2();
   vm->create_devices();
   vm->create_vcpus();
   vm->backend_ = kvm::detect_backend();

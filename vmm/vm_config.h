@@ -54,6 +54,10 @@ struct VmConfig {
   // vCPU threads run under thaw's seccomp filter (vmm/vcpu_seccomp.h).
   // Off only to debug the VMM itself (strace, gdb calls).
   bool vcpu_seccomp = true;
+  // An in-kernel PIT (i8254). Creating one costs milliseconds (KVM starts a
+  // kernel thread for it); the mini guest never uses it (its timer is the
+  // LAPIC's), Linux calibrates with it unless told otherwise.
+  bool pit = true;
 };
 
 // The boot split into the stages a user can act on.

@@ -27,7 +27,7 @@ MachineState Vm::save_state() {
   if (state() == RunState::kRunning) throw std::logic_error("Vm::save_state: pause the VM first");
   MachineState state;
   for (auto& vcpu : vcpus_) state.vcpus.push_back(save_vcpu_state(vcpu->fd(), msr_indices_, xsave_size_));
-  state.vm = save_vm_state(vm_fd_);
+  state.vm = save_vm_state(vm_fd_, config_.pit);
   // Device queue work stays held while the devices are read, so the
   // transport's queue indices and the vsock device agree.
   auto quiesce = quiesce_devices();
@@ -44,6 +44,10 @@ void Vm::check_state(const MachineState& state) const {
     throw StateError(state.devices.vsock ? "the state has a vsock device: give the clone a vsock socket path"
                                          : "the state has no vsock device, but a vsock socket path was given");
   }
+  if (state.vm.has_pit != config_.pit) {
+    throw StateError(state.vm.has_pit ? "the state has an in-kernel PIT; this VM was made without one"
+                                      : "the state has no in-kernel PIT; this VM was made with one");
+  }
   ValidationContext context;
   context.msr_indices = msr_indices_;
   context.vcpu_count = static_cast<uint32_t>(vcpus_.size());
@@ -53,7 +57,8 @@ void Vm::check_state(const MachineState& state) const {
 }
 
 void Vm::restore_state(const MachineState& state, const StateRestoreOptions& options) {
-  if (state.devices.vsock.has_value() != (vsock_ != nullptr) || state.vcpus.size() != vcpus_.size()) {
+  if (state.devices.vsock.has_value() != (vsock_ != nullptr) || state.vcpus.size() != vcpus_.size() ||
+      state.vm.has_pit != config_.pit) {
     throw std::logic_error("Vm::restore_state: the state was not checked against this VM (check_state)");
   }
   // The vsock device does no queue work (so raises no interrupt) until the

@@ -36,6 +36,26 @@ TEST_P(SnapshotRestore, ComputationSplitBySnapshotMatchesStraightRun) {
   EXPECT_FALSE(console.contains("thaw-mini: booting")) << "a clone continues, it does not boot again";
 }
 
+// The mini guest needs no in-kernel PIT (its timer is the LAPIC's): a
+// snapshot of a VM without one restores without one, and runs the same.
+TEST_P(SnapshotRestore, AVmWithoutAPitSnapshotsAndRestoresWithoutOne) {
+  THAW_REQUIRE_KVM();
+  testing::TempDir dir;
+  const uint64_t n = 1 << 16;
+  testing::snapshot_mini_guest("console=ttyS0 thaw.after=split thaw.fn_bytes=" + std::to_string(n), dir.path(),
+                               /*pit=*/false);
+  auto loaded = snapshot::read_snapshot_dir(dir.path());
+  EXPECT_FALSE(loaded.state.machine.vm.has_pit);
+  CapturedConsole console;
+  auto clone = snapshot::restore_vm(loaded, options_for(GetParam(), console));
+  EXPECT_FALSE(clone.vm->config().pit);
+  clone.vm->start();
+  ASSERT_TRUE(clone.vm->wait(30s)) << console.text();
+  EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail() << console.text();
+  std::string want = "thaw-mini: split fnv1a(" + std::to_string(n) + ") = " + testing::hex16(testing::mini_guest_fnv1a(n));
+  EXPECT_TRUE(console.contains(want)) << "want '" << want << "' in:\n" << console.text();
+}
+
 TEST_P(SnapshotRestore, TimerKeepsTickingAfterRestore) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;

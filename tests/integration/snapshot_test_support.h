@@ -33,19 +33,20 @@ inline uint64_t fnv1a(const std::vector<uint8_t>& bytes) {
   return h;
 }
 
-// Cold-boots the mini guest with `cmdline`, pauses it at boot complete and
-// saves it to `dir`. Returns the cold boot's console.
-inline std::string snapshot_mini_guest(const std::string& cmdline, const std::string& dir) {
+// Cold-boots the mini guest with `cmdline` (and an in-kernel PIT unless
+// `pit` is false), pauses it at boot complete and saves it to `dir`.
+// Returns the cold boot's console.
+inline std::string snapshot_mini_guest(const std::string& cmdline, const std::string& dir, bool pit = true) {
   CapturedConsole console;
   auto config = mini_config(cmdline, console);
   config.boot_complete_action = vmm::BootCompleteAction::kPause;
+  config.pit = pit;
   auto vm = vmm::Vm::create(config);
-  vm->start();
-  if (!vm->wait(std::chrono::seconds(60)) || vm->state() != vmm::RunState::kPaused) {
-    ADD_FAILURE() << "mini guest did not pause at boot complete: " << vm->stop_detail() << "\n" << console.text();
-    return console.text();
+  try {
+    snapshot::boot_and_snapshot(*vm, dir, std::chrono::seconds(60));
+  } catch (const snapshot::BootIncomplete& e) {
+    ADD_FAILURE() << "mini guest: " << e.what() << "\n" << console.text();
   }
-  snapshot::save_vm_snapshot(*vm, dir);
   return console.text();
 }
 

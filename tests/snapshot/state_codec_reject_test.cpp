@@ -52,8 +52,11 @@ TEST(StateCodecReject, BitFlipInHeaderIsCaughtWhereverItLands) {
     size_t byte;
     const char* needle;
   };
-  for (auto c : {Case{0, "bad magic"}, Case{8, "file has format 5.1"},
-                 Case{10, "the file header 1.5"}, Case{12, "header size"},
+  const std::string minor = std::to_string(kFormatMinor);
+  const std::string flipped_major = "file has format 5." + minor;                         // 1 ^ 4
+  const std::string flipped_minor = "the file header 1." + std::to_string(kFormatMinor ^ 4);
+  for (auto c : {Case{0, "bad magic"}, Case{8, flipped_major.c_str()},
+                 Case{10, flipped_minor.c_str()}, Case{12, "header size"},
                  Case{16, "header says the payload is"}, Case{24, "checksum mismatch"}}) {
     SCOPED_TRACE(c.byte);
     auto bad = file;
@@ -72,14 +75,19 @@ TEST(StateCodecReject, OtherMajorVersionNamesBoth) {
   auto file = encoded();
   uint16_t major = 7;
   std::memcpy(file.data() + 8, &major, 2);
-  expect_input_error([&] { decode_state(file); }, "file has format 7.1, this thaw reads 1.x");
+  expect_input_error([&] { decode_state(file); }, "file has format 7." + std::to_string(kFormatMinor) + ", this thaw reads 1.x");
 }
 
 TEST(StateCodecReject, MessageVersionMustMatchTheHeader) {
   auto file = edit_message(encoded(), [](auto root) { root.setFormatMajor(2); });
-  expect_input_error([&] { decode_state(file); }, "message says format 2.1, the file header 1.1");
+  expect_input_error([&] { decode_state(file); }, "message says format 2." + std::to_string(kFormatMinor) + ", the file header 1." + std::to_string(kFormatMinor));
   file = edit_message(encoded(), [](auto root) { root.setFormatMinor(0); });
-  expect_input_error([&] { decode_state(file); }, "message says format 1.0, the file header 1.1");
+  expect_input_error([&] { decode_state(file); }, "message says format 1.0, the file header 1." + std::to_string(kFormatMinor));
+}
+
+TEST(StateCodecReject, NoPitWithPitBytesIsContradictory) {
+  auto file = edit_message(encoded(), [](auto root) { root.getVm().setNoPit(true); });
+  expect_input_error([&] { decode_state(file); }, "noPit but holds a pit");
 }
 
 TEST(StateCodecReject, WrongArch) {

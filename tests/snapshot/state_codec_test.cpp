@@ -87,6 +87,16 @@ TEST(StateCodec, FileStartsWithTheDocumentedHeader) {
   EXPECT_EQ(length, file.size() - kStateHeaderBytes);
 }
 
+TEST(StateCodec, AVmWithoutAPitRoundTripsWithNoPitBytes) {
+  auto without = make_full_state();
+  without.machine.vm.has_pit = false;
+  auto out = decode_state(encode_state(without));
+  EXPECT_FALSE(out.machine.vm.has_pit);
+  EXPECT_TRUE(decode_state(encode_state(make_full_state())).machine.vm.has_pit);
+  EXPECT_EQ(encode_state(out), encode_state(without));
+  EXPECT_LT(encode_state(without).size(), encode_state(make_full_state()).size());
+}
+
 TEST(StateCodec, EncodingIsDeterministic) {
   EXPECT_EQ(encode_state(make_full_state()), encode_state(make_full_state()));
 }

@@ -44,6 +44,20 @@ TEST_F(VcpuSeccompTest, TheExitPathsCallsRun) {
               ::testing::ExitedWithCode(0), "ok");
 }
 
+// A device's first log line may be a stream's first output: glibc then
+// asks fstat how big the stream's buffer should be.
+TEST_F(VcpuSeccompTest, AStreamsFirstOutputRuns) {
+  EXPECT_EXIT(
+      {
+        std::FILE* fresh = ::fdopen(::dup(STDERR_FILENO), "w");
+        under_vcpu_filter([fresh] {
+          std::fputs("first line\n", fresh);
+          std::fflush(fresh);
+        });
+      },
+      ::testing::ExitedWithCode(0), "first line");
+}
+
 TEST_F(VcpuSeccompTest, OpeningAFileEndsTheProcess) {
   EXPECT_EXIT(under_vcpu_filter([] { ::open("/etc/passwd", O_RDONLY); }),
               ::testing::ExitedWithCode(kSeccompExitStatus), "filter 'vcpu'\\) made a forbidden system call 257 \\(openat\\)");
