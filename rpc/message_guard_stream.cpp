@@ -40,8 +40,23 @@ void MessageGuardStream::header_complete() {
     violate(Violation::kOversized, "message of " + std::to_string(bytes) + " bytes over the limit of " +
             std::to_string(limits_.max_message_bytes));
   }
+  if (auto* budget = limits_.budget; budget != nullptr && budget->limit_bytes != 0 && bytes != 0) {
+    const uint64_t used = budget->used_bytes.fetch_add(bytes) + bytes;
+    reserved_ = bytes;
+    if (used > budget->limit_bytes) {
+      release_reservation();
+      violate(Violation::kOverBudget, "message of " + std::to_string(bytes) + " bytes would put messages in flight " +
+                                          "across connections at " + std::to_string(used) + " bytes, over the limit of " +
+                                          std::to_string(budget->limit_bytes));
+    }
+  }
   body_left_ = bytes;
   state_ = bytes == 0 ? State::kIdle : State::kBody;
+}
+
+void MessageGuardStream::release_reservation() {
+  if (reserved_ != 0 && limits_.budget != nullptr) limits_.budget->used_bytes.fetch_sub(reserved_);
+  reserved_ = 0;
 }
 
 void MessageGuardStream::feed(const kj::byte* bytes, size_t size) {
@@ -76,7 +91,10 @@ void MessageGuardStream::feed(const kj::byte* bytes, size_t size) {
     body_left_ -= take;
     bytes += take;
     size -= take;
-    if (body_left_ == 0) state_ = State::kIdle;
+    if (body_left_ == 0) {
+      state_ = State::kIdle;
+      release_reservation();
+    }
   }
 }
 

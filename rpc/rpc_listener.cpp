@@ -12,14 +12,12 @@ namespace thaw::rpc {
 // RPC system serving the bootstrap capability. Members die in reverse
 // order: RPC first, the stream last.
 struct RpcListener::Connection {
-  Connection(kj::Own<kj::AsyncIoStream> raw, kj::Timer& timer, const ConnectionLimits& limits,
+  Connection(kj::Own<kj::AsyncIoStream> raw, kj::Timer& timer, const MessageGuardStream::Limits& limits,
              ConnectionCounters& shared_counters, capnp::Capability::Client bootstrap)
       : counters(shared_counters),
-        stream(kj::heap<MessageGuardStream>(kj::mv(raw), timer, limits.message,
+        stream(kj::heap<MessageGuardStream>(kj::mv(raw), timer, limits,
                                             [&shared_counters](MessageGuardStream::Violation kind, const std::string& why) {
-                                              ++(kind == MessageGuardStream::Violation::kStalled
-                                                     ? shared_counters.stalled_messages
-                                                     : shared_counters.oversized_messages);
+                                              ++counter_for(shared_counters, kind);
                                               spdlog::warn("rpc: closing a connection: {}", why);
                                             })),
         network(*stream, capnp::rpc::twoparty::Side::SERVER, reader_options(limits)),
@@ -28,12 +26,21 @@ struct RpcListener::Connection {
   }
   ~Connection() { --counters.open; }
 
-  static capnp::ReaderOptions reader_options(const ConnectionLimits& limits) {
+  static capnp::ReaderOptions reader_options(const MessageGuardStream::Limits& limits) {
     capnp::ReaderOptions options;
     // Cap'n Proto's own bound on what one message may make it traverse,
     // the same as the framing bound (its default is 64 MiB).
-    options.traversalLimitInWords = limits.message.max_message_bytes / 8 + 1;
+    options.traversalLimitInWords = limits.max_message_bytes / 8 + 1;
     return options;
+  }
+
+  static std::atomic<uint64_t>& counter_for(ConnectionCounters& c, MessageGuardStream::Violation kind) {
+    switch (kind) {
+      case MessageGuardStream::Violation::kStalled: return c.stalled_messages;
+      case MessageGuardStream::Violation::kOverBudget: return c.over_budget_messages;
+      case MessageGuardStream::Violation::kOversized: break;
+    }
+    return c.oversized_messages;
   }
 
   ConnectionCounters& counters;
@@ -49,7 +56,9 @@ RpcListener::RpcListener(kj::LowLevelAsyncIoProvider& low_level, capnp::Capabili
       counters_(counters),
       limits_(limits),
       connections_(kj::heap<kj::TaskSet>(error_logger_)),
-      accepting_(kj::heap<kj::TaskSet>(error_logger_)) {}
+      accepting_(kj::heap<kj::TaskSet>(error_logger_)) {
+  budget_.limit_bytes = limits_.max_inflight_bytes;
+}
 
 void RpcListener::serve(kj::Own<kj::AsyncIoStream> stream) {
   if (!connections_) return;  // disconnect_all() ran: thawd is shutting down
@@ -63,7 +72,9 @@ void RpcListener::serve(kj::Own<kj::AsyncIoStream> stream) {
     return;
   }
   ++counters_.accepted;
-  auto connection = kj::heap<Connection>(kj::mv(stream), low_level_.getTimer(), limits_, counters_, bootstrap_);
+  auto message_limits = limits_.message;
+  message_limits.budget = &budget_;
+  auto connection = kj::heap<Connection>(kj::mv(stream), low_level_.getTimer(), message_limits, counters_, bootstrap_);
   auto disconnected = connection->network.onDisconnect();
   connections_->add(disconnected.attach(kj::mv(connection)));
 }

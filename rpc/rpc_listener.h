@@ -24,7 +24,9 @@ namespace thaw::rpc {
 
 struct ConnectionLimits {
   uint32_t max_connections = 256;
-  MessageGuardStream::Limits message;
+  MessageGuardStream::Limits message;  // its budget is the listener's own (below)
+  // Declared bytes of messages in flight across every connection at once.
+  uint64_t max_inflight_bytes = 256ull << 20;
 };
 
 // What the limits did, for the log and the metrics.
@@ -33,6 +35,7 @@ struct ConnectionCounters {
   std::atomic<uint64_t> refused_over_limit{0};  // closed at accept: max_connections reached
   std::atomic<uint64_t> oversized_messages{0};  // disconnected: a message over max_message_bytes
   std::atomic<uint64_t> stalled_messages{0};    // disconnected: a message not complete in time
+  std::atomic<uint64_t> over_budget_messages{0};  // disconnected: max_inflight_bytes across connections
   std::atomic<uint32_t> open{0};
 };
 
@@ -69,6 +72,7 @@ class RpcListener {
   capnp::Capability::Client bootstrap_;
   ConnectionCounters& counters_;
   const ConnectionLimits limits_;
+  MessageGuardStream::InFlightBudget budget_;  // outlives the connections that share it
   kj::Own<kj::TaskSet> connections_;  // each task owns one connection until it disconnects
   std::vector<kj::Own<kj::ConnectionReceiver>> receivers_;
   std::vector<std::string> unix_paths_;

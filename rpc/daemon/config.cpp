@@ -136,7 +136,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
                        "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
-                       "message_timeout_ms", "user", "allow_root", "socket_group", "kvm_device", "pool"},
+                       "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -154,6 +154,12 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   read_uint(root, "max_connections", "max_connections", c.max_connections, 1, 1u << 20);
   read_uint(root, "max_message_kib", "max_message_kib", c.max_message_kib, 64, uint64_t{1} << 20);
   read_uint(root, "message_timeout_ms", "message_timeout_ms", c.message_timeout_ms, 10, 3600000);
+  read_uint(root, "max_inflight_mib", "max_inflight_mib", c.max_inflight_mib, 1, uint64_t{1} << 20);
+  if (c.max_inflight_mib * 1024 < c.max_message_kib) {
+    fail(root.at("max_inflight_mib"), "max_inflight_mib",
+         fmt::format("{} MiB is less than one message of max_message_kib ({} KiB)", c.max_inflight_mib,
+                     c.max_message_kib));
+  }
   read_strings(root, "allowed_image_dirs", "allowed_image_dirs", c.allowed_image_dirs);
   read_string(root, "user", "user", c.user);
   read_string(root, "socket_group", "socket_group", c.socket_group);
@@ -256,6 +262,7 @@ std::string render_config_header(const DaemonConfig& c) {
   number_key("max_connections", c.max_connections, defaults.max_connections);
   number_key("max_message_kib", c.max_message_kib, defaults.max_message_kib);
   number_key("message_timeout_ms", c.message_timeout_ms, defaults.message_timeout_ms);
+  number_key("max_inflight_mib", c.max_inflight_mib, defaults.max_inflight_mib);
   string_key("user", c.user, defaults.user, false);
   if (c.allow_root != defaults.allow_root) out += fmt::format("allow_root = {}\n", c.allow_root);
   string_key("socket_group", c.socket_group, defaults.socket_group, false);

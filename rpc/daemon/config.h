@@ -54,6 +54,7 @@ struct DaemonConfig {
   uint32_t max_connections = 256;       // more are closed at once
   uint64_t max_message_kib = 2048;      // one RPC message (invoke payloads are at most 1 MiB)
   uint64_t message_timeout_ms = 10000;  // a message that has begun must arrive within this
+  uint64_t max_inflight_mib = 256;      // messages begun and not complete, across every connection
   // Where createTemplate over RPC may take kernels, initrds, programs and
   // files from (symlinks resolved). Empty: the mini guest's directory that
   // came with thawd and template_dir. [[pool]]s, the operator's own, are

@@ -147,6 +147,7 @@ int serve(const DaemonConfig& config) {
     limits.max_connections = config.max_connections;
     limits.message.max_message_bytes = config.max_message_kib * 1024;
     limits.message.message_timeout = config.message_timeout_ms * kj::MILLISECONDS;
+    limits.max_inflight_bytes = config.max_inflight_mib << 20;
     rpc::RpcListener listener(*io.lowLevelProvider, bootstrap, connection_counters, limits);
     if (!config.socket.empty()) {
       listener.listen(config.socket);
@@ -161,10 +162,11 @@ int serve(const DaemonConfig& config) {
     listener.stop_accepting();
     listener.disconnect_all();  // Vm servers die here and post their releases
   }
-  spdlog::info("rpc: {} connections served; refused {} over max_connections; closed {} for an oversized and {} "
-               "for a stalled message",
+  spdlog::info("rpc: {} connections served; refused {} over max_connections; closed {} for an oversized, {} "
+               "for a stalled message and {} over max_inflight_mib",
                connection_counters.accepted.load(), connection_counters.refused_over_limit.load(),
-               connection_counters.oversized_messages.load(), connection_counters.stalled_messages.load());
+               connection_counters.oversized_messages.load(), connection_counters.stalled_messages.load(),
+               connection_counters.over_budget_messages.load());
   workers.shutdown();  // runs those releases and waits for calls in flight
   metrics.reset();
   spdlog::info("released every lease; destroying clones (snapshots stay in {})", config.template_dir);

@@ -151,6 +151,9 @@ class Metrics::PoolCollector : public prometheus::Collectable {
         MetricType::Counter, c.oversized_messages.load());
     one("thaw_rpc_stalled_messages_total", "Connections closed for a message not complete within message_timeout_ms",
         MetricType::Counter, c.stalled_messages.load());
+    one("thaw_rpc_over_budget_messages_total",
+        "Connections closed for a message that would put messages in flight over max_inflight_mib",
+        MetricType::Counter, c.over_budget_messages.load());
   }
 
   const rpc::PoolBackend& backend_;

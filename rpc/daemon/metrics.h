@@ -13,8 +13,8 @@
 // All labelled {template="..."}. thaw_build_info{version} is 1. And the
 // RPC listener's limits at work:
 //   thaw_rpc_connections_open                                       gauge
-//   thaw_rpc_{connections_accepted,connections_refused,
-//             oversized_messages,stalled_messages}_total             counters
+//   thaw_rpc_{connections_accepted,connections_refused,oversized_messages,
+//             stalled_messages,over_budget_messages}_total           counters
 #pragma once
 
 #include <memory>

@@ -45,6 +45,7 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.max_connections = 17;
   c.max_message_kib = 4096;
   c.message_timeout_ms = 2500;
+  c.max_inflight_mib = 512;
   c.allowed_image_dirs = {"/usr/lib/thaw", "/srv/functions"};
   c.user = "thaw";
   c.allow_root = true;
@@ -158,6 +159,15 @@ TEST(TomlString, EscapesWhatTomlNeedsEscaped) {
 }
 
 }  // namespace
+TEST_F(DaemonConfigFile, InflightBudgetMustHoldOneWholeMessage) {
+  try {
+    read_back("socket = \"/tmp/x.sock\"\nmax_message_kib = 4096\nmax_inflight_mib = 2\n");
+    ADD_FAILURE() << "2 MiB in flight cannot hold one 4096 KiB message";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("max_inflight_mib"), std::string::npos) << e.what();
+  }
+}
+
 // The RPC has no authentication: TCP only on loopback.
 TEST_F(DaemonConfigFile, TcpListensOnLoopbackOnly) {
   auto error_of = [&](const std::string& tcp) -> std::string {

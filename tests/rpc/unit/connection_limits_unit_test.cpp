@@ -68,6 +68,41 @@ TEST(MessageGuardStream, FollowsMessagesFedInAnyChunksAcrossSegmentsAndPadding) 
   EXPECT_TRUE(f.violations.empty());
 }
 
+// Many peers together cannot pin what one may not: streams sharing a budget
+// refuse a message whose declared size would put the sum over it, and a
+// finished (or closed) message gives its share back.
+TEST(MessageGuardStream, StreamsSharingABudgetRefuseAMessageThatWouldOverrunIt) {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  MessageGuardStream::InFlightBudget budget;
+  budget.limit_bytes = 6000;
+  std::vector<MessageGuardStream::Violation> violations;
+  auto guard = [&] {
+    auto pipe = kj::newTwoWayPipe();
+    return kj::heap<MessageGuardStream>(
+        kj::mv(pipe.ends[0]), io.provider->getTimer(),
+        MessageGuardStream::Limits{4096, 100 * kj::MILLISECONDS, &budget},
+        [&](MessageGuardStream::Violation v, const std::string&) { violations.push_back(v); });
+  };
+  auto header = frame_header({500});  // 4000 bytes declared
+  auto a = guard();
+  a->feed(header.data(), header.size());
+  EXPECT_EQ(budget.used_bytes.load(), 4000u);
+  auto b = guard();
+  EXPECT_THROW(b->feed(header.data(), header.size()), kj::Exception);
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0], MessageGuardStream::Violation::kOverBudget);
+  EXPECT_EQ(budget.used_bytes.load(), 4000u) << "the refused message holds nothing";
+  // a's message arrives: its share comes back, and b's next message fits.
+  std::vector<kj::byte> body(4000, 0x5a);
+  a->feed(body.data(), body.size());
+  EXPECT_EQ(budget.used_bytes.load(), 0u);
+  auto c = guard();
+  c->feed(header.data(), header.size());
+  EXPECT_EQ(budget.used_bytes.load(), 4000u);
+  c = nullptr;  // a connection that closes mid-message gives its share back too
+  EXPECT_EQ(budget.used_bytes.load(), 0u);
+}
+
 TEST(MessageGuardStream, AMessageDeclaredOverTheLimitIsRefusedAtItsHeader) {
   GuardFixture f;
   auto header = frame_header({1, 8u << 20});  // 64 MiB + 8 bytes
@@ -108,6 +143,7 @@ class ConnectionLimitsTest : public ::testing::Test {
     limits.max_connections = 3;
     limits.message.max_message_bytes = 64 * 1024;
     limits.message.message_timeout = 300 * kj::MILLISECONDS;
+    limits.max_inflight_bytes = 100 * 1024;  // one 64 KiB message, not two
     server_ = std::make_unique<InProcessServer>(backend_, socket_, limits);
   }
   // A real client still gets served.
@@ -131,6 +167,22 @@ TEST_F(ConnectionLimitsTest, AHugeDeclaredMessageIsClosedAtOnce) {
   EXPECT_TRUE(closed_by_peer(fd.get(), std::chrono::seconds(5)));
   EXPECT_EQ(server_->counters().oversized_messages.load(), 1u);
   expect_served();
+}
+
+// Two peers that each begin a message under the per-message limit but
+// together over max_inflight_bytes: whichever header the server reads
+// second is closed at once, the other stalls out later.
+TEST_F(ConnectionLimitsTest, MessagesInFlightAcrossConnectionsAreBounded) {
+  auto header = frame_header({7000});  // 56,000 bytes announced, none sent
+  auto first = thaw::testing::connect_unix_blocking(socket_);
+  auto second = thaw::testing::connect_unix_blocking(socket_);
+  ASSERT_EQ(::send(first.get(), header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+  ASSERT_EQ(::send(second.get(), header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+  EXPECT_TRUE(closed_by_peer(first.get(), std::chrono::seconds(5)));
+  EXPECT_TRUE(closed_by_peer(second.get(), std::chrono::seconds(5)));
+  EXPECT_EQ(server_->counters().over_budget_messages.load(), 1u);
+  EXPECT_EQ(server_->counters().stalled_messages.load(), 1u);
+  expect_served();  // the shares came back
 }
 
 TEST_F(ConnectionLimitsTest, AMessageThatStallsIsClosedAfterTheTimeout) {
