@@ -25,6 +25,22 @@ uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
+// Whether this machine connects over IPv4 loopback at all (an emulated
+// machine may come up with `lo` down).
+bool loopback_works() {
+  UniqueFd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(server.get(), 1) != 0 ||
+      ::getsockname(server.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return false;
+  }
+  UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return ::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
 // GET /metrics over HTTP/1.0; the body, or "" when nothing answers.
 std::string scrape(uint16_t port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -48,6 +64,7 @@ class ThawdMetrics : public ::testing::Test {
  protected:
   void SetUp() override {
     THAW_REQUIRE_KVM();
+    if (!loopback_works()) GTEST_SKIP() << "this machine cannot connect over 127.0.0.1 (loopback down?)";
     port_ = free_port();
     ASSERT_NE(port_, 0);
     daemon_ = std::make_unique<ThawdProcess>(dir_);
