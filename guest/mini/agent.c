@@ -257,17 +257,27 @@ static void on_packet(const struct vsock_hdr *h, const uint8_t *data, uint32_t l
   }
 }
 
-/* Handles everything the device has delivered; returns with interrupts off. */
+/* Handles everything the device has delivered; returns with interrupts off.
+ * The rx index is read before the event queue: the device publishes a
+ * transport reset before the packets of any connection made after it, so
+ * a reset is always handled before a request that follows it. (Reading the
+ * events first let a request that arrived just after a reset be accepted,
+ * then dropped by the reset seen on the next round: the host saw its "OK"
+ * and then the stream close.) */
 static void poll_device(void) {
-  if (vsock_event_poll()) {
-    /* TRANSPORT_RESET: every connection is gone. The backlog stays: a
-     * request read before this event (we may have been in the middle of
-     * vsock_rx_poll when the VM was snapshotted) can be newer than the
-     * reset, and a stale one is refused with RST when we accept it. */
-    forget_connection();
-    refresh_identity();
+  for (;;) {
+    uint16_t rx_until = vsock_rx_used_now();
+    if (vsock_event_poll()) {
+      /* TRANSPORT_RESET: every connection is gone. The backlog stays: a
+       * request read before this event (we may have been in the middle of
+       * vsock_rx_poll_until when the VM was snapshotted) can be newer than the
+       * reset, and a stale one is refused with RST when we accept it. */
+      forget_connection();
+      refresh_identity();
+    }
+    vsock_rx_poll_until(on_packet, rx_until);
+    if (vsock_rx_used_now() == rx_until) break; /* nothing arrived meanwhile */
   }
-  vsock_rx_poll(on_packet);
   vsock_tx_reclaim();
 }
 

@@ -279,11 +279,17 @@ uint64_t vsock_guest_cid(void) { return guest_cid; }
 uint64_t vsock_mmio_base(void) { return mmio_base; }
 unsigned vsock_irq(void) { return device_irq; }
 
-unsigned vsock_rx_poll(vsock_packet_handler handle) {
+uint16_t vsock_rx_used_now(void) {
+  uint16_t idx = used_idx(&queues[QUEUE_RX]);
+  barrier(); /* the index before anything read after it (x86: loads stay in order) */
+  return idx;
+}
+
+unsigned vsock_rx_poll_until(vsock_packet_handler handle, uint16_t until) {
   struct queue *q = &queues[QUEUE_RX];
   unsigned handled = 0;
   uint16_t mask = (uint16_t)(q->size - 1);
-  while (q->last_used != used_idx(q)) {
+  while (q->last_used != until) {
     barrier();
     struct virtq_used_elem elem = q->rings->used.ring[q->last_used & mask];
     q->last_used++;

@@ -59,11 +59,18 @@ uint64_t vsock_guest_cid(void);
 uint64_t vsock_mmio_base(void);
 unsigned vsock_irq(void);
 
-/* Hands every packet in the rx used ring to `handle` (header, its payload,
- * payload length already checked against the buffer) and gives the buffers
- * back to the device. Returns how many packets it handled. */
+/* The rx used ring's index now. A caller that reads it before it looks at
+ * the event queue sees every event the device published before those
+ * packets (the device publishes a transport reset before any packet that
+ * follows it). */
+uint16_t vsock_rx_used_now(void);
+
+/* Hands each packet of the rx used ring up to index `until` to `handle`
+ * (header, its payload, payload length already checked against the
+ * buffer) and gives the buffers back to the device. Returns how many
+ * packets it handled. */
 typedef void (*vsock_packet_handler)(const struct vsock_hdr *hdr, const uint8_t *data, uint32_t len);
-unsigned vsock_rx_poll(vsock_packet_handler handle);
+unsigned vsock_rx_poll_until(vsock_packet_handler handle, uint16_t until);
 
 /* Recycles the event buffer; returns 1 if the device reported
  * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (the guest CID was re-read). */
