@@ -276,7 +276,7 @@ static void poll_device(void) {
       refresh_identity();
     }
     vsock_rx_poll_until(on_packet, rx_until);
-    if (vsock_rx_used_now() == rx_until) break; /* nothing arrived meanwhile */
+    if (!vsock_rx_pending()) break; /* nothing arrived meanwhile */
   }
   vsock_tx_reclaim();
 }

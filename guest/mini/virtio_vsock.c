@@ -285,11 +285,15 @@ uint16_t vsock_rx_used_now(void) {
   return idx;
 }
 
+int vsock_rx_pending(void) { return queues[QUEUE_RX].last_used != used_idx(&queues[QUEUE_RX]); }
+
 unsigned vsock_rx_poll_until(vsock_packet_handler handle, uint16_t until) {
   struct queue *q = &queues[QUEUE_RX];
   unsigned handled = 0;
   uint16_t mask = (uint16_t)(q->size - 1);
-  while (q->last_used != until) {
+  /* Up to `until`, not past it: a handler that sends may poll the device
+   * again (credit), and that inner poll can take last_used beyond `until`. */
+  while ((int16_t)(uint16_t)(until - q->last_used) > 0) {
     barrier();
     struct virtq_used_elem elem = q->rings->used.ring[q->last_used & mask];
     q->last_used++;

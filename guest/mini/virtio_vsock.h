@@ -64,6 +64,8 @@ unsigned vsock_irq(void);
  * packets (the device publishes a transport reset before any packet that
  * follows it). */
 uint16_t vsock_rx_used_now(void);
+/* Whether the rx used ring holds packets not yet handled. */
+int vsock_rx_pending(void);
 
 /* Hands each packet of the rx used ring up to index `until` to `handle`
  * (header, its payload, payload length already checked against the
