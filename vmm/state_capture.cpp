@@ -47,16 +47,6 @@ size_t xsave_size(const kvm::VmFd& vm) {
 
 bool has_tsc_scaling(const kvm::VmFd& vm) { return vm.check_extension(KVM_CAP_TSC_CONTROL) > 0; }
 
-ValidationContext validation_context(const kvm::KvmSystem& kvm, const kvm::VmFd& vm, uint32_t vcpu_count,
-                                     uint64_t memory_size) {
-  ValidationContext ctx;
-  ctx.msr_indices = kvm.msr_index_list();
-  ctx.vcpu_count = vcpu_count;
-  ctx.memory_size = memory_size;
-  ctx.xsave_size = xsave_size(vm);
-  return ctx;
-}
-
 VcpuState save_vcpu_state(kvm::VcpuFd& vcpu, const std::vector<uint32_t>& msr_indices, size_t xsave_size) {
   // Precondition: the VM is paused at a consistent point (state_capture.h).
   VcpuState state;

@@ -43,10 +43,6 @@ struct VcpuRestoreOptions {
   bool cpuid_already_set = false;   // reset in place: this vCPU already has the snapshot's CPUID
 };
 
-// The ValidationContext for restoring into a VM with these properties.
-ValidationContext validation_context(const kvm::KvmSystem& kvm, const kvm::VmFd& vm, uint32_t vcpu_count,
-                                     uint64_t memory_size);
-
 // Reads everything in VcpuState. `msr_indices`: KvmSystem::msr_index_list();
 // indices KVM cannot read on this vCPU are left out. `xsave_size`: see
 // xsave_size(). The VM must be paused (see above).

@@ -157,6 +157,24 @@ std::string check_pic(const kvm_irqchip& chip, uint32_t want, const char* slot) 
   return {};
 }
 
+std::string pit_problem(const kvm_pit_state2& pit) {
+  if (uint32_t bad = pit.flags & ~kPitFlagsKnown) {
+    return "PIT flags " + hex(pit.flags) + " sets unknown bits " + hex(bad);
+  }
+  for (int i = 0; i < 3; ++i) {
+    const auto& ch = pit.channels[i];
+    std::string name = "PIT channel " + std::to_string(i);
+    if (ch.mode > 5 && ch.mode != kPitModeUnprogrammed) {
+      return name + ": mode " + std::to_string(ch.mode) + " is above 5";
+    }
+    if (ch.count > 0x10000) return name + ": count " + std::to_string(ch.count) + " is above 65536";
+    if (ch.rw_mode > 3) return name + ": rw_mode " + std::to_string(ch.rw_mode) + " is above 3";
+    if (ch.read_state > 4) return name + ": read_state " + std::to_string(ch.read_state) + " is above 4";
+    if (ch.write_state > 4) return name + ": write_state " + std::to_string(ch.write_state) + " is above 4";
+  }
+  return {};
+}
+
 std::string vcpu_problem(const VcpuState& state, const ValidationContext& ctx) {
   auto why = check_vcpu(state, ctx);
   return why.empty() ? why : "vCPU " + std::to_string(state.vcpu_id) + ": " + why;
@@ -173,22 +191,8 @@ std::string vm_problem(const VmState& state) {
   if (state.ioapic.chip.ioapic.base_address != x86::kIoapicAddr) {
     return "IOAPIC base address " + hex(state.ioapic.chip.ioapic.base_address) + " is not " + hex(x86::kIoapicAddr);
   }
-  if (!state.has_pit) {
-    // no PIT: nothing of `pit` is applied
-  } else if (uint32_t bad = state.pit.flags & ~kPitFlagsKnown) {
-    return "PIT flags " + hex(state.pit.flags) + " sets unknown bits " + hex(bad);
-  }
-  for (int i = 0; state.has_pit && i < 3; ++i) {
-    const auto& ch = state.pit.channels[i];
-    std::string name = "PIT channel " + std::to_string(i);
-    if (ch.mode > 5 && ch.mode != kPitModeUnprogrammed) {
-      return name + ": mode " + std::to_string(ch.mode) + " is above 5";
-    }
-    if (ch.count > 0x10000) return name + ": count " + std::to_string(ch.count) + " is above 65536";
-    if (ch.rw_mode > 3) return name + ": rw_mode " + std::to_string(ch.rw_mode) + " is above 3";
-    if (ch.read_state > 4) return name + ": read_state " + std::to_string(ch.read_state) + " is above 4";
-    if (ch.write_state > 4) return name + ": write_state " + std::to_string(ch.write_state) + " is above 4";
-  }
+  // Without a PIT nothing of `pit` is applied, so nothing of it is judged.
+  if (auto why = state.has_pit ? pit_problem(state.pit) : std::string(); !why.empty()) return why;
   if (uint32_t bad = state.clock.flags & ~kClockFlagsKnown) {
     return "clock flags " + hex(state.clock.flags) + " sets unknown bits " + hex(bad);
   }

@@ -136,6 +136,7 @@ std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm,
   vm->backend_ = kvm::detect_backend();
   vm->msr_indices_ = kvm.msr_index_list();
   vm->xsave_size_ = ::thaw::vmm::xsave_size(vm->vm_fd_);
+  vm->tsc_scaling_ = has_tsc_scaling(vm->vm_fd_);
   return vm;
 }
 

@@ -108,10 +108,8 @@ class Vm {
   // How many times the guest reported a clean exit (debug-exit code 0).
   uint64_t guest_exits() const { return guest_exits_.load(std::memory_order_relaxed); }
 
-  // Host facts a snapshot needs, read once at creation.
+  // The KVM backend (for a snapshot's host fingerprint), read once at creation.
   kvm::KvmBackend backend() const { return backend_; }
-  const std::vector<uint32_t>& msr_indices() const { return msr_indices_; }
-  size_t xsave_size() const { return xsave_size_; }
 
   // The machine apart from RAM: every vCPU, the VM-wide KVM chips and
   // clock, and every device (vmm/vm_state.cpp keeps the one device list).
@@ -176,9 +174,11 @@ class Vm {
   std::chrono::steady_clock::time_point started_at_{};
   bool started_ = false;
   std::atomic<uint64_t> guest_exits_{0};
+  // Host facts state capture and restore need, read once at creation.
   kvm::KvmBackend backend_ = kvm::KvmBackend::kUnknown;
   std::vector<uint32_t> msr_indices_;
   size_t xsave_size_ = 0;
+  bool tsc_scaling_ = false;
   mutable std::mutex boot_mutex_;
   std::optional<std::chrono::nanoseconds> boot_complete_after_;
 };

@@ -80,7 +80,7 @@ void Vm::restore_state(const MachineState& state, const StateRestoreOptions& opt
   // VM-wide chips first: the vCPUs' LAPICs then see the restored IOAPIC/PIC.
   restore_vm_state(vm_fd_, state.vm);
   VcpuRestoreOptions vcpu_options;
-  vcpu_options.tsc_scaling = has_tsc_scaling(vm_fd_);
+  vcpu_options.tsc_scaling = tsc_scaling_;
   vcpu_options.allow_tsc_mismatch = options.allow_tsc_mismatch;
   vcpu_options.cpuid_already_set = options.reset_in_place;
   for (size_t i = 0; i < state.vcpus.size(); ++i) restore_vcpu_state(vcpus_[i]->fd(), state.vcpus[i], vcpu_options);
