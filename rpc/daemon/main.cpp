@@ -81,7 +81,8 @@ constexpr int kExitConfig = 2;
 
 namespace {
 
-int serve(const DaemonConfig& config) {
+// `privileges`: plan_privileges() of this config, made before anything runs.
+int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
   // Before any thread exists, so every thread inherits the blocked mask and
   // the event loop alone receives these signals.
   kj::UnixEventPort::captureSignal(SIGTERM);
@@ -91,8 +92,6 @@ int serve(const DaemonConfig& config) {
   // Clone sockets, snapshots and logs are thawd's alone; the RPC socket is
   // opened to its group explicitly (set_socket_access).
   ::umask(0077);
-  // Before any thread and any guest: checks who thawd may run as.
-  PrivilegePlan privileges = plan_privileges(config, ::geteuid() == 0);
   auto io = kj::setupAsyncIo();
 
   pool::PoolManagerConfig pm_config;
@@ -175,10 +174,13 @@ int serve(const DaemonConfig& config) {
 
 int run(const std::string& config_path, const std::string& log_level_flag, bool check_only, bool allow_root) {
   DaemonConfig config;
+  PrivilegePlan privileges;
   try {
     config = load_config(config_path, mini_guest_beside_thawd());
     config.allow_root |= allow_root;
-    plan_privileges(config, ::geteuid() == 0);  // refuses root, or a user that is not there, as a config error
+    // Who thawd may run as, before any thread or guest: root without a
+    // user, or a user that is not there, is a config error.
+    privileges = plan_privileges(config, ::geteuid() == 0);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "thawd: config error: %s\n", e.what());
     return kExitConfig;
@@ -189,7 +191,7 @@ int run(const std::string& config_path, const std::string& log_level_flag, bool 
     return 0;
   }
   try {
-    return serve(config);
+    return serve(config, privileges);
   } catch (const ConfigError& e) {
     spdlog::critical("thawd: config error: {}", e.what());
     return kExitConfig;
