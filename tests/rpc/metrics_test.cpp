@@ -11,43 +11,46 @@
 namespace thaw::testing {
 namespace {
 
-// A TCP port nothing listens on now (the kernel's pick).
-uint16_t free_port() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+sockaddr_in loopback(uint16_t port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+// Binds `fd` to a loopback port of the kernel's choosing; the port, or 0.
+uint16_t bind_any_loopback_port(int fd) {
+  sockaddr_in addr = loopback(0);
   socklen_t len = sizeof addr;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     return 0;
   }
   return ntohs(addr.sin_port);
+}
+
+// A TCP port nothing listens on now (the kernel's pick).
+uint16_t free_port() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return bind_any_loopback_port(fd.get());
 }
 
 // Whether this machine connects over IPv4 loopback at all (an emulated
 // machine may come up with `lo` down).
 bool loopback_works() {
   UniqueFd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(server.get(), 1) != 0 ||
-      ::getsockname(server.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return false;
-  }
+  uint16_t port = bind_any_loopback_port(server.get());
+  if (port == 0 || ::listen(server.get(), 1) != 0) return false;
   UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr = loopback(port);
   return ::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
 }
 
 // GET /metrics over HTTP/1.0; the body, or "" when nothing answers.
 std::string scrape(uint16_t port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in addr = loopback(port);
   timeval limit{5, 0};  // a scrape that hangs is a failed scrape
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
