@@ -96,13 +96,24 @@ bool is_socket(const std::string& path) {
 
 // Cold-boots the agent with a vsock socket at `path`; runs on after boot
 // complete, or pauses there with `pause`.
-std::unique_ptr<vmm::Vm> boot_agent(const std::string& path, CapturedConsole& console, bool pause = false) {
+vmm::VmConfig agent_config(const std::string& path, CapturedConsole& console, bool pause) {
   auto config = testing::mini_config(kAgentCmdline, console);
   config.boot_complete_action = pause ? vmm::BootCompleteAction::kPause : vmm::BootCompleteAction::kContinue;
   config.vsock_path = path;
-  auto vm = vmm::Vm::create(config);
+  return config;
+}
+
+std::unique_ptr<vmm::Vm> boot_agent(const std::string& path, CapturedConsole& console) {
+  auto vm = vmm::Vm::create(agent_config(path, console, /*pause=*/false));
   vm->start();
   return vm;
+}
+
+// The agent guest on `path`, saved at its boot-complete write to `snap`.
+void snapshot_agent(const std::string& path, const std::string& snap) {
+  CapturedConsole console;
+  auto vm = vmm::Vm::create(agent_config(path, console, /*pause=*/true));
+  ASSERT_NO_THROW(snapshot::boot_and_snapshot(*vm, snap, 60s)) << console.text();
 }
 
 snapshot::RestoreOptions clone_options(const std::string& vsock_path, CapturedConsole& console) {
@@ -151,13 +162,7 @@ TEST(Vsock, ClonesGetTheirOwnSocketsAndTheSnapshotNamesNone) {
   testing::TempDir dir;
   const std::string snap = dir.path() + "/snap";
   const std::string original_path = dir.path() + "/original.sock";
-  {
-    CapturedConsole console;
-    auto vm = boot_agent(original_path, console, /*pause=*/true);
-    ASSERT_TRUE(vm->wait(60s)) << console.text();
-    ASSERT_EQ(vm->state(), vmm::RunState::kPaused) << vm->stop_detail();
-    snapshot::save_vm_snapshot(*vm, snap);
-  }
+  ASSERT_NO_FATAL_FAILURE(snapshot_agent(original_path, snap));
   // Nothing host-specific in the state file.
   std::ifstream state_file(snap + "/state", std::ios::binary);
   std::string state_bytes((std::istreambuf_iterator<char>(state_file)), std::istreambuf_iterator<char>());
@@ -195,12 +200,7 @@ TEST(Vsock, ResetInPlaceDropsTheStreamAndServesAgain) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;
   const std::string snap = dir.path() + "/snap";
-  {
-    CapturedConsole console;
-    auto vm = boot_agent(dir.path() + "/original.sock", console, /*pause=*/true);
-    ASSERT_TRUE(vm->wait(60s)) << console.text();
-    snapshot::save_vm_snapshot(*vm, snap);
-  }
+  ASSERT_NO_FATAL_FAILURE(snapshot_agent(dir.path() + "/original.sock", snap));
   auto loaded = snapshot::read_snapshot_dir(snap);
   CapturedConsole console;
   const std::string path = dir.path() + "/clone.sock";
