@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/background_thread.h"
+#include "pool/invoke_protocol.h"
 #include "pool/pool_types.h"
 
 namespace thaw::pool {
@@ -125,6 +126,35 @@ void reset_clone_held(Clone& clone, const snapshot::LoadedSnapshot& snapshot) {
   }
   clone.console.clear();
   clone.served = false;
+}
+
+AgentCall agent_call_for(Clone& clone, const std::string& function, std::span<const uint8_t> payload,
+                         std::chrono::steady_clock::time_point deadline) {
+  AgentCall call;
+  call.socket_path = clone.vsock_path;
+  call.port = kAgentPort;
+  call.function = function;
+  call.payload = payload;
+  call.deadline = deadline;
+  vmm::Vm* vm = &clone.vm();
+  call.why_gone = [vm]() -> std::string {
+    switch (vm->state()) {
+      case vmm::RunState::kRunning: return {};
+      case vmm::RunState::kPausing:
+      case vmm::RunState::kPaused: return "the guest exited (or the lease was released)";
+      default:
+        return std::string("the guest stopped: ") + vmm::stop_reason_name(vm->stop_reason()) + ": " + vm->stop_detail();
+    }
+  };
+  Clone* raw = &clone;
+  call.on_socket = [raw](int fd) {
+    if (fd < 0) {
+      raw->end_io();
+      return true;
+    }
+    return raw->begin_io(fd);
+  };
+  return call;
 }
 
 CloneDestroyer::CloneDestroyer() : thread_([this] { main(); }) {}

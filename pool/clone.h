@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "pool/agent_client.h"
 #include "snapshot/vm_snapshot.h"
 
 namespace thaw::pool {
@@ -40,7 +41,11 @@ struct Clone {
   // A program template's clone (TemplateSpec::program): handed out paused
   // at its ready point, each invoke is one request through the mailbox.
   bool program = false;
-  // A program clone served a request since its last reset: the next invoke
+  // A Linux template's clone: resumed when handed out, its agent takes
+  // invoke("run") over vsock; like a program clone it is reset between
+  // two requests (`served`).
+  bool linux_program = false;
+  // A program (or Linux) clone served a request since its last reset: the next invoke
   // on the same lease resets it first. Guarded by invoke_mutex.
   bool served = false;
   snapshot::RestoreOptions options;
@@ -74,6 +79,12 @@ struct Clone {
   int active_fd_ = -1;
   bool retired_ = false;
 };
+
+// A call to the agent in `clone` over its vsock socket, wired to the clone:
+// it gives up when the VM stops (why_gone) and registers its socket so a
+// release or destruction can cut it short (on_socket).
+AgentCall agent_call_for(Clone& clone, const std::string& function, std::span<const uint8_t> payload,
+                         std::chrono::steady_clock::time_point deadline);
 
 // Whether the snapshot's VM had a virtio-vsock device: its clones then
 // need a socket each.

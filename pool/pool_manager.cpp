@@ -19,6 +19,7 @@
 #include "pool/clone_identity.h"
 #include "pool/invoke_protocol.h"
 #include "pool/lease_table.h"
+#include "pool/linux_initramfs.h"
 #include "pool/program_clone.h"
 #include "pool/refill_worker.h"
 #include "pool/template_store.h"
@@ -84,7 +85,8 @@ struct PoolManager::Impl {
     std::string socket;
     if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
     auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(), config.kvm_device);
-    clone->program = pool.is_program();
+    clone->program = pool.uses_mailbox();
+    clone->linux_program = pool.is_linux();
     // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).
     clone->pool = shared_from(pool);
     return clone;
@@ -164,7 +166,8 @@ struct PoolManager::Impl {
     }
   }
 
-  // Invoke on a program template's clone: one request through its mailbox.
+  // Invoke on a program template's clone: one request through the mini
+  // guest's mailbox, or through the Linux init agent over vsock.
   InvokeResult invoke_program(uint64_t lease_id, std::shared_ptr<Clone> clone, const std::string& function,
                               const std::vector<uint8_t>& payload, std::chrono::milliseconds timeout) {
     std::unique_lock invoke_lock(clone->invoke_mutex, std::defer_lock);
@@ -190,7 +193,10 @@ struct PoolManager::Impl {
         CloneIdentity identity = ids.renew(leases.get(lease_id).info.identity);
         write_control_page(clone->vm().memory(), control_page_for(identity));
         leases.set_identity(lease_id, identity);  // what Vm.info reports from now on
+        // Linux's agent waits for the request in the guest: it must run.
+        if (clone->linux_program) clone->vm().resume();
       }
+      if (clone->linux_program) return serve_linux_invoke(*clone, function, payload, timeout);
       auto result = serve_program_invoke(*clone, function, payload, timeout);
       pool->note_unknown_syscalls(result.unknown_syscalls);
       return result;
@@ -257,8 +263,15 @@ double PoolManager::Impl::snapshot_cold_boot(const TemplateSpec& spec, Clone& co
   vm_config.kvm_path = config.kvm_device;
   vm_config.console = [tail = &cold.console](std::span<const char> bytes) { tail->append(bytes); };
   // A kernel template's snapshot carries a vsock device (each clone gets its
-  // own socket); a program template's mailbox replaces it.
-  if (spec.is_program()) {
+  // own socket); a program template's mailbox replaces it. A Linux
+  // template boots from an initramfs packed here, read once at VM creation.
+  std::string initramfs;
+  if (spec.is_linux()) {
+    initramfs = write_linux_initramfs(spec, config.linux_init_agent, dir);
+    cold.vsock_path = vsock_socket(name + "-template");
+    ::unlink(cold.vsock_path.c_str());
+    configure_linux_boot(vm_config, spec, initramfs, cold.vsock_path);
+  } else if (spec.uses_mailbox()) {
     configure_program_boot(vm_config, spec);
   } else {
     cold.vsock_path = vsock_socket(name + "-template");
@@ -268,13 +281,16 @@ double PoolManager::Impl::snapshot_cold_boot(const TemplateSpec& spec, Clone& co
   try {
     cold.restored.vm = vmm::Vm::create(vm_config);
   } catch (const InputError& e) {
+    if (!initramfs.empty()) ::unlink(initramfs.c_str());
     throw BadArgument("template '" + name + "': " + e.what());
   }
+  // The kernel has its copy in guest RAM now.
+  if (!initramfs.empty()) ::unlink(initramfs.c_str());
   vmm::Vm& vm = cold.vm();
   try {
     snapshot::boot_and_snapshot(vm, dir, config.cold_boot_timeout);
   } catch (const snapshot::BootIncomplete& e) {
-    if (spec.is_program()) throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
+    if (spec.uses_mailbox()) throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
     throw BadArgument("template '" + name + "': " + e.what() + "; console:\n" + cold.console.text());
   }
   return vm.boot_complete_after()->count() / 1e6;
@@ -440,7 +456,7 @@ InvokeResult PoolManager::invoke(uint64_t lease_id, const std::string& function,
   auto start = Clock::now();
   if (timeout.count() <= 0) throw BadArgument("invoke: the timeout must be positive");
   auto clone = impl_->leases.get(lease_id).clone;
-  if (clone->program) return impl_->invoke_program(lease_id, std::move(clone), function, payload, timeout);
+  if (clone->program || clone->linux_program) return impl_->invoke_program(lease_id, std::move(clone), function, payload, timeout);
   encode_invoke_request(function, payload);  // BadArgument before anything else
   if (clone->vsock_path.empty()) throw GuestGone("clone has no vsock device");
 
@@ -448,30 +464,7 @@ InvokeResult PoolManager::invoke(uint64_t lease_id, const std::string& function,
   if (!invoke_lock.try_lock_until(start + timeout)) {
     throw Overloaded("lease " + std::to_string(lease_id) + ": another invoke is still running in this clone");
   }
-  AgentCall call;
-  call.socket_path = clone->vsock_path;
-  call.port = kAgentPort;
-  call.function = function;
-  call.payload = payload;
-  call.deadline = start + timeout;
-  vmm::Vm* vm = &clone->vm();
-  call.why_gone = [vm]() -> std::string {
-    switch (vm->state()) {
-      case vmm::RunState::kRunning: return {};
-      case vmm::RunState::kPausing:
-      case vmm::RunState::kPaused: return "the guest exited (or the lease was released)";
-      default:
-        return std::string("the guest stopped: ") + vmm::stop_reason_name(vm->stop_reason()) + ": " + vm->stop_detail();
-    }
-  };
-  Clone* raw = clone.get();
-  call.on_socket = [raw](int fd) {
-    if (fd < 0) {
-      raw->end_io();
-      return true;
-    }
-    return raw->begin_io(fd);
-  };
+  auto call = agent_call_for(*clone, function, payload, start + timeout);
   try {
     return call_agent(call);
   } catch (const GuestGone& e) {

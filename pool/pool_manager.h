@@ -30,6 +30,9 @@ struct PoolManagerConfig {
   std::chrono::milliseconds autoscale_stall{20};
   // Threads that reset released clones in place, in parallel.
   unsigned reset_threads = 2;
+  // guest/linux's init agent (thaw-init), packed into every Linux
+  // template's initramfs. Empty: Linux templates are refused.
+  std::string linux_init_agent;
 };
 
 class PoolManager {

@@ -29,6 +29,19 @@ inline constexpr uint64_t kMinTemplateMemMib = 2;      // the smallest guest tha
 inline constexpr uint64_t kMaxTemplateMemMib = 65536;  // 64 GiB
 inline constexpr uint32_t kMaxTemplateVcpus = 64;
 
+// The guest kernel a template runs. The mini guest (thaw's own, the
+// default) boots anywhere, PVM included; Linux needs hardware KVM (on PVM
+// its ring 0 is emulated too slowly to reach init) and runs the template's
+// program under guest/linux's init agent with the same contract.
+enum class GuestKind : uint8_t { kMini = 0, kLinux = 1 };
+inline const char* guest_kind_name(GuestKind kind) { return kind == GuestKind::kLinux ? "linux" : "mini"; }
+// "mini" or "linux"; nullopt for anything else.
+inline std::optional<GuestKind> parse_guest_kind(const std::string& text) {
+  if (text == "mini") return GuestKind::kMini;
+  if (text == "linux") return GuestKind::kLinux;
+  return std::nullopt;
+}
+
 struct TemplateSpec {
   std::string name;     // [a-z0-9][a-z0-9_-]{0,62}
   std::string kernel;   // path to the kernel image
@@ -45,8 +58,16 @@ struct TemplateSpec {
   std::vector<std::string> args{};  // argv[1..]
   std::vector<std::string> env{};   // K=V
   std::string files_dir{};          // optional; seen read-only at / in the guest
+  // kLinux: `kernel` is a Linux bzImage, `program` is required and may be
+  // dynamically linked, `files_dir` is its root file system (packed with
+  // the init agent into the initramfs; `initrd` stays empty).
+  GuestKind guest{};
 
+  // A program template, in either guest: invoke("run") feeds stdin.
   bool is_program() const { return !program.empty(); }
+  bool is_linux() const { return guest == GuestKind::kLinux; }
+  // The mini guest's function runtime: requests go through its mailbox.
+  bool uses_mailbox() const { return is_program() && !is_linux(); }
   bool operator==(const TemplateSpec&) const = default;
 };
 

@@ -4,6 +4,8 @@
 #include "vmm/program_mailbox.h"
 #include "vmm/program_request.h"
 #include "base/errors.h"
+#include "base/printable_text.h"
+#include "pool/invoke_protocol.h"
 
 namespace thaw::pool {
 
@@ -109,6 +111,75 @@ InvokeResult serve_program_invoke(Clone& clone, const std::string& function, con
   out.guest_ms = std::chrono::duration<double, std::milli>(r.elapsed).count();
   out.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   return out;
+}
+
+namespace {
+
+uint32_t load_u32(const std::vector<uint8_t>& bytes, size_t at) {
+  return static_cast<uint32_t>(bytes[at]) | static_cast<uint32_t>(bytes[at + 1]) << 8 |
+         static_cast<uint32_t>(bytes[at + 2]) << 16 | static_cast<uint32_t>(bytes[at + 3]) << 24;
+}
+
+std::string signal_note(uint32_t signal) { return "thaw: the program was killed by signal " + std::to_string(signal); }
+
+}  // namespace
+
+InvokeResult program_result_from_linux_run(const InvokeResult& answer) {
+  constexpr size_t kHeader = 12;
+  if (answer.status != kInvokeOk) {
+    throw GuestGone("the Linux guest's agent refused the request (status " + std::to_string(answer.status) +
+                    "): " + printable_text(text_of(answer.payload), 256));
+  }
+  const auto& bytes = answer.payload;
+  if (bytes.size() < kHeader) throw GuestGone("the Linux guest's answer is shorter than its 12-byte header");
+  const uint32_t outcome = load_u32(bytes, 0);
+  const uint32_t status = load_u32(bytes, 4);
+  const uint32_t stdout_len = load_u32(bytes, 8);
+  if (stdout_len > bytes.size() - kHeader) throw GuestGone("the Linux guest's answer claims more stdout than it carries");
+  const size_t stderr_at = kHeader + stdout_len;
+  if (bytes.size() - stderr_at > kMaxInvokeStderrBytes) {
+    throw GuestGone("the Linux guest's answer carries more stderr than " + std::to_string(kMaxInvokeStderrBytes) +
+                    " bytes");
+  }
+  InvokeResult out;
+  std::vector<uint8_t> err(bytes.begin() + static_cast<ptrdiff_t>(stderr_at), bytes.end());
+  switch (outcome) {
+    case OUTCOME_EXITED:
+      if (status > 255) throw GuestGone("the Linux guest reports exit status " + std::to_string(status));
+      out.status = status;
+      out.stderr_bytes = capped_stderr(std::move(err), {});
+      break;
+    case OUTCOME_FAULT:
+      if (status == 0 || status > 127) throw GuestGone("the Linux guest reports signal " + std::to_string(status));
+      out.status = 128 + status;
+      out.stderr_bytes = capped_stderr(std::move(err), signal_note(status));
+      break;
+    case OUTCOME_OUTPUT_LIMIT:
+      out.status = kKilledStatus;
+      out.stderr_bytes = capped_stderr(std::move(err), "thaw: the program's output went over what one response "
+                                                       "carries (1 MiB, stderr at most 64 KiB): killed");
+      break;
+    default:
+      throw GuestGone("the Linux guest answered an unknown outcome " + std::to_string(outcome));
+  }
+  out.payload.assign(bytes.begin() + kHeader, bytes.begin() + static_cast<ptrdiff_t>(stderr_at));
+  out.guest_ms = answer.guest_ms;
+  out.total_ms = answer.total_ms;
+  return out;
+}
+
+InvokeResult serve_linux_invoke(Clone& clone, const std::string& function, const std::vector<uint8_t>& payload,
+                                std::chrono::milliseconds timeout) {
+  auto start = Clock::now();
+  if (function != kProgramFunction) {
+    throw BadArgument("template '" + clone.template_name + "' runs a program: its one function is \"" +
+                      kProgramFunction + "\", not \"" + function + "\"");
+  }
+  encode_invoke_request(function, payload);  // BadArgument for an oversized payload, before the guest sees it
+  if (clone.served) throw std::logic_error("serve_linux_invoke: the clone was not reset after its last request");
+  clone.served = true;
+  auto answer = call_agent(agent_call_for(clone, function, payload, start + timeout));
+  return program_result_from_linux_run(answer);
 }
 
 }  // namespace thaw::pool

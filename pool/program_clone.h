@@ -42,4 +42,20 @@ std::string program_not_ready_reason(vmm::Vm& vm);
 InvokeResult serve_program_invoke(Clone& clone, const std::string& function, const std::vector<uint8_t>& payload,
                                   std::chrono::milliseconds timeout);
 
+// The same contract in a Linux template's clone, whose init agent
+// (guest/linux) runs the program: invoke("run") over vsock, answered with
+// the agent's status and a payload of
+//   u32 outcome (OUTCOME_* of guest/mini/program_abi.h), u32 status,
+//   u32 stdout length, stdout, stderr (the rest)
+// which program_result_from_linux_run turns into the InvokeResult a mini
+// program clone gives (status, stdout, stderr, the same notes). The clone
+// runs (it was resumed when handed out); the caller holds invoke_mutex
+// and has reset and resumed it if it already served a request.
+InvokeResult serve_linux_invoke(Clone& clone, const std::string& function, const std::vector<uint8_t>& payload,
+                                std::chrono::milliseconds timeout);
+// GuestGone for an agent status other than ok, a payload shorter than its
+// header, a stdout length past its end, stderr over kMaxInvokeStderrBytes
+// or an unknown outcome.
+InvokeResult program_result_from_linux_run(const InvokeResult& answer);
+
 }  // namespace thaw::pool

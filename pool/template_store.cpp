@@ -75,6 +75,9 @@ void validate_spec(const TemplateSpec& spec) {
     throw BadArgument("template '" + spec.name + "': " + std::to_string(spec.vcpus) + " vCPUs is outside 1 .. " +
                       std::to_string(kMaxTemplateVcpus));
   }
+  if (spec.is_linux() && !spec.is_program()) {
+    throw BadArgument("template '" + spec.name + "': a Linux template needs a program (its init agent runs it)");
+  }
   if (spec.is_program()) {
     // The ELF itself (static, x86-64, fits the RAM) is checked by the loader
     // when the template boots; here only what a wrong path would hide.
@@ -84,7 +87,7 @@ void validate_spec(const TemplateSpec& spec) {
     }
     if (!spec.initrd.empty()) throw BadArgument("template '" + spec.name + "': a program template takes no initrd");
     // The VMM appends thaw.after=program; another thaw.after= would fight it.
-    if (spec.cmdline.find("thaw.after=") != std::string::npos) {
+    if (!spec.is_linux() && spec.cmdline.find("thaw.after=") != std::string::npos) {
       throw BadArgument("template '" + spec.name + "': a program template's command line must not set thaw.after= "
                         "(thaw adds thaw.after=program)");
     }
@@ -116,6 +119,7 @@ std::string encode_template_json(const TemplateRecord& r) {
     j["spec"]["env"] = r.spec.env;
     j["spec"]["files_dir"] = r.spec.files_dir;
   }
+  if (r.spec.is_linux()) j["spec"]["guest"] = guest_kind_name(r.spec.guest);
   j["policy"] = {{"min_warm", r.policy.min_warm},
                  {"max_warm", r.policy.max_warm},
                  {"memory_budget_mib", r.policy.memory_budget_mib}};
@@ -140,6 +144,10 @@ TemplateRecord decode_template_json(const std::string& text) {
     r.spec.args = spec.value("args", std::vector<std::string>());
     r.spec.env = spec.value("env", std::vector<std::string>());
     r.spec.files_dir = spec.value("files_dir", std::string());
+    std::string guest = spec.value("guest", std::string("mini"));
+    auto kind = parse_guest_kind(guest);
+    if (!kind) throw BadArgument("template.json: unknown guest '" + guest + "' (mini or linux)");
+    r.spec.guest = *kind;
     const json& policy = j.at("policy");
     r.policy.min_warm = policy.at("min_warm").get<uint32_t>();
     r.policy.max_warm = policy.at("max_warm").get<uint32_t>();

@@ -42,7 +42,8 @@ class WarmPool {
 
   const std::string& name() const { return record_.spec.name; }
   // The spec never changes after construction (only the policy does).
-  bool is_program() const { return record_.spec.is_program(); }
+  bool uses_mailbox() const { return record_.spec.uses_mailbox(); }
+  bool is_linux() const { return record_.spec.is_linux(); }
   const std::string& dir() const { return dir_; }
   const snapshot::LoadedSnapshot& snapshot() const { return snapshot_; }
   bool has_working_set() const { return has_working_set_; }

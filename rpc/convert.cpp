@@ -30,6 +30,12 @@ pool::TemplateSpec from_schema(schema::TemplateSpec::Reader in) {
   for (auto a : in.getArgs()) out.args.push_back(to_string(a));
   for (auto e : in.getEnv()) out.env.push_back(to_string(e));
   out.files_dir = to_string(in.getFilesDir());
+  switch (in.getGuest()) {
+    case schema::Guest::MINI: out.guest = pool::GuestKind::kMini; break;
+    case schema::Guest::LINUX: out.guest = pool::GuestKind::kLinux; break;
+    default:  // a newer client's guest this daemon does not know
+      throw pool::BadArgument("spec.guest: unknown guest " + std::to_string(static_cast<unsigned>(in.getGuest())));
+  }
   return out;
 }
 
@@ -97,6 +103,7 @@ void to_schema(const pool::TemplateSpec& in, schema::TemplateSpec::Builder out) 
   out.setCmdline(in.cmdline);
   out.setMemMib(in.mem_mib);
   out.setVcpus(in.vcpus);
+  if (in.is_linux()) out.setGuest(schema::Guest::LINUX);
   // Left unset for a kernel template: its message is what it was before.
   if (!in.is_program()) return;
   out.setProgram(in.program);

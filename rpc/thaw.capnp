@@ -34,6 +34,16 @@ struct TemplateSpec {
   args @7 :List(Text);      # argv[1..]; at most 256, each at most 4096 bytes
   env @8 :List(Text);       # "K=V"; at most 256, each at most 4096 bytes
   filesDir @9 :Text;        # optional; absolute; seen read-only at / in the guest
+  guest @10 :Guest;
+  # mini (the default, and what older clients get): thaw's own guest.
+  # linux: `kernel` is a Linux bzImage and `program` (required) runs under
+  # thaw's init agent with the same contract; `filesDir` is its root file
+  # system and `initrd` stays empty. Needs hardware KVM on the daemon's host.
+}
+
+enum Guest {
+  mini @0;
+  linux @1;
 }
 
 struct TemplateInfo {

@@ -90,6 +90,9 @@ void check_spec(const pool::TemplateSpec& spec, const Limits& limits) {
 }
 
 void check_program(const pool::TemplateSpec& spec, const Limits& limits) {
+  if (spec.is_linux() && !spec.is_program()) {
+    throw_bad_argument("spec.program: a Linux template (spec.guest linux) runs a program; none given");
+  }
   if (!spec.is_program()) {
     // Arguments without a program would be silently ignored: refuse them.
     if (!spec.args.empty() || !spec.env.empty() || !spec.files_dir.empty()) {

@@ -42,7 +42,7 @@ void program_start(struct program *p) {
   char *env_bytes = read_file(ENV_PATH, &env_len);
   char **argv = split_nul(argv_bytes, argv_len);
   char **envp = env_bytes ? split_nul(env_bytes, env_len) : split_nul("", 0);
-  if (access(PROGRAM_PATH, X_OK) != 0) fail(EXIT_CODE_GUEST_FAILURE, "%s: %s", PROGRAM_PATH, strerror(errno));
+  if (access(argv[0], X_OK) != 0) fail(EXIT_CODE_GUEST_FAILURE, "the program %s: %s", argv[0], strerror(errno));
 
   int in[2], out[2], err[2];
   make_pipe(in);
@@ -54,8 +54,8 @@ void program_start(struct program *p) {
     setsid();
     if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) _exit(127);
     if (chdir("/") != 0) _exit(127);
-    execve(PROGRAM_PATH, argv, envp);
-    dprintf(2, "thaw-init: execve %s (%s): %s\n", PROGRAM_PATH, argv[0], strerror(errno));
+    execve(argv[0], argv, envp);
+    dprintf(2, "thaw-init: execve %s: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
   close(in[0]);

@@ -16,8 +16,9 @@
 #define MAX_STDERR_BYTES (64u << 10) /* pool::kMaxInvokeStderrBytes */
 #define RUN_HEADER_BYTES 12          /* outcome, status, stdout length */
 
-/* Where the packer (pool/linux_image.cpp) puts the agent's inputs. */
-#define PROGRAM_PATH "/thaw/program"
+/* Where the packer (pool/linux_initramfs.cpp) puts the agent's inputs.
+ * argv[0] is the program's path, "/" + its host basename, as in the mini
+ * guest's function runtime. */
 #define ARGV_PATH "/thaw/argv" /* NUL-terminated strings, argv[0] first */
 #define ENV_PATH "/thaw/env"   /* NUL-terminated K=V strings */
 
@@ -48,7 +49,7 @@ struct run_result {
   size_t stdout_len;
 };
 /* Starts the program with its stdio on pipes. Exits through debug_exit
- * when /thaw/program or its argv file is missing. */
+ * when the argv file or the program is missing. */
 void program_start(struct program *p);
 /* Returns once the program blocks reading fd 0 (its ready point). When it
  * ends first, prints why and its output and ends the VM. */

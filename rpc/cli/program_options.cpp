@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/shipped_file.h"
 #include "base/unique_fd.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/program_load.h"
@@ -17,26 +18,12 @@
 
 namespace thaw::cli {
 
-namespace {
-
-bool is_regular_file(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-}  // namespace
-
 std::string default_mini_guest() {
 #ifdef THAW_BUILT_MINI_GUEST
-  if (is_regular_file(THAW_BUILT_MINI_GUEST)) return THAW_BUILT_MINI_GUEST;
+  return shipped_file(THAW_BUILT_MINI_GUEST, "thaw-mini.elf");
+#else
+  return shipped_file("", "thaw-mini.elf");
 #endif
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    auto installed = self.parent_path() / "../lib/thaw/thaw-mini.elf";
-    if (is_regular_file(installed.string())) return installed.lexically_normal().string();
-  }
-  return {};
 }
 
 vmm::VmConfig ProgramOptions::vm_config() const {

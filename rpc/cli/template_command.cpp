@@ -37,6 +37,8 @@ struct CreateOptions {
   pool::PoolPolicy policy;
   ProgramOptions program;  // its path, args, env and files; mem and kernel are the spec's
   bool cmdline_given = false;
+  std::string guest = "mini";
+  std::string rootfs;  // --guest linux: the program's root file system
 };
 
 // A directory sent to thawd: absolute, and a directory here already.
@@ -132,9 +134,32 @@ void prepare_program(CreateOptions& opt) {
   (void)check.vm_config();
 }
 
+// A Linux template: the user's kernel (no default), the program (any
+// executable the root file system can run: thaw-init execs it), the root
+// file system, and only the user's extra command-line words (thaw adds its
+// own: pool/linux_initramfs.h).
+void prepare_linux(CreateOptions& opt) {
+  auto& spec = opt.spec;
+  spec.guest = pool::GuestKind::kLinux;
+  if (opt.program.path.empty()) throw InputError("--guest linux needs --program (the function thaw-init runs)");
+  if (spec.kernel.empty()) throw InputError("--guest linux needs --kernel (a bzImage: deploy/linux/build-kernel.sh builds one)");
+  if (!spec.initrd.empty()) throw InputError("--guest linux takes no --initrd: thaw packs --rootfs into the initramfs");
+  if (!opt.program.files_dir.empty()) throw InputError("--files is the mini guest's; with --guest linux give --rootfs");
+  spec.program = absolute_file(opt.program.path, "--program");
+  spec.args = opt.program.args;
+  spec.env = opt.program.env;
+  if (!opt.rootfs.empty()) spec.files_dir = absolute_dir(opt.rootfs, "--rootfs");
+  if (!opt.cmdline_given) spec.cmdline.clear();
+}
+
 int run_create(CreateOptions opt) {
   rpc::check_template_name(opt.spec.name, "name");  // the server's own check, before connecting
-  if (!opt.program.path.empty()) {
+  auto guest = pool::parse_guest_kind(opt.guest);
+  if (!guest) throw InputError("--guest " + opt.guest + ": must be mini or linux");
+  if (*guest != pool::GuestKind::kLinux && !opt.rootfs.empty()) throw InputError("--rootfs needs --guest linux");
+  if (*guest == pool::GuestKind::kLinux) {
+    prepare_linux(opt);
+  } else if (!opt.program.path.empty()) {
     prepare_program(opt);
   } else if (!opt.program.args.empty() || !opt.program.env.empty() || !opt.program.files_dir.empty()) {
     throw InputError("--arg, --env and --files need --program");
@@ -227,6 +252,13 @@ void add_create(CLI::App& parent, std::function<int()>& run) {
                                       "\"). Give your own for other kernels")
                       ->capture_default_str();
   add_program_flags(*cmd, opt->program, /*program_required=*/false);
+  cmd->add_option("--guest", opt->guest,
+                  "mini (thaw's own guest kernel, any KVM) or linux (--kernel is a Linux bzImage, hardware KVM "
+                  "only: thaw-init runs --program from --rootfs)")
+      ->capture_default_str();
+  cmd->add_option("--rootfs", opt->rootfs,
+                  "With --guest linux: a directory packed as the guest's root file system (the program's "
+                  "libraries, interpreter, data); writable in the guest, reset after every request");
   cmd->add_option("--mem-mib", opt->spec.mem_mib, "Guest RAM in MiB")
       ->check(CLI::Range(uint64_t{1}, limits.max_mem_mib))
       ->capture_default_str();
@@ -238,7 +270,10 @@ void add_create(CLI::App& parent, std::function<int()>& run) {
   cmd->footer(
       "With --program the template runs your static x86-64 Linux executable in the mini guest: the snapshot is\n"
       "taken at its first read of stdin, and `thaw invoke NAME run --payload ...` feeds the payload as stdin to a\n"
-      "pristine clone (stdout is the reply, the exit status the status).");
+      "pristine clone (stdout is the reply, the exit status the status).\n"
+      "With --guest linux the same contract holds for any program --rootfs can run (dynamically linked,\n"
+      "interpreted): Linux boots on --kernel, thaw-init (PID 1) starts the program and the snapshot is taken\n"
+      "at its first read of stdin. Needs hardware KVM (kvm_intel or kvm_amd; not PVM).");
   cmd->callback([&run, opt, cmdline] {
     opt->cmdline_given = cmdline->count() > 0;
     run = [opt] { return run_rpc_command([&] { return run_create(*opt); }); };

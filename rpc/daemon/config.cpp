@@ -73,10 +73,26 @@ PoolConfig read_pool(const toml::value& t, size_t index, const rpc::Limits& limi
   if (!t.is_table()) fail(t, p.substr(0, p.size() - 1), "must be a table ([[pool]])");
   reject_unknown_keys(t,
                       {"name", "kernel", "initrd", "cmdline", "mem_mib", "vcpus", "min_warm", "max_warm",
-                       "memory_budget_mib", "program", "args", "env", "files"},
+                       "memory_budget_mib", "program", "args", "env", "files", "guest", "rootfs"},
                       p);
   require(t, "name", p + "name");
   PoolConfig pc;
+  std::string guest = "mini";
+  read_string(t, "guest", p + "guest", guest);
+  auto kind = pool::parse_guest_kind(guest);
+  if (!kind) fail(t.at("guest"), p + "guest", "must be \"mini\" or \"linux\"");
+  pc.spec.guest = *kind;
+  if (pc.spec.is_linux()) {
+    // Linux: the user's kernel, the program from the root file system;
+    // thaw writes the command line's base (pool/linux_initramfs.h).
+    require(t, "kernel", p + "kernel");
+    require(t, "program", p + "program");
+    if (t.contains("files")) fail(t.at("files"), p + "files", "is the mini guest's; a Linux pool takes rootfs");
+    pc.spec.cmdline.clear();
+    read_string(t, "rootfs", p + "rootfs", pc.spec.files_dir);
+  } else if (t.contains("rootfs")) {
+    fail(t.at("rootfs"), p + "rootfs", "needs guest = \"linux\"");
+  }
   if (!t.contains("kernel")) {
     if (!t.contains("program")) fail(t, p + "kernel", "is required (or give a program, which runs in the mini guest)");
     if (program_kernel.empty()) fail(t, p + "kernel", "is required: no mini guest was found beside thawd");
@@ -293,8 +309,11 @@ std::string render_pool(const PoolConfig& p) {
     out += fmt::format("program = {}\n", toml_string(p.spec.program));
     if (!p.spec.args.empty()) out += fmt::format("args = {}\n", list(p.spec.args));
     if (!p.spec.env.empty()) out += fmt::format("env = {}\n", list(p.spec.env));
-    if (!p.spec.files_dir.empty()) out += fmt::format("files = {}\n", toml_string(p.spec.files_dir));
+    if (!p.spec.files_dir.empty()) {
+      out += fmt::format("{} = {}\n", p.spec.is_linux() ? "rootfs" : "files", toml_string(p.spec.files_dir));
+    }
   }
+  if (p.spec.is_linux()) out += "guest = \"linux\"\n";
   out += fmt::format("min_warm = {}\n", p.policy.min_warm);
   out += fmt::format("max_warm = {}\n", p.policy.max_warm);
   out += fmt::format("memory_budget_mib = {}\n", p.policy.memory_budget_mib);

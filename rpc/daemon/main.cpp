@@ -27,35 +27,32 @@
 #include "rpc/daemon/privileges.h"
 #include "rpc/daemon/startup.h"
 #include "rpc/pool_manager_backend.h"
+#include "base/shipped_file.h"
 #include "rpc/pool_server.h"
 #include "rpc/rpc_listener.h"
 #include "rpc/worker_pool.h"
 #include "vmm/vcpu_seccomp.h"
 
+#ifndef THAW_BUILT_MINI_GUEST
+#define THAW_BUILT_MINI_GUEST ""
+#endif
+#ifndef THAW_BUILT_LINUX_INIT
+#define THAW_BUILT_LINUX_INIT ""
+#endif
+
 // The mini guest that came with this thawd: the build tree's, or the
 // install's lib/thaw/thaw-mini.elf; empty when there is none.
-static std::string mini_guest_beside_thawd() {
-#ifdef THAW_BUILT_MINI_GUEST
-  if (std::filesystem::is_regular_file(THAW_BUILT_MINI_GUEST)) return THAW_BUILT_MINI_GUEST;
-#endif
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return {};
-  auto installed = (self.parent_path() / "../lib/thaw/thaw-mini.elf").lexically_normal();
-  return std::filesystem::is_regular_file(installed, ec) ? installed.string() : std::string();
-}
+static std::string mini_guest_beside_thawd() { return thaw::shipped_file(THAW_BUILT_MINI_GUEST, "thaw-mini.elf"); }
 
 // allowed_image_dirs, or where thawd's own mini guest lives and the
 // template directory.
 static std::vector<std::string> allowed_image_dirs(const thaw::daemon::DaemonConfig& config) {
   if (!config.allowed_image_dirs.empty()) return config.allowed_image_dirs;
   std::vector<std::string> dirs = {config.template_dir};
-#ifdef THAW_BUILT_MINI_GUEST
-  dirs.push_back(std::filesystem::path(THAW_BUILT_MINI_GUEST).parent_path().string());
-#endif
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) dirs.push_back((self.parent_path() / "../lib/thaw").lexically_normal().string());
+  std::string built = THAW_BUILT_MINI_GUEST;
+  if (!built.empty()) dirs.push_back(std::filesystem::path(built).parent_path().string());
+  std::string installed = thaw::installed_lib_dir();
+  if (!installed.empty()) dirs.push_back(installed);
   return dirs;
 }
 
@@ -104,6 +101,8 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
   pm_config.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
   pm_config.reset_threads = config.reset_threads;
   pm_config.kvm_device = config.kvm_device;
+  pm_config.linux_init_agent = thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init");
+  if (pm_config.linux_init_agent.empty()) spdlog::warn("no thaw-init beside thawd: Linux templates will be refused");
   make_directories(config);
   std::string socket_dir = config.socket.empty() ? "" : std::filesystem::path(config.socket).parent_path().string();
   prepare_directories(privileges, {config.template_dir, config.vsock_dir}, socket_dir);

@@ -10,8 +10,11 @@
 #include <atomic>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "base/seccomp_filter.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/vcpu_seccomp.h"
 #include "tests/integration/kvm_test_support.h"
 
 namespace thaw {
@@ -64,6 +67,29 @@ TEST(VcpuSeccompKvm, VcpuThreadsAreFilteredAndTheGuestBootsUnderTheFilter) {
   // This thread (the VMM's) is not filtered.
   EXPECT_EQ(seccomp_mode_of_this_thread(), 0);
   vm->stop();
+}
+
+// A device on a vCPU thread raises and lowers its irqchip line (the 8250
+// under an interrupt-driven driver): the filter lets KVM_IRQ_LINE through.
+// Before it did, Linux's serial driver ended the VMM at its first line.
+TEST(VcpuSeccompKvm, ADeviceInterruptLineWorksUnderTheFilter) {
+  THAW_REQUIRE_KVM();
+  auto kvm = vmm::kvm::KvmSystem::open();
+  auto vm = kvm.create_vm();
+  vm.create_irqchip();
+  std::string error;
+  std::thread filtered([&] {
+    vmm::prepare_thread_for_vcpu_filter();
+    vmm::vcpu_thread_filter().apply_to_this_thread();
+    try {
+      vm.set_irq_line(4, true);
+      vm.set_irq_line(4, false);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  filtered.join();
+  EXPECT_EQ(error, "");
 }
 
 TEST(VcpuSeccompKvm, WithoutTheFilterTheThreadIsUnfiltered) {

@@ -181,7 +181,7 @@ size_t round4(size_t v) { return (v + 3) & ~size_t{3}; }
 void append_cpio_entry(std::vector<uint8_t>& out, const CpioEntry& entry, uint32_t ino) {
   const bool is_dir = S_ISDIR(entry.mode);
   const uint32_t fields[13] = {ino, entry.mode, 0 /*uid*/, 0 /*gid*/, is_dir ? 2u : 1u, 0 /*mtime*/,
-                               static_cast<uint32_t>(entry.data.size()), 0, 0, 0, 0,
+                               static_cast<uint32_t>(entry.data.size()), 0, 0, entry.rdev_major, entry.rdev_minor,
                                static_cast<uint32_t>(entry.name.size() + 1), 0 /*check*/};
   char header[kHeaderSize + 1];
   std::memcpy(header, kNewcMagic, 6);
@@ -211,6 +211,8 @@ std::vector<CpioEntry> read_cpio(std::span<const uint8_t> archive) {
     CpioEntry e;
     e.mode = parse_hex8(archive, pos + 6 + 8 * 1, "c_mode");
     const uint32_t filesize = parse_hex8(archive, pos + 6 + 8 * 6, "c_filesize");
+    e.rdev_major = parse_hex8(archive, pos + 6 + 8 * 9, "c_rdevmajor");
+    e.rdev_minor = parse_hex8(archive, pos + 6 + 8 * 10, "c_rdevminor");
     const uint32_t namesize = parse_hex8(archive, pos + 6 + 8 * 11, "c_namesize");
     const size_t name_at = pos + kHeaderSize;
     if (namesize == 0 || archive.size() - name_at < namesize) {

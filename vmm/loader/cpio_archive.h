@@ -28,6 +28,8 @@ struct CpioEntry {
   std::string name;
   uint32_t mode = 0;  // file type and permission bits, as st_mode
   std::vector<uint8_t> data;  // file contents, or a symlink's target
+  uint32_t rdev_major = 0;    // a device node's number (Linux's initramfs makes
+  uint32_t rdev_minor = 0;    // it; the mini guest refuses devices)
 };
 
 // Appends one entry (header, name and data, each padded to 4 bytes).
