@@ -114,6 +114,39 @@ TEST(TemplateJson, ProgramFieldsRoundTripAndOldRecordsLoad) {
   EXPECT_EQ(back.spec, old.spec);
 }
 
+TEST(TemplateJson, TheLinuxGuestRoundTripsAndAnUnknownOneIsRefused) {
+  TemplateRecord r;
+  r.spec = {"lx", "/k/bzImage", "", "loglevel=7", 64, 1};
+  r.spec.guest = GuestKind::kLinux;
+  r.spec.program = "/usr/bin/python3";
+  r.spec.files_dir = "/srv/rootfs";
+  std::string text = encode_template_json(r);
+  EXPECT_NE(text.find("\"guest\": \"linux\""), std::string::npos) << text;
+  EXPECT_EQ(decode_template_json(text).spec, r.spec);
+  auto pos = text.find("\"linux\"");
+  text.replace(pos, 7, "\"bsd\"");
+  try {
+    decode_template_json(text);
+    FAIL() << "an unknown guest was accepted";
+  } catch (const BadArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown guest 'bsd'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TemplateSpec, ALinuxTemplateNeedsAProgram) {
+  TempDir dir;
+  std::string kernel = dir / "bzImage";
+  std::ofstream(kernel) << "x";
+  TemplateSpec spec{"lx", kernel, "", "", 64, 1};
+  spec.guest = GuestKind::kLinux;
+  try {
+    validate_spec(spec);
+    FAIL() << "accepted";
+  } catch (const BadArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("a Linux template needs a program"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TemplateJson, RejectsMalformedInput) {
   TemplateRecord r;
   r.spec = {"ok", "/k", "", "", 128, 1};

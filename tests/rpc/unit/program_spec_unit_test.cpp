@@ -65,6 +65,33 @@ TEST(ProgramSpecSchema, AKernelTemplateLeavesTheProgramFieldsUnset) {
   EXPECT_FALSE(back.is_program());
 }
 
+TEST(ProgramSpecSchema, TheLinuxGuestRoundTripsAndOlderMessagesAreMini) {
+  auto spec = program_spec();
+  spec.guest = pool::GuestKind::kLinux;
+  EXPECT_EQ(round_trip(spec), spec);
+  capnp::MallocMessageBuilder message;
+  auto builder = message.initRoot<schema::TemplateSpec>();
+  to_schema(program_spec(), builder);
+  EXPECT_EQ(builder.getGuest(), schema::Guest::MINI);
+  EXPECT_EQ(from_schema(builder.asReader()).guest, pool::GuestKind::kMini);
+  // A guest a newer client knows and this daemon does not is refused by name.
+  builder.setGuest(static_cast<schema::Guest>(7));
+  try {
+    from_schema(builder.asReader());
+    FAIL() << "an unknown guest was accepted";
+  } catch (const pool::BadArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("spec.guest: unknown guest 7"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ProgramSpecValidation, ALinuxTemplateNeedsAProgram) {
+  pool::TemplateSpec spec{"lx", "/k/bzImage", "", "", 64, 1};
+  spec.guest = pool::GuestKind::kLinux;
+  EXPECT_NE(spec_error(spec).find("spec.program: a Linux template"), std::string::npos) << spec_error(spec);
+  spec.program = "/bin/busybox";
+  EXPECT_EQ(spec_error(spec), "");
+}
+
 TEST(ProgramSpecValidation, GoodSpecsPass) {
   EXPECT_EQ(spec_error(program_spec()), "");
   pool::TemplateSpec kernel{"mini", "/k/thaw-mini.elf", "", "", 32, 1};
