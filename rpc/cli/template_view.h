@@ -34,6 +34,7 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
     j["args"] = t.spec.args;
     j["env"] = t.spec.env;
     j["files_dir"] = t.spec.files_dir;
+    j["guest"] = pool::guest_kind_name(t.spec.guest);
   }
   return j;
 }
@@ -44,10 +45,11 @@ inline void print_template_header() {
 }
 
 // "program /bin/busybox sha256sum" for a program template (its arguments
-// as given, unquoted), else the kernel's path.
+// as given, unquoted; "linux program ..." in a Linux guest), else the
+// kernel's path.
 inline std::string template_runs(const pool::TemplateInfo& t) {
   if (!t.spec.is_program()) return t.spec.kernel;
-  std::string out = "program " + t.spec.program;
+  std::string out = std::string(t.spec.is_linux() ? "linux " : "") + "program " + t.spec.program;
   for (const auto& a : t.spec.args) out += " " + a;
   return out;
 }

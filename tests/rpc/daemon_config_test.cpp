@@ -124,6 +124,43 @@ TEST_F(DaemonConfigFile, AHandWrittenProgramPoolLoadsAndBadProgramKeysAreNamed) 
   EXPECT_NE(error_of(head + "args = [\"x\"]\n").find("need spec.program"), std::string::npos);
 }
 
+TEST_F(DaemonConfigFile, ALinuxPoolReadsBackTheSameAndItsRulesAreNamed) {
+  DaemonConfig c;
+  c.socket = "/tmp/x.sock";
+  PoolConfig p;
+  p.spec = pool::TemplateSpec{"py", "/k/bzImage", "", "loglevel=4", 128, 1};
+  p.spec.guest = pool::GuestKind::kLinux;
+  p.spec.program = "/usr/bin/python3";
+  p.spec.args = {"/srv/handler.py"};
+  p.spec.files_dir = "/srv/rootfs";
+  c.pools = {p};
+  const std::string text = render_config(c);
+  EXPECT_NE(text.find("guest = \"linux\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("rootfs = \"/srv/rootfs\"\n"), std::string::npos) << text;
+  expect_same(read_back(text), c);
+  // A hand-written Linux pool's command line is only the user's words.
+  const std::string head = "socket = \"/tmp/x.sock\"\n[[pool]]\nname = \"lx\"\nguest = \"linux\"\n";
+  auto bare = read_back(head + "kernel = \"/k/bzImage\"\nprogram = \"/bin/busybox\"\n");
+  ASSERT_EQ(bare.pools.size(), 1u);
+  EXPECT_EQ(bare.pools[0].spec.cmdline, "");
+  EXPECT_TRUE(bare.pools[0].spec.is_linux());
+  auto error_of = [&](const std::string& body) {
+    try {
+      read_back(body);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(error_of(head + "program = \"/bin/busybox\"\n").find("pool[0].kernel: is required"), std::string::npos);
+  EXPECT_NE(error_of(head + "kernel = \"/k/bzImage\"\n").find("pool[0].program: is required"), std::string::npos);
+  EXPECT_NE(error_of(head + "kernel = \"/k\"\nprogram = \"/bin/sh\"\nfiles = \"/srv\"\n").find("pool[0].files"),
+            std::string::npos);
+  const std::string mini = "socket = \"/tmp/x.sock\"\n[[pool]]\nname = \"m\"\nkernel = \"/k\"\n";
+  EXPECT_NE(error_of(mini + "rootfs = \"/srv\"\n").find("needs guest = \"linux\""), std::string::npos);
+  EXPECT_NE(error_of(mini + "guest = \"bsd\"\n").find("pool[0].guest"), std::string::npos);
+}
+
 // A program pool may leave out the kernel: it runs in thawd's own mini
 // guest, quietly; a kernel pool may not, and neither may a program pool
 // when no mini guest came with thawd.
