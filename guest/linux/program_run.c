@@ -70,9 +70,33 @@ void program_start(struct program *p) {
   free(envp);
 }
 
-/* True when thread `tid` of the program sleeps in read, pread64, readv or
- * preadv on fd 0: "<nr> <arg0> ..." in its syscall file. */
-static int thread_reads_stdin(pid_t pid, const char *tid) {
+/* Reads `len` bytes at `addr` in the program's memory (PID 1 may: it is
+ * root, and /proc/<pid>/mem does not stop the process as ptrace would). */
+static int peek(pid_t pid, unsigned long long addr, void *buf, size_t len) {
+  char path[32];
+  snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = pread(fd, buf, len, (off_t)addr);
+  close(fd);
+  return n == (ssize_t)len;
+}
+
+/* Whether a poll/ppoll set at `fds` (`count` entries) waits for input on fd 0. */
+static int poll_set_has_stdin(pid_t pid, unsigned long long fds, unsigned long long count) {
+  struct pollfd set[64];
+  if (count == 0 || count > 64 || !peek(pid, fds, set, count * sizeof set[0])) return 0;
+  for (unsigned long long i = 0; i < count; i++) {
+    if (set[i].fd == 0 && (set[i].events & POLLIN)) return 1;
+  }
+  return 0;
+}
+
+/* True when thread `tid` of the program sleeps waiting for stdin: in read,
+ * pread64, readv, preadv(2) on fd 0, or in poll, ppoll, select or pselect6
+ * with fd 0 in its read set (busybox's shell polls before it reads). The
+ * syscall file says "<nr> <arg0> ... <arg5> <sp> <pc>" while it sleeps. */
+static int thread_waits_on_stdin(pid_t pid, const char *tid) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/task/%s/syscall", (int)pid, tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -84,9 +108,26 @@ static int thread_reads_stdin(pid_t pid, const char *tid) {
   char *end;
   long nr = strtol(line, &end, 10);
   if (end == line || *end != ' ') return 0; /* "running", or -1 (not in a call) */
-  unsigned long long arg0 = strtoull(end + 1, NULL, 16);
-  int is_read = nr == SYS_read || nr == SYS_pread64 || nr == SYS_readv || nr == SYS_preadv || nr == SYS_preadv2;
-  return is_read && arg0 == 0;
+  unsigned long long args[6] = {0};
+  for (int i = 0; i < 6 && *end == ' '; i++) args[i] = strtoull(end + 1, &end, 16);
+  switch (nr) {
+    case SYS_read:
+    case SYS_pread64:
+    case SYS_readv:
+    case SYS_preadv:
+    case SYS_preadv2:
+      return args[0] == 0;
+    case SYS_poll:
+    case SYS_ppoll:
+      return poll_set_has_stdin(pid, args[0], args[1]);
+    case SYS_select:
+    case SYS_pselect6: {
+      uint64_t readfds = 0;
+      return args[0] >= 1 && args[1] != 0 && peek(pid, args[1], &readfds, sizeof readfds) && (readfds & 1);
+    }
+    default:
+      return 0;
+  }
 }
 
 static int reads_stdin(pid_t pid) {
@@ -97,7 +138,7 @@ static int reads_stdin(pid_t pid) {
   int found = 0;
   struct dirent *e;
   while (!found && (e = readdir(dir)) != NULL) {
-    if (e->d_name[0] != '.') found = thread_reads_stdin(pid, e->d_name);
+    if (e->d_name[0] != '.') found = thread_waits_on_stdin(pid, e->d_name);
   }
   closedir(dir);
   return found;

@@ -51,7 +51,7 @@ struct run_result {
 /* Starts the program with its stdio on pipes. Exits through debug_exit
  * when the argv file or the program is missing. */
 void program_start(struct program *p);
-/* Returns once the program blocks reading fd 0 (its ready point). When it
+/* Returns once the program blocks waiting for fd 0 (its ready point). When it
  * ends first, prints why and its output and ends the VM. */
 void program_wait_ready(struct program *p);
 /* One request: `payload` as stdin, then collects output until it exits.
