@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <thread>
 
 #include "base/unix_socket.h"
 #include "pool/invoke_protocol.h"
@@ -48,6 +49,20 @@ class Conn {
     }
   }
 
+  // The connection ended under us: say so, and why when the guest stopped
+  // (a stop closes its streams a moment after the vCPU exits).
+  [[noreturn]] void closed(const char* what, ssize_t n) {
+    std::string message = std::string("invoke: connection closed ") + what + (n < 0 ? std::string(": ") + std::strerror(errno) : "");
+    for (int i = 0; i < 5 && call_.why_gone; ++i) {
+      if (std::string why = call_.why_gone(); !why.empty()) {
+        message += " (" + why + ")";
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    throw GuestGone(message);
+  }
+
   void send_all(std::span<const uint8_t> bytes, const char* what) {
     size_t done = 0;
     while (done < bytes.size()) {
@@ -57,7 +72,7 @@ class Conn {
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         wait(POLLOUT, what);
       } else {
-        throw GuestGone(std::string("invoke: connection closed ") + what + (n < 0 ? std::string(": ") + std::strerror(errno) : ""));
+        closed(what, n);
       }
     }
   }
@@ -71,7 +86,7 @@ class Conn {
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         wait(POLLIN, what);
       } else {
-        throw GuestGone(std::string("invoke: connection closed ") + what + (n < 0 ? std::string(": ") + std::strerror(errno) : ""));
+        closed(what, n);
       }
     }
   }

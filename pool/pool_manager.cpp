@@ -9,10 +9,12 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 #include <shared_mutex>
 
 #include <spdlog/spdlog.h>
 
+#include "base/printable_text.h"
 #include "base/unix_socket.h"
 #include "pool/agent_client.h"
 #include "pool/clone.h"
@@ -160,7 +162,12 @@ struct PoolManager::Impl {
     if (auto entry = leases.take(lease_id)) {
       auto pool = clone.pool.lock();
       if (pool) pool->lease_ended();
-      spdlog::info("lease {}: {}; destroying its clone", lease_id, e.what());
+      // The guest's last console lines often say why (a panic, the agent's own account).
+      std::string console;
+      std::istringstream lines(clone.console.text());
+      for (std::string line; std::getline(lines, line);) console += "\n  | " + printable_text(line, 512);
+      spdlog::info("lease {}: {}; destroying its clone{}{}", lease_id, e.what(),
+                   console.empty() ? "" : "; the end of its console:", console);
       invoke_lock.unlock();
       destroy(pool.get(), std::move(entry->clone));
     }

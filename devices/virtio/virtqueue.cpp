@@ -140,6 +140,8 @@ bool Virtqueue::has_available() {
   return pending && *pending > 0;
 }
 
+uint16_t Virtqueue::available_count() { return pending_count().value_or(0); }
+
 std::optional<DescriptorChain> Virtqueue::pop() {
   auto pending = pending_count();
   if (!pending || *pending == 0) return std::nullopt;

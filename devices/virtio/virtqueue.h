@@ -85,6 +85,8 @@ class Virtqueue {
   void undo_pop();
   // True when the driver has made a chain available that pop() would take.
   bool has_available();
+  // How many chains pop() would take now (0 when the ring is unreadable).
+  uint16_t available_count();
   // Returns chain `head` to the driver, saying how many bytes were written
   // into its writable segments.
   void push_used(uint16_t head, uint32_t written);

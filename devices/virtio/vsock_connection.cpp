@@ -73,6 +73,7 @@ void VsockDevice::queue_control(const Key& key, uint16_t op, uint32_t flags) {
 }
 
 void VsockDevice::drop_all_connections() {
+  held_requests_.clear();
   connections_.clear();
   by_fd_.clear();
   control_.clear();
@@ -127,7 +128,7 @@ void VsockDevice::read_connect_line(int fd) {
   const Key key{allocate_host_port(), *port};
   Connection* c = add_connection(std::move(owned), key, /*established=*/false);
   awaiting_line_.erase(fd);  // after add_connection: it skips epoll for fds listed here
-  if (c) queue_control(key, kVsockOpRequest);
+  if (c) request_or_hold(key);
 }
 
 void VsockDevice::flush_to_host(Connection& c) {

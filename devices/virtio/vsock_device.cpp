@@ -119,6 +119,7 @@ void VsockDevice::restore(const VsockState& state) {
   guest_cid_ = state.guest_cid;
   next_host_port_ = state.next_host_port;
   pending_reset_event_ = true;
+  reset_ack_baseline_.reset();
   signal_eventfd(notify_.get());
 }
 
@@ -155,6 +156,7 @@ void VsockDevice::run() {
 
 int VsockDevice::poll_timeout_ms() const {
   std::optional<Clock::time_point> first;
+  if (!held_requests_.empty()) first = held_since_ + kVsockResetAckTimeout;
   for (const auto& [key, c] : connections_) {
     if (c->deadline && (!first || *c->deadline < *first)) first = c->deadline;
   }
@@ -435,16 +437,39 @@ bool VsockDevice::process_rx() {
 // --- The event queue -------------------------------------------------------------------
 
 bool VsockDevice::process_event_queue() {
-  if (!pending_reset_event_) return false;
   Virtqueue* events = ctx_->queue(kVsockEventQueue);
-  if (!events) return false;
+  if (reset_ack_baseline_ && events && events->available_count() > *reset_ack_baseline_) {
+    reset_ack_baseline_.reset();  // the driver handled the reset and gave its buffer back
+  }
+  if (!held_requests_.empty() && (Clock::now() - held_since_ >= kVsockResetAckTimeout ||
+                                  (!pending_reset_event_ && !reset_ack_baseline_))) {
+    release_held_requests();
+  }
+  if (!pending_reset_event_ || !events) return false;
   auto chain = events->pop();
   if (!chain) return false;  // posted when the driver gives a buffer
   const uint32_t id = kVsockEventTransportReset;
   const size_t written = chain->write(ctx_->memory(), 0, {reinterpret_cast<const uint8_t*>(&id), sizeof id});
   events->push_used(chain->head, static_cast<uint32_t>(written));
   pending_reset_event_ = false;
+  reset_ack_baseline_ = events->available_count();
   return true;
+}
+
+void VsockDevice::request_or_hold(const Key& key) {
+  if (!pending_reset_event_ && !reset_ack_baseline_) {
+    queue_control(key, kVsockOpRequest);
+    return;
+  }
+  if (held_requests_.empty()) held_since_ = Clock::now();
+  held_requests_.push_back(key);
+}
+
+void VsockDevice::release_held_requests() {
+  for (const auto& key : held_requests_) {
+    if (find(key)) queue_control(key, kVsockOpRequest);  // the client may have gone meanwhile
+  }
+  held_requests_.clear();
 }
 
 }  // namespace thaw::devices

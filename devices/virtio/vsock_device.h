@@ -47,6 +47,9 @@ inline constexpr size_t kVsockMaxConnections = 1024;
 // after the host closed, is reset after this long.
 inline constexpr std::chrono::milliseconds kVsockConnectTimeout{5000};
 inline constexpr std::chrono::milliseconds kVsockCloseTimeout{2000};
+// How long a host CONNECT waits for the guest to take a transport reset
+// before its REQUEST goes out anyway (a driver that posts no event buffers).
+inline constexpr std::chrono::milliseconds kVsockResetAckTimeout{1000};
 // Host ports handed to host-initiated connections: [first, last], wrapping.
 inline constexpr uint32_t kVsockFirstHostPort = 1u << 30;
 inline constexpr uint32_t kVsockLastHostPort = 0xffff'fffe;
@@ -136,6 +139,9 @@ class VsockDevice final : public VirtioDevice {
   bool deliver_host_data(Virtqueue& rx, Connection& c);
   Connection* next_sender();
   bool process_event_queue();
+  // A host CONNECT's REQUEST, now or once the guest has taken the reset.
+  void request_or_hold(const Key& key);
+  void release_held_requests();
   VsockHeader header_for(const Key& key, uint16_t op, uint32_t flags) const;
 
   // Host side (vsock_connection.cpp).
@@ -165,6 +171,14 @@ class VsockDevice final : public VirtioDevice {
   unsigned pause_depth_ = 0;
   bool stopping_ = false;
   bool pending_reset_event_ = false;
+  // After a restore the guest must drop its old streams before it sees a
+  // new one: Linux handles the reset event in a work item that may run
+  // after a REQUEST that came in the same instant, and then resets that
+  // new stream too. REQUESTs wait until the driver re-posts an event
+  // buffer (it does once it has handled the event), or the timeout.
+  std::optional<uint16_t> reset_ack_baseline_;  // event buffers left when the reset went out
+  std::vector<Key> held_requests_;
+  Clock::time_point held_since_{};
   std::condition_variable resume_cv_;
   std::deque<Control> control_;
   std::map<Key, std::unique_ptr<Connection>> connections_;

@@ -71,6 +71,7 @@ static void serve_connection(int fd, struct program *p, uint8_t *request) {
   for (;;) {
     uint32_t length;
     int got = read_full(fd, &length, sizeof length);
+    if (got < 0) say("reading a request: %s", strerror(errno));
     if (got <= 0) return;
     uint64_t started = monotonic_us();
     if (length < 2 || length > MAX_INVOKE_BYTES) {
@@ -78,7 +79,10 @@ static void serve_connection(int fd, struct program *p, uint8_t *request) {
       respond(fd, INVOKE_BAD_REQUEST, started, NULL, 0);
       return;
     }
-    if (read_full(fd, request, length) != 1) return;
+    if (read_full(fd, request, length) != 1) {
+      say("the host closed the connection inside a request of %u bytes", length);
+      return;
+    }
     size_t name_len = (size_t)request[0] | (size_t)request[1] << 8;
     if (name_len == 0 || name_len > length - 2) {
       if (respond(fd, INVOKE_BAD_REQUEST, started, NULL, 0) != 0) return;
@@ -101,7 +105,10 @@ static void serve_connection(int fd, struct program *p, uint8_t *request) {
     } else {
       sent = respond(fd, INVOKE_UNKNOWN_FUNCTION, started, NULL, 0);
     }
-    if (sent != 0) return;
+    if (sent != 0) {
+      say("answering a request: %s", strerror(errno));
+      return;
+    }
   }
 }
 

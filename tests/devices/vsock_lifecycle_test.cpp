@@ -133,9 +133,45 @@ TEST_F(VsockTest, RestoreGoesOnWithTheSavedHostPorts) {
   later.next_host_port = port + 100;
   device->restore(later);
   driver->wait_used(2);
+  post_event();  // the driver took the reset, as Linux's event work does
+  driver->notify(2);
   auto [fd2, port2] = establish(5000);
   EXPECT_EQ(port2, port + 100);
   EXPECT_EQ(device->save().next_host_port, port + 101);
+}
+
+// After a restore a host CONNECT's REQUEST waits until the driver has taken
+// the transport reset (it re-posts its event buffer): Linux handles the
+// event in a work item, and one that ran after a new REQUEST reset that
+// new stream as well. A driver that never answers delays it by at most
+// kVsockResetAckTimeout.
+TEST_F(VsockTest, AfterARestoreARequestWaitsForTheGuestToTakeTheReset) {
+  bring_up();
+  device->restore(device->save());
+  ASSERT_EQ(driver->wait_used(2).size(), 1u);  // the reset event
+  int fd = connect_to(path);
+  fds.push_back(fd);
+  const std::string line = "CONNECT 5000\n";
+  ASSERT_EQ(::send(fd, line.data(), line.size(), 0), static_cast<ssize_t>(line.size()));
+  EXPECT_TRUE(receive(200ms).empty()) << "a REQUEST went out before the guest took the reset";
+  post_event();
+  driver->notify(2);
+  auto packets = receive();
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(packets[0].hdr.op, kVsockOpRequest);
+
+  // Restored again, and this time the driver never re-posts: the REQUEST
+  // still goes out, after the timeout.
+  device->restore(device->save());
+  ASSERT_EQ(driver->wait_used(2).size(), 1u);
+  auto start = std::chrono::steady_clock::now();
+  int late = connect_to(path);
+  fds.push_back(late);
+  ASSERT_EQ(::send(late, line.data(), line.size(), 0), static_cast<ssize_t>(line.size()));
+  auto waited = receive(5s);
+  ASSERT_EQ(waited.size(), 1u);
+  EXPECT_EQ(waited[0].hdr.op, kVsockOpRequest);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, kVsockResetAckTimeout - 50ms);
 }
 
 TEST_F(VsockTest, RestoreRejectsReservedCidsAndHostPorts) {
