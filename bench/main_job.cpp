@@ -35,8 +35,9 @@ void latency_row(const char* name, const thaw::pool::LatencySummary& l) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"thaw's main job: a template from the mini guest, the real thawd, and a short load through the\n"
-               "real Cap'n Proto RPC (acquire -> invoke -> release), then cold boot versus warm clones."};
+  CLI::App app{"thaw's main job: a template from the mini guest (or, --guest linux, a Linux one), the real thawd,\n"
+               "and a short load through the real Cap'n Proto RPC (acquire -> invoke -> release), then cold boot\n"
+               "versus warm clones."};
   size_t total = 1000;
   unsigned clients = 4;
   unsigned warm = 8;
@@ -47,6 +48,15 @@ int main(int argc, char** argv) {
   app.add_option("--kernel", kernel, "Guest kernel (the mini guest)")->capture_default_str();
   unsigned program_requests = 200;
   app.add_option("--program-requests", program_requests, "Warm requests of the real-program step (busybox)")
+      ->capture_default_str();
+  std::string guest = "mini";
+  app.add_option("--guest", guest,
+                 "mini: the mini guest's agent (hash 64 KiB). linux: a Linux template (--linux-kernel) running "
+                 "busybox sha256sum under thaw-init; needs hardware KVM")
+      ->check(CLI::IsMember({"mini", "linux"}))
+      ->capture_default_str();
+  std::string linux_kernel = THAW_DEFAULT_LINUX_KERNEL;
+  app.add_option("--linux-kernel", linux_kernel, "The Linux guest's bzImage (deploy/linux/build-kernel.sh builds it)")
       ->capture_default_str();
   std::string json_path;
   app.add_option("--json", json_path,
@@ -62,21 +72,37 @@ int main(int argc, char** argv) {
     return 3;
   }
 
+  const bool linux_guest = guest == "linux";
+  if (linux_guest) {
+    if (std::string why = thaw::bench::linux_guest_unavailable(linux_kernel); !why.empty()) {
+      std::fprintf(stderr, "thaw-main-job: --guest linux cannot run here: %s\n", why.c_str());
+      return why.find("--linux-kernel") != std::string::npos ? 2 : 3;
+    }
+  }
+
   thaw::bench::ThawdOptions options;
   options.thawd = thawd;
-  options.pools.push_back(thaw::bench::mini_agent_pool("mini", kernel, warm, warm * 2));
+  const std::string template_name = linux_guest ? "linux" : "mini";
+  options.pools.push_back(linux_guest ? thaw::bench::linux_busybox_pool(template_name, linux_kernel, warm, warm * 2)
+                                      : thaw::bench::mini_agent_pool(template_name, kernel, warm, warm * 2));
 
-  // Cold boot, whole process, for the comparison.
-  std::fprintf(stderr, "[1/5] cold boot: 20 whole-process boots of the mini guest\n");
-  auto cold = thaw::bench::time_series("cold boot", {thaw_cli, "boot", "--console", "none", "--kernel", kernel}, 20, 0,
-                                       false);
+  // Cold boot, whole process, for the comparison (the mini guest's; a
+  // Linux template's cold boot is the template row below).
+  thaw::bench::Series cold;
+  if (!linux_guest) {
+    std::fprintf(stderr, "[1/5] cold boot: 20 whole-process boots of the mini guest\n");
+    cold = thaw::bench::time_series("cold boot", {thaw_cli, "boot", "--console", "none", "--kernel", kernel}, 20, 0,
+                                    false);
+  }
 
   std::fprintf(stderr, "[2/5] starting thawd (template: cold boot + snapshot, then %u warm clones)\n", warm);
   thaw::bench::ThawdChild daemon(options);
   double template_cold_ms = 0;
+  // Linux boots for seconds (minutes on an emulated CPU) before thawd listens.
+  const auto start_timeout = std::chrono::seconds(linux_guest ? 900 : 60);
   try {
-    daemon.start(std::chrono::seconds(60));
-    daemon.wait_warm(std::chrono::seconds(60));
+    daemon.start(start_timeout);
+    daemon.wait_warm(start_timeout);
     thaw::rpc::PoolConnection conn(daemon.socket());
     auto listed = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());  // owns the reader below
     auto list = listed.getTemplates();
@@ -87,11 +113,12 @@ int main(int argc, char** argv) {
   }
   const std::string socket = daemon.socket();
 
-  std::fprintf(stderr, "[3/5] load: %zu acquire -> invoke(hash) -> release from %u clients\n", total, clients);
+  const char* function = linux_guest ? "run" : "hash";
+  std::fprintf(stderr, "[3/5] load: %zu acquire -> invoke(%s) -> release from %u clients\n", total, function, clients);
   thaw::bench::LoadSpec load;
   load.socket = socket;
-  load.template_name = "mini";
-  load.function = "hash";
+  load.template_name = template_name;
+  load.function = function;
   load.clients = clients;
   load.closed_loop_requests = total;
   load.on_progress = [](size_t done, size_t all) {
@@ -118,15 +145,18 @@ int main(int argc, char** argv) {
   double private_mib_per_clone = clones > 0 ? stats.private_memory_mib / clones : 0;
   int daemon_status = daemon.stop();
 
-  std::printf("\nthaw: cold boot versus warm clones (mini guest, 128 MiB), milliseconds\n");
+  std::printf("\nthaw: cold boot versus warm clones (%s, 128 MiB), milliseconds\n",
+              linux_guest ? "Linux guest, busybox sha256sum" : "mini guest");
   std::printf("  %-38s %9s %9s %9s\n", "", "min", "median", "p99");
-  std::printf("  %-38s %9.3f %9.3f %9.3f   (%zu)\n", "cold boot, whole process", cold.summary.min_ms,
-              cold.summary.median_ms, cold.summary.p99_ms, cold.summary.runs);
+  if (!linux_guest) {
+    std::printf("  %-38s %9.3f %9.3f %9.3f   (%zu)\n", "cold boot, whole process", cold.summary.min_ms,
+                cold.summary.median_ms, cold.summary.p99_ms, cold.summary.runs);
+  }
   std::printf("  %-38s %9.3f   (template: cold boot to boot-complete in thawd)\n", "template cold boot", template_cold_ms);
   latency_row("restore of a clone (thawd, background)", stats.restore_ms);
   row("warm acquire (RPC, until running)", samples.acquire_ms);
   row("  of which thawd's own time", samples.acquire_in_thawd_ms);
-  row("invoke hash(64 KiB), RPC + vsock", samples.invoke_ms);
+  row(linux_guest ? "invoke run(64 B), RPC + vsock" : "invoke hash(64 KiB), RPC + vsock", samples.invoke_ms);
   row("  of which the guest's own time", samples.guest_ms);
   row("release (RPC round trip)", samples.release_ms);
   latency_row("reset in place (thawd, background)", stats.reset_ms);
@@ -140,10 +170,15 @@ int main(int argc, char** argv) {
   thaw::bench::ProgramJobSpec program;
   program.thaw_cli = thaw_cli;
   program.warm_requests = program_requests;
-  std::fprintf(stderr, "[5/5] a real program: %s %s through thaw run (%u warm requests)\n", program.program.c_str(),
-               program.applet.c_str(), program.warm_requests);
-  auto program_result = thaw::bench::run_program_job(program);
-  thaw::bench::print_program_job(program, program_result);
+  thaw::bench::ProgramJobResult program_result;
+  if (linux_guest) {
+    program_result.skipped = "the Linux guest ran the program in the load above";
+  } else {
+    std::fprintf(stderr, "[5/5] a real program: %s %s through thaw run (%u warm requests)\n",
+                 program.program.c_str(), program.applet.c_str(), program.warm_requests);
+    program_result = thaw::bench::run_program_job(program);
+    thaw::bench::print_program_job(program, program_result);
+  }
   if (!json_path.empty()) {
     using thaw::bench::samples_json;
     using thaw::bench::summary_json;
@@ -151,12 +186,13 @@ int main(int argc, char** argv) {
       return nlohmann::json{{"min_ms", l.min_ms}, {"median_ms", l.median_ms}, {"p99_ms", l.p99_ms}, {"count", l.count}};
     };
     nlohmann::json out = {
+        {"guest", guest},
         {"cold_boot_whole_process", summary_json(cold.summary)},
         {"template_cold_boot_ms", template_cold_ms},
         {"restore_in_thawd", latency(stats.restore_ms)},
         {"acquire", samples_json(samples.acquire_ms)},
         {"acquire_in_thawd", samples_json(samples.acquire_in_thawd_ms)},
-        {"invoke_hash_64k", samples_json(samples.invoke_ms)},
+        {linux_guest ? "invoke_run_64b" : "invoke_hash_64k", samples_json(samples.invoke_ms)},
         {"invoke_guest", samples_json(samples.guest_ms)},
         {"release", samples_json(samples.release_ms)},
         {"reset_in_thawd", latency(stats.reset_ms)},

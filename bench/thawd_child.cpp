@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "rpc/pool_client.h"
+#include "vmm/kvm_host_check.h"
 
 namespace thaw::bench {
 
@@ -27,6 +28,34 @@ daemon::PoolConfig mini_agent_pool(const std::string& name, const std::string& k
   pool.spec.mem_mib = 128;
   pool.policy = pool::PoolPolicy{min_warm, max_warm, 4096};
   return pool;
+}
+
+daemon::PoolConfig linux_busybox_pool(const std::string& name, const std::string& kernel, uint32_t min_warm,
+                                      uint32_t max_warm) {
+  daemon::PoolConfig pool;
+  pool.spec.name = name;
+  pool.spec.guest = pool::GuestKind::kLinux;
+  pool.spec.kernel = kernel;
+  pool.spec.mem_mib = 128;
+  pool.spec.program = "/bin/busybox";
+  pool.spec.args = {"sha256sum"};
+  pool.policy = pool::PoolPolicy{min_warm, max_warm, 4096};
+  return pool;
+}
+
+std::string linux_guest_unavailable(const std::string& kernel) {
+  auto host = vmm::check_kvm_host();
+  if (!host.device_usable) return "this host cannot run VMs (see `thaw doctor`)";
+  std::error_code ec;
+  if (std::filesystem::exists("/sys/module/kvm_pvm", ec)) {
+    return "this host's KVM is PVM, where Linux's emulated ring 0 does not reach init; it needs kvm_intel or "
+           "kvm_amd (or ../shared/nested-kvm/run)";
+  }
+  if (!std::filesystem::is_regular_file(kernel, ec)) {
+    return "no kernel at --linux-kernel " + kernel + " (deploy/linux/build-kernel.sh builds one)";
+  }
+  if (!std::filesystem::is_regular_file("/bin/busybox", ec)) return "/bin/busybox is missing (busybox-static)";
+  return {};
 }
 
 ThawdChild::ThawdChild(ThawdOptions options) : options_(std::move(options)) {

@@ -21,6 +21,15 @@ namespace thaw::bench {
 daemon::PoolConfig mini_agent_pool(const std::string& name, const std::string& kernel, uint32_t min_warm,
                                    uint32_t max_warm);
 
+// A Linux template (guest/linux's thaw-init) running Debian's static
+// busybox sha256sum, 128 MiB: the main job's --guest linux.
+daemon::PoolConfig linux_busybox_pool(const std::string& name, const std::string& kernel, uint32_t min_warm,
+                                      uint32_t max_warm);
+// Why a Linux guest cannot boot here ("" when it can): no usable KVM, a
+// PVM host (its emulated ring 0 does not reach init), or no kernel at
+// `kernel` (the message then names --linux-kernel).
+std::string linux_guest_unavailable(const std::string& kernel);
+
 struct ThawdOptions {
   std::string thawd;  // path to the binary
   std::vector<daemon::PoolConfig> pools;
