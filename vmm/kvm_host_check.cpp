@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -127,6 +128,14 @@ std::vector<std::string> KvmHostCheck::explain() const {
       "or a PVM host), or inside a VM whose emulated CPU offers svm or vmx (e.g. QEMU -accel tcg -cpu max, "
       "slow but real). Everything that needs no VM (parsers, snapshot checks, RPC) works without KVM.");
   return out;
+}
+
+bool host_kvm_is_pvm() {
+  static const bool pvm = [] {
+    std::error_code ec;
+    return std::filesystem::exists("/sys/module/kvm_pvm", ec);
+  }();
+  return pvm;
 }
 
 }  // namespace thaw::vmm

@@ -39,4 +39,9 @@ struct KvmHostCheck {
 
 KvmHostCheck check_kvm_host(const HostPaths& paths = {});
 
+// Whether this host's KVM is PVM (/sys/module/kvm_pvm), read once and
+// remembered: vCPU threads, which may not open files under their seccomp
+// filter, ask it when they explain an emulation failure.
+bool host_kvm_is_pvm();
+
 }  // namespace thaw::vmm

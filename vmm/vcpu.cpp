@@ -10,6 +10,7 @@
 #include "base/hex_text.h"
 #include "base/background_thread.h"
 #include "base/errors.h"
+#include "vmm/kvm_host_check.h"
 #include "vmm/vcpu_seccomp.h"
 
 namespace thaw::vmm {
@@ -22,8 +23,10 @@ void ignore_kick(int) {}
 std::string describe_internal_error(const kvm_run* run) {
   std::string detail = "suberror " + std::to_string(run->internal.suberror);
   if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
-    detail += " (instruction emulation failed; on PVM hosts guest ring 0 cannot run XSAVE/XRSTOR, POPCNT, "
-              "INT3, CLAC/STAC and similar: see `thaw doctor`)";
+    // The PVM hint only where it applies: on kvm_intel/kvm_amd it misleads.
+    detail += host_kvm_is_pvm() ? " (instruction emulation failed; on PVM hosts guest ring 0 cannot run XSAVE/XRSTOR, "
+                                  "POPCNT, INT3, CLAC/STAC and similar: see `thaw doctor`)"
+                                : " (instruction emulation failed)";
   }
   for (uint32_t i = 0; i < run->internal.ndata && i < 16; ++i) detail += " data[" + std::to_string(i) + "]=" + hex(run->internal.data[i]);
   return detail;

@@ -9,6 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "vmm/kvm_host_check.h"
+
 namespace thaw::vmm {
 
 namespace {
@@ -89,6 +91,7 @@ const SeccompFilter& vcpu_thread_filter() {
 void prepare_thread_for_vcpu_filter() {
   ::tzset();
   spdlog::default_logger_raw();
+  host_kvm_is_pvm();  // its file is read now, not on the filtered thread
 }
 
 }  // namespace thaw::vmm
