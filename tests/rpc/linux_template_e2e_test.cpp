@@ -61,7 +61,7 @@ TEST(LinuxTemplateE2E, APoolFromTomlAndOneFromTheCliAnswerLikeTheHostsBusybox) {
   ASSERT_FALSE(expected.empty());
   for (const char* name : {"lx-toml", "lx-cli", "lx-cli"}) {
     auto r = run_thaw(std::string("invoke ") + name + " run --payload-file " + payload.string() +
-                          " --timeout-ms 120000 --invoke-timeout-ms 120000 --json" + sock,
+                          " --timeout-ms 60000 --invoke-timeout-ms 60000 --json" + sock,
                       dir);
     ASSERT_EQ(r.exit_code, 0) << name << ": " << r.out << r.err << daemon.log();
     auto j = nlohmann::json::parse(r.out);
