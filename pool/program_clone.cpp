@@ -31,6 +31,14 @@ std::vector<uint8_t> capped_stderr(std::vector<uint8_t> bytes, const std::string
   return bytes;
 }
 
+// A program template has one function, in either guest.
+void check_program_function(const Clone& clone, const std::string& function) {
+  if (function != kProgramFunction) {
+    throw BadArgument("template '" + clone.template_name + "' runs a program: its one function is \"" +
+                      kProgramFunction + "\", not \"" + function + "\"");
+  }
+}
+
 std::string stderr_suffix(const std::vector<uint8_t>& bytes) {
   if (bytes.empty()) return {};
   auto tail = capped_stderr(bytes, {});
@@ -69,10 +77,7 @@ std::string program_not_ready_reason(vmm::Vm& vm) {
 InvokeResult serve_program_invoke(Clone& clone, const std::string& function, const std::vector<uint8_t>& payload,
                                   std::chrono::milliseconds timeout) {
   auto start = Clock::now();
-  if (function != kProgramFunction) {
-    throw BadArgument("template '" + clone.template_name + "' runs a program: its one function is \"" +
-                      kProgramFunction + "\", not \"" + function + "\"");
-  }
+  check_program_function(clone, function);
   if (clone.served) throw std::logic_error("serve_program_invoke: the clone was not reset after its last request");
   vmm::ProgramRequestResult r;
   try {
@@ -171,10 +176,7 @@ InvokeResult program_result_from_linux_run(const InvokeResult& answer) {
 InvokeResult serve_linux_invoke(Clone& clone, const std::string& function, const std::vector<uint8_t>& payload,
                                 std::chrono::milliseconds timeout) {
   auto start = Clock::now();
-  if (function != kProgramFunction) {
-    throw BadArgument("template '" + clone.template_name + "' runs a program: its one function is \"" +
-                      kProgramFunction + "\", not \"" + function + "\"");
-  }
+  check_program_function(clone, function);
   encode_invoke_request(function, payload);  // BadArgument for an oversized payload, before the guest sees it
   if (clone.served) throw std::logic_error("serve_linux_invoke: the clone was not reset after its last request");
   clone.served = true;

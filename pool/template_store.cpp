@@ -15,6 +15,7 @@
 #include "snapshot/memory_file.h"
 #include "snapshot/snapshot_dir.h"
 #include "base/errors.h"
+#include "base/printable_text.h"
 #include "base/unique_fd.h"
 
 namespace thaw::pool {
@@ -146,7 +147,7 @@ TemplateRecord decode_template_json(const std::string& text) {
     r.spec.files_dir = spec.value("files_dir", std::string());
     std::string guest = spec.value("guest", std::string("mini"));
     auto kind = parse_guest_kind(guest);
-    if (!kind) throw BadArgument("template.json: unknown guest '" + guest + "' (mini or linux)");
+    if (!kind) throw BadArgument("template.json: unknown guest '" + printable_text(guest, 32) + "' (mini or linux)");
     r.spec.guest = *kind;
     const json& policy = j.at("policy");
     r.policy.min_warm = policy.at("min_warm").get<uint32_t>();
