@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -140,10 +141,11 @@ InvokeResult answer(uint32_t outcome, uint32_t status, const std::string& out, c
   InvokeResult r;
   r.status = agent_status;
   uint32_t header[3] = {outcome, status, static_cast<uint32_t>(out.size())};
-  r.payload.resize(sizeof header);
+  // Sized once and filled: GCC 12's -Warray-bounds misreads inserts here.
+  r.payload.assign(sizeof header + out.size() + err.size(), 0);
   std::memcpy(r.payload.data(), header, sizeof header);
-  r.payload.insert(r.payload.end(), out.begin(), out.end());
-  r.payload.insert(r.payload.end(), err.begin(), err.end());
+  std::copy(out.begin(), out.end(), r.payload.begin() + sizeof header);
+  std::copy(err.begin(), err.end(), r.payload.begin() + static_cast<ptrdiff_t>(sizeof header + out.size()));
   r.guest_ms = 1.5;
   return r;
 }
