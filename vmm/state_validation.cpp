@@ -6,6 +6,7 @@
 
 #include "base/errors.h"
 #include "base/hex_text.h"
+#include "vmm/cpu_state_checks.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/x86_64/layout.h"
 
@@ -123,7 +124,12 @@ std::string check_vcpu(const VcpuState& s, const ValidationContext& ctx) {
   if (s.mp_state.mp_state > KVM_MP_STATE_SIPI_RECEIVED) {
     return "mp_state " + std::to_string(s.mp_state.mp_state) + " is not an x86 vCPU state (0..4)";
   }
+  if (auto why = check_cpuid_entries(s); !why.empty()) return why;
   if (auto why = check_sregs(s.sregs, ctx); !why.empty()) return why;
+  if (auto why = check_cr4_features(s); !why.empty()) return why;
+  if (auto why = check_xsave_header(s); !why.empty()) return why;
+  if (auto why = check_xcr0(s); !why.empty()) return why;
+  if (auto why = check_canonical_msrs(s); !why.empty()) return why;
   if (!s.xsave.empty() && s.xsave.size() != ctx.xsave_size) {
     return "xsave is " + std::to_string(s.xsave.size()) + " bytes; this host's XSAVE area is " +
            std::to_string(ctx.xsave_size) + " bytes";
