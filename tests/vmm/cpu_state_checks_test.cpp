@@ -8,19 +8,12 @@
 
 #include <cstring>
 
+#include "tests/vmm/cpuid_leaf.h"
+
 namespace thaw::vmm {
 namespace {
 
-kvm_cpuid_entry2 leaf(uint32_t function, uint32_t index, uint32_t eax, uint32_t ebx, uint32_t ecx, uint32_t edx) {
-  kvm_cpuid_entry2 e{};
-  e.function = function;
-  e.index = index;
-  e.eax = eax;
-  e.ebx = ebx;
-  e.ecx = ecx;
-  e.edx = edx;
-  return e;
-}
+constexpr auto leaf = ::thaw::vmm::testing::cpuid_leaf;
 
 // Long mode with OSXSAVE, x87+SSE+AVX offered and enabled, an XSAVE area
 // in the standard format: what a Linux guest leaves.

@@ -4,19 +4,12 @@
 
 #include <vector>
 
+#include "tests/vmm/cpuid_leaf.h"
+
 namespace thaw::vmm::x86 {
 namespace {
 
-kvm_cpuid_entry2 leaf(uint32_t function, uint32_t index, uint32_t eax, uint32_t ebx, uint32_t ecx, uint32_t edx) {
-  kvm_cpuid_entry2 e{};
-  e.function = function;
-  e.index = index;
-  e.eax = eax;
-  e.ebx = ebx;
-  e.ecx = ecx;
-  e.edx = edx;
-  return e;
-}
+constexpr auto leaf = ::thaw::vmm::testing::cpuid_leaf;
 
 // A host-like supported list: leaf 1 with CLFLUSH size 8 and host APIC ID 7,
 // four caches in leaf 4, leaf 6 with turbo/HWP/ARAT/EPB, topology leaves.
