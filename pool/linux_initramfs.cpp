@@ -55,7 +55,9 @@ std::vector<uint8_t> pack_linux_initramfs(const TemplateSpec& spec, const std::s
   std::vector<uint8_t> out;
   if (!spec.files_dir.empty()) {
     try {
-      out = loader::pack_cpio_directory(spec.files_dir);
+      // A debootstrap tree has device nodes under /dev: left out, since
+      // thaw-init mounts devtmpfs there.
+      out = loader::pack_cpio_directory(spec.files_dir, loader::kMaxFilesArchiveBytes, loader::SpecialFiles::kSkip);
     } catch (const InputError& e) {
       throw BadArgument("template '" + spec.name + "': root file system: " + e.what());
     }

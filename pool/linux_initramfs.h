@@ -30,9 +30,10 @@ namespace thaw::pool {
 inline constexpr char kLinuxBaseCmdline[] = "console=ttyS0 reboot=k panic=-1 quiet";
 
 // The initramfs bytes for `spec`, with the init agent read from
-// `init_agent`. BadArgument naming the path for a missing or unreadable
-// program or agent, a root file system the packer refuses (FIFOs,
-// sockets, device nodes), or a result over the packer's limit.
+// `init_agent`. The root file system's FIFOs, sockets and device nodes are
+// left out (devtmpfs provides /dev). BadArgument naming the path for a
+// missing or unreadable program, agent or root file system, or a result
+// over the packer's limit.
 std::vector<uint8_t> pack_linux_initramfs(const TemplateSpec& spec, const std::string& init_agent);
 
 // Packs it into `dir`/initramfs.cpio and returns that path (the cold boot

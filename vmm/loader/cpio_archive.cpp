@@ -30,7 +30,8 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 class DirectoryPacker {
  public:
-  DirectoryPacker(std::string root, uint64_t max_bytes) : root_(std::move(root)), max_bytes_(max_bytes) {}
+  DirectoryPacker(std::string root, uint64_t max_bytes, SpecialFiles special)
+      : root_(std::move(root)), max_bytes_(max_bytes), special_(special) {}
 
   std::vector<uint8_t> pack() {
     UniqueFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -77,6 +78,8 @@ class DirectoryPacker {
         pack_directory(sub.get(), rel + "/");
       } else if (S_ISLNK(st.st_mode)) {
         pack_symlink(dir_fd, name, rel);
+      } else if (special_ == SpecialFiles::kSkip) {
+        continue;  // lstat only: never opened
       } else {
         const char* kind = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" : "a device";
         fail(rel, std::string("is ") + kind + "; only regular files, directories and symlinks can be packed");
@@ -156,6 +159,7 @@ class DirectoryPacker {
 
   std::string root_;
   uint64_t max_bytes_;
+  SpecialFiles special_;
   std::vector<uint8_t> out_;
   uint32_t next_ino_ = 1;
 };
@@ -196,8 +200,8 @@ void append_cpio_entry(std::vector<uint8_t>& out, const CpioEntry& entry, uint32
 
 void append_cpio_trailer(std::vector<uint8_t>& out) { append_cpio_entry(out, CpioEntry{kTrailerName, 0, {}}, 0); }
 
-std::vector<uint8_t> pack_cpio_directory(const std::string& dir, uint64_t max_bytes) {
-  return DirectoryPacker(dir, max_bytes).pack();
+std::vector<uint8_t> pack_cpio_directory(const std::string& dir, uint64_t max_bytes, SpecialFiles special) {
+  return DirectoryPacker(dir, max_bytes, special).pack();
 }
 
 std::vector<CpioEntry> read_cpio(std::span<const uint8_t> archive) {

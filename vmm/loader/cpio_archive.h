@@ -19,10 +19,15 @@ inline constexpr uint64_t kMaxFilesArchiveBytes = 256ull << 20;
 // directory before its contents and siblings in byte order; regular files
 // and directories keep their permission bits, symlinks are stored as
 // symlinks (mode 0120777, data = target). FIFOs, sockets and devices are
-// refused, and never opened. Throws InputError naming the path for a
-// missing or unreadable directory, an unsupported file, or an archive over
-// `max_bytes`.
-std::vector<uint8_t> pack_cpio_directory(const std::string& dir, uint64_t max_bytes = kMaxFilesArchiveBytes);
+// refused (or, with SpecialFiles::kSkip, left out), and never opened.
+// Throws InputError naming the path for a missing or unreadable directory,
+// an unsupported file, or an archive over `max_bytes`.
+enum class SpecialFiles {
+  kRefuse,  // the mini guest's files: it has no use for them
+  kSkip,    // a Linux root file system: devtmpfs provides /dev, FIFOs and sockets are made at run time
+};
+std::vector<uint8_t> pack_cpio_directory(const std::string& dir, uint64_t max_bytes = kMaxFilesArchiveBytes,
+                                         SpecialFiles special = SpecialFiles::kRefuse);
 
 struct CpioEntry {
   std::string name;
