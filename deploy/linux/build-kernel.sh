@@ -47,7 +47,9 @@ fi
 cd "$src"
 make -s tinyconfig >/dev/null
 scripts/kconfig/merge_config.sh -m -O . .config "$here/microvm.config" >/dev/null
-make -s olddefconfig
+# The merge overrides tinyconfig's choices (compression, tick): Kconfig
+# warns about each; show its output only when it fails.
+make -s olddefconfig >"$out/olddefconfig.log" 2>&1 || { cat "$out/olddefconfig.log" >&2; exit 1; }
 # Every option the fragment asks for must have taken: one that did not
 # (a dependency missing) would otherwise surface as a guest that never boots.
 bad=0

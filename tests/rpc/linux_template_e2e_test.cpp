@@ -42,7 +42,7 @@ TEST(LinuxTemplateE2E, APoolFromTomlAndOneFromTheCliAnswerLikeTheHostsBusybox) {
   ThawdProcess daemon(dir);
   daemon.write_config(daemon.config_text({pool}));
   // Start-up cold-boots the pool's Linux: tens of seconds on an emulated CPU.
-  ASSERT_TRUE(daemon.start(std::chrono::seconds(900))) << daemon.log();
+  ASSERT_TRUE(daemon.start(std::chrono::seconds(240))) << daemon.log();
   const std::string sock = " --socket " + daemon.socket();
 
   auto created = run_thaw("template create lx-cli --guest linux --kernel " + kernel + " --program " + kBusybox +
