@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "tests/linux_guest_available.h"
@@ -116,6 +119,45 @@ TEST_F(LinuxTemplate, ClonesServeTheProgramContract) {
   EXPECT_TRUE(warm_at_least(*pool_, "lx", 3, 120s));
   auto again = pool_->acquire("lx", 0, 120s);
   EXPECT_EQ(text(run(again.lease_id, "echo\nafter release\n").payload), "after release\n");
+}
+
+// The host's output of `command` (popen), or "" when it cannot run.
+std::string host_output(const std::string& command) {
+  std::string out;
+  if (FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+// A dynamically linked program, Debian's own sha256sum, from a root file
+// system that holds only its loader and libraries (at the paths ldd names):
+// what the mini guest's runtime cannot run and Linux can.
+TEST_F(LinuxTemplate, ADynamicallyLinkedProgramRunsFromItsRootFileSystem) {
+  const std::string program = "/usr/bin/sha256sum";
+  std::string ldd = host_output("ldd " + program + " 2>/dev/null");
+  if (ldd.find("libc.so") == std::string::npos) GTEST_SKIP() << "ldd " << program << " did not name libc";
+  const std::string root = dir_ / "rootfs";
+  std::istringstream lines(ldd);
+  for (std::string line; std::getline(lines, line);) {
+    auto at = line.find('/');
+    if (at == std::string::npos) continue;  // linux-vdso.so.1: the kernel's
+    std::string path = line.substr(at, line.find(' ', at) - at);
+    std::filesystem::create_directories(root + std::filesystem::path(path).parent_path().string());
+    std::filesystem::copy_file(path, root + path);  // follows symlinks: the file itself
+  }
+  auto spec = linux_spec("dyn", {"-"});
+  spec.program = program;
+  spec.files_dir = root;
+  pool_->create_template(spec, PoolPolicy{1, 1, 1024});
+  auto lease = pool_->acquire("dyn", 0, 120s);
+  const std::string input = "a dynamically linked function\n";
+  auto r = run(lease.lease_id, input);
+  EXPECT_EQ(r.status, 0u) << text(r.stderr_bytes);
+  EXPECT_EQ(text(r.payload), host_output("printf 'a dynamically linked function\\n' | " + program + " -"));
 }
 
 TEST_F(LinuxTemplate, AProgramThatEndsBeforeReadingStdinIsRefusedWithWhatItSaid) {
