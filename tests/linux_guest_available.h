@@ -24,6 +24,14 @@ inline std::string linux_guest_kernel() {
 #endif
 }
 
+// Extra words for the test guests' command line: $THAW_LINUX_CMDLINE (e.g.
+// idle=poll, to try whether the emulated machine's stalls follow the
+// guest's HLT), else none.
+inline std::string linux_guest_extra_cmdline() {
+  const char* env = std::getenv("THAW_LINUX_CMDLINE");
+  return env != nullptr ? env : "";
+}
+
 // "kvm_pvm", "kvm_amd", "kvm_intel" or "": the backend /sys/module shows
 // (loaded modules and built-in ones with parameters both appear there).
 inline std::string loaded_kvm_backend() {

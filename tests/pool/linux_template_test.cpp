@@ -45,6 +45,7 @@ TemplateSpec linux_spec(const std::string& name, std::vector<std::string> args) 
   spec.name = name;
   spec.guest = GuestKind::kLinux;
   spec.kernel = ::thaw::testing::linux_guest_kernel();
+  spec.cmdline = ::thaw::testing::linux_guest_extra_cmdline();
   spec.program = kBusybox;
   spec.args = std::move(args);
   spec.mem_mib = 64;
