@@ -47,7 +47,7 @@ std::string linux_guest_unavailable(const std::string& kernel) {
   auto host = vmm::check_kvm_host();
   if (!host.device_usable) return "this host cannot run VMs (see `thaw doctor`)";
   std::error_code ec;
-  if (std::filesystem::exists("/sys/module/kvm_pvm", ec)) {
+  if (vmm::host_kvm_is_pvm()) {
     return "this host's KVM is PVM, where Linux's emulated ring 0 does not reach init; it needs kvm_intel or "
            "kvm_amd (or ../shared/nested-kvm/run)";
   }

@@ -3,12 +3,11 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <filesystem>
 #include <fstream>
-#include <iterator>
 
 #include "base/errors.h"
 #include "vmm/loader/cpio_archive.h"
+#include "vmm/loader/kernel_image.h"
 #include "vmm/loader/program_image.h"
 
 namespace thaw::pool {
@@ -22,22 +21,14 @@ constexpr uint64_t kMaxExecutableBytes = 256ull << 20;
 constexpr uint32_t kConsoleMajor = 5;
 constexpr uint32_t kConsoleMinor = 1;
 
+// The loader's reader: one fd opened without blocking, so a FIFO or other
+// special file is refused before any read, and the size is bounded.
 std::vector<uint8_t> read_executable(const std::string& path, const char* what) {
-  std::error_code ec;
-  auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::is_regular_file(status)) {
-    throw BadArgument(std::string(what) + " '" + path + "' is not a regular file" + (ec ? ": " + ec.message() : ""));
+  try {
+    return loader::read_image_file(path, what, kMaxExecutableBytes);
+  } catch (const InputError& e) {
+    throw BadArgument(e.what());
   }
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec || size > kMaxExecutableBytes) {
-    throw BadArgument(std::string(what) + " '" + path + "' is over " + std::to_string(kMaxExecutableBytes >> 20) +
-                      " MiB or unreadable");
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) throw BadArgument(std::string("cannot read ") + what + " '" + path + "'");
-  if (bytes.size() != size) throw BadArgument(std::string(what) + " '" + path + "' changed while it was read");
-  return bytes;
 }
 
 std::vector<uint8_t> nul_separated(const std::vector<std::string>& strings) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tests/kvm_available.h"
+#include "vmm/kvm_host_check.h"
 
 namespace thaw::testing {
 
@@ -32,21 +33,11 @@ inline std::string linux_guest_extra_cmdline() {
   return env != nullptr ? env : "";
 }
 
-// "kvm_pvm", "kvm_amd", "kvm_intel" or "": the backend /sys/module shows
-// (loaded modules and built-in ones with parameters both appear there).
-inline std::string loaded_kvm_backend() {
-  std::error_code ec;
-  for (const char* name : {"kvm_pvm", "kvm_amd", "kvm_intel"}) {
-    if (std::filesystem::exists(std::string("/sys/module/") + name, ec)) return name;
-  }
-  return {};
-}
-
 // Why a Linux guest cannot be booted here, or empty when it can.
 inline std::string linux_guest_unavailable_reason() {
   auto why = kvm_unavailable_reason();
   if (!why.empty()) return "needs KVM: " + why;
-  if (loaded_kvm_backend() == "kvm_pvm") {
+  if (vmm::host_kvm_is_pvm()) {
     return "needs hardware KVM (kvm_intel or kvm_amd): this host's KVM is PVM, where Linux's emulated ring 0 "
            "does not reach init (run under ../shared/nested-kvm/run)";
   }

@@ -126,7 +126,7 @@ TEST(LinuxInitramfs, BadInputIsNamed) {
   };
   auto spec = f.spec;
   spec.program = f.dir / "missing";
-  EXPECT_NE(message(spec, f.agent).find("program '" + spec.program + "' is not a regular file"), std::string::npos)
+  EXPECT_NE(message(spec, f.agent).find("program '" + spec.program + "': cannot open: No such file"), std::string::npos)
       << message(spec, f.agent);
   EXPECT_NE(message(f.spec, f.dir / "none").find("the Linux init agent"), std::string::npos);
   spec = f.spec;
