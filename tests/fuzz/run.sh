@@ -10,6 +10,8 @@
 #         -DTHAW_FUZZ=ON -DTHAW_BUILD_TESTS=OFF -DTHAW_WERROR=OFF
 #   cmake --build build-fuzz -j2 --target thaw_fuzzers
 #   tests/fuzz/run.sh 60
+# THAW_FUZZ_SEED=N fixes libFuzzer's random seed, so that a short regression
+# run (CI's) is the same run every time.
 set -uo pipefail
 
 seconds=${1:?usage: tests/fuzz/run.sh SECONDS [BUILD_DIR]}
@@ -33,7 +35,7 @@ for exe in "$bin"/fuzz_*; do
   [[ -d $root/tests/fuzz/corpus/$target ]] && cp -r "$root/tests/fuzz/corpus/$target/." "$corpus/"
   log=$work/$target.log
   # One process, -max_total_time; findings land in $findings/$target/.
-  "$exe" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
+  "$exe" "$corpus" ${THAW_FUZZ_SEED:+-seed="$THAW_FUZZ_SEED"} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$findings/$target/" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
