@@ -217,6 +217,8 @@ snapshot::LoadedSnapshot TemplateStore::load_snapshot(const std::string& name, c
                                                      bool verify_memory) const {
   auto snapshot = snapshot::read_snapshot_dir(dir_for(name));
   if (verify_memory) snapshot::verify_memory_file(snapshot.memory_path, snapshot.state.memory);
+  // After the check, which read the whole file: clones fault in small folios.
+  snapshot::drop_cached_pages(snapshot.memory_path);
   const auto& saved = snapshot.state;
   if (saved.machine.vcpus.size() != record.spec.vcpus || saved.memory.size_bytes != record.spec.mem_mib << 20) {
     throw BadArgument("template '" + name + "': its snapshot has " + std::to_string(saved.machine.vcpus.size()) +

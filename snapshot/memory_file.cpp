@@ -105,6 +105,13 @@ uint64_t zero_chunk_hash(uint64_t length) {
   return XXH3_64bits_digest(state.get());
 }
 
+void drop_cached_pages(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) throw_errno("open", "memory file " + path);
+  // Advice: on failure the pages simply stay cached.
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+}
+
 MemoryWriteResult write_memory_file(const std::string& path, std::span<const uint8_t> memory, uint64_t chunk_bytes,
                                     unsigned queue_depth) {
   auto started = std::chrono::steady_clock::now();
@@ -140,6 +147,7 @@ MemoryWriteResult write_memory_file(const std::string& path, std::span<const uin
   }
   queue.drain();
   if (::fsync(fd.get()) != 0) throw_errno("fsync", "memory file " + path);
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);  // see drop_cached_pages
   result.elapsed = std::chrono::steady_clock::now() - started;
   return result;
 }

@@ -37,6 +37,13 @@ MemoryWriteResult write_memory_file(const std::string& path, std::span<const uin
                                     uint64_t chunk_bytes = kDefaultChunkBytes,
                                     unsigned queue_depth = kDefaultQueueDepth);
 
+// Drops the file's clean pages from the page cache (posix_fadvise
+// DONTNEED), so that clones mapping it fault in small folios of their own
+// choosing rather than the large ones writing or reading it left behind
+// (GuestMemory::map_private_file says why). Pages mapped somewhere stay.
+// Throws SysError when the file cannot be opened.
+void drop_cached_pages(const std::string& path);
+
 // Reads the whole file back and compares every chunk with its hash. Throws
 // InputError naming the first bad chunk, or the size mismatch when the file
 // is not exactly `layout.size_bytes` long (checked before reading).

@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -43,6 +46,43 @@ void flip_byte(const std::string& path, uint64_t offset) {
   b ^= 0x80;
   ASSERT_EQ(::pwrite(fd, &b, 1, static_cast<off_t>(offset)), 1);
   ::close(fd);
+}
+
+// Pages of `path` in the page cache (mincore on a read-only mapping; the
+// test owns the file, so the kernel reports the cache and not just this
+// process's page tables).
+size_t cached_pages(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SIZE_MAX;
+  struct stat st {};
+  ::fstat(fd, &st);
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return SIZE_MAX;
+  std::vector<unsigned char> resident((size + 4095) / 4096);
+  size_t n = ::mincore(map, size, resident.data()) == 0 ? 0 : SIZE_MAX;
+  for (unsigned char r : resident) n += r & 1;
+  ::munmap(map, size);
+  return n;
+}
+
+// Clones map the file privately and must fault in small folios, not the
+// large ones that writing and reading it leave in the page cache.
+TEST(MemoryFile, WritingAndDroppingLeaveNothingCached) {
+  TempDir dir;
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(dir.path().c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps its pages: nothing to drop";
+  auto mem = sample_memory();
+  const std::string path = dir / "memory";
+  auto written = write_memory_file(path, mem, kChunk, 4);
+  EXPECT_EQ(cached_pages(path), 0u) << "the written file's pages stay cached";
+  verify_memory_file(path, layout_for(mem, written));  // reads it all
+  ASSERT_GT(cached_pages(path), 0u);
+  drop_cached_pages(path);
+  EXPECT_EQ(cached_pages(path), 0u);
+  EXPECT_THROW(drop_cached_pages(dir / "missing"), SysError);
 }
 
 TEST(MemoryFile, ZeroChunkHashMatchesHashingZeros) {

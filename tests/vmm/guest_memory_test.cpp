@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -145,6 +146,33 @@ TEST(PrivatePages, ScanAndPagemapAgreeOnWrittenRuns) {
   std::vector<PageRun> scan_runs;
   if (!scan_private_pages(base, 64 * 4096, scan_runs)) GTEST_SKIP() << "PAGEMAP_SCAN needs Linux 6.7 or later";
   EXPECT_EQ(scan_runs, expected);
+}
+
+// Clones of a template all map one file: its mapping must not read ahead
+// (large page-cache folios whose one lock every clone's faults wait for).
+// The kernel shows MADV_RANDOM as "rr" among the mapping's VmFlags.
+TEST(GuestMemoryPrivateFile, MappingIsAdvisedRandomRead) {
+  char path[] = "/tmp/thaw-guest-memory-rr-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  ASSERT_TRUE(file.valid());
+  ASSERT_EQ(::ftruncate(file.get(), 16 * 4096), 0);
+  auto memory = GuestMemory::map_private_file(path, 16 * 4096);
+  ::unlink(path);
+  char start[32];
+  std::snprintf(start, sizeof start, "%lx-", reinterpret_cast<unsigned long>(memory.host_base()));
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool in_mapping = false;
+  std::string flags;
+  while (std::getline(smaps, line)) {
+    if (line.find('-') != std::string::npos && line.find(' ') > line.find('-') && std::isxdigit(line[0])) {
+      in_mapping = line.rfind(start, 0) == 0;
+    } else if (in_mapping && line.rfind("VmFlags:", 0) == 0) {
+      flags = line;
+    }
+  }
+  ASSERT_FALSE(flags.empty()) << "no smaps entry for the mapping at " << start;
+  EXPECT_NE(flags.find(" rr"), std::string::npos) << flags;
 }
 
 }  // namespace

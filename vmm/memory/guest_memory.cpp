@@ -82,6 +82,14 @@ GuestMemory GuestMemory::map_private_file(const std::string& path, uint64_t ram_
   // Writable private mapping of a read-only fd: writes never reach the file.
   auto mapping = Mapping::map(ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.get(), 0,
                               "snapshot memory (private)");
+  // No readahead on faults: readahead fills the page cache with large folios
+  // (up to 2 MiB on ext4 since Linux 6.16), and every clone of a template maps
+  // the same file, so a fault on any page of such a folio waits for its one
+  // lock. With 1,000 clones that serialised acquires for seconds
+  // (bench/density_bench.cpp). Advice only: a kernel that ignores it is slower
+  // at scale, not wrong.
+  (void)::madvise(mapping.data(), ram_bytes, MADV_RANDOM);
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_RANDOM);
   return from_mapping(std::move(fd), std::move(mapping), ram_bytes, Backing::kPrivateFile);
 }
 
