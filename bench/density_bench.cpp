@@ -1,0 +1,223 @@
+// Density and fill rate through the real thawd: one template of the mini
+// guest with its agent whose min_warm is the target clone count. It times the
+// fill (restores per second into a growing pool, on the daemon's one refill
+// thread), then, with every clone warm and idle, what the host pays for them
+// (/proc/meminfo, kernel memory included, and thawd's threads and fds), then
+// acquire latency at a steady request rate.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/json_report.h"
+#include "bench/pool_load.h"
+#include "bench/process_timer.h"
+#include "bench/thawd_child.h"
+#include "rpc/convert.h"
+#include "rpc/pool_client.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// /proc/meminfo in KiB, by key.
+std::map<std::string, double> meminfo() {
+  std::ifstream in("/proc/meminfo");
+  std::map<std::string, double> kib;
+  std::string key;
+  double value = 0;
+  std::string unit;
+  while (in >> key >> value) {
+    key.pop_back();  // the ':'
+    kib[key] = value;
+    std::getline(in, unit);
+  }
+  return kib;
+}
+
+// A field of /proc/<pid>/status ("Threads", "VmRSS"), as a number.
+double proc_status(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1));
+  }
+  return 0;
+}
+
+size_t open_fds(pid_t pid) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  return n;
+}
+
+struct FillResult {
+  double seconds = 0;        // from the first sample to the last clone
+  uint32_t first_warm = 0;   // warm when the socket first answered
+  uint32_t warm = 0;
+  thaw::pool::PoolStats::PerTemplate stats;
+};
+
+thaw::pool::PoolStats::PerTemplate dense_stats(thaw::rpc::PoolConnection& conn) {
+  auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope());
+  for (const auto& t : thaw::rpc::from_schema(reply.getStats()).templates) {
+    if (t.name == "dense") return t;
+  }
+  throw std::runtime_error("thawd has no template 'dense'");
+}
+
+// Polls stats until the template has `clones` warm clones or `timeout` passes.
+FillResult wait_filled(const std::string& socket, uint32_t clones, std::chrono::seconds timeout) {
+  thaw::rpc::PoolConnection conn(socket);
+  FillResult r;
+  auto start = Clock::now();
+  auto last_report = start;
+  bool first = true;
+  for (;;) {
+    r.stats = dense_stats(conn);
+    r.warm = r.stats.warm;
+    if (first) r.first_warm = r.warm, first = false;
+    r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (r.warm >= clones || Clock::now() - start > timeout) return r;
+    if (Clock::now() - last_report > std::chrono::seconds(2)) {
+      std::fprintf(stderr, "  %u of %u clones warm after %.1f s\n", r.warm, clones, r.seconds);
+      last_report = Clock::now();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void print_summary(thaw::bench::JsonReport& report, const std::string& name, const std::vector<double>& samples) {
+  auto s = thaw::bench::summarize(samples);
+  std::printf("  %-34s %9.3f %9.3f %9.3f  ms (%zu)\n", name.c_str(), s.min_ms, s.median_ms, s.p99_ms, s.runs);
+  report.samples(name, samples);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Density through the real thawd: how fast a pool of the mini guest fills, what its idle warm clones "
+               "cost the host, and acquire latency with all of them warm"};
+  uint32_t clones = 1000;
+  uint64_t mem_mib = 64;
+  double rate = 100;
+  double seconds = 10;
+  std::string json_path;
+  app.add_option("--clones", clones, "Warm clones to fill the pool with (its min_warm and max_warm)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--mem-mib", mem_mib, "Guest memory of the template")->capture_default_str()->check(CLI::Range(16, 4096));
+  app.add_option("--rate", rate, "Acquire -> release requests per second, open loop, once the pool is full")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 5000.0));
+  app.add_option("--seconds", seconds, "How long to apply that rate")->capture_default_str()->check(CLI::Range(1.0, 600.0));
+  app.add_option("--json", json_path, "Also write the samples and figures to this file as JSON");
+  CLI11_PARSE(app, argc, argv);
+
+  thaw::bench::ThawdOptions options;
+  options.thawd = THAWD;
+  auto pool = thaw::bench::mini_agent_pool("dense", THAW_MINI_GUEST, clones, clones);
+  pool.spec.mem_mib = mem_mib;
+  pool.policy.memory_budget_mib = 1 << 20;  // the count is the limit here, not memory
+  options.pools = {pool};
+
+  sync();  // settle the page cache's dirty pages before the baseline
+  auto before = meminfo();
+  std::fprintf(stderr, "starting thawd: template 'dense', mini guest with its agent, %llu MiB, %u warm clones\n",
+               static_cast<unsigned long long>(mem_mib), clones);
+  thaw::bench::ThawdChild daemon(options);
+  thaw::bench::JsonReport report("density");
+  try {
+    daemon.start(std::chrono::seconds(60));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  auto fill = wait_filled(daemon.socket(), clones, std::chrono::seconds(600));
+  if (fill.warm < clones) {
+    std::fprintf(stderr, "only %u of %u clones warm after %.0f s; thawd's log:\n%s\n", fill.warm, clones, fill.seconds,
+                 daemon.log_text().c_str());
+    return 1;
+  }
+  double restores_per_s = (fill.warm - fill.first_warm) / fill.seconds;
+  std::printf("\nFill: %u clones of a %llu MiB mini guest (thawd's refill thread, one restore at a time)\n", clones,
+              static_cast<unsigned long long>(mem_mib));
+  std::printf("  %.0f restores/s (%u restored in %.2f s after the socket answered; %u were warm by then)\n",
+              restores_per_s, fill.warm - fill.first_warm, fill.seconds, fill.first_warm);
+  const auto& r = fill.stats.restore_ms;
+  std::printf("  restore in thawd (most recent): min %.3f, median %.3f, p99 %.3f ms\n", r.min_ms, r.median_ms, r.p99_ms);
+  report.value("clones", clones);
+  report.value("mem_mib", static_cast<double>(mem_mib));
+  report.value("fill_restores_per_second", restores_per_s);
+  report.value("restore_median_ms", r.median_ms);
+  report.value("restore_p99_ms", r.p99_ms);
+
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // idle: the clones settle
+  auto after = meminfo();
+  const pid_t pid = daemon.pid();
+  double used_mib = (before["MemAvailable"] - after["MemAvailable"]) / 1024;
+  double threads = proc_status(pid, "Threads");
+  size_t fds = open_fds(pid);
+  std::printf("\nIdle warm clones: what the host pays (/proc/meminfo before thawd started and now)\n");
+  std::printf("  host memory used       %9.1f MiB in all, %7.3f MiB a clone (MemAvailable)\n", used_mib,
+              used_mib / clones);
+  for (const char* key : {"AnonPages", "Slab", "SUnreclaim", "KernelStack", "PageTables"}) {
+    double mib = (after[key] - before[key]) / 1024;
+    std::printf("    of which %-12s %9.1f MiB, %7.3f MiB a clone\n", key, mib, mib / clones);
+    report.value(std::string("host_") + key + "_mib", mib);
+  }
+  std::printf("  thawd's RSS            %9.1f MiB; the pool's own count of private memory %.1f MiB\n",
+              proc_status(pid, "VmRSS") / 1024, fill.stats.private_memory_mib);
+  std::printf("  thawd's threads        %9.0f (%.2f a clone); open fds %zu (%.2f a clone)\n", threads,
+              threads / clones, fds, static_cast<double>(fds) / clones);
+  std::printf("  goal: 1,000 warm clones in <= 1 GiB of host memory: %s\n",
+              clones >= 1000 ? (used_mib <= 1024 ? "met" : "missed") : "(fewer clones than the goal's)");
+  report.value("host_memory_used_mib", used_mib);
+  report.value("thawd_threads", threads);
+  report.value("thawd_fds", static_cast<double>(fds));
+
+  thaw::bench::LoadSpec spec;
+  spec.socket = daemon.socket();
+  spec.template_name = "dense";
+  spec.function = "";  // acquire -> release: the pool's hand-out alone
+  spec.clients = 8;
+  spec.phases = {{rate, seconds}};
+  std::fprintf(stderr, "  %.0f acquires/s for %.0f s\n", rate, seconds);
+  // One connection at a time on this thread (run_load makes its own here).
+  auto stats_now = [&] {
+    thaw::rpc::PoolConnection control(daemon.socket());
+    return dense_stats(control);
+  };
+  auto stats_before = stats_now();
+  auto load = thaw::bench::run_load(spec);
+  auto stats_after = stats_now();
+  std::printf("\nAcquire -> release at %.0f requests/s, open loop, %u clients, with %u clones warm\n", rate,
+              spec.clients, clones);
+  std::printf("  %-34s %9s %9s %9s\n", "", "min", "median", "p99");
+  print_summary(report, "acquire (RPC until the clone runs)", load.acquire_ms);
+  print_summary(report, "release (RPC)", load.release_ms);
+  auto a = thaw::bench::summarize(load.acquire_ms);
+  std::printf("  %zu sent, %zu failed, %llu misses, %zu late; goal acquire p99 <= 1 ms: %s\n", load.sent,
+              load.failures, static_cast<unsigned long long>(load.misses), load.late, a.p99_ms <= 1.0 ? "met" : "missed");
+  if (load.failures) std::printf("  first failure: %s\n", load.first_failure.c_str());
+  // Leased clones do not count as warm: each acquire makes the refill restore
+  // a clone, and each release leaves a surplus that the pool destroys.
+  std::printf("  meanwhile the pool restored %llu clones, reset %llu and destroyed %llu\n",
+              static_cast<unsigned long long>(stats_after.restores - stats_before.restores),
+              static_cast<unsigned long long>(stats_after.resets - stats_before.resets),
+              static_cast<unsigned long long>(stats_after.destroyed - stats_before.destroyed));
+
+  auto stop_start = Clock::now();
+  int rc = daemon.stop();
+  std::printf("\nthawd stopped (exit %d) in %.1f s, destroying %u clones\n", rc,
+              std::chrono::duration<double>(Clock::now() - stop_start).count(), clones);
+  bool written = report.write(json_path);
+  return rc == 0 && load.failures == 0 && written ? 0 : 1;
+}
