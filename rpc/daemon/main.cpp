@@ -153,10 +153,12 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
     }
     if (!config.tcp.empty()) listener.listen(config.tcp);
     spdlog::info("thawd ready: {} template(s)", manager.list_templates().size());
+    ReadinessReporter readiness(manager, config, ServiceNotifier::from_environment());
 
     auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
     signal_number = static_cast<int>(stop.wait(io.waitScope).si_signo);
     spdlog::info("{}: shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+    readiness.stopping();
     listener.stop_accepting();
     listener.disconnect_all();  // Vm servers die here and post their releases
   }

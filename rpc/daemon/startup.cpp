@@ -62,4 +62,76 @@ void set_up_pools(pool::PoolManager& manager, const DaemonConfig& config) {
   }
 }
 
+ReadinessReporter::ReadinessReporter(const pool::PoolManager& manager, const DaemonConfig& config,
+                                     ServiceNotifier notifier, std::chrono::milliseconds patience)
+    : manager_(manager), pools_(config.pools), notifier_(std::move(notifier)), patience_(patience) {
+  if (notifier_.active()) spdlog::info("service manager: READY=1 goes to {} once the pools are warm", notifier_.socket_path());
+  thread_ = std::thread([this] { wait_for_pools(); });
+}
+
+ReadinessReporter::~ReadinessReporter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  stop_.notify_all();
+  thread_.join();
+}
+
+void ReadinessReporter::stopping() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  stop_.notify_all();
+  notify("STOPPING=1\nSTATUS=draining: releasing leases, destroying clones");
+}
+
+std::string ReadinessReporter::pools_still_filling() const {
+  auto stats = manager_.stats();
+  std::string short_ones;
+  for (const auto& pool : pools_) {
+    auto it = std::find_if(stats.templates.begin(), stats.templates.end(),
+                           [&](const auto& t) { return t.name == pool.spec.name; });
+    uint32_t warm = it == stats.templates.end() ? 0 : it->warm;
+    if (warm < pool.policy.min_warm) {
+      short_ones += (short_ones.empty() ? "" : ", ") + pool.spec.name + " " + std::to_string(warm) + "/" +
+                    std::to_string(pool.policy.min_warm);
+    }
+  }
+  return short_ones;
+}
+
+void ReadinessReporter::wait_for_pools() {
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    lock.unlock();
+    std::string filling = pools_still_filling();
+    lock.lock();
+    if (stopping_) return;
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (filling.empty()) {
+      const double ms = std::chrono::duration<double, std::milli>(waited).count();
+      spdlog::info("every configured pool is warm ({:.0f} ms after listening)", ms);
+      notify("READY=1\nSTATUS=serving; every configured pool is warm");
+      return;
+    }
+    if (waited >= patience_) {
+      spdlog::warn("pools still filling after {} ms: {}; serving anyway", patience_.count(), filling);
+      notify("READY=1\nSTATUS=serving; still filling: " + filling);
+      return;
+    }
+    stop_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+}
+
+void ReadinessReporter::notify(const std::string& state) const {
+  try {
+    notifier_.notify(state);
+  } catch (const std::exception& e) {
+    spdlog::warn("service manager notification failed: {}", e.what());
+  }
+}
+
 }  // namespace thaw::daemon

@@ -2,6 +2,12 @@
 // configured pools that are missing.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "base/service_notify.h"
 #include "pool/pool_manager.h"
 #include "rpc/daemon/config.h"
 
@@ -15,5 +21,37 @@ void make_directories(const DaemonConfig& config);
 // whose spec on disk differs from the config keeps its snapshot, with a
 // warning. Throws on the first pool that cannot be created.
 void set_up_pools(pool::PoolManager& manager, const DaemonConfig& config);
+
+// Once thawd listens: waits on its own thread (the event loop serves
+// meanwhile) until every [[pool]] has its min_warm warm clones, then logs it
+// and tells the service manager READY=1 (systemd's Type=notify), so that
+// what starts after thawd finds warm clones. After `patience` it says
+// READY=1 anyway, with a STATUS naming the pools still filling: thawd serves
+// them, slower. stopping() says STOPPING=1 when the drain begins.
+class ReadinessReporter {
+ public:
+  ReadinessReporter(const pool::PoolManager& manager, const DaemonConfig& config, ServiceNotifier notifier,
+                    std::chrono::milliseconds patience = std::chrono::seconds(120));
+  ~ReadinessReporter();
+  ReadinessReporter(const ReadinessReporter&) = delete;
+  ReadinessReporter& operator=(const ReadinessReporter&) = delete;
+
+  void stopping();
+
+ private:
+  void wait_for_pools();
+  // "" when every configured pool is warm, else "name 3/8, ...".
+  std::string pools_still_filling() const;
+  void notify(const std::string& state) const;
+
+  const pool::PoolManager& manager_;
+  std::vector<PoolConfig> pools_;
+  ServiceNotifier notifier_;
+  std::chrono::milliseconds patience_;
+  std::mutex mutex_;
+  std::condition_variable stop_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 }  // namespace thaw::daemon

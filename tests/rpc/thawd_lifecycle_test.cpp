@@ -1,6 +1,10 @@
 // thawd as an operator sees it: bad configs rejected with file, line and
 // key; SIGTERM with a clone still leased exits 0; a restart picks up the
 // templates on disk without a [[pool]] in the config.
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "base/unix_socket.h"
 #include "rpc/error_mapping.h"
 #include "rpc/pool_client.h"
 #include "tests/rpc/thawd_process.h"
@@ -123,6 +127,47 @@ TEST_F(ThawdLifecycle, SigtermWithALeaseExitsCleanAndARestartKeepsTemplates) {
     int status = d.stop();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << d.log();
   }
+}
+
+// Under systemd's Type=notify: READY=1 only once the configured pool has
+// its min_warm clones, then STOPPING=1 when SIGTERM starts the drain.
+TEST_F(ThawdLifecycle, TellsTheServiceManagerReadyOncePoolsAreWarmAndStopping) {
+  auto why = kvm_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;
+  const std::string notify_path = (dir_ / "notify").string();
+  UniqueFd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  socklen_t length = 0;
+  ASSERT_TRUE(fill_unix_address(notify_path, addr, length));
+  ASSERT_EQ(::bind(notify.get(), reinterpret_cast<sockaddr*>(&addr), length), 0);
+  auto next_message = [&](std::chrono::seconds timeout) {
+    pollfd p{notify.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count() * 1000)) != 1) return std::string("(none)");
+    char buf[512];
+    ssize_t n = ::recv(notify.get(), buf, sizeof buf, 0);
+    return n < 0 ? std::string("(error)") : std::string(buf, static_cast<size_t>(n));
+  };
+
+  ThawdProcess d(dir_);
+  auto pool = mini_pool();
+  pool.policy.min_warm = pool.policy.max_warm = 2;
+  d.write_config(d.config_text({pool}));
+  ::setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);  // the child inherits it
+  bool started = d.start();
+  ::unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(started) << d.log();
+  std::string ready = next_message(std::chrono::seconds(60));
+  EXPECT_EQ(ready.rfind("READY=1\n", 0), 0u) << ready << "\n" << d.log();
+  EXPECT_NE(ready.find("every configured pool is warm"), std::string::npos) << ready;
+  {
+    rpc::PoolConnection c(d.socket());
+    auto stats = c.pool().statsRequest().send().wait(c.wait_scope()).getStats();
+    ASSERT_EQ(stats.getTemplates().size(), 1u);
+    EXPECT_GE(stats.getTemplates()[0].getWarm(), 2u) << "READY=1 came before the pool was warm";
+  }
+  int status = d.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << d.log();
+  EXPECT_EQ(next_message(std::chrono::seconds(1)).rfind("STOPPING=1", 0), 0u) << d.log();
 }
 
 }  // namespace
