@@ -17,9 +17,14 @@ nlohmann::json summary_json(const SampleSummary& summary);
 // The same plus the samples themselves (samples_ms).
 nlohmann::json samples_json(const std::vector<double>& samples_ms);
 
+// Where a result was measured, so results from different machines and
+// builds are not compared blindly: kernel, CPU model, KVM backend, cores,
+// thaw's version and commit, and the UTC time.
+nlohmann::json environment_json();
+
 class JsonReport {
  public:
-  explicit JsonReport(std::string benchmark) { root_["benchmark"] = std::move(benchmark); }
+  explicit JsonReport(std::string benchmark);  // with environment_json()
   // rows[name] = {samples_ms, min_ms, median_ms, p99_ms, runs}
   void samples(const std::string& name, const std::vector<double>& samples_ms);
   // values[name] = value

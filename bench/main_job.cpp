@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
     };
     nlohmann::json out = {
         {"guest", guest},
+        {"environment", thaw::bench::environment_json()},
         {"cold_boot_whole_process", summary_json(cold.summary)},
         {"template_cold_boot_ms", template_cold_ms},
         {"restore_in_thawd", latency(stats.restore_ms)},

@@ -2,7 +2,7 @@
 # Installs what thaw needs to build, test and benchmark on Debian 12.
 # Idempotent and quiet: prints only what it installs, or what failed.
 #   deploy/setup.sh            build + test dependencies
-#   deploy/setup.sh --bench    also QEMU and hyperfine for the side-by-side benchmarks
+#   deploy/setup.sh --bench    also QEMU and hyperfine for the side-by-side benchmarks, gnuplot for bench/plot.sh
 #   deploy/setup.sh --fuzz     also clang 14 and its libFuzzer/sanitizer runtimes (tests/fuzz)
 #   deploy/setup.sh --service-user  also the `thaw` system user thawd runs as (group kvm)
 #   deploy/setup.sh --examples also Node.js and the Node client example's packages (examples/node-client)
@@ -20,7 +20,7 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(qemu-system-x86 hyperfine) ;;
+    --bench) packages+=(qemu-system-x86 hyperfine gnuplot-nox python3) ;;
     --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
     --service-user) service_user=1 ;;
     --examples) examples=1
