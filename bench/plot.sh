@@ -69,15 +69,20 @@ qemu_series=""
 if awk '$NF == 1 { found = 1 } END { exit !found }' "$work/rows"; then
   qemu_series="\"\" using 1:(\$6 == 1 ? \$4 : 1/0):3:5 with yerrorbars pointtype 5 linecolor rgb \"#d62728\" title \"QEMU\", "
 fi
+# Wide enough for every row's name, which hangs below the axis.
+rows=$(wc -l <"$work/rows")
+width=$((rows * 75 + 300 > 1000 ? rows * 75 + 300 : 1000))
 title=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("benchmark") or ("main job, " + d.get("guest", "mini") + " guest"))' "$result")
 if ! gnuplot >"$work/gnuplot.log" 2>&1 <<GP; then
-set terminal pngcairo size 1000,560 font ",10" noenhanced
+set terminal pngcairo size $width,640 font ",10" noenhanced
 set output "$out"
 set title "thaw: $title (min - median - p99)"
 set logscale y 10
 set ylabel "milliseconds (log scale)"
 set grid ytics mytics
-set xtics rotate by -30 left nomirror
+set xtics rotate by -35 left nomirror
+set bmargin 14
+set rmargin 24
 set xrange [-0.6:*]
 set offsets 0, 0.6, 0, 0
 set key top right
@@ -89,4 +94,4 @@ GP
   echo "plot.sh: gnuplot could not draw $out" >&2
   exit 1
 fi
-echo "plot.sh: wrote $out ($(wc -l <"$work/rows") rows from $result)"
+echo "plot.sh: wrote $out ($rows rows from $result)"

@@ -403,7 +403,7 @@ void print_row(const std::string& name, const TimedRuns& r) {
 
 }  // namespace
 
-bool run_qemu_restore_comparison(const RestoreComparisonOptions& o, const CloneDisposer& dispose) {
+bool run_qemu_restore_comparison(const RestoreComparisonOptions& o, const CloneDisposer& dispose, JsonReport* report) {
   TempDir dir(o.work_dir);
   std::fprintf(stderr, "QEMU vs thaw restore: mini guest, `%s`, %zu runs each (work dir %s)\n", mini_cmdline(o).c_str(),
                o.runs, dir.path().c_str());
@@ -443,8 +443,16 @@ bool run_qemu_restore_comparison(const RestoreComparisonOptions& o, const CloneD
     std::printf("  thaw: FAILED: %s\n", thaw_error.c_str());
   }
   auto q = summarize(qemu_runs.samples_ms), t = summarize(thaw_runs.samples_ms);
+  if (report) {
+    if (q.runs > 0) report->samples("QEMU -incoming -> guest answered (whole process)", qemu_runs.samples_ms);
+    if (t.runs > 0) report->samples("thaw restore -> guest answered (in process)", thaw_runs.samples_ms);
+  }
   if (q.runs > 0 && t.runs > 0) {
     std::printf("  %-48s %8.1fx %8.1fx\n", "QEMU / thaw", q.min_ms / t.min_ms, q.median_ms / t.median_ms);
+    if (report) {
+      report->value("qemu_over_thaw_restore_min_ratio", q.min_ms / t.min_ms);
+      report->value("qemu_over_thaw_restore_median_ratio", q.median_ms / t.median_ms);
+    }
   }
   std::printf("  QEMU: a whole process, exec -> migration stream loaded (cat of a %.1f MiB file) -> guest done -> exit 1.\n",
               qsnap ? static_cast<double>(qsnap->state_bytes) / (1 << 20) : 0.0);

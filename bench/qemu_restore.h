@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "bench/json_report.h"
 #include "snapshot/vm_snapshot.h"
 
 namespace thaw::bench {
@@ -28,6 +29,8 @@ using CloneDisposer = std::function<void(snapshot::RestoredVm)>;
 // after `thaw-mini: ready`) and under thaw (at the boot-complete write), times
 // `runs` restores of each to the guest's exit and prints the table. Returns
 // false when a side failed (the reason is printed); nothing is left running.
-bool run_qemu_restore_comparison(const RestoreComparisonOptions& options, const CloneDisposer& dispose);
+// With `report`, both rows' samples and the QEMU / thaw ratios go into it too.
+bool run_qemu_restore_comparison(const RestoreComparisonOptions& options, const CloneDisposer& dispose,
+                                 JsonReport* report = nullptr);
 
 }  // namespace thaw::bench
