@@ -67,6 +67,12 @@ class BackgroundDestroyer {
     }
     ready_.notify_one();
   }
+  // Waits until every clone handed over so far is gone: a memory baseline
+  // taken while earlier clones are still being torn down reads low.
+  void drain() {
+    std::unique_lock lock(mutex_);
+    drained_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  }
 
  private:
   void run() {
@@ -76,13 +82,18 @@ class BackgroundDestroyer {
       if (queue_.empty()) return;
       auto clone = std::move(queue_.front());
       queue_.pop_front();
+      busy_ = true;
       lock.unlock();
       clone = {};
       lock.lock();
+      busy_ = false;
+      drained_.notify_all();
     }
   }
   std::mutex mutex_;
   std::condition_variable ready_;
+  std::condition_variable drained_;
+  bool busy_ = false;
   std::deque<thaw::snapshot::RestoredVm> queue_;
   bool done_ = false;
   std::thread thread_;
@@ -219,6 +230,7 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\nPrivate memory of idle clones (private backing, this process)\n");
+  destroyer.drain();
   auto base = read_smaps_rollup();
   for (unsigned count : idle_counts) {
     std::vector<thaw::snapshot::RestoredVm> clones;
@@ -234,6 +246,8 @@ int main(int argc, char** argv) {
                 now.pss_mib - base.pss_mib, now.rss_mib - base.rss_mib);
     report.value("idle_clones_" + std::to_string(count) + "_private_mib", now.private_mib - base.private_mib);
     for (auto& c : clones) c.vm->stop();
+    for (auto& c : clones) destroyer.destroy(std::move(c));
+    destroyer.drain();  // the next count's baseline starts from none
   }
 
   std::printf("\nSustained restores (restore, run to the guest's answer; destroyed in the background) for 3 s\n");
