@@ -34,7 +34,7 @@ class JsonReport {
   bool write(const std::string& path) const;
 
  private:
-  nlohmann::json root_;
+  nlohmann::ordered_json root_;  // rows in the order they were measured
 };
 
 }  // namespace thaw::bench
