@@ -1,5 +1,6 @@
 // The cache must hand back exactly what KVM says, and survive corruption.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,12 @@ bool same(const std::vector<kvm_cpuid_entry2>& a, const std::vector<kvm_cpuid_en
 
 TEST(CpuidCacheKvm, CachedAnswerEqualsKvmsAndCorruptionIsRecomputed) {
   THAW_REQUIRE_KVM();
+  // On one CPU throughout: on PVM some entries (the calling CPU's APIC id)
+  // differ between CPUs, and a move between two calls failed this test once.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
   testing::TempDir scratch("thaw-cpuid");
   // A cache directory that does not exist yet: the first call makes it.
   const std::filesystem::path dir = scratch / "cache";
