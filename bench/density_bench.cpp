@@ -4,11 +4,9 @@
 // thread), then, with every clone warm and idle, what the host pays for them
 // (/proc/meminfo, kernel memory included, and thawd's threads and fds), then
 // acquire latency at a steady request rate.
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -20,7 +18,6 @@
 #include "bench/pool_load.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
-#include "rpc/convert.h"
 #include "rpc/pool_client.h"
 
 namespace {
@@ -42,36 +39,11 @@ std::map<std::string, double> meminfo() {
   return kib;
 }
 
-// A field of /proc/<pid>/status ("Threads", "VmRSS"), as a number.
-double proc_status(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1));
-  }
-  return 0;
-}
-
-size_t open_fds(pid_t pid) {
-  size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
-  return n;
-}
-
 struct FillResult {
   double seconds = 0;        // from the first sample to the last clone
   uint32_t first_warm = 0;   // warm when the socket first answered
-  uint32_t warm = 0;
   thaw::pool::PoolStats::PerTemplate stats;
 };
-
-thaw::pool::PoolStats::PerTemplate dense_stats(thaw::rpc::PoolConnection& conn) {
-  auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope());
-  for (const auto& t : thaw::rpc::from_schema(reply.getStats()).templates) {
-    if (t.name == "dense") return t;
-  }
-  throw std::runtime_error("thawd has no template 'dense'");
-}
 
 // Polls stats until the template has `clones` warm clones or `timeout` passes.
 FillResult wait_filled(const std::string& socket, uint32_t clones, std::chrono::seconds timeout) {
@@ -81,13 +53,12 @@ FillResult wait_filled(const std::string& socket, uint32_t clones, std::chrono::
   auto last_report = start;
   bool first = true;
   for (;;) {
-    r.stats = dense_stats(conn);
-    r.warm = r.stats.warm;
-    if (first) r.first_warm = r.warm, first = false;
+    r.stats = thaw::bench::template_stats(conn, "dense");
+    if (first) r.first_warm = r.stats.warm, first = false;
     r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (r.warm >= clones || Clock::now() - start > timeout) return r;
+    if (r.stats.warm >= clones || Clock::now() - start > timeout) return r;
     if (Clock::now() - last_report > std::chrono::seconds(2)) {
-      std::fprintf(stderr, "  %u of %u clones warm after %.1f s\n", r.warm, clones, r.seconds);
+      std::fprintf(stderr, "  %u of %u clones warm after %.1f s\n", r.stats.warm, clones, r.seconds);
       last_report = Clock::now();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -141,16 +112,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto fill = wait_filled(daemon.socket(), clones, std::chrono::seconds(600));
-  if (fill.warm < clones) {
-    std::fprintf(stderr, "only %u of %u clones warm after %.0f s; thawd's log:\n%s\n", fill.warm, clones, fill.seconds,
+  if (fill.stats.warm < clones) {
+    std::fprintf(stderr, "only %u of %u clones warm after %.0f s; thawd's log:\n%s\n", fill.stats.warm, clones, fill.seconds,
                  daemon.log_text().c_str());
     return 1;
   }
-  double restores_per_s = (fill.warm - fill.first_warm) / fill.seconds;
+  double restores_per_s = (fill.stats.warm - fill.first_warm) / fill.seconds;
   std::printf("\nFill: %u clones of a %llu MiB mini guest (thawd's refill thread, one restore at a time)\n", clones,
               static_cast<unsigned long long>(mem_mib));
   std::printf("  %.0f restores/s (%u restored in %.2f s after the socket answered; %u were warm by then)\n",
-              restores_per_s, fill.warm - fill.first_warm, fill.seconds, fill.first_warm);
+              restores_per_s, fill.stats.warm - fill.first_warm, fill.seconds, fill.first_warm);
   const auto& r = fill.stats.restore_ms;
   std::printf("  restore in thawd (most recent): min %.3f, median %.3f, p99 %.3f ms\n", r.min_ms, r.median_ms, r.p99_ms);
   report.value("clones", clones);
@@ -161,10 +132,10 @@ int main(int argc, char** argv) {
 
   std::this_thread::sleep_for(std::chrono::seconds(1));  // idle: the clones settle
   auto after = meminfo();
-  const pid_t pid = daemon.pid();
   double used_mib = (before["MemAvailable"] - after["MemAvailable"]) / 1024;
-  double threads = proc_status(pid, "Threads");
-  size_t fds = open_fds(pid);
+  const auto use = thaw::bench::process_use(daemon.pid());
+  const double threads = static_cast<double>(use.threads);
+  const size_t fds = use.fds;
   std::printf("\nIdle warm clones: what the host pays (/proc/meminfo before thawd started and now)\n");
   std::printf("  host memory used       %9.1f MiB in all, %7.3f MiB a clone (MemAvailable)\n", used_mib,
               used_mib / clones);
@@ -174,7 +145,7 @@ int main(int argc, char** argv) {
     report.value(std::string("host_") + key + "_mib", mib);
   }
   std::printf("  thawd's RSS            %9.1f MiB; the pool's own count of private memory %.1f MiB\n",
-              proc_status(pid, "VmRSS") / 1024, fill.stats.private_memory_mib);
+              use.rss_mib, fill.stats.private_memory_mib);
   std::printf("  thawd's threads        %9.0f (%.2f a clone); open fds %zu (%.2f a clone)\n", threads,
               threads / clones, fds, static_cast<double>(fds) / clones);
   std::printf("  goal: 1,000 warm clones in <= 1 GiB of host memory: %s\n",
@@ -193,7 +164,7 @@ int main(int argc, char** argv) {
   // One connection at a time on this thread (run_load makes its own here).
   auto stats_now = [&] {
     thaw::rpc::PoolConnection control(daemon.socket());
-    return dense_stats(control);
+    return thaw::bench::template_stats(control, "dense");
   };
   auto stats_before = stats_now();
   auto load = thaw::bench::run_load(spec);

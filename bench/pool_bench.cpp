@@ -9,8 +9,6 @@
 // thaw_bench_restore.
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +25,8 @@ namespace {
 
 using thaw::bench::LoadResult;
 using thaw::bench::LoadSpec;
+using thaw::bench::process_use;
+using thaw::bench::ProcessUse;
 
 void print_rate_header() {
   std::printf("%7s %6s %7s | %22s | %15s | %22s | %15s | %5s %6s %5s\n", "rate/s", "sent", "got/s",
@@ -66,29 +66,6 @@ std::vector<double> parse_rates(const std::string& text) {
     pos = comma + 1;
   }
   return rates;
-}
-
-// thawd's open fds and resident memory, from /proc: what a soak watches.
-struct ProcessUse {
-  size_t fds = 0;
-  double rss_mib = 0;
-};
-
-ProcessUse process_use(pid_t pid) {
-  ProcessUse use;
-  const std::string proc = "/proc/" + std::to_string(pid);
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator(proc + "/fd", ec); !ec && it != std::filesystem::directory_iterator();
-       it.increment(ec)) {
-    ++use.fds;
-  }
-  std::ifstream status(proc + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    double kib = 0;
-    if (std::sscanf(line.c_str(), "VmRSS: %lf", &kib) == 1) use.rss_mib = kib / 1024;
-  }
-  return use;
 }
 
 // Closed-loop acquire -> invoke -> release, `total` requests in rounds of

@@ -44,14 +44,6 @@ double offered_rate_at(const std::vector<LoadPhase>& phases, double t) {
   return 0;
 }
 
-pool::PoolStats::PerTemplate template_stats(rpc::PoolConnection& conn, const std::string& name) {
-  auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope());
-  for (const auto& t : rpc::from_schema(reply.getStats()).templates) {
-    if (t.name == name) return t;
-  }
-  throw std::runtime_error("thawd has no template '" + name + "'");
-}
-
 class Recorder {
  public:
   void add(double acquire, double in_thawd, double invoke, double guest, double release, bool late) {
@@ -111,6 +103,14 @@ void one_request(const LoadSpec& spec, rpc::PoolConnection& conn, Clock::time_po
 }
 
 }  // namespace
+
+pool::PoolStats::PerTemplate template_stats(rpc::PoolConnection& conn, const std::string& name) {
+  auto reply = conn.pool().statsRequest().send().wait(conn.wait_scope());
+  for (const auto& t : rpc::from_schema(reply.getStats()).templates) {
+    if (t.name == name) return t;
+  }
+  throw std::runtime_error("thawd has no template '" + name + "'");
+}
 
 LoadResult run_load(const LoadSpec& spec) {
   rpc::PoolConnection control(spec.socket);

@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "pool/pool_types.h"
+#include "rpc/pool_client.h"
+
 namespace thaw::bench {
 
 struct LoadPhase {
@@ -53,6 +56,9 @@ struct LoadResult {
 };
 
 LoadResult run_load(const LoadSpec& spec);
+
+// Template `name`'s counters from thawd's stats; throws when it has none.
+pool::PoolStats::PerTemplate template_stats(rpc::PoolConnection& conn, const std::string& name);
 
 // The floor under every acquire: a Cap'n Proto round trip that thawd answers
 // on its event loop without touching a VM (Vm.info of one held lease), after

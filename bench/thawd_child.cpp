@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -17,6 +18,25 @@ namespace thaw::bench {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+}
+
+ProcessUse process_use(pid_t pid) {
+  ProcessUse use;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(proc + "/fd", ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    ++use.fds;
+  }
+  std::ifstream status(proc + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    double kib = 0;
+    size_t threads = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %lf", &kib) == 1) use.rss_mib = kib / 1024;
+    if (std::sscanf(line.c_str(), "Threads: %zu", &threads) == 1) use.threads = threads;
+  }
+  return use;
 }
 
 daemon::PoolConfig mini_agent_pool(const std::string& name, const std::string& kernel, uint32_t min_warm,

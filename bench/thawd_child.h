@@ -30,6 +30,15 @@ daemon::PoolConfig linux_busybox_pool(const std::string& name, const std::string
 // `kernel` (the message then names --linux-kernel).
 std::string linux_guest_unavailable(const std::string& kernel);
 
+// A process's open fds, resident memory and threads, from /proc: what a
+// soak or a density run watches of thawd.
+struct ProcessUse {
+  size_t fds = 0;
+  double rss_mib = 0;
+  size_t threads = 0;
+};
+ProcessUse process_use(pid_t pid);
+
 struct ThawdOptions {
   std::string thawd;  // path to the binary
   std::vector<daemon::PoolConfig> pools;
