@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "vmm/kvm/kvm_system.h"
 
 namespace thaw::bench {
 
@@ -32,15 +33,6 @@ std::string cpu_model() {
       auto colon = line.find(':');
       if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
     }
-  }
-  return "unknown";
-}
-
-// The module that provides /dev/kvm, as `thaw doctor` names it.
-std::string kvm_backend() {
-  if (!std::filesystem::exists("/dev/kvm")) return "none";
-  for (const char* module : {"kvm_pvm", "kvm_intel", "kvm_amd"}) {
-    if (std::filesystem::exists(std::string("/sys/module/") + module)) return module;
   }
   return "unknown";
 }
@@ -74,7 +66,9 @@ nlohmann::json environment_json() {
           {"machine", u.machine},
           {"cpu_model", cpu_model()},
           {"online_cpus", ::sysconf(_SC_NPROCESSORS_ONLN)},
-          {"kvm_backend", kvm_backend()},
+          // The module behind /dev/kvm, as `thaw doctor` names it.
+          {"kvm_backend", std::filesystem::exists("/dev/kvm") ? vmm::kvm::backend_name(vmm::kvm::detect_backend())
+                                                                : "none"},
           {"thaw_version", THAW_VERSION},
           {"thaw_commit", source_commit()},
           {"date_utc", when.data()}};
