@@ -1,14 +1,13 @@
 #include "base/service_notify.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <system_error>
 
 #include "base/unique_fd.h"
+#include "base/unix_socket.h"
 
 namespace thaw {
 
@@ -21,16 +20,11 @@ ServiceNotifier::ServiceNotifier(std::string socket_path) : path_(std::move(sock
 
 void ServiceNotifier::notify(const std::string& state) const {
   if (!active()) return;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  // An abstract name has no NUL terminator: its length is all there is.
-  const bool abstract = path_[0] == '@';
-  if (path_.size() > sizeof addr.sun_path - (abstract ? 0 : 1)) {
-    throw std::system_error(ENAMETOOLONG, std::generic_category(), "NOTIFY_SOCKET " + path_);
-  }
-  std::memcpy(addr.sun_path, path_.data(), path_.size());
-  if (abstract) addr.sun_path[0] = '\0';
-  const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path_.size() + (abstract ? 0 : 1));
+  sockaddr_un addr;
+  socklen_t length;
+  const bool fits = path_[0] == '@' ? fill_abstract_unix_address(path_.substr(1), addr, length)
+                                    : fill_unix_address(path_, addr, length);
+  if (!fits) throw std::system_error(ENAMETOOLONG, std::generic_category(), "NOTIFY_SOCKET " + path_);
   UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) throw std::system_error(errno, std::generic_category(), "socket for NOTIFY_SOCKET");
   const ssize_t sent =

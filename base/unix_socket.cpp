@@ -31,6 +31,16 @@ bool fill_unix_address(const std::string& path, sockaddr_un& addr, socklen_t& le
   return true;
 }
 
+bool fill_abstract_unix_address(const std::string& name, sockaddr_un& addr, socklen_t& length) {
+  addr = {};
+  addr.sun_family = AF_UNIX;
+  length = 0;
+  if (name.empty() || name.size() > sizeof addr.sun_path - 1) return false;
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] stays NUL
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  return true;
+}
+
 UniqueFd connect_unix(const std::string& path, int* error) {
   sockaddr_un addr;
   socklen_t length;

@@ -25,6 +25,10 @@ static_assert(kMaxUnixPathBytes == sizeof(sockaddr_un::sun_path) - 1);
 // longer than kMaxUnixPathBytes: the kernel would refuse or truncate it.
 bool fill_unix_address(const std::string& path, sockaddr_un& addr, socklen_t& length);
 
+// The same for an abstract socket `name` (no file; on the wire a NUL then
+// the name, with no terminator). False when `name` is empty or does not fit.
+bool fill_abstract_unix_address(const std::string& name, sockaddr_un& addr, socklen_t& length);
+
 // Non-blocking connect to the unix stream socket at `path`. Returns an
 // invalid fd and sets `*error` (errno) when nothing accepts there (ENOENT,
 // ECONNREFUSED), the listener's backlog is full (EAGAIN), or the path does

@@ -8,12 +8,12 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
+#include "base/unix_socket.h"
 #include "tests/temp_dir.h"
 
 namespace thaw {
@@ -22,13 +22,11 @@ namespace {
 // A bound datagram socket; `name` starting with '@' is abstract.
 UniqueFd bind_datagram(const std::string& name) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, name.data(), name.size());
-  const bool abstract = name[0] == '@';
-  if (abstract) addr.sun_path[0] = '\0';
-  auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (abstract ? 0 : 1));
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), length) != 0) return UniqueFd();
+  sockaddr_un addr;
+  socklen_t length;
+  const bool fits = name[0] == '@' ? fill_abstract_unix_address(name.substr(1), addr, length)
+                                   : fill_unix_address(name, addr, length);
+  if (!fits || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), length) != 0) return UniqueFd();
   return fd;
 }
 
@@ -85,6 +83,7 @@ TEST(ServiceNotifier, WhatCannotBeSentNamesTheSocket) {
     EXPECT_NE(std::string(e.what()).find("nobody-listens"), std::string::npos) << e.what();
   }
   EXPECT_THROW(ServiceNotifier("/" + std::string(200, 'x')).notify("READY=1"), std::system_error);
+  EXPECT_THROW(ServiceNotifier("@" + std::string(200, 'x')).notify("READY=1"), std::system_error);
 }
 
 }  // namespace
