@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <stdexcept>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -100,6 +101,20 @@ bool page_present(const uint8_t* p) {
   return (entry >> 63) != 0;
 }
 
+// `bytes` of a sparse temporary file (all zero), mapped the way a clone maps
+// its snapshot's memory file. The file is gone once mapped.
+GuestMemory map_sparse_file_privately(size_t bytes) {
+  char path[] = "/tmp/thaw-guest-memory-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  if (!file.valid()) throw std::runtime_error("mkstemp failed");
+  struct UnlinkOnReturn {
+    const char* path;
+    ~UnlinkOnReturn() { ::unlink(path); }
+  } unlink_on_return{path};
+  if (::ftruncate(file.get(), static_cast<off_t>(bytes)) != 0) throw std::runtime_error("ftruncate failed");
+  return GuestMemory::map_private_file(path, bytes);
+}
+
 // A reset drops what was written (the file's bytes come back) but keeps the
 // pages that were only read mapped: re-faulting them costs a shadow-MMU
 // fault each on PVM, on every request.
@@ -129,12 +144,7 @@ TEST(GuestMemoryDiscard, WrittenPagesReadTheFileAgainAndReadPagesStayMapped) {
 // Both ways of asking the kernel which pages are private copies give the
 // same runs (PAGEMAP_SCAN needs Linux 6.7; skipped where it is missing).
 TEST(PrivatePages, ScanAndPagemapAgreeOnWrittenRuns) {
-  char path[] = "/tmp/thaw-private-pages-XXXXXX";
-  UniqueFd file(::mkstemp(path));
-  ASSERT_TRUE(file.valid());
-  ASSERT_EQ(::ftruncate(file.get(), 64 * 4096), 0);
-  auto memory = GuestMemory::map_private_file(path, 64 * 4096);
-  ::unlink(path);
+  auto memory = map_sparse_file_privately(64 * 4096);
   uint8_t* base = memory.host_base();
   for (size_t page : {1, 2, 3, 10, 40, 63}) base[page * 4096] = 1;  // written: private copies
   volatile uint8_t sink = base[20 * 4096];                          // read only: a file page
@@ -152,12 +162,7 @@ TEST(PrivatePages, ScanAndPagemapAgreeOnWrittenRuns) {
 // (large page-cache folios whose one lock every clone's faults wait for).
 // The kernel shows MADV_RANDOM as "rr" among the mapping's VmFlags.
 TEST(GuestMemoryPrivateFile, MappingIsAdvisedRandomRead) {
-  char path[] = "/tmp/thaw-guest-memory-rr-XXXXXX";
-  UniqueFd file(::mkstemp(path));
-  ASSERT_TRUE(file.valid());
-  ASSERT_EQ(::ftruncate(file.get(), 16 * 4096), 0);
-  auto memory = GuestMemory::map_private_file(path, 16 * 4096);
-  ::unlink(path);
+  auto memory = map_sparse_file_privately(16 * 4096);
   char start[32];
   std::snprintf(start, sizeof start, "%lx-", reinterpret_cast<unsigned long>(memory.host_base()));
   std::ifstream smaps("/proc/self/smaps");
