@@ -133,6 +133,10 @@ ProgramResponse read_response(const GuestMemory& mem, uint64_t mailbox_addr) {
       break;
     case OUTCOME_OUTPUT_LIMIT: r.outcome = ProgramOutcome::kOutputLimit; break;
     case OUTCOME_NOT_READY: r.outcome = ProgramOutcome::kNotReady; break;
+    case OUTCOME_POWER_OFF:
+      r.outcome = ProgramOutcome::kPowerOff;
+      if (m.status > POWER_OFF_RESTART) add_problem(r, "power-off kind " + std::to_string(m.status) + " is unknown");
+      break;
     default: add_problem(r, "unknown outcome " + std::to_string(m.outcome)); break;
   }
   if (!r.problem.empty()) r.outcome = ProgramOutcome::kBadResponse;
@@ -163,6 +167,10 @@ std::string describe(const ProgramResponse& r) {
       if (r.stderr_bytes.size() >= MAILBOX_STDERR_CAPACITY) return "stderr over 64 KiB: killed";
       return "stdout over 1 MiB: killed";
     case ProgramOutcome::kNotReady: return "ended before reading stdin";
+    case ProgramOutcome::kPowerOff:
+      return r.status == POWER_OFF_RESTART ? "restarted its guest (reboot(2))"
+             : r.status == POWER_OFF_HALT  ? "halted its guest (reboot(2))"
+                                           : "powered off its guest (reboot(2))";
     case ProgramOutcome::kBadResponse: return "bad response from the guest: " + r.problem;
   }
   return "unknown outcome";

@@ -48,6 +48,7 @@ enum class ProgramOutcome {
   kFault,        // a CPU exception in the program; status = the signal
   kOutputLimit,  // stdout or stderr over its capacity: killed
   kNotReady,     // cold boot: it ended before its first read of stdin
+  kPowerOff,     // reboot(2): status = POWER_OFF_*; the guest ended with it
   kBadResponse,  // the guest wrote something impossible: see `problem`
 };
 

@@ -9,6 +9,7 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::kBootComplete: return "boot complete";
     case StopReason::kGuestExit: return "guest exited cleanly";
     case StopReason::kGuestReset: return "guest reset";
+    case StopReason::kGuestPowerOff: return "guest powered off";
     case StopReason::kGuestFailure: return "guest failure";
     case StopReason::kTripleFault: return "triple fault";
     case StopReason::kInternalError: return "KVM internal error";

@@ -20,6 +20,7 @@ enum class StopReason {
   kBootComplete,   // boot-complete action "stop"
   kGuestExit,      // guest wrote 0 to the debug-exit port: finished cleanly
   kGuestReset,     // i8042 reset (Linux reboot=k): ends the VM cleanly
+  kGuestPowerOff,  // EXIT_CODE_POWER_OFF on the debug-exit port: ends the VM cleanly
   kGuestFailure,   // guest reported failure (debug-exit code != 0)
   kTripleFault,    // KVM_EXIT_SHUTDOWN
   kInternalError,  // KVM could not run the guest (e.g. PVM emulation failure)

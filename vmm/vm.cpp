@@ -17,6 +17,7 @@
 #include "vmm/irq_line.h"
 #include "vmm/state_capture.h"
 #include "vmm/vcpu_seccomp.h"
+#include "guest/mini/layout.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/memory/device_memory.h"
@@ -176,6 +177,8 @@ void Vm::create_devices() {
       } else {
         control_.request_stop(StopReason::kGuestExit, "guest wrote 0 to the debug-exit port");
       }
+    } else if (code == EXIT_CODE_POWER_OFF) {
+      control_.request_stop(StopReason::kGuestPowerOff, "the guest powered itself off (reboot(2))");
     } else {
       char buf[96];
       std::snprintf(buf, sizeof buf, "guest reported failure code 0x%02x on the debug-exit port", code);

@@ -89,6 +89,9 @@
 #define EXIT_CODE_GUEST_FAILURE 0x31
 #define EXIT_CODE_NO_CONTROL_PAGE 0x32 /* thaw.after=clone without a control page */
 #define EXIT_CODE_NO_DEVICE 0x33       /* thaw.after=agent without a usable vsock device */
+/* The guest powered itself off (a program's reboot(2)): the VM ends cleanly,
+ * not as a failure. Any guest may write it; thaw-init and the mini guest do. */
+#define EXIT_CODE_POWER_OFF 0x50
 
 /* Local APIC (xAPIC MMIO, the architectural default base; inside our 4 GiB
  * identity map, left cacheable: KVM's in-kernel LAPIC traps the accesses

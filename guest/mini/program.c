@@ -77,6 +77,7 @@ static const char *outcome_name(uint64_t outcome) {
     case OUTCOME_FAULT: return "signal";
     case OUTCOME_OUTPUT_LIMIT: return "output limit";
     case OUTCOME_NOT_READY: return "exit before reading stdin, status";
+    case OUTCOME_POWER_OFF: return "reboot(2), power-off/halt/restart";
     default: return "end";
   }
 }

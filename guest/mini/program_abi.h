@@ -78,6 +78,12 @@ struct thaw_program_info {
 #define OUTCOME_FAULT 2        /* CPU exception in the program: status = signal number */
 #define OUTCOME_OUTPUT_LIMIT 3 /* stdout or stderr went over its capacity: killed */
 #define OUTCOME_NOT_READY 4    /* cold boot: ended before its first read of stdin */
+#define OUTCOME_POWER_OFF 5    /* reboot(2): status = POWER_OFF_*; the guest ends (EXIT_CODE_POWER_OFF) */
+
+/* What a program's reboot(2) asked for (OUTCOME_POWER_OFF's status). */
+#define POWER_OFF_POWER_OFF 0
+#define POWER_OFF_HALT 1
+#define POWER_OFF_RESTART 2
 
 /* Signal numbers reported for OUTCOME_FAULT (Linux's). */
 #define PROGRAM_SIGILL 4

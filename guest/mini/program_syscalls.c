@@ -15,7 +15,7 @@ enum {
   NR_fcntl = 72, NR_ftruncate = 77, NR_getcwd = 79, NR_chdir = 80, NR_unlink = 87, NR_readlink = 89,
   NR_umask = 95, NR_gettimeofday = 96, NR_getrlimit = 97, NR_sysinfo = 99, NR_getuid = 102,
   NR_getgid = 104, NR_geteuid = 107, NR_getegid = 108, NR_getppid = 110, NR_sigaltstack = 131,
-  NR_arch_prctl = 158, NR_gettid = 186, NR_tkill = 200, NR_time = 201, NR_futex = 202,
+  NR_arch_prctl = 158, NR_reboot = 169, NR_gettid = 186, NR_tkill = 200, NR_time = 201, NR_futex = 202,
   NR_sched_getaffinity = 204, NR_getdents64 = 217, NR_set_tid_address = 218,
   NR_clock_gettime = 228, NR_clock_getres = 229, NR_clock_nanosleep = 230, NR_exit_group = 231,
   NR_tgkill = 234, NR_openat = 257, NR_newfstatat = 262, NR_unlinkat = 263, NR_readlinkat = 267,
@@ -117,6 +117,28 @@ void program_finish(struct program_runtime *rt, uint64_t outcome, uint64_t statu
   mb->status = status;
   rt->exit_code = rt->ready ? EXIT_CODE_SUCCESS : EXIT_CODE_PROGRAM_NOT_READY;
   rt->finished = 1;
+}
+
+/* reboot(2) as Linux checks it. Powering off, halting or restarting ends the
+ * clone, as it would end a Linux guest (where thaw-init does the same); the
+ * host reports the request as lost with "guest powered off". */
+static int64_t sys_reboot(struct program_runtime *rt, uint64_t magic1, uint64_t magic2, uint64_t cmd) {
+  const uint32_t m2 = (uint32_t)magic2;
+  if ((uint32_t)magic1 != 0xfee1deadu ||
+      (m2 != 0x28121969u && m2 != 0x05121996u && m2 != 0x16041998u && m2 != 0x20112000u)) {
+    return -PERR_INVAL;
+  }
+  uint64_t what;
+  switch ((uint32_t)cmd) {
+    case 0x4321fedcu: what = POWER_OFF_POWER_OFF; break;
+    case 0xcdef0123u: what = POWER_OFF_HALT; break;
+    case 0x01234567u: case 0xa1b2c3d4u: what = POWER_OFF_RESTART; break;
+    case 0x89abcdefu: case 0: return 0; /* Ctrl-Alt-Del on/off: no keyboard to press it */
+    default: return -PERR_INVAL;        /* kexec, suspend: not on this machine */
+  }
+  program_finish(rt, OUTCOME_POWER_OFF, what);
+  rt->exit_code = EXIT_CODE_POWER_OFF;
+  return 0;
 }
 
 int program_signal_for_vector(uint64_t vector) {
@@ -356,6 +378,7 @@ int64_t program_syscall(struct program_runtime *rt, uint64_t nr, uint64_t a0, ui
     case NR_tgkill: return a0 == 1 && a1 == 1 ? sys_kill(rt, a2) : -PERR_PERM;
     case NR_sched_getaffinity: return sys_sched_getaffinity(rt, a1, a2);
     case NR_sched_yield: return 0;
+    case NR_reboot: return sys_reboot(rt, a0, a1, a2);
     case NR_exit: case NR_exit_group:
       program_finish(rt, OUTCOME_EXITED, a0 & 0xff);
       return 0;

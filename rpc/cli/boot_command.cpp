@@ -51,7 +51,8 @@ int run_boot(BootOptions& opt) {
   auto booted = vm->boot_complete_after();
   const auto& t = vm->timings();
   bool failed = vmm::stop_reason_is_failure(reason) || (!booted && reason != vmm::StopReason::kGuestExit &&
-                                                        reason != vmm::StopReason::kGuestReset);
+                                                        reason != vmm::StopReason::kGuestReset &&
+                                                        reason != vmm::StopReason::kGuestPowerOff);
   const int stopped_by = reason == vmm::StopReason::kHostRequest ? signals.received() : 0;
   if (opt.json) {
     nlohmann::json out = {

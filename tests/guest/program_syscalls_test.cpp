@@ -58,6 +58,24 @@ TEST_F(RuntimeTest, ExitBeforeTheReadyPointIsNotReady) {
   EXPECT_EQ(mailbox()->status, 3u);
 }
 
+// reboot(2) is checked as Linux checks it; a real power-off, halt or
+// restart ends the program and the guest with EXIT_CODE_POWER_OFF.
+TEST_F(RuntimeTest, RebootWithLinuxsMagicEndsTheGuestAndWrongMagicIsEinval) {
+  constexpr uint64_t kReboot = 169, kMagic1 = 0xfee1dead, kMagic2 = 0x28121969;
+  set_stdin("");
+  sys(kRead, 0, kBuf, 1);
+  EXPECT_EQ(sys(kReboot, 0xfee1deae, kMagic2, 0x4321fedc), -PERR_INVAL);
+  EXPECT_EQ(sys(kReboot, kMagic1, 1234, 0x4321fedc), -PERR_INVAL);
+  EXPECT_EQ(sys(kReboot, kMagic1, kMagic2, 0x45584543), -PERR_INVAL);  // kexec
+  EXPECT_EQ(sys(kReboot, kMagic1, kMagic2, 0), 0);                     // Ctrl-Alt-Del off: nothing to do
+  EXPECT_FALSE(rt->finished);
+  EXPECT_EQ(sys(kReboot, kMagic1, 0x05121996, 0xcdef0123), 0);  // halt, with another accepted magic
+  EXPECT_TRUE(rt->finished);
+  EXPECT_EQ(rt->exit_code, EXIT_CODE_POWER_OFF);
+  EXPECT_EQ(mailbox()->outcome, static_cast<uint64_t>(OUTCOME_POWER_OFF));
+  EXPECT_EQ(mailbox()->status, static_cast<uint64_t>(POWER_OFF_HALT));
+}
+
 TEST_F(RuntimeTest, StdoutOverItsCapacityEndsWithOutputLimit) {
   set_stdin("");
   sys(kRead, 0, kBuf, 1);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/reboot.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -174,6 +175,19 @@ static int mode_syscalls(int argc, char **argv) {
   return 0;
 }
 
+/* reboot(2) as `poweroff -f` makes it (the request says "halt" or
+ * "restart" for those instead). It ends the guest; if it returns, the
+ * runtime refused it. */
+static int mode_poweroff(void) {
+  read_request();
+  int cmd = strncmp(request, "halt", 4) == 0      ? RB_HALT_SYSTEM
+            : strncmp(request, "restart", 7) == 0 ? RB_AUTOBOOT
+                                                   : RB_POWER_OFF;
+  reboot(cmd);
+  printf("reboot: %s\n", strerror(errno));
+  return 1;
+}
+
 /* argv, the environment, then the file named by the last argument (shipped
  * with --files). */
 static int mode_args(int argc, char **argv) {
@@ -207,7 +221,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "random") == 0) return mode_random();
   if (strcmp(mode, "args") == 0) return mode_args(argc, argv);
   if (strcmp(mode, "syscalls") == 0) return mode_syscalls(argc, argv);
-  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|clock|early-exit|unknown-syscall|random|args ... FILE|syscalls [N]\n",
+  if (strcmp(mode, "poweroff") == 0) return mode_poweroff();
+  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|clock|early-exit|unknown-syscall|random|args ... FILE|syscalls [N]|poweroff\n",
           argv[0]);
   return 2;
 }

@@ -55,7 +55,7 @@ class ProgramLimits : public SharedThawdTest<ProgramLimits> {
   static constexpr const char* kDirTag = "prog-limits";
   static std::string daemon_config(const ThawdProcess& daemon) {
     return daemon.config_text({test_program_pool("loop"), test_program_pool("null"), test_program_pool("flood"),
-                               test_program_pool("unknown-syscall")});
+                               test_program_pool("unknown-syscall"), test_program_pool("poweroff")});
   }
 };
 
@@ -75,6 +75,29 @@ TEST_F(ProgramLimits, ALoopPastItsDeadlineEndsTheLeaseAndThePoolServesTheNextOne
   EXPECT_FALSE(error_of([&] { next.infoRequest().send().wait(conn.wait_scope()); }) != nullptr);
   next.releaseRequest().send().wait(conn.wait_scope());
   EXPECT_GE(template_stats(conn, "tp-loop").destroyed, 1u);
+}
+
+// reboot(RB_POWER_OFF), as `poweroff -f` calls it: the guest ends cleanly
+// (no halted clone left behind), the lease says why, and the pool replaces it.
+TEST_F(ProgramLimits, AProgramThatPowersOffEndsItsCloneAndThePoolServesTheNextOne) {
+  rpc::PoolConnection conn(daemon_->socket());
+  const auto destroyed_before = template_stats(conn, "tp-poweroff").destroyed;
+  for (const std::string request : {"poweroff", "halt", "restart"}) {
+    auto vm = acquire(conn, "tp-poweroff", 60000, 60000);
+    auto error = error_of([&] { invoke(vm, conn, request, 20000); });
+    KJ_IF_MAYBE(e, error) {
+      const std::string what = e->getDescription().cStr();
+      EXPECT_EQ(e->getType(), kj::Exception::Type::DISCONNECTED) << what;
+      EXPECT_NE(what.find("guest powered off"), std::string::npos) << what;
+      EXPECT_EQ(what.find("timed out"), std::string::npos) << what;
+    } else {
+      ADD_FAILURE() << "a program that powered off its guest answered (" << request << ")";
+    }
+  }
+  auto next = acquire(conn, "tp-poweroff", 60000, 60000);
+  EXPECT_FALSE(error_of([&] { next.infoRequest().send().wait(conn.wait_scope()); }) != nullptr);
+  next.releaseRequest().send().wait(conn.wait_scope());
+  EXPECT_GE(template_stats(conn, "tp-poweroff").destroyed, destroyed_before + 3);
 }
 
 TEST_F(ProgramLimits, ANullDereferenceIsSignalStatusAndTheSameLeaseServesAgain) {

@@ -146,6 +146,16 @@ TEST_F(ProgramMailboxTest, DescribesEveryOutcome) {
   m.outcome = OUTCOME_NOT_READY;
   set_header(m);
   EXPECT_EQ(describe(read_response(mem_, kMailbox)), "ended before reading stdin");
+  m.outcome = OUTCOME_POWER_OFF;
+  m.status = POWER_OFF_RESTART;
+  set_header(m);
+  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "restarted its guest (reboot(2))");
+  m.status = POWER_OFF_POWER_OFF;
+  set_header(m);
+  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "powered off its guest (reboot(2))");
+  m.status = POWER_OFF_RESTART + 1;  // the snapshot's guest wrote a kind no runtime writes
+  set_header(m);
+  EXPECT_CONTAINS(read_response(mem_, kMailbox).problem, "power-off kind 3 is unknown");
 }
 
 TEST_F(ProgramMailboxTest, FindsTheMailboxThroughTheInfoPage) {

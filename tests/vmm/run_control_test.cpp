@@ -101,6 +101,7 @@ TEST(StopReason, FailuresAreToldApartFromCleanEnds) {
   EXPECT_FALSE(stop_reason_is_failure(StopReason::kBootComplete));
   EXPECT_FALSE(stop_reason_is_failure(StopReason::kGuestExit));
   EXPECT_FALSE(stop_reason_is_failure(StopReason::kGuestReset));
+  EXPECT_FALSE(stop_reason_is_failure(StopReason::kGuestPowerOff));
 }
 
 }  // namespace
