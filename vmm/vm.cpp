@@ -17,7 +17,6 @@
 #include "vmm/irq_line.h"
 #include "vmm/state_capture.h"
 #include "vmm/vcpu_seccomp.h"
-#include "guest/mini/layout.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/memory/device_memory.h"
@@ -169,29 +168,32 @@ void Vm::create_devices() {
   });
   pio_bus_.insert(i8042_, x86::kI8042DataPort, 5, "i8042");
 
-  debug_exit_ = std::make_shared<devices::DebugExit>([this](uint8_t code) {
-    if (code == 0) {
-      guest_exits_.fetch_add(1, std::memory_order_relaxed);
-      if (config_.pause_on_guest_exit) {
-        control_.request_pause();
-      } else {
-        control_.request_stop(StopReason::kGuestExit, "guest wrote 0 to the debug-exit port");
-      }
-    } else if (code == EXIT_CODE_POWER_OFF) {
-      control_.request_stop(StopReason::kGuestPowerOff, "the guest powered itself off (reboot(2))");
-    } else {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "guest reported failure code 0x%02x on the debug-exit port", code);
-      control_.request_stop(StopReason::kGuestFailure, buf);
-    }
-  });
+  debug_exit_ = std::make_shared<devices::DebugExit>([this](uint8_t code) { on_exit_code(code, "debug-exit port"); });
   pio_bus_.insert(debug_exit_, x86::kDebugExitPort, 4, "debug-exit");
 
   boot_complete_ = std::make_shared<devices::BootComplete>(
-      config_.requested_at, [this](std::chrono::nanoseconds since) { on_boot_complete(since); });
+      config_.requested_at, [this](std::chrono::nanoseconds since) { on_boot_complete(since); },
+      [this](uint8_t code) { on_exit_code(code, "boot-complete page's exit byte"); });
   mmio_bus_.insert(boot_complete_, x86::kBootCompleteMmioAddr, 4096, "boot-complete");
 
   if (!config_.vsock_path.empty()) create_vsock();
+}
+
+void Vm::on_exit_code(uint8_t code, const char* where) {
+  if (code == 0) {
+    guest_exits_.fetch_add(1, std::memory_order_relaxed);
+    if (config_.pause_on_guest_exit) {
+      control_.request_pause();
+    } else {
+      control_.request_stop(StopReason::kGuestExit, std::string("guest wrote 0 to the ") + where);
+    }
+  } else if (code == x86::kExitCodePowerOff) {
+    control_.request_stop(StopReason::kGuestPowerOff, "the guest powered itself off (reboot(2))");
+  } else {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "guest reported failure code 0x%02x on the %s", code, where);
+    control_.request_stop(StopReason::kGuestFailure, buf);
+  }
 }
 
 void Vm::create_vsock() {

@@ -151,6 +151,8 @@ class Vm {
   void configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);
   void load_kernel(const BootImages& images);
   void on_boot_complete(std::chrono::nanoseconds since_request);
+  // A guest's exit code, from the debug-exit port or the boot-complete page.
+  void on_exit_code(uint8_t code, const char* where);
 
   VmConfig config_;
   kvm::VmFd vm_fd_;

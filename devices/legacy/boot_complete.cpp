@@ -8,9 +8,11 @@
 
 namespace thaw::devices {
 
-BootComplete::BootComplete(std::chrono::steady_clock::time_point requested_at,
-                           Callback on_boot_complete)
-    : requested_at_(requested_at), on_boot_complete_(std::move(on_boot_complete)) {}
+BootComplete::BootComplete(std::chrono::steady_clock::time_point requested_at, Callback on_boot_complete,
+                           ExitCallback on_exit_code)
+    : requested_at_(requested_at),
+      on_boot_complete_(std::move(on_boot_complete)),
+      on_exit_code_(std::move(on_exit_code)) {}
 
 void BootComplete::read(uint64_t, std::span<uint8_t> data) {
   std::fill(data.begin(), data.end(), uint8_t{0});
@@ -19,6 +21,10 @@ void BootComplete::read(uint64_t, std::span<uint8_t> data) {
 void BootComplete::write(uint64_t offset, std::span<const uint8_t> data) {
   // Take the time first: the lock is not part of the guest's boot.
   const auto now = std::chrono::steady_clock::now();
+  if (offset == kBootCompleteExitOffset && data.size() == 1 && on_exit_code_) {
+    on_exit_code_(data[0]);
+    return;
+  }
   const bool signal = offset == 0 && data.size() == 1 && data[0] == kBootCompleteValue;
   // A start instant in the future (a caller's mistake) reads as zero rather
   // than as a negative boot time.

@@ -2,6 +2,12 @@
 // page (0xd0000000 in the VMM's wiring). The device measures the time since
 // the VMM asked for the boot and tells the VMM, which decides whether to
 // continue, pause (to snapshot) or stop the VM.
+//
+// A one-byte write at offset 8 of the same page is an exit code with the
+// debug-exit port's meaning (0: done, EXIT_CODE_POWER_OFF, else a failure),
+// for guests whose ring 3 ends the VM: a port needs the I/O permission
+// bitmap, which QEMU's emulated SVM refuses after KVM restored TR as a busy
+// TSS (every restored clone's state), while a store to this page always exits.
 #pragma once
 
 #include <chrono>
@@ -18,6 +24,7 @@ namespace thaw::devices {
 inline constexpr uint64_t kBootCompleteBase = 0xd000'0000;
 inline constexpr uint64_t kBootCompleteLength = 4096;
 inline constexpr uint8_t kBootCompleteValue = 123;
+inline constexpr uint64_t kBootCompleteExitOffset = 8;
 
 // The start instant is not saved: a steady_clock time means nothing in
 // another process, so a restored device measures from its own constructor's.
@@ -32,10 +39,12 @@ struct BootCompleteState {
 class BootComplete : public BusDevice {
  public:
   using Callback = std::function<void(std::chrono::nanoseconds since_request)>;
+  using ExitCallback = std::function<void(uint8_t code)>;
 
-  // `on_boot_complete` runs on the writing vCPU's thread without the
-  // device's lock held, so it may save() this device or pause the VM.
-  BootComplete(std::chrono::steady_clock::time_point requested_at, Callback on_boot_complete);
+  // Both callbacks run on the writing vCPU's thread without the device's
+  // lock held, so they may save() this device, pause or stop the VM.
+  BootComplete(std::chrono::steady_clock::time_point requested_at, Callback on_boot_complete,
+               ExitCallback on_exit_code = {});
 
   void read(uint64_t offset, std::span<uint8_t> data) override;  // always 0
   void write(uint64_t offset, std::span<const uint8_t> data) override;
@@ -52,6 +61,7 @@ class BootComplete : public BusDevice {
  private:
   const std::chrono::steady_clock::time_point requested_at_;
   Callback on_boot_complete_;
+  ExitCallback on_exit_code_;
   mutable std::mutex mutex_;
   BootCompleteState s_;
 };

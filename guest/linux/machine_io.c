@@ -1,5 +1,6 @@
 /* The VMM's side of the guest through /dev/mem and ioperm: the
- * boot-complete byte, the debug-exit port and the control page. Mapped once
+ * boot-complete byte and exit byte, the debug-exit port (before /dev/mem
+ * is mapped) and the control page. Mapped once
  * at start-up so that the snapshot point (a single byte store) and every
  * clone's first steps make no system call but the ones they need. */
 #define _GNU_SOURCE
@@ -48,9 +49,15 @@ void signal_boot_complete(void) {
 }
 
 void debug_exit(uint8_t code) {
-  /* Asked for here, not at start-up: the program, forked earlier, must
-   * not inherit the port. */
-  if (ioperm(DEBUG_EXIT_PORT, 1, 1) == 0) {
+  if (boot_complete_page) {
+    /* A store always exits to the VMM; a port would need the I/O bitmap,
+     * which an emulated SVM refuses in a restored clone (see
+     * devices/legacy/boot_complete.h). */
+    boot_complete_page[BOOT_COMPLETE_EXIT_OFFSET] = code;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  } else if (ioperm(DEBUG_EXIT_PORT, 1, 1) == 0) {
+    /* Before machine_open: the port, asked for only now so that the
+     * program, forked earlier, does not inherit it. */
     outb(code, DEBUG_EXIT_PORT);
   } else {
     say("ioperm(0x%x): %s; waiting for the VMM's timeout", DEBUG_EXIT_PORT, strerror(errno));

@@ -1,5 +1,5 @@
-/* The user's program: started once at boot with its stdio on pipes, found
- * at its ready point (blocked reading fd 0) without ptrace by reading
+/* The user's program (started by program_start.c): found at its ready point
+ * (blocked reading fd 0) without ptrace by reading
  * /proc/<pid>/task/<tid>/syscall, and run once per request. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -18,57 +18,6 @@
 #include "guest/mini/layout.h"
 #include "guest/mini/program_abi.h"
 #include "thaw_init.h"
-
-/* NUL-separated strings -> a NULL-terminated vector (the file's bytes are
- * kept: the vector points into them). */
-static char **split_nul(char *bytes, size_t len) {
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) n += bytes[i] == '\0';
-  char **v = calloc(n + 1, sizeof *v);
-  if (!v) fail(EXIT_CODE_GUEST_FAILURE, "out of memory");
-  size_t k = 0;
-  for (size_t i = 0; i < len && k < n; i += strlen(bytes + i) + 1) v[k++] = bytes + i;
-  return v;
-}
-
-static void make_pipe(int fds[2]) {
-  if (pipe2(fds, O_CLOEXEC) != 0) fail(EXIT_CODE_GUEST_FAILURE, "pipe2: %s", strerror(errno));
-}
-
-void program_start(struct program *p) {
-  size_t argv_len = 0, env_len = 0;
-  char *argv_bytes = read_file(ARGV_PATH, &argv_len);
-  if (!argv_bytes || argv_len == 0) fail(EXIT_CODE_GUEST_FAILURE, "%s: %s", ARGV_PATH, argv_bytes ? "empty" : strerror(errno));
-  char *env_bytes = read_file(ENV_PATH, &env_len);
-  char **argv = split_nul(argv_bytes, argv_len);
-  char **envp = env_bytes ? split_nul(env_bytes, env_len) : split_nul("", 0);
-  if (access(argv[0], X_OK) != 0) fail(EXIT_CODE_GUEST_FAILURE, "the program %s: %s", argv[0], strerror(errno));
-
-  int in[2], out[2], err[2];
-  make_pipe(in);
-  make_pipe(out);
-  make_pipe(err);
-  pid_t pid = fork();
-  if (pid < 0) fail(EXIT_CODE_GUEST_FAILURE, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    setsid();
-    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) _exit(127);
-    if (chdir("/") != 0) _exit(127);
-    execve(argv[0], argv, envp);
-    dprintf(2, "thaw-init: execve %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  p->pid = pid;
-  p->stdin_fd = in[1];
-  p->stdout_fd = out[0];
-  p->stderr_fd = err[0];
-  p->ran = 0;
-  free(argv);
-  free(envp);
-}
 
 /* Reads `len` bytes at `addr` in the program's memory (PID 1 may: it is
  * root, and /proc/<pid>/mem does not stop the process as ptrace would). */
@@ -160,11 +109,15 @@ void program_wait_ready(struct program *p) {
     forward_to_console(p->stdout_fd, "stdout");
     forward_to_console(p->stderr_fd, "stderr");
     int status;
-    pid_t done = waitpid(p->pid, &status, WNOHANG);
-    if (done == p->pid) {
+    pid_t done = waitpid(p->reaper, &status, WNOHANG);
+    if (done == p->reaper) {
       forward_to_console(p->stdout_fd, "stdout");
       forward_to_console(p->stderr_fd, "stderr");
-      if (WIFEXITED(status)) {
+      enum program_end end = program_ended(p, status, &status);
+      if (end != PROGRAM_ENDED) {
+        say("the program %s the guest (reboot(2)) before its first read of stdin",
+            end == PROGRAM_RESTARTED ? "restarted" : "powered off or halted");
+      } else if (WIFEXITED(status)) {
         say("the program exited with status %d before its first read of stdin", WEXITSTATUS(status));
       } else {
         say("the program was killed by signal %d before its first read of stdin", WTERMSIG(status));
@@ -239,19 +192,25 @@ void program_run(struct program *p, const uint8_t *payload, size_t len, struct r
       over |= c < 0;
     }
     if (over) {
-      kill(p->pid, SIGKILL);
-      waitpid(p->pid, &status, 0);
+      kill(p->reaper, SIGKILL); /* the namespace's PID 1: everything the program started goes too */
+      waitpid(p->reaper, &status, 0);
       r->outcome = OUTCOME_OUTPUT_LIMIT;
       r->status = SIGKILL;
       break;
     }
-    pid_t done = waitpid(p->pid, &status, out_open || err_open ? WNOHANG : 0);
+    pid_t done = waitpid(p->reaper, &status, out_open || err_open ? WNOHANG : 0);
     if (done < 0 && errno == ECHILD) { /* reaped already: it died unseen */
       r->outcome = OUTCOME_FAULT;
       r->status = SIGKILL;
       break;
     }
-    if (done == p->pid) {
+    if (done == p->reaper) {
+      if (program_ended(p, status, &status) != PROGRAM_ENDED) {
+        /* As a Linux machine that powers off or reboots ends: the clone
+         * goes, the host reports the lost request as "guest powered off". */
+        say("the program powered off, halted or restarted the guest (reboot(2)): the clone ends");
+        debug_exit(EXIT_CODE_POWER_OFF);
+      }
       /* What it wrote just before it ended, within the same limits. */
       over |= collect(p->stdout_fd, r, stdout_room - stderr_taken, &stdout_taken) < 0;
       size_t room = MAX_STDERR_BYTES;

@@ -25,7 +25,8 @@
 /* ---- machine_io.c: the VMM's devices through /dev/mem and /dev/port ---- */
 void machine_open(void);
 void signal_boot_complete(void);
-/* Ends the VM with `code` on the debug-exit port (cold boot failures). */
+/* Ends the VM with `code`: the boot-complete page's exit byte once
+ * machine_open() mapped it, else the debug-exit port. */
 __attribute__((noreturn)) void debug_exit(uint8_t code);
 /* Applies the clone identity in the control page when its generation
  * changed since the last call: wall clock, and the seed mixed into the
@@ -33,9 +34,11 @@ __attribute__((noreturn)) void debug_exit(uint8_t code);
  * random bytes. */
 void apply_clone_identity(void);
 
-/* ---- program_run.c: the user's program ---- */
+/* ---- program_start.c, program_run.c: the user's program ---- */
 struct program {
-  pid_t pid;
+  pid_t pid;     /* the program, for /proc/<pid> */
+  pid_t reaper;  /* what thaw-init waits for: PID 1 of the program's namespace (or the program) */
+  int status_fd; /* the reaper's report of the program's wait status; -1 without a namespace */
   int stdin_fd;  /* write end of the program's stdin */
   int stdout_fd; /* read ends of its stdout and stderr */
   int stderr_fd;
@@ -48,9 +51,14 @@ struct run_result {
   size_t out_len;
   size_t stdout_len;
 };
-/* Starts the program with its stdio on pipes. Exits through debug_exit
- * when the argv file or the program is missing. */
+/* Starts the program with its stdio on pipes, in its own PID namespace
+ * where the kernel has them. Exits through debug_exit when the argv file or
+ * the program is missing. */
 void program_start(struct program *p);
+enum program_end { PROGRAM_ENDED, PROGRAM_POWERED_OFF, PROGRAM_RESTARTED };
+/* After the reaper was reaped with `reaper_status`: how the program ended,
+ * with its own wait status in *status for PROGRAM_ENDED. */
+enum program_end program_ended(struct program *p, int reaper_status, int *status);
 /* Returns once the program blocks waiting for fd 0 (its ready point). When it
  * ends first, prints why and its output and ends the VM. */
 void program_wait_ready(struct program *p);

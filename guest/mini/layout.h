@@ -84,6 +84,9 @@
 /* Devices. */
 #define BOOT_COMPLETE_ADDR 0xd0000000 /* byte write of 123: boot complete */
 #define BOOT_COMPLETE_VALUE 123
+/* A byte stored here is an exit code, as on DEBUG_EXIT_PORT; for ring 3
+ * (thaw-init), where a port needs the I/O permission bitmap. */
+#define BOOT_COMPLETE_EXIT_OFFSET 8
 #define DEBUG_EXIT_PORT 0xf4 /* thaw debug-exit / QEMU isa-debug-exit */
 #define EXIT_CODE_SUCCESS 0x00
 #define EXIT_CODE_GUEST_FAILURE 0x31

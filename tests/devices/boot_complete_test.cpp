@@ -50,6 +50,25 @@ TEST_F(BootCompleteTest, OtherWritesAreCountedButIgnored) {
   EXPECT_FALSE(dev.last_since_request().has_value());
 }
 
+TEST(BootCompleteStandalone, AByteAtTheExitOffsetIsAnExitCode) {
+  std::vector<uint8_t> codes;
+  BootComplete dev{steady_clock::now(), [](nanoseconds) { ADD_FAILURE() << "not a boot-complete"; },
+                   [&](uint8_t code) { codes.push_back(code); }};
+  write_byte(dev, kBootCompleteExitOffset, 0x50);
+  write_byte(dev, kBootCompleteExitOffset, 0);
+  const uint8_t wide[2] = {0x50, 0};
+  dev.write(kBootCompleteExitOffset, wide);  // one byte only
+  write_byte(dev, kBootCompleteExitOffset + 1, 0x50);
+  EXPECT_EQ(codes, (std::vector<uint8_t>{0x50, 0}));
+  EXPECT_EQ(dev.ignored_writes(), 2u);
+  EXPECT_EQ(dev.completions(), 0u);
+
+  // Without an exit callback the offset is an ignored write like any other.
+  BootComplete plain{steady_clock::now(), [](nanoseconds) {}};
+  write_byte(plain, kBootCompleteExitOffset, 0x50);
+  EXPECT_EQ(plain.ignored_writes(), 1u);
+}
+
 TEST_F(BootCompleteTest, ReadsReturnZero) {
   uint8_t data[4] = {1, 2, 3, 4};
   dev.read(0, data);

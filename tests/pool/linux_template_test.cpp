@@ -33,6 +33,8 @@ case "$what" in
   clock) /busybox date +%s ;;
   mark) [ -e /tmp/mark ] && echo present || echo absent; /busybox touch /tmp/mark ;;
   crash) kill -SEGV $$ ;;
+  poweroff) /busybox poweroff -f ;;
+  reboot) /busybox reboot -f ;;
   *) echo "unknown case '$what'" >&2; exit 2 ;;
 esac
 )";
@@ -120,6 +122,23 @@ TEST_F(LinuxTemplate, ClonesServeTheProgramContract) {
   EXPECT_TRUE(warm_at_least(*pool_, "lx", 3, 120s));
   auto again = pool_->acquire("lx", 0, 120s);
   EXPECT_EQ(text(run(again.lease_id, "echo\nafter release\n").payload), "after release\n");
+  pool_->release(again.lease_id);
+
+  // `poweroff -f` and `reboot -f` end their clone at once (no halted guest
+  // waiting for the deadline), say why, and the pool carries on.
+  for (const std::string request : {"poweroff\n", "reboot\n"}) {
+    auto doomed = pool_->acquire("lx", 0, 120s);
+    auto started = std::chrono::steady_clock::now();
+    try {
+      run(doomed.lease_id, request);
+      ADD_FAILURE() << "a program that ran '" << request << "' answered";
+    } catch (const GuestGone& e) {
+      EXPECT_NE(std::string(e.what()).find("guest powered off"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 60s) << "the clone waited for the deadline";
+  }
+  auto after = pool_->acquire("lx", 0, 120s);
+  EXPECT_EQ(text(run(after.lease_id, "echo\nafter power-off\n").payload), "after power-off\n");
 }
 
 // The host's output of `command` (popen), or "" when it cannot run.

@@ -94,6 +94,10 @@ inline constexpr uint16_t kI8042DataPort = 0x60;
 inline constexpr uint16_t kI8042CommandPort = 0x64;  // a write of 0xfe resets the machine
 // isa-debug-exit compatible: a write ends the VM (same port QEMU uses).
 inline constexpr uint16_t kDebugExitPort = 0xf4;
+// The exit code of a clean power-off, on that port or the boot-complete
+// page's exit byte (0 is "done", anything else a failure). Mirrors
+// guest/mini/layout.h's EXIT_CODE_POWER_OFF (tests/integration/guest_exit_code_test.cpp).
+inline constexpr uint8_t kExitCodePowerOff = 0x50;
 
 // Sanity: the pieces do not overlap.
 static_assert(kIdtAddr >= kGdtAddr + kGdtSlots * 8);
