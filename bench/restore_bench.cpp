@@ -17,7 +17,10 @@
 #include "bench/json_report.h"
 #include "bench/process_timer.h"
 #include "bench/qemu_restore.h"
+#include "snapshot/memory_file.h"
+#include "snapshot/snapshot_dir.h"
 #include "snapshot/vm_snapshot.h"
+#include "vmm/program_request.h"
 #include "vmm/control_page.h"
 
 namespace {
@@ -120,6 +123,88 @@ SmapsRollup read_smaps_rollup() {
   return r;
 }
 
+// Working-set prefetch for a program template (REAP, FaaSnap): busybox
+// sha256sum of 64 KiB in the mini guest's function runtime, from restore to
+// its answer, with the pages its first request touched prefetched or faulted
+// in lazily; with the memory file in the page cache (a pool's steady state)
+// and dropped from it before each restore (a template's first clones, or
+// one whose file the kernel evicted).
+void measure_program_prefetch(thaw::bench::JsonReport& report, size_t runs, const std::string& dir,
+                              BackgroundDestroyer& destroyer) {
+  constexpr char kBusybox[] = "/bin/busybox";
+  std::printf("\nProgram template (busybox sha256sum, 64 KiB): request -> answered, working set prefetched or not\n");
+  if (::access(kBusybox, X_OK) != 0) {
+    std::printf("  skipped: %s is missing (apt install busybox-static)\n", kBusybox);
+    return;
+  }
+  thaw::vmm::VmConfig config;
+  config.kernel_path = THAW_MINI_GUEST;
+  config.cmdline = "thaw.quiet=1";
+  config.mem_mib = 64;
+  config.pit = false;
+  config.boot_complete_action = thaw::vmm::BootCompleteAction::kPause;
+  config.pause_on_guest_exit = true;
+  thaw::vmm::ProgramSpec program;
+  program.path = kBusybox;
+  program.args = {"sha256sum"};
+  config.program = program;
+  auto vm = thaw::vmm::Vm::create(config);
+  thaw::snapshot::boot_and_snapshot(*vm, dir, std::chrono::seconds(60));
+  vm.reset();
+  auto loaded = thaw::snapshot::read_snapshot_dir(dir);
+  const std::vector<uint8_t> payload(64 << 10, 'x');
+  const std::string memory_file = dir + "/" + thaw::snapshot::kMemoryFileName;
+  auto serve = [&](thaw::snapshot::RestoredVm& clone) {
+    auto r = thaw::vmm::serve_program_request(*clone.vm, payload, std::chrono::seconds(10));
+    if (r.end != thaw::vmm::RequestEnd::kAnswered || r.response.status != 0) {
+      throw std::runtime_error("the program clone did not answer: " + thaw::vmm::describe(r));
+    }
+  };
+  {
+    thaw::snapshot::RestoreOptions record;
+    record.memory = MemoryBacking::kUffd;
+    record.record_working_set = true;
+    record.pause_on_guest_exit = true;
+    auto clone = thaw::snapshot::restore_vm(loaded, record);
+    serve(clone);
+    auto ws = thaw::snapshot::save_recorded_working_set(clone, dir);
+    std::printf("  working set of one request: %zu pages\n", ws.pages.size());
+    destroyer.destroy(std::move(clone));
+  }
+  std::printf("  %-44s %9s %9s %9s\n", "", "min", "median", "p99");
+  for (bool cold_cache : {false, true}) {
+    for (MemoryBacking backing : {MemoryBacking::kPrivate, MemoryBacking::kUffd}) {
+      double medians[2] = {0, 0};
+      for (bool prefetch : {false, true}) {
+        std::vector<double> answered;
+        for (size_t i = 0; i < runs; ++i) {
+          if (cold_cache) {
+            destroyer.drain();  // a mapped page stays cached
+            thaw::snapshot::drop_cached_pages(memory_file);
+          }
+          thaw::snapshot::RestoreOptions options;
+          options.memory = backing;
+          options.prefetch = prefetch;
+          options.pause_on_guest_exit = true;
+          auto requested = Clock::now();
+          auto clone = thaw::snapshot::restore_vm(loaded, options);
+          serve(clone);
+          answered.push_back(ms_since(requested));
+          destroyer.destroy(std::move(clone));
+        }
+        std::string name = std::string("program, ") + thaw::snapshot::memory_backing_name(backing) +
+                           (prefetch ? "+prefetch" : ", lazy") + (cold_cache ? ", file not cached" : "");
+        print_row(report, name, answered);
+        medians[prefetch] = thaw::bench::summarize(answered).median_ms;
+      }
+      const std::string key = std::string("program_prefetch_ratio_") + thaw::snapshot::memory_backing_name(backing) +
+                              (cold_cache ? "_uncached" : "_cached");
+      std::printf("  %-44s %9.2fx (lazy median / prefetched median)\n", key.c_str(), medians[0] / medians[1]);
+      report.value(key, medians[0] / medians[1]);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,6 +291,8 @@ int main(int argc, char** argv) {
     print_row(report, name + ": request -> first guest instruction", first_entry);
     print_row(report, name + ": request -> guest answered", answered);
   }
+
+  measure_program_prefetch(report, runs, dir + "-program", destroyer);
 
   std::printf("\nReset in place (private memory) against pages dirtied since restore\n");
   std::printf("  %-44s %9s %9s %9s\n", "", "min", "median", "p99");
