@@ -6,8 +6,10 @@
 // A one-byte write at offset 8 of the same page is an exit code with the
 // debug-exit port's meaning (0: done, EXIT_CODE_POWER_OFF, else a failure),
 // for guests whose ring 3 ends the VM: a port needs the I/O permission
-// bitmap, which QEMU's emulated SVM refuses after KVM restored TR as a busy
-// TSS (every restored clone's state), while a store to this page always exits.
+// bitmap, and under emulated SVM (nested-kvm) thaw-init's outb faulted in
+// every restored clone though ioperm() had succeeded (most likely QEMU's
+// bitmap check refusing the busy-TSS type KVM reports for TR), while a store
+// to this page always exits.
 #pragma once
 
 #include <chrono>
