@@ -1,6 +1,8 @@
 #include "base/seccomp_filter.h"
 
 #include <linux/seccomp.h>
+#include <malloc.h>
+#include <sys/sysinfo.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -8,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -69,6 +72,11 @@ void install_sigsys_reporter() {
     action.sa_flags = SA_SIGINFO;
     sigemptyset(&action.sa_mask);
     if (::sigaction(SIGSYS, &action, nullptr) != 0) throw_errno("sigaction", "seccomp SIGSYS reporter");
+    // glibc's malloc reads /sys/devices/system/cpu/online the first time
+    // the process needs a ninth arena, on whichever thread that happens:
+    // a filtered thread would die of the openat. Fixing the limit now, at
+    // glibc's own default (8 per CPU), leaves nothing to read later.
+    ::mallopt(M_ARENA_MAX, 8 * std::max(1, ::get_nprocs()));
   });
 }
 

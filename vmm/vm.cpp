@@ -13,6 +13,7 @@
 #include "devices/legacy/serial_8250.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/vsock_device.h"
+#include "devices/virtio/vsock_seccomp.h"
 #include "vmm/cpuid_cache.h"
 #include "vmm/irq_line.h"
 #include "vmm/state_capture.h"
@@ -199,7 +200,8 @@ void Vm::on_exit_code(uint8_t code, const char* where) {
 void Vm::create_vsock() {
   device_memory_ = std::make_shared<DeviceMemoryView>(memory_);
   try {
-    vsock_ = std::make_shared<devices::VsockDevice>(config_.vsock_path, x86::kVsockGuestCid);
+    vsock_ = std::make_shared<devices::VsockDevice>(config_.vsock_path, x86::kVsockGuestCid,
+                                                    config_.vcpu_seccomp ? &devices::vsock_muxer_filter() : nullptr);
   } catch (const std::system_error& e) {
     throw SysError("vsock device", e.code().value(), e.what());
   }

@@ -51,7 +51,8 @@ struct VmConfig {
   // Set: load this program after the kernel and append thaw.after=program
   // to the command line. Needs a mini guest kernel and no initrd.
   std::optional<ProgramSpec> program;
-  // vCPU threads run under thaw's seccomp filter (vmm/vcpu_seccomp.h).
+  // vCPU threads run under thaw's seccomp filter (vmm/vcpu_seccomp.h), and
+  // the vsock device's muxer thread under its own (devices/virtio/vsock_seccomp.h).
   // Off only to debug the VMM itself (strace, gdb calls).
   bool vcpu_seccomp = true;
   // An in-kernel PIT (i8254). Creating one costs milliseconds (KVM starts a

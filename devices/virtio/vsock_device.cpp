@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <stdexcept>
 #include <system_error>
 
@@ -36,7 +37,7 @@ void epoll_add(int epoll_fd, int fd, uint32_t events) {
 
 }  // namespace
 
-VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid)
+VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const SeccompFilter* muxer_filter)
     : uds_path_(std::move(uds_path)), guest_cid_(guest_cid) {
   check_cid(guest_cid);
   epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
@@ -48,7 +49,28 @@ VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid)
   listener_ = listen_unix(uds_path_);
   try {
     epoll_add(epoll_.get(), listener_.get(), EPOLLIN);
-    thread_ = std::thread([this] { run(); });
+    // The filter goes on before the loop's first packet; a kernel that
+    // refuses it fails the device here rather than leaving it unfiltered.
+    std::promise<void> filtered;
+    auto ready = filtered.get_future();
+    thread_ = std::thread([this, muxer_filter, filtered = std::move(filtered)]() mutable {
+      if (muxer_filter) {
+        try {
+          muxer_filter->apply_to_this_thread();
+        } catch (...) {
+          filtered.set_exception(std::current_exception());
+          return;
+        }
+      }
+      filtered.set_value();
+      run();
+    });
+    try {
+      ready.get();
+    } catch (...) {
+      thread_.join();
+      throw;
+    }
   } catch (...) {
     ::unlink(uds_path_.c_str());
     throw;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "base/eventfd.h"
+#include "base/seccomp_filter.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/vsock_packet.h"
@@ -72,9 +73,12 @@ struct VsockState {
 class VsockDevice final : public VirtioDevice {
  public:
   // Listens on `uds_path` at once (a stale socket file there is removed
-  // first) and starts the muxer thread. Throws std::system_error when the
-  // host refuses, InputError for a reserved CID.
-  VsockDevice(std::string uds_path, uint64_t guest_cid = kVsockDefaultGuestCid);
+  // first) and starts the muxer thread, under `muxer_filter` when given
+  // (vsock_seccomp.h) before it touches a queue. Throws std::system_error
+  // when the host refuses, SysError when the filter cannot be applied,
+  // InputError for a reserved CID.
+  VsockDevice(std::string uds_path, uint64_t guest_cid = kVsockDefaultGuestCid,
+              const SeccompFilter* muxer_filter = nullptr);
   // Stops the thread, closes every connection and removes the socket file.
   ~VsockDevice() override;
   VsockDevice(const VsockDevice&) = delete;

@@ -11,6 +11,7 @@
 #include "rpc/cli/commands.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm_host_check.h"
+#include "devices/virtio/vsock_seccomp.h"
 #include "vmm/vcpu_seccomp.h"
 #include "vmm/x86_64/boot_setup.h"
 
@@ -109,13 +110,17 @@ int run_doctor(bool json) {
   unsigned max_vcpus = std::min(kvm.max_vcpus(), vmm::x86::max_mptable_vcpus());
   // Compiling it here is what a VM does first: a broken libseccomp shows now.
   const SeccompFilter& vcpu_filter = vmm::vcpu_thread_filter();
+  const SeccompFilter& vsock_filter = devices::vsock_muxer_filter();
   if (json) {
     nlohmann::json out = {{"backend", vmm::kvm::backend_name(backend)}, {"api_version", kvm.api_version()},
                           {"capabilities", caps},  {"max_vcpus", max_vcpus},
                           {"supported_cpuid_entries", cpuid.size()}, {"msr_index_list", msrs.size()},
                           {"seccomp", {{"vcpu_threads", {{"filter", vcpu_filter.name()},
                                                           {"rules", vcpu_filter.rule_count()},
-                                                          {"bpf_instructions", vcpu_filter.instruction_count()}}}}},
+                                                          {"bpf_instructions", vcpu_filter.instruction_count()}}},
+                                       {"vsock_muxer_threads", {{"filter", vsock_filter.name()},
+                                                                {"rules", vsock_filter.rule_count()},
+                                                                {"bpf_instructions", vsock_filter.instruction_count()}}}}},
                           {"ok", missing_required == 0}};
     std::cout << out.dump(2) << std::endl;
     return missing_required == 0 ? kExitOk : kExitHostError;
@@ -127,6 +132,8 @@ int run_doctor(bool json) {
   std::printf("MSR index list:   %zu MSRs\n", msrs.size());
   std::printf("Seccomp:          every vCPU thread runs under filter '%s' (%zu rules, %zu BPF instructions)\n",
               vcpu_filter.name().c_str(), vcpu_filter.rule_count(), vcpu_filter.instruction_count());
+  std::printf("                  every vsock muxer thread under filter '%s' (%zu rules, %zu BPF instructions)\n",
+              vsock_filter.name().c_str(), vsock_filter.rule_count(), vsock_filter.instruction_count());
   std::puts("\nCapabilities thaw uses:");
   for (const auto& cap : kCapabilities) {
     int value = caps[cap.name];

@@ -31,6 +31,7 @@
 #include "rpc/pool_server.h"
 #include "rpc/rpc_listener.h"
 #include "rpc/worker_pool.h"
+#include "devices/virtio/vsock_seccomp.h"
 #include "vmm/vcpu_seccomp.h"
 
 #ifndef THAW_BUILT_MINI_GUEST
@@ -110,9 +111,11 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
   if (::geteuid() == 0) spdlog::warn("running as root (allow_root): a guest that escaped the VMM would own this host");
   spdlog::info("running as {}", describe_identity());
   const SeccompFilter& vcpu_filter = vmm::vcpu_thread_filter();  // fails here, not at the first clone
-  spdlog::info("seccomp: every vCPU thread runs under filter '{}' ({} rules, {} BPF instructions); a "
-               "forbidden call ends thawd",
-               vcpu_filter.name(), vcpu_filter.rule_count(), vcpu_filter.instruction_count());
+  const SeccompFilter& vsock_filter = devices::vsock_muxer_filter();
+  spdlog::info("seccomp: every vCPU thread runs under filter '{}' ({} rules, {} BPF instructions), every vsock "
+               "muxer thread under '{}' ({} rules, {} BPF instructions); a forbidden call ends thawd",
+               vcpu_filter.name(), vcpu_filter.rule_count(), vcpu_filter.instruction_count(), vsock_filter.name(),
+               vsock_filter.rule_count(), vsock_filter.instruction_count());
   pool::PoolManager manager(pm_config);
   set_up_pools(manager, config);
 

@@ -157,6 +157,7 @@ TEST_F(ThawCli, DoctorNamesTheBackend) {
   EXPECT_NE(r.output.find("KVM backend:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("IRQCHIP"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("every vCPU thread runs under filter 'vcpu'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("every vsock muxer thread under filter 'vsock'"), std::string::npos) << r.output;
 }
 
 TEST_F(ThawCli, DoctorWithoutKvmSaysWhyAndExitsThree) {
