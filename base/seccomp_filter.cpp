@@ -1,5 +1,6 @@
 #include "base/seccomp_filter.h"
 
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <malloc.h>
 #include <sys/sysinfo.h>
@@ -150,5 +151,39 @@ void SeccompFilter::apply_to_this_thread() const {
 }
 
 int seccomp_mode_of_this_thread() { return ::prctl(PR_GET_SECCOMP, 0, 0, 0, 0); }
+
+SeccompRule seccomp_any_arguments(long nr) { return SeccompRule{nr, {}}; }
+
+SeccompRule seccomp_without_exec(long nr) { return SeccompRule{nr, {{.arg = 2, .mask = PROT_EXEC, .value = 0}}}; }
+
+std::vector<SeccompRule> seccomp_thread_basics() {
+  auto madvise_advice = [](long advice) {
+    return SeccompRule{__NR_madvise, {{.arg = 2, .mask = ~0ull, .value = static_cast<uint64_t>(advice)}}};
+  };
+  return {
+      seccomp_any_arguments(__NR_fstat),
+      SeccompRule{__NR_newfstatat, {{.arg = 3, .mask = ~0ull, .value = AT_EMPTY_PATH}}},
+      seccomp_any_arguments(__NR_futex),
+      seccomp_any_arguments(__NR_sched_yield),
+      seccomp_any_arguments(__NR_getpid),
+      seccomp_any_arguments(__NR_gettid),
+      seccomp_any_arguments(__NR_rt_sigreturn),
+      seccomp_any_arguments(__NR_rt_sigprocmask),
+      seccomp_any_arguments(__NR_restart_syscall),
+      seccomp_without_exec(__NR_mmap),
+      seccomp_without_exec(__NR_mprotect),
+      seccomp_any_arguments(__NR_munmap),
+      seccomp_any_arguments(__NR_mremap),
+      seccomp_any_arguments(__NR_brk),
+      madvise_advice(MADV_DONTNEED),
+      madvise_advice(MADV_FREE),
+      seccomp_any_arguments(__NR_clock_gettime),
+      seccomp_any_arguments(__NR_gettimeofday),
+      seccomp_any_arguments(__NR_clock_nanosleep),
+      seccomp_any_arguments(__NR_nanosleep),
+      seccomp_any_arguments(__NR_exit),
+      seccomp_any_arguments(__NR_exit_group),
+  };
+}
 
 }  // namespace thaw

@@ -32,6 +32,17 @@ struct SeccompRule {
   std::vector<ArgMatch> conditions;
 };
 
+// Rule helpers for the allow-lists.
+SeccompRule seccomp_any_arguments(long nr);
+// mmap/mprotect without PROT_EXEC (argument 2): no new code on the thread.
+SeccompRule seccomp_without_exec(long nr);
+
+// What any filtered thread of thaw needs whatever its job: fstat of an fd
+// (glibc's stdio sizing a stream's buffer at its first line), locks and
+// condition variables, its own ids, signal masks and returns, malloc
+// (never executable), clocks where the vDSO falls back, and its end.
+std::vector<SeccompRule> seccomp_thread_basics();
+
 class SeccompFilter {
  public:
   // Compiles `allowed` for x86-64 with libseccomp, plus what the SIGSYS

@@ -122,37 +122,35 @@ TEST_F(ProgramMailboxTest, RefusesImpossibleOutcomesAndStatuses) {
 }
 
 TEST_F(ProgramMailboxTest, DescribesEveryOutcome) {
+  // What the host reads back after the guest wrote `m`.
+  auto described = [&](const thaw_mailbox& m) {
+    set_header(m);
+    return describe(read_response(mem_, kMailbox));
+  };
   auto m = header();
   m.outcome = OUTCOME_FAULT;
   m.status = PROGRAM_SIGSEGV;
   m.fault_vector = 14;
   m.fault_rip = 0x401234;
   m.fault_addr = 0x10;
-  set_header(m);
-  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "killed by SIGSEGV at rip 0x401234 (address 0x10)");
+  EXPECT_EQ(described(m), "killed by SIGSEGV at rip 0x401234 (address 0x10)");
   m.status = PROGRAM_SIGFPE;
   m.fault_vector = 0;
-  set_header(m);
-  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "killed by SIGFPE at rip 0x401234");
+  EXPECT_EQ(described(m), "killed by SIGFPE at rip 0x401234");
   m = thaw_mailbox{};
   m.outcome = OUTCOME_OUTPUT_LIMIT;
   m.stdout_len = MAILBOX_STDOUT_CAPACITY;
-  set_header(m);
-  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "stdout over 1 MiB: killed");
+  EXPECT_EQ(described(m), "stdout over 1 MiB: killed");
   m.stderr_len = MAILBOX_STDERR_CAPACITY;
-  set_header(m);
-  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "stderr over 64 KiB: killed");
+  EXPECT_EQ(described(m), "stderr over 64 KiB: killed");
   m = thaw_mailbox{};
   m.outcome = OUTCOME_NOT_READY;
-  set_header(m);
-  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "ended before reading stdin");
+  EXPECT_EQ(described(m), "ended before reading stdin");
   m.outcome = OUTCOME_POWER_OFF;
   m.status = POWER_OFF_RESTART;
-  set_header(m);
-  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "restarted its guest (reboot(2))");
+  EXPECT_EQ(described(m), "restarted its guest (reboot(2))");
   m.status = POWER_OFF_POWER_OFF;
-  set_header(m);
-  EXPECT_EQ(describe(read_response(mem_, kMailbox)), "powered off its guest (reboot(2))");
+  EXPECT_EQ(described(m), "powered off its guest (reboot(2))");
   m.status = POWER_OFF_RESTART + 1;  // the snapshot's guest wrote a kind no runtime writes
   set_header(m);
   EXPECT_CONTAINS(read_response(mem_, kMailbox).problem, "power-off kind 3 is unknown");
