@@ -74,9 +74,9 @@ class VsockDevice final : public VirtioDevice {
  public:
   // Listens on `uds_path` at once (a stale socket file there is removed
   // first) and starts the muxer thread, under `muxer_filter` when given
-  // (vsock_seccomp.h) before it touches a queue. Throws std::system_error
-  // when the host refuses, SysError when the filter cannot be applied,
-  // InputError for a reserved CID.
+  // (vsock_seccomp.h) before it touches a queue (a filter the kernel
+  // refuses leaves the device serving nothing, said on stderr). Throws
+  // std::system_error when the host refuses, InputError for a reserved CID.
   VsockDevice(std::string uds_path, uint64_t guest_cid = kVsockDefaultGuestCid,
               const SeccompFilter* muxer_filter = nullptr);
   // Stops the thread, closes every connection and removes the socket file.
