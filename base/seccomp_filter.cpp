@@ -186,4 +186,10 @@ std::vector<SeccompRule> seccomp_thread_basics() {
   };
 }
 
+std::vector<SeccompRule> with_thread_basics(std::vector<SeccompRule> own) {
+  auto basics = seccomp_thread_basics();
+  own.insert(own.end(), basics.begin(), basics.end());
+  return own;
+}
+
 }  // namespace thaw

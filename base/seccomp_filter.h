@@ -42,6 +42,8 @@ SeccompRule seccomp_without_exec(long nr);
 // condition variables, its own ids, signal masks and returns, malloc
 // (never executable), clocks where the vDSO falls back, and its end.
 std::vector<SeccompRule> seccomp_thread_basics();
+// `own` followed by seccomp_thread_basics(): a thread's whole allow-list.
+std::vector<SeccompRule> with_thread_basics(std::vector<SeccompRule> own);
 
 class SeccompFilter {
  public:

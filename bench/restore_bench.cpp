@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <fstream>
 #include <string>
@@ -17,6 +18,7 @@
 #include "bench/json_report.h"
 #include "bench/process_timer.h"
 #include "bench/qemu_restore.h"
+#include "pool/program_clone.h"
 #include "snapshot/memory_file.h"
 #include "snapshot/snapshot_dir.h"
 #include "snapshot/vm_snapshot.h"
@@ -123,6 +125,22 @@ SmapsRollup read_smaps_rollup() {
   return r;
 }
 
+// Records the snapshot's working set once: a uffd clone run to its answer by
+// `run_to_answer`, its faulted pages saved beside the snapshot in `dir`.
+size_t record_working_set(const thaw::snapshot::LoadedSnapshot& loaded, const std::string& dir,
+                          BackgroundDestroyer& destroyer,
+                          const std::function<void(thaw::snapshot::RestoredVm&)>& run_to_answer) {
+  thaw::snapshot::RestoreOptions record;
+  record.memory = MemoryBacking::kUffd;
+  record.record_working_set = true;
+  record.pause_on_guest_exit = true;
+  auto clone = thaw::snapshot::restore_vm(loaded, record);
+  run_to_answer(clone);
+  const size_t pages = thaw::snapshot::save_recorded_working_set(clone, dir).pages.size();
+  destroyer.destroy(std::move(clone));
+  return pages;
+}
+
 // Working-set prefetch for a program template (REAP, FaaSnap): busybox
 // sha256sum of 64 KiB in the mini guest's function runtime, from restore to
 // its answer, with the pages its first request touched prefetched or faulted
@@ -137,17 +155,14 @@ void measure_program_prefetch(thaw::bench::JsonReport& report, size_t runs, cons
     std::printf("  skipped: %s is missing (apt install busybox-static)\n", kBusybox);
     return;
   }
+  thaw::pool::TemplateSpec spec;
+  spec.program = kBusybox;
+  spec.args = {"sha256sum"};
   thaw::vmm::VmConfig config;
   config.kernel_path = THAW_MINI_GUEST;
   config.cmdline = "thaw.quiet=1";
   config.mem_mib = 64;
-  config.pit = false;
-  config.boot_complete_action = thaw::vmm::BootCompleteAction::kPause;
-  config.pause_on_guest_exit = true;
-  thaw::vmm::ProgramSpec program;
-  program.path = kBusybox;
-  program.args = {"sha256sum"};
-  config.program = program;
+  thaw::pool::configure_program_boot(config, spec);  // as a program template's cold boot in thawd
   auto vm = thaw::vmm::Vm::create(config);
   thaw::snapshot::boot_and_snapshot(*vm, dir, std::chrono::seconds(60));
   vm.reset();
@@ -160,17 +175,7 @@ void measure_program_prefetch(thaw::bench::JsonReport& report, size_t runs, cons
       throw std::runtime_error("the program clone did not answer: " + thaw::vmm::describe(r));
     }
   };
-  {
-    thaw::snapshot::RestoreOptions record;
-    record.memory = MemoryBacking::kUffd;
-    record.record_working_set = true;
-    record.pause_on_guest_exit = true;
-    auto clone = thaw::snapshot::restore_vm(loaded, record);
-    serve(clone);
-    auto ws = thaw::snapshot::save_recorded_working_set(clone, dir);
-    std::printf("  working set of one request: %zu pages\n", ws.pages.size());
-    destroyer.destroy(std::move(clone));
-  }
+  std::printf("  working set of one request: %zu pages\n", record_working_set(loaded, dir, destroyer, serve));
   std::printf("  %-44s %9s %9s %9s\n", "", "min", "median", "p99");
   for (bool cold_cache : {false, true}) {
     for (MemoryBacking backing : {MemoryBacking::kPrivate, MemoryBacking::kUffd}) {
@@ -236,21 +241,12 @@ int main(int argc, char** argv) {
 
   std::printf("\nRestore in one process (mini guest, 128 MiB), milliseconds\n");
   std::printf("  %-44s %9s %9s %9s\n", "", "min", "median", "p99");
-  // Record the working set once: a uffd clone run to its answer.
-  {
-    thaw::snapshot::RestoreOptions record;
-    record.memory = MemoryBacking::kUffd;
-    record.record_working_set = true;
-    record.pause_on_guest_exit = true;
-    auto clone = thaw::snapshot::restore_vm(loaded, record);
-    ControlPage page;
-    thaw::vmm::write_control_page(clone.vm->memory(), page);
+  const size_t ws_pages = record_working_set(loaded, dir, destroyer, [](thaw::snapshot::RestoredVm& clone) {
+    thaw::vmm::write_control_page(clone.vm->memory(), ControlPage{});
     clone.vm->start();
     clone.vm->wait(std::chrono::seconds(10));
-    auto ws = thaw::snapshot::save_recorded_working_set(clone, dir);
-    std::fprintf(stderr, "working set: %zu pages\n", ws.pages.size());
-    destroyer.destroy(std::move(clone));
-  }
+  });
+  std::fprintf(stderr, "working set: %zu pages\n", ws_pages);
   struct Case {
     MemoryBacking backing;
     bool prefetch;

@@ -18,10 +18,10 @@ enum class StopReason {
   kNone,
   kHostRequest,    // the VMM stopped it (CLI, pool, test)
   kBootComplete,   // boot-complete action "stop"
-  kGuestExit,      // guest wrote 0 to the debug-exit port: finished cleanly
+  kGuestExit,      // exit code 0 (debug-exit port or boot-complete exit byte): finished cleanly
   kGuestReset,     // i8042 reset (Linux reboot=k): ends the VM cleanly
-  kGuestPowerOff,  // EXIT_CODE_POWER_OFF on the debug-exit port: ends the VM cleanly
-  kGuestFailure,   // guest reported failure (debug-exit code != 0)
+  kGuestPowerOff,  // exit code EXIT_CODE_POWER_OFF (either place): ends the VM cleanly
+  kGuestFailure,   // any other exit code: the guest reported a failure
   kTripleFault,    // KVM_EXIT_SHUTDOWN
   kInternalError,  // KVM could not run the guest (e.g. PVM emulation failure)
   kHostError,      // a VMM error while handling an exit

@@ -23,8 +23,10 @@ SeccompRule ioctl_request(unsigned long request) {
 
 }  // namespace
 
+// Beside these: locks (RunControl, the devices' queues), malloc, clocks, the
+// kick signal's return and the thread's end (seccomp_thread_basics).
 std::vector<SeccompRule> vcpu_thread_rules() {
-  std::vector<SeccompRule> rules = {
+  return with_thread_basics({
       // The run loop, and the registers a failure message shows (where_is_guest).
       ioctl_request(KVM_RUN),
       ioctl_request(KVM_GET_REGS),
@@ -41,12 +43,7 @@ std::vector<SeccompRule> vcpu_thread_rules() {
       seccomp_any_arguments(__NR_close),
       // A guest that stops or pauses the VM kicks the other vCPUs (pthread_kill).
       seccomp_any_arguments(__NR_tgkill),
-  };
-  // Locks (RunControl, the devices' queues), malloc, clocks, the kick
-  // signal's return, the thread's end (base/seccomp_filter.h).
-  auto basics = seccomp_thread_basics();
-  rules.insert(rules.end(), basics.begin(), basics.end());
-  return rules;
+  });
 }
 
 const SeccompFilter& vcpu_thread_filter() {

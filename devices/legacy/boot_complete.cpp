@@ -19,12 +19,12 @@ void BootComplete::read(uint64_t, std::span<uint8_t> data) {
 }
 
 void BootComplete::write(uint64_t offset, std::span<const uint8_t> data) {
-  // Take the time first: the lock is not part of the guest's boot.
-  const auto now = std::chrono::steady_clock::now();
   if (offset == kBootCompleteExitOffset && data.size() == 1 && on_exit_code_) {
     on_exit_code_(data[0]);
     return;
   }
+  // Take the time first: the lock is not part of the guest's boot.
+  const auto now = std::chrono::steady_clock::now();
   const bool signal = offset == 0 && data.size() == 1 && data[0] == kBootCompleteValue;
   // A start instant in the future (a caller's mistake) reads as zero rather
   // than as a negative boot time.

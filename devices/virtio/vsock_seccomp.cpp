@@ -5,8 +5,10 @@
 
 namespace thaw::devices {
 
+// Beside these: the device mutex, malloc for connection buffers, the
+// deadlines' clocks and the thread's end (seccomp_thread_basics).
 std::vector<SeccompRule> vsock_muxer_rules() {
-  std::vector<SeccompRule> rules = {
+  return with_thread_basics({
       // The loop: its epoll set (connections come and go), the queue-notify
       // and stop eventfds, and the guest's interrupt (an irqfd write).
       seccomp_any_arguments(__NR_epoll_wait),
@@ -26,12 +28,7 @@ std::vector<SeccompRule> vsock_muxer_rules() {
       // unix stream socket, nothing else.
       SeccompRule{__NR_socket, {{.arg = 0, .mask = ~0ull, .value = AF_UNIX}}},
       seccomp_any_arguments(__NR_connect),
-  };
-  // The device mutex, malloc for connection buffers, deadlines' clocks,
-  // the thread's end (base/seccomp_filter.h).
-  auto basics = seccomp_thread_basics();
-  rules.insert(rules.end(), basics.begin(), basics.end());
-  return rules;
+  });
 }
 
 const SeccompFilter& vsock_muxer_filter() {
