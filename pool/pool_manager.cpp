@@ -369,22 +369,28 @@ std::vector<std::string> PoolManager::load_existing_templates() {
   }
   std::vector<std::string> loaded;
   for (const auto& name : impl_->store.list(creating)) {
-    {
-      std::shared_lock lock(impl_->templates_mutex);
-      if (impl_->templates.contains(name) || impl_->creating.contains(name)) continue;
-    }
-    std::shared_ptr<WarmPool> pool;
     try {
-      pool = impl_->open_pool(name, impl_->store.read_record(name), /*verify_memory=*/true);
+      if (load_template(name)) loaded.push_back(name);
     } catch (const std::exception& e) {
       spdlog::warn("template '{}' in {} not loaded: {}", name, impl_->store.root(), e.what());
-      continue;
     }
-    std::unique_lock lock(impl_->templates_mutex);
-    if (impl_->templates.emplace(name, pool).second) loaded.push_back(name);
   }
-  if (!loaded.empty()) impl_->worker.wake();
   return loaded;
+}
+
+bool PoolManager::load_template(const std::string& name) {
+  {
+    std::shared_lock lock(impl_->templates_mutex);
+    if (impl_->templates.contains(name) || impl_->creating.contains(name)) return false;
+  }
+  if (!impl_->store.exists(name)) throw NotFound("no template '" + name + "' in " + impl_->store.root());
+  auto pool = impl_->open_pool(name, impl_->store.read_record(name), /*verify_memory=*/true);
+  {
+    std::unique_lock lock(impl_->templates_mutex);
+    if (!impl_->templates.emplace(name, pool).second) return false;
+  }
+  impl_->worker.wake();
+  return true;
 }
 
 std::vector<TemplateInfo> PoolManager::list_templates() const {

@@ -48,6 +48,10 @@ class PoolManager {
   TemplateInfo create_template(const TemplateSpec& spec, const PoolPolicy& policy);
   // Picks up every template already in template_dir (a daemon restart).
   std::vector<std::string> load_existing_templates();
+  // Picks up the one template `name` from template_dir (a template worker
+  // process serves one). False when it is already loaded; NotFound when
+  // there is no such snapshot; the reader's error when it is damaged.
+  bool load_template(const std::string& name);
   std::vector<TemplateInfo> list_templates() const;
   // Destroys the template's clones and deletes its snapshot. NotFound.
   void delete_template(const std::string& name);

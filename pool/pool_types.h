@@ -80,6 +80,7 @@ struct TemplateInfo {
   uint32_t leased = 0;
   uint32_t target_warm = 0;  // what the autoscaler aims for now
   double cold_boot_ms = 0;   // the template's cold boot to boot-complete
+  uint32_t worker_pid = 0;   // thawd's worker process that holds its clones; 0: thawd itself
 };
 
 // Delivered to a clone at acquire without a guest round trip: written into

@@ -49,7 +49,26 @@ pool::TemplateInfo from_schema(schema::TemplateInfo::Reader in) {
   out.leased = in.getLeased();
   out.target_warm = in.getTargetWarm();
   out.cold_boot_ms = in.getColdBootMs();
+  out.worker_pid = in.getWorkerPid();
   return out;
+}
+
+// A histogram from a newer or older peer may carry another bucket count:
+// the buckets both know are kept, the rest stay empty.
+pool::LatencyHistogram from_schema(schema::LatencyHistogram::Reader in) {
+  pool::LatencyHistogram out;
+  auto buckets = in.getAtMost();
+  for (unsigned i = 0; i < buckets.size() && i < out.at_most.size(); ++i) out.at_most[i] = buckets[i];
+  out.count = in.getCount();
+  out.sum_seconds = in.getSumSeconds();
+  return out;
+}
+
+void to_schema(const pool::LatencyHistogram& in, schema::LatencyHistogram::Builder out) {
+  auto buckets = out.initAtMost(static_cast<unsigned>(in.at_most.size()));
+  for (unsigned i = 0; i < buckets.size(); ++i) buckets.set(i, in.at_most[i]);
+  out.setCount(in.count);
+  out.setSumSeconds(in.sum_seconds);
 }
 
 pool::PoolStats::PerTemplate from_schema(schema::TemplateStats::Reader in) {
@@ -73,6 +92,8 @@ pool::PoolStats::PerTemplate from_schema(schema::TemplateStats::Reader in) {
   out.scale_downs = in.getScaleDowns();
   out.restore_ms = from_schema(in.getRestoreMs());
   out.reset_ms = from_schema(in.getResetMs());
+  out.restore_seconds = from_schema(in.getRestoreSeconds());
+  out.reset_seconds = from_schema(in.getResetSeconds());
   for (auto u : in.getUnknownSyscalls()) out.unknown_syscalls.push_back({u.getNumber(), u.getRequests()});
   return out;
 }
@@ -123,6 +144,7 @@ void to_schema(const pool::TemplateInfo& in, schema::TemplateInfo::Builder out) 
   out.setLeased(in.leased);
   out.setTargetWarm(in.target_warm);
   out.setColdBootMs(in.cold_boot_ms);
+  out.setWorkerPid(in.worker_pid);
 }
 
 void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Builder out) {
@@ -145,6 +167,8 @@ void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Bu
   out.setScaleDowns(in.scale_downs);
   to_schema(in.restore_ms, out.initRestoreMs());
   to_schema(in.reset_ms, out.initResetMs());
+  to_schema(in.restore_seconds, out.initRestoreSeconds());
+  to_schema(in.reset_seconds, out.initResetSeconds());
   auto unknown = out.initUnknownSyscalls(static_cast<unsigned>(in.unknown_syscalls.size()));
   for (size_t i = 0; i < in.unknown_syscalls.size(); ++i) {
     unknown[i].setNumber(in.unknown_syscalls[i].number);

@@ -19,6 +19,9 @@ struct ServerOptions {
   Limits limits;
   // Called on the event loop thread after each successful acquire (metrics).
   std::function<void(const pool::LeaseInfo&)> on_acquired;
+  // The same for thawd's routing server, which sees no LeaseInfo: the
+  // template and how long the acquire took across its worker.
+  std::function<void(const std::string& template_name, double seconds)> on_acquired_in;
   // Called on the event loop thread after each acquire that got OVERLOADED.
   std::function<void(const std::string& template_name)> on_overloaded;
   // Called on the event loop thread after each invoke (vm_server.h).

@@ -55,6 +55,9 @@ struct TemplateInfo {
   leased @5 :UInt32;
   targetWarm @6 :UInt32;   # what the autoscaler aims for now
   coldBootMs @7 :Float64;  # the template's cold boot to boot-complete
+  workerPid @8 :UInt32;
+  # The process that holds this template's clones (thawd's template worker);
+  # 0 when thawd holds them itself (template_workers = false).
 }
 
 struct TemplateStats {
@@ -80,6 +83,15 @@ struct TemplateStats {
   unknownSyscalls @19 :List(UnknownSyscall);
   # A program template's system calls that the function runtime does not
   # implement (the program got -ENOSYS), with how many requests made each.
+  restoreSeconds @20 :LatencyHistogram;  # every restore since the worker started
+  resetSeconds @21 :LatencyHistogram;    # every reset in place since then
+}
+
+struct LatencyHistogram {
+  # Cumulative buckets (pool/pool_types.h's bounds, 50 us .. 10 s), for metrics.
+  atMost @0 :List(UInt64);  # samples <= each bound
+  count @1 :UInt64;
+  sumSeconds @2 :Float64;
 }
 
 struct UnknownSyscall {

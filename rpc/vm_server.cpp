@@ -27,6 +27,14 @@ uint64_t ms_until(std::chrono::steady_clock::time_point t) {
   return left.count() > 0 ? static_cast<uint64_t>(left.count()) : 0;
 }
 
+const char* invoke_error_kind(const kj::Exception& e) {
+  switch (e.getType()) {
+    case kj::Exception::Type::OVERLOADED: return "overloaded";
+    case kj::Exception::Type::DISCONNECTED: return "disconnected";
+    default: return "failed";
+  }
+}
+
 void VmServer::require_leased() const {
   if (!lease_->armed()) throw_bad_argument("lease " + std::to_string(lease_->id()) + " was released");
 }
@@ -67,11 +75,7 @@ kj::Promise<void> VmServer::invoke(InvokeContext context) {
       })
       .then([observe]() { observe(nullptr); },
             [observe](kj::Exception&& e) {
-              switch (e.getType()) {
-                case kj::Exception::Type::OVERLOADED: observe("overloaded"); break;
-                case kj::Exception::Type::DISCONNECTED: observe("disconnected"); break;
-                default: observe("failed"); break;
-              }
+              observe(invoke_error_kind(e));
               kj::throwFatalException(kj::mv(e));
             });
 }

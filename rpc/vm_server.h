@@ -49,6 +49,8 @@ class Lease {
 // and, for one that failed, "failed", "overloaded" or "disconnected" (null
 // when it succeeded). Runs on the event loop thread (metrics).
 using InvokeObserver = std::function<void(const std::string& template_name, double seconds, const char* error_kind)>;
+// An InvokeObserver's error_kind for a failed invoke.
+const char* invoke_error_kind(const kj::Exception& e);
 
 class VmServer final : public schema::Vm::Server {
  public:

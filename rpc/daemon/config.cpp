@@ -152,7 +152,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
                        "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
-                       "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "pool"},
+                       "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "template_workers", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -180,9 +180,11 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   read_string(root, "user", "user", c.user);
   read_string(root, "socket_group", "socket_group", c.socket_group);
   read_string(root, "kvm_device", "kvm_device", c.kvm_device);
-  if (root.contains("allow_root")) {
-    if (!root.at("allow_root").is_boolean()) fail(root.at("allow_root"), "allow_root", "must be true or false");
-    c.allow_root = root.at("allow_root").as_boolean();
+  for (auto [key, flag] : {std::pair<const char*, bool*>{"allow_root", &c.allow_root},
+                           {"template_workers", &c.template_workers}}) {
+    if (!root.contains(key)) continue;
+    if (!root.at(key).is_boolean()) fail(root.at(key), key, "must be true or false");
+    *flag = root.at(key).as_boolean();
   }
   if (c.kvm_device.empty() || c.kvm_device.front() != '/') {
     fail(root.at("kvm_device"), "kvm_device", "must be an absolute path");
@@ -281,6 +283,9 @@ std::string render_config_header(const DaemonConfig& c) {
   number_key("max_inflight_mib", c.max_inflight_mib, defaults.max_inflight_mib);
   string_key("user", c.user, defaults.user, false);
   if (c.allow_root != defaults.allow_root) out += fmt::format("allow_root = {}\n", c.allow_root);
+  if (c.template_workers != defaults.template_workers) {
+    out += fmt::format("template_workers = {}\n", c.template_workers);
+  }
   string_key("socket_group", c.socket_group, defaults.socket_group, false);
   string_key("kvm_device", c.kvm_device, defaults.kvm_device, false);
   if (!c.allowed_image_dirs.empty()) {

@@ -7,6 +7,7 @@
 //   default_lease_ms, max_lease_ms, workers, autoscale_period_ms,
 //   autoscale_headroom, autoscale_stall_ms, reset_threads (optional)
 //   user, allow_root, socket_group, kvm_device (privileges; optional)
+//   template_workers (one sandboxed process per template; default true)
 //   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
 //            min_warm, max_warm, memory_budget_mib,
 //            program, args = ["..."], env = ["K=V"], files (a program template:
@@ -68,6 +69,9 @@ struct DaemonConfig {
   bool allow_root = false;
   std::string socket_group;  // may use the unix socket (0660; its directory 0750); "": thawd's group
   std::string kvm_device = "/dev/kvm";
+  // Each template's clones in a worker process of their own, sandboxed
+  // (rpc/daemon/worker_fleet.h); false: every clone in thawd's process.
+  bool template_workers = true;
   std::vector<PoolConfig> pools;
 
   bool operator==(const DaemonConfig&) const = default;

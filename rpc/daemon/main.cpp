@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <kj/async-io.h>
@@ -25,8 +26,13 @@
 #include "rpc/daemon/config.h"
 #include "rpc/daemon/metrics.h"
 #include "rpc/daemon/privileges.h"
+#include "rpc/daemon/routing_pool_server.h"
 #include "rpc/daemon/startup.h"
+#include "rpc/daemon/template_admin.h"
+#include "rpc/daemon/template_worker_main.h"
+#include "rpc/daemon/worker_fleet.h"
 #include "rpc/pool_manager_backend.h"
+#include "base/errors.h"
 #include "base/shipped_file.h"
 #include "rpc/pool_server.h"
 #include "rpc/rpc_listener.h"
@@ -79,8 +85,22 @@ constexpr int kExitConfig = 2;
 
 namespace {
 
+// Runs `fn` on a thread of its own while this thread keeps serving the
+// event loop: what it destroys (the metrics endpoint, the readiness thread)
+// may be waiting on the loop for the template workers' answers.
+template <typename Fn>
+void off_the_loop(kj::WaitScope& wait_scope, Fn&& fn) {
+  auto done = kj::newPromiseAndCrossThreadFulfiller<void>();
+  std::thread thread([&] {
+    fn();
+    done.fulfiller->fulfill();
+  });
+  done.promise.wait(wait_scope);
+  thread.join();
+}
+
 // `privileges`: plan_privileges() of this config, made before anything runs.
-int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
+int serve(const DaemonConfig& config, const PrivilegePlan& privileges, const WorkerLaunch& launch) {
   // Before any thread exists, so every thread inherits the blocked mask and
   // the event loop alone receives these signals.
   kj::UnixEventPort::captureSignal(SIGTERM);
@@ -92,18 +112,8 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
   ::umask(0077);
   auto io = kj::setupAsyncIo();
 
-  pool::PoolManagerConfig pm_config;
-  pm_config.template_dir = config.template_dir;
-  pm_config.vsock_dir = config.vsock_dir;
-  pm_config.default_lease_ms = config.default_lease_ms;
-  pm_config.max_lease_ms = config.max_lease_ms;
-  pm_config.autoscale_period = std::chrono::milliseconds(config.autoscale_period_ms);
-  pm_config.autoscale_headroom = config.autoscale_headroom;
-  pm_config.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
-  pm_config.reset_threads = config.reset_threads;
-  pm_config.kvm_device = config.kvm_device;
-  pm_config.linux_init_agent = thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init");
-  if (pm_config.linux_init_agent.empty()) spdlog::warn("no thaw-init beside thawd: Linux templates will be refused");
+  std::string linux_init = thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init");
+  if (linux_init.empty()) spdlog::warn("no thaw-init beside thawd: Linux templates will be refused");
   make_directories(config);
   std::string socket_dir = config.socket.empty() ? "" : std::filesystem::path(config.socket).parent_path().string();
   prepare_directories(privileges, {config.template_dir, config.vsock_dir}, socket_dir);
@@ -113,17 +123,33 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
   const SeccompFilter& vcpu_filter = vmm::vcpu_thread_filter();  // fails here, not at the first clone
   const SeccompFilter& vsock_filter = devices::vsock_muxer_filter();
   spdlog::info("seccomp: every vCPU thread runs under filter '{}' ({} rules, {} BPF instructions), every vsock "
-               "muxer thread under '{}' ({} rules, {} BPF instructions); a forbidden call ends thawd",
+               "muxer thread under '{}' ({} rules, {} BPF instructions); a forbidden call ends {}",
                vcpu_filter.name(), vcpu_filter.rule_count(), vcpu_filter.instruction_count(), vsock_filter.name(),
-               vsock_filter.rule_count(), vsock_filter.instruction_count());
-  pool::PoolManager manager(pm_config);
-  set_up_pools(manager, config);
+               vsock_filter.rule_count(), vsock_filter.instruction_count(),
+               config.template_workers ? "that template's worker" : "thawd");
 
-  rpc::PoolManagerBackend backend(manager);
+  // Either every template in this process, or each in a worker of its own.
+  std::optional<pool::PoolManager> manager;
+  std::optional<rpc::PoolManagerBackend> backend;
+  std::optional<WorkerFleet> fleet;
+  std::optional<ManagerAdmin> manager_admin;
+  TemplateAdmin* admin = nullptr;
+  if (config.template_workers) {
+    spdlog::info("templates: each in a sandboxed worker process ({})", launch.executable);
+    admin = &fleet.emplace(io, launch, config.template_dir);
+  } else {
+    spdlog::warn("templates: every clone in thawd's own process (template_workers = false): a guest that escaped "
+                 "would reach every template's clones");
+    manager.emplace(pool_manager_config(config, linux_init));
+    backend.emplace(*manager);
+    admin = &manager_admin.emplace(*manager);
+  }
+  set_up_pools(*admin, config);
+
   rpc::WorkerPool workers(config.workers);
   rpc::ConnectionCounters connection_counters;  // outlives the listener and the metrics
   std::unique_ptr<Metrics> metrics;
-  if (!config.metrics.empty()) metrics = std::make_unique<Metrics>(config.metrics, backend, &connection_counters);
+  if (!config.metrics.empty()) metrics = std::make_unique<Metrics>(config.metrics, *admin, &connection_counters);
 
   rpc::ServerOptions options;
   options.limits.max_lease_ms = config.max_lease_ms;
@@ -135,6 +161,9 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
   }
   if (metrics) {
     options.on_acquired = [m = metrics.get()](const pool::LeaseInfo& lease) { m->observe_acquire(lease); };
+    options.on_acquired_in = [m = metrics.get()](const std::string& name, double seconds) {
+      m->observe_acquire(name, seconds);
+    };
     options.on_invoked = [m = metrics.get()](const std::string& name, double seconds, const char* error_kind) {
       m->observe_invoke(name, seconds, error_kind);
     };
@@ -143,7 +172,9 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
 
   int signal_number = 0;
   {
-    capnp::Capability::Client bootstrap = kj::heap<rpc::PoolServer>(backend, workers, options);
+    capnp::Capability::Client bootstrap =
+        fleet ? capnp::Capability::Client(kj::heap<RoutingPoolServer>(*fleet, options))
+              : capnp::Capability::Client(kj::heap<rpc::PoolServer>(*backend, workers, options));
     rpc::ConnectionLimits limits;
     limits.max_connections = config.max_connections;
     limits.message.max_message_bytes = config.max_message_kib * 1024;
@@ -155,15 +186,20 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
       set_socket_access(privileges, config.socket);
     }
     if (!config.tcp.empty()) listener.listen(config.tcp);
-    spdlog::info("thawd ready: {} template(s)", manager.list_templates().size());
-    ReadinessReporter readiness(manager, config, ServiceNotifier::from_environment());
+    spdlog::info("thawd ready: {} template(s)", admin->list_templates().size());
+    std::optional<ReadinessReporter> readiness;
+    readiness.emplace(*admin, config, ServiceNotifier::from_environment());
 
     auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
     signal_number = static_cast<int>(stop.wait(io.waitScope).si_signo);
     spdlog::info("{}: shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-    readiness.stopping();
+    readiness->stopping();
     listener.stop_accepting();
     listener.disconnect_all();  // Vm servers die here and post their releases
+    off_the_loop(io.waitScope, [&] {
+      readiness.reset();
+      metrics.reset();
+    });
   }
   spdlog::info("rpc: {} connections served; refused {} over max_connections; closed {} for an oversized, {} "
                "for a stalled message and {} over max_inflight_mib",
@@ -171,31 +207,55 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges) {
                connection_counters.oversized_messages.load(), connection_counters.stalled_messages.load(),
                connection_counters.over_budget_messages.load());
   workers.shutdown();  // runs those releases and waits for calls in flight
-  metrics.reset();
   spdlog::info("released every lease; destroying clones (snapshots stay in {})", config.template_dir);
-  return 0;  // ~PoolManager destroys the clones
+  return 0;  // ~WorkerFleet drains every worker; ~PoolManager destroys the clones
 }
 
-int run(const std::string& config_path, const std::string& log_level_flag, bool check_only, bool allow_root) {
+struct DaemonArgs {
+  std::string config_path;
+  std::string log_level;  // overrides the config's
+  bool check_only = false;
+  bool allow_root = false;
+  std::string worker_template;  // --template-worker: serve this one template on fd 3
+  bool load = false;
+};
+
+// thawd's own binary, for its template workers: resolved now, so a package
+// upgrade that replaces the file later does not mix versions.
+std::string own_executable() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw SysError("readlink", ec.value(), "/proc/self/exe");
+  return path.string();
+}
+
+int run(const DaemonArgs& args) {
   DaemonConfig config;
   PrivilegePlan privileges;
   try {
-    config = load_config(config_path, mini_guest_beside_thawd());
-    config.allow_root |= allow_root;
+    config = load_config(args.config_path, mini_guest_beside_thawd());
+    config.allow_root |= args.allow_root;
     // Who thawd may run as, before any thread or guest: root without a
     // user, or a user that is not there, is a config error.
-    privileges = plan_privileges(config, ::geteuid() == 0);
+    if (args.worker_template.empty()) privileges = plan_privileges(config, ::geteuid() == 0);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "thawd: config error: %s\n", e.what());
     return kExitConfig;
   }
-  spdlog::set_level(spdlog::level::from_str(log_level_flag.empty() ? config.log_level : log_level_flag));
-  if (check_only) {
-    std::printf("thawd: %s is good: %zu pool(s)\n", config_path.c_str(), config.pools.size());
+  spdlog::set_level(spdlog::level::from_str(args.log_level.empty() ? config.log_level : args.log_level));
+  if (args.check_only) {
+    std::printf("thawd: %s is good: %zu pool(s)\n", args.config_path.c_str(), config.pools.size());
     return 0;
   }
+  if (!args.worker_template.empty()) {
+    spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] [worker " + args.worker_template + "] %v");
+    return run_template_worker({args.worker_template, args.load, config, allowed_image_dirs(config),
+                                thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init")});
+  }
   try {
-    return serve(config, privileges);
+    WorkerLaunch launch{own_executable(), std::filesystem::absolute(args.config_path).string(), args.log_level,
+                        config.allow_root};
+    return serve(config, privileges, launch);
   } catch (const ConfigError& e) {
     spdlog::critical("thawd: config error: {}", e.what());
     return kExitConfig;
@@ -218,23 +278,26 @@ int main(int argc, char** argv) {
 
   CLI::App app{"thawd: keeps warm pools of microVM clones and hands them out over Cap'n Proto RPC.\n"
                "Clients: `thaw templates|acquire|invoke|stats --socket PATH`."};
-  std::string config_path;
-  std::string log_level;
-  bool check_only = false;
-  bool allow_root = false;
-  app.add_option("--config", config_path, "TOML configuration (see deploy/thawd.example.toml)")->required();
-  app.add_option("--log-level", log_level, "Overrides the config's log_level")
+  thaw::daemon::DaemonArgs args;
+  app.add_option("--config", args.config_path, "TOML configuration (see deploy/thawd.example.toml)")->required();
+  app.add_option("--log-level", args.log_level, "Overrides the config's log_level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
-  app.add_flag("--check-config", check_only, "Read and check the configuration, then exit");
-  app.add_flag("--allow-root", allow_root,
+  app.add_flag("--check-config", args.check_only, "Read and check the configuration, then exit");
+  app.add_flag("--allow-root", args.allow_root,
                "Keep running as root when the config names no `user` (development only: a guest that escaped "
                "the VMM would own the host)");
-  app.footer("Exit status: 0 after SIGTERM/SIGINT (or a good --check-config), 1 start-up failure, 2 bad config.");
+  // thawd starts itself with these for each template (template_workers);
+  // not for people, so not in --help.
+  app.add_option("--template-worker", args.worker_template)->group("");
+  app.add_flag("--load", args.load)->group("");
+  app.footer("Each template's clones run in a worker process of their own (thawd --template-worker, started by "
+             "thawd; template_workers = false keeps them in thawd).\n"
+             "Exit status: 0 after SIGTERM/SIGINT (or a good --check-config), 1 start-up failure, 2 bad config.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : thaw::daemon::kExitConfig;
   }
-  return thaw::daemon::run(config_path, log_level, check_only, allow_root);
+  return thaw::daemon::run(args);
 }

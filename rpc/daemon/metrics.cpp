@@ -42,7 +42,7 @@ ClientMetric histogram_metric(const std::string& template_name, const pool::Late
 
 class Metrics::PoolCollector : public prometheus::Collectable {
  public:
-  PoolCollector(const rpc::PoolBackend& backend, const rpc::ConnectionCounters* connections)
+  PoolCollector(const TemplateAdmin& backend, const rpc::ConnectionCounters* connections)
       : backend_(backend), connections_(connections) {}
 
   std::vector<MetricFamily> Collect() const override {
@@ -156,11 +156,11 @@ class Metrics::PoolCollector : public prometheus::Collectable {
         MetricType::Counter, c.over_budget_messages.load());
   }
 
-  const rpc::PoolBackend& backend_;
+  const TemplateAdmin& backend_;
   const rpc::ConnectionCounters* connections_;
 };
 
-Metrics::Metrics(const std::string& bind_address, const rpc::PoolBackend& backend,
+Metrics::Metrics(const std::string& bind_address, const TemplateAdmin& backend,
                  const rpc::ConnectionCounters* connections)
     : registry_(std::make_shared<prometheus::Registry>()),
       acquire_latency_(&prometheus::BuildHistogram()
@@ -193,6 +193,10 @@ Metrics::~Metrics() = default;
 
 void Metrics::observe_acquire(const pool::LeaseInfo& lease) {
   acquire_latency_->Add({{"template", lease.template_name}}, latency_buckets()).Observe(lease.timings.acquire_ms / 1e3);
+}
+
+void Metrics::observe_acquire(const std::string& template_name, double seconds) {
+  acquire_latency_->Add({{"template", template_name}}, latency_buckets()).Observe(seconds);
 }
 
 void Metrics::observe_invoke(const std::string& template_name, double seconds, const char* error_kind) {

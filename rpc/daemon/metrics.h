@@ -21,7 +21,7 @@
 #include <string>
 
 #include "pool/pool_types.h"
-#include "rpc/pool_backend.h"
+#include "rpc/daemon/template_admin.h"
 #include "rpc/rpc_listener.h"
 
 namespace prometheus {
@@ -39,11 +39,13 @@ class Metrics {
  public:
   // Serves http://<bind_address>/metrics. Throws when it cannot bind.
   // `connections` (optional, must outlive this) adds thaw_rpc_* families.
-  Metrics(const std::string& bind_address, const rpc::PoolBackend& backend,
+  Metrics(const std::string& bind_address, const TemplateAdmin& pools,
           const rpc::ConnectionCounters* connections = nullptr);
   ~Metrics();
 
   void observe_acquire(const pool::LeaseInfo& lease);
+  // An acquire timed where thawd answered it (across a template worker).
+  void observe_acquire(const std::string& template_name, double seconds);
   // `error_kind`: null for a good invoke, else failed, overloaded or disconnected.
   void observe_invoke(const std::string& template_name, double seconds, const char* error_kind);
 

@@ -26,6 +26,21 @@ bool same_spec(const pool::TemplateSpec& a, const pool::TemplateSpec& b) {
 
 }  // namespace
 
+pool::PoolManagerConfig pool_manager_config(const DaemonConfig& config, const std::string& linux_init_agent) {
+  pool::PoolManagerConfig pm;
+  pm.template_dir = config.template_dir;
+  pm.vsock_dir = config.vsock_dir;
+  pm.default_lease_ms = config.default_lease_ms;
+  pm.max_lease_ms = config.max_lease_ms;
+  pm.autoscale_period = std::chrono::milliseconds(config.autoscale_period_ms);
+  pm.autoscale_headroom = config.autoscale_headroom;
+  pm.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
+  pm.reset_threads = config.reset_threads;
+  pm.kvm_device = config.kvm_device;
+  pm.linux_init_agent = linux_init_agent;
+  return pm;
+}
+
 void make_directories(const DaemonConfig& config) {
   make_directory(config.template_dir);
   make_directory(config.vsock_dir);
@@ -35,7 +50,7 @@ void make_directories(const DaemonConfig& config) {
   }
 }
 
-void set_up_pools(pool::PoolManager& manager, const DaemonConfig& config) {
+void set_up_pools(TemplateAdmin& manager, const DaemonConfig& config) {
   auto loaded = manager.load_existing_templates();
   if (!loaded.empty()) spdlog::info("picked up {} template(s) from {}", loaded.size(), config.template_dir);
   auto existing = manager.list_templates();
@@ -62,7 +77,7 @@ void set_up_pools(pool::PoolManager& manager, const DaemonConfig& config) {
   }
 }
 
-ReadinessReporter::ReadinessReporter(const pool::PoolManager& manager, const DaemonConfig& config,
+ReadinessReporter::ReadinessReporter(const TemplateAdmin& manager, const DaemonConfig& config,
                                      ServiceNotifier notifier, std::chrono::milliseconds patience)
     : manager_(manager), pools_(config.pools), notifier_(std::move(notifier)), patience_(patience) {
   if (notifier_.active()) spdlog::info("service manager: READY=1 goes to {} once the pools are warm", notifier_.socket_path());

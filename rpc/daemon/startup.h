@@ -10,8 +10,13 @@
 #include "base/service_notify.h"
 #include "pool/pool_manager.h"
 #include "rpc/daemon/config.h"
+#include "rpc/daemon/template_admin.h"
 
 namespace thaw::daemon {
+
+// The pool manager's settings from thawd's config (thawd's own, or a
+// template worker's). `linux_init_agent`: thaw-init, "" when not shipped.
+pool::PoolManagerConfig pool_manager_config(const DaemonConfig& config, const std::string& linux_init_agent);
 
 // template_dir and vsock_dir (and the unix socket's parent). SysError.
 void make_directories(const DaemonConfig& config);
@@ -20,7 +25,7 @@ void make_directories(const DaemonConfig& config);
 // (a cold boot) and applies the configured policy to those that are. A pool
 // whose spec on disk differs from the config keeps its snapshot, with a
 // warning. Throws on the first pool that cannot be created.
-void set_up_pools(pool::PoolManager& manager, const DaemonConfig& config);
+void set_up_pools(TemplateAdmin& pools, const DaemonConfig& config);
 
 // Once thawd listens: waits on its own thread (the event loop serves
 // meanwhile) until every [[pool]] has its min_warm warm clones, then logs it
@@ -30,7 +35,7 @@ void set_up_pools(pool::PoolManager& manager, const DaemonConfig& config);
 // them, slower. stopping() says STOPPING=1 when the drain begins.
 class ReadinessReporter {
  public:
-  ReadinessReporter(const pool::PoolManager& manager, const DaemonConfig& config, ServiceNotifier notifier,
+  ReadinessReporter(const TemplateAdmin& pools, const DaemonConfig& config, ServiceNotifier notifier,
                     std::chrono::milliseconds patience = std::chrono::seconds(120));
   ~ReadinessReporter();
   ReadinessReporter(const ReadinessReporter&) = delete;
@@ -44,7 +49,7 @@ class ReadinessReporter {
   std::string pools_still_filling() const;
   void notify(const std::string& state) const;
 
-  const pool::PoolManager& manager_;
+  const TemplateAdmin& manager_;
   std::vector<PoolConfig> pools_;
   ServiceNotifier notifier_;
   std::chrono::milliseconds patience_;

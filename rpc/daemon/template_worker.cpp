@@ -1,0 +1,160 @@
+#include "rpc/daemon/template_worker.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "base/errors.h"
+
+extern char** environ;
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace thaw::daemon {
+
+namespace {
+
+// The worker's environment: thawd's, less what belongs to thawd alone (the
+// service manager's socket: only thawd reports readiness).
+std::vector<std::string> worker_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    if (entry.starts_with("NOTIFY_SOCKET=") || entry.starts_with("LISTEN_FDS=") || entry.starts_with("LISTEN_PID="))
+      continue;
+    env.emplace_back(entry);
+  }
+  return env;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// posix_spawn with the child's end of the socketpair at kWorkerSocketFd, an
+// empty signal mask (thawd blocks the signals its event loop captures) and
+// default dispositions.
+pid_t spawn_worker(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd) {
+  std::vector<std::string> args = {launch.executable, "--template-worker", name, "--config", launch.config_path};
+  if (!launch.log_level.empty()) args.insert(args.end(), {"--log-level", launch.log_level});
+  if (load) args.emplace_back("--load");
+  if (launch.allow_root) args.emplace_back("--allow-root");
+  std::vector<std::string> env = worker_environment();
+  auto argv = pointers(args);
+  auto envp = pointers(env);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_adddup2(&actions, child_fd, kWorkerSocketFd);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGHUP}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, launch.executable.c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw SysError("posix_spawn", rc, "template worker for '" + name + "': " + launch.executable);
+  return pid;
+}
+
+}  // namespace
+
+std::string describe_exit(int code, int status) {
+  if (code == CLD_EXITED) return "exited with status " + std::to_string(status);
+  const char* abbrev = ::sigabbrev_np(status);
+  std::string sig = abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(status);
+  return (code == CLD_DUMPED ? "killed by " + sig + " (core dumped)" : "killed by " + sig);
+}
+
+TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, const WorkerLaunch& launch, const std::string& name,
+                               bool load)
+    : name_(name), events_(io.unixEventPort) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair", "template worker");
+  UniqueFd ours(fds[0]), theirs(fds[1]);
+  // dup2 onto the same number would keep FD_CLOEXEC: move it out of the way.
+  if (theirs.get() == kWorkerSocketFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
+  pid_ = spawn_worker(launch, name, load, theirs.get());
+  pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  if (!pidfd_) {
+    int err = errno;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    throw SysError("pidfd_open", err, "template worker for '" + name + "'");
+  }
+  socket_fd_ = ours.get();
+  stream_ = io.lowLevelProvider->wrapSocketFd(ours.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  client_ = kj::heap<capnp::TwoPartyClient>(*stream_);
+  pool_ = client_->bootstrap().castAs<schema::Pool>();
+  spdlog::info("template '{}': worker process {} started{}", name_, pid_, load ? " (loading its snapshot)" : "");
+}
+
+TemplateWorker::~TemplateWorker() {
+  disconnect();
+  std::string how = reap(kReapPatience);
+  spdlog::debug("template '{}': worker {} {}", name_, pid_, how);
+}
+
+void TemplateWorker::disconnect() {
+  // A shutdown, not a close: the stream still owns the fd, and both sides
+  // see end-of-stream, so capabilities from this worker break cleanly.
+  if (socket_fd_ >= 0) ::shutdown(socket_fd_, SHUT_RDWR);
+}
+
+std::string TemplateWorker::collect() {
+  if (!how_ended_.empty()) return how_ended_;
+  siginfo_t info{};
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) != 0) {
+    how_ended_ = std::string("ended (waitid: ") + std::strerror(errno) + ")";
+  } else if (info.si_pid != 0) {
+    how_ended_ = describe_exit(info.si_code, info.si_status);
+  }
+  return how_ended_;
+}
+
+kj::Promise<std::string> TemplateWorker::ended() {
+  exit_observer_ = kj::heap<kj::UnixEventPort::FdObserver>(events_, pidfd_.get(),
+                                                            kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  return exit_observer_->whenBecomesReadable().then([this] { return collect(); });
+}
+
+std::string TemplateWorker::reap(std::chrono::milliseconds patience) {
+  if (!how_ended_.empty() || !pidfd_) return how_ended_;
+  pollfd pfd{pidfd_.get(), POLLIN, 0};
+  if (::poll(&pfd, 1, static_cast<int>(patience.count())) == 0) {
+    spdlog::warn("template '{}': worker {} still running {} ms after its connection closed; killing it", name_,
+                 pid_, patience.count());
+    ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  }
+  siginfo_t info{};
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) == 0) {
+    how_ended_ = describe_exit(info.si_code, info.si_status);
+  } else {
+    how_ended_ = std::string("ended (waitid: ") + std::strerror(errno) + ")";
+  }
+  return how_ended_;
+}
+
+}  // namespace thaw::daemon

@@ -1,0 +1,83 @@
+// One template's worker process, as thawd sees it. The worker is thawd
+// itself, exec'd with --template-worker so it starts clean (no inherited
+// threads, locks or heap), sandboxed before it touches the template
+// (worker_sandbox.h), and it serves that one template's Pool on its end of a
+// socketpair. Its clones, vCPU threads, devices and vsock sockets live
+// there, so a guest that escapes into the VMM reaches that template's clones
+// and no other's. A pidfd says when the process ended.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+
+#include "base/unique_fd.h"
+#include "rpc/thaw.capnp.h"
+
+namespace thaw::daemon {
+
+namespace schema = ::thaw::rpc::schema;
+
+// How thawd starts its workers: the same executable, config and log level.
+struct WorkerLaunch {
+  std::string executable;   // thawd's own binary (/proc/self/exe, resolved at start)
+  std::string config_path;  // the worker reads the same config
+  std::string log_level;
+  bool allow_root = false;
+};
+
+// The fd a worker finds its socket on.
+inline constexpr int kWorkerSocketFd = 3;
+
+class TemplateWorker {
+ public:
+  // Starts the worker for template `name`. With `load`, the worker picks the
+  // template up from template_dir before it serves (a restart, or thawd's
+  // start); without it, it waits for createTemplate. SysError when the
+  // process cannot be started.
+  TemplateWorker(kj::AsyncIoContext& io, const WorkerLaunch& launch, const std::string& name, bool load);
+  ~TemplateWorker();  // disconnects, then reaps (waiting up to kReapPatience, then SIGKILL)
+  TemplateWorker(const TemplateWorker&) = delete;
+  TemplateWorker& operator=(const TemplateWorker&) = delete;
+
+  const std::string& name() const { return name_; }
+  pid_t pid() const { return pid_; }
+  schema::Pool::Client& pool() { return pool_; }
+
+  // Resolves once the process has ended, with how ("exited with status 3",
+  // "killed by SIGSYS"). The process is reaped by then. Call once.
+  kj::Promise<std::string> ended();
+  // Closes the connection: the worker releases its leases, destroys its
+  // clones and exits. Idempotent.
+  void disconnect();
+  // Waits for the process to end, up to `patience`, then kills it; reaps it.
+  // Blocks. Returns how it ended. For thawd's shutdown and the destructor.
+  std::string reap(std::chrono::milliseconds patience);
+
+  static constexpr std::chrono::milliseconds kReapPatience{10000};
+
+ private:
+  std::string collect();  // waitid on the pidfd; "" when still running
+
+  std::string name_;
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  std::string how_ended_;
+  int socket_fd_ = -1;  // owned by stream_
+  kj::Own<kj::AsyncIoStream> stream_;
+  kj::Own<capnp::TwoPartyClient> client_;
+  schema::Pool::Client pool_{nullptr};
+  kj::Own<kj::UnixEventPort::FdObserver> exit_observer_;
+  kj::UnixEventPort& events_;
+};
+
+// "exited with status N", "killed by SIGKILL" from a waitid() result
+// (its si_code and si_status).
+std::string describe_exit(int code, int status);
+
+}  // namespace thaw::daemon

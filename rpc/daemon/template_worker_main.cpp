@@ -1,0 +1,128 @@
+#include "rpc/daemon/template_worker_main.h"
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <spdlog/spdlog.h>
+
+#include "base/landlock.h"
+#include "devices/virtio/vsock_seccomp.h"
+#include "pool/pool_manager.h"
+#include "rpc/daemon/startup.h"
+#include "rpc/daemon/template_worker.h"
+#include "rpc/daemon/worker_fleet.h"
+#include "rpc/pool_manager_backend.h"
+#include "rpc/pool_server.h"
+#include "rpc/worker_pool.h"
+#include "vmm/vcpu_seccomp.h"
+
+namespace thaw::daemon {
+
+namespace {
+
+// What a worker may touch of the file system once it has started: its
+// snapshots and clone sockets, /dev/kvm, the images createTemplate may read,
+// and the read-only system files a process needs (time zone, CPU list,
+// /proc for its own memory figures). Landlock also keeps it from ptrace'ing
+// (and so from reading the memory of) thawd and the other workers.
+LandlockPolicy worker_file_policy(const TemplateWorkerOptions& o) {
+  LandlockPolicy policy;
+  policy.allow_read_write(o.config.template_dir).allow_read_write(o.config.vsock_dir);
+  policy.allow_device(o.config.kvm_device);
+  for (const auto& dir : o.allowed_image_dirs) policy.allow_read(dir);
+  // [[pool]]s are the operator's own and may name images anywhere.
+  for (const auto& pool : o.config.pools) {
+    if (pool.spec.name != o.template_name) continue;
+    for (const auto& path : {pool.spec.kernel, pool.spec.initrd, pool.spec.program, pool.spec.files_dir}) {
+      if (!path.empty()) policy.allow_read(path);
+    }
+  }
+  if (!o.linux_init_agent.empty()) policy.allow_read(o.linux_init_agent);
+  for (const char* path : {"/usr", "/lib", "/lib64", "/etc", "/proc", "/sys/devices/system/cpu", "/dev/null",
+                           "/dev/urandom"}) {
+    policy.allow_read(path);
+  }
+  return policy;
+}
+
+// Before any thread exists: Landlock restricts only the thread that applies
+// it and those it starts later.
+void sandbox(const TemplateWorkerOptions& o) {
+  // A worker outlives nothing: if thawd dies, so do its workers.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // No core files: they would hold tenants' guest memory.
+  rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+  LandlockResult result = worker_file_policy(o).apply();
+  if (result.applied) {
+    spdlog::info("sandbox: {}", result.summary);
+  } else {
+    spdlog::warn("sandbox: this kernel has no Landlock; the worker can read and write what its user can");
+  }
+}
+
+}  // namespace
+
+int run_template_worker(const TemplateWorkerOptions& o) {
+  // thawd drives the drain: a Ctrl-C or systemd's SIGTERM to the whole group
+  // must not end a worker under its leases first.
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGPIPE, SIG_IGN);
+  ::umask(0077);
+  if (::getppid() == 1) return 1;  // thawd is already gone
+  if (::geteuid() == 0 && !o.config.allow_root) {
+    spdlog::critical("template worker: refusing to run as root (thawd should have dropped its privileges)");
+    return 1;
+  }
+  try {
+    sandbox(o);
+    vmm::vcpu_thread_filter();  // fails here, not at the first clone
+    devices::vsock_muxer_filter();
+    pool::PoolManager manager(pool_manager_config(o.config, o.linux_init_agent));
+    if (o.load) {
+      try {
+        manager.load_template(o.template_name);
+      } catch (const std::exception& e) {
+        spdlog::critical("template '{}': cannot load its snapshot: {}", o.template_name, e.what());
+        return kExitTemplateUnloadable;
+      }
+    }
+    rpc::PoolManagerBackend backend(manager);
+    rpc::WorkerPool workers(o.config.workers);
+    rpc::ServerOptions options;
+    options.limits.max_lease_ms = o.config.max_lease_ms;
+    // No allowed_image_dirs here: thawd checked createTemplate's paths, and
+    // the operator's [[pool]]s may name images anywhere (Landlock lets the
+    // worker read only those and the allowed directories).
+    {
+      auto io = kj::setupAsyncIo();
+      auto stream = io.lowLevelProvider->wrapSocketFd(kWorkerSocketFd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+      capnp::TwoPartyVatNetwork network(*stream, capnp::rpc::twoparty::Side::SERVER);
+      auto rpc_system = capnp::makeRpcServer(network, kj::heap<rpc::PoolServer>(backend, workers, options));
+      network.onDisconnect().wait(io.waitScope);
+    }  // every Vm capability is gone here: their leases are being released
+    workers.shutdown();
+    spdlog::debug("template '{}': thawd closed the connection; destroying clones", o.template_name);
+    return 0;
+  } catch (const kj::Exception& e) {
+    spdlog::critical("template worker '{}': {}", o.template_name, e.getDescription().cStr());
+  } catch (const std::exception& e) {
+    spdlog::critical("template worker '{}': {}", o.template_name, e.what());
+  }
+  return 1;
+}
+
+}  // namespace thaw::daemon

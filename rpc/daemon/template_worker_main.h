@@ -1,0 +1,28 @@
+// The other side of TemplateWorker: `thawd --template-worker NAME`, started
+// by thawd with its end of a socketpair at fd 3. It sandboxes itself, runs a
+// PoolManager holding that one template, and serves the in-process
+// PoolServer on the socket until thawd closes it (or dies); then it releases
+// its leases, destroys its clones and exits.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "rpc/daemon/config.h"
+
+namespace thaw::daemon {
+
+struct TemplateWorkerOptions {
+  std::string template_name;
+  bool load = false;  // pick the template up from template_dir before serving
+  DaemonConfig config;
+  std::vector<std::string> allowed_image_dirs;  // as thawd resolved them
+  std::string linux_init_agent;                 // thaw-init, "" when not shipped
+};
+
+// Returns the process's exit status: 0 after thawd closed the connection,
+// kExitTemplateUnloadable (worker_fleet.h) when --load failed, 1 when the
+// worker could not start.
+int run_template_worker(const TemplateWorkerOptions& options);
+
+}  // namespace thaw::daemon

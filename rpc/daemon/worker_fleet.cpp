@@ -1,0 +1,279 @@
+#include "rpc/daemon/worker_fleet.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "pool/template_store.h"
+#include "rpc/convert.h"
+#include "rpc/error_mapping.h"
+
+namespace thaw::daemon {
+
+namespace {
+
+constexpr std::string_view kRemotePrefix = "remote exception: ";
+// A worker that ends within this of its start counts as a quick end: the
+// next restart waits longer (100 ms, doubling, at most 30 s).
+constexpr auto kQuickEnd = std::chrono::seconds(60);
+constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(30000);
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"  // kj's ErrorHandler; never deleted through it
+struct LogTaskErrors final : kj::TaskSet::ErrorHandler {
+  void taskFailed(kj::Exception&& e) override {
+    spdlog::warn("template workers: {}", e.getDescription().cStr());
+  }
+};
+#pragma GCC diagnostic pop
+LogTaskErrors log_task_errors;
+
+kj::Exception failed(const std::string& message) {
+  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str()));
+}
+
+}  // namespace
+
+kj::Exception relay_error(kj::Exception&& e, const std::string& template_name) {
+  std::string_view text(e.getDescription().cStr(), e.getDescription().size());
+  std::string message;
+  if (text.starts_with(kRemotePrefix)) {
+    message = std::string(text.substr(kRemotePrefix.size()));
+  } else if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+    // Not the worker's answer but the connection to it failing.
+    message = "template '" + template_name + "': its worker process went away (its clones are gone; thawd restarts it)";
+  } else {
+    message = std::string(text);
+  }
+  return kj::Exception(e.getType(), __FILE__, __LINE__, kj::str(message.c_str()));
+}
+
+WorkerFleet::WorkerFleet(kj::AsyncIoContext& io, WorkerLaunch launch, std::string template_dir)
+    : io_(io),
+      launch_(std::move(launch)),
+      template_dir_(std::move(template_dir)),
+      executor_(kj::getCurrentThreadExecutor()),
+      loop_thread_(std::this_thread::get_id()),
+      tasks_(log_task_errors) {}
+
+WorkerFleet::~WorkerFleet() noexcept(false) {
+  // Every worker drains at once; then each is waited for in turn.
+  for (auto& [name, entry] : entries_) {
+    if (entry.worker) entry.worker->disconnect();
+  }
+  for (auto& [name, entry] : entries_) {
+    if (!entry.worker) continue;
+    std::string how = entry.worker->reap(TemplateWorker::kReapPatience);
+    spdlog::info("template '{}': worker {} {}", name, entry.worker->pid(), how);
+  }
+}
+
+std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool load) {
+  auto worker = std::make_shared<TemplateWorker>(io_, launch_, name, load);
+  Entry& entry = entries_[name];
+  entry.worker = worker;
+  entry.started = std::chrono::steady_clock::now();
+  watch(worker);
+  return worker;
+}
+
+void WorkerFleet::watch(const std::shared_ptr<TemplateWorker>& worker) {
+  // The task holds the worker until its process ends, so the pidfd it
+  // watches outlives the wait.
+  tasks_.add(worker->ended().then([this, worker](std::string how) { on_ended(worker, how); }));
+}
+
+void WorkerFleet::on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how) {
+  auto it = entries_.find(worker->name());
+  if (it == entries_.end() || it->second.worker != worker) {
+    spdlog::debug("template '{}': worker {} {}", worker->name(), worker->pid(), how);
+    return;  // deleted or replaced: expected
+  }
+  Entry& entry = it->second;
+  entry.worker.reset();
+  entry.last_end = how;
+  if (!entry.serving) {
+    spdlog::error("template '{}': worker {} {} while creating the template", worker->name(), worker->pid(), how);
+    return;  // create_async's failure path drops the entry
+  }
+  if (how == "exited with status " + std::to_string(kExitTemplateUnloadable)) {
+    spdlog::error("template '{}': worker {} could not load the snapshot in {} (see its log above); the template is "
+                  "not served until thawd restarts",
+                  worker->name(), worker->pid(), template_dir_);
+    entries_.erase(it);
+    return;
+  }
+  bool quick = std::chrono::steady_clock::now() - entry.started < kQuickEnd;
+  entry.quick_ends = quick ? entry.quick_ends + 1 : 0;
+  auto delay = std::chrono::milliseconds(0);
+  if (entry.quick_ends > 1) {
+    delay = std::min<std::chrono::milliseconds>(kMaxBackoff, kFirstBackoff * (1u << std::min(entry.quick_ends - 2, 9u)));
+  }
+  spdlog::error("template '{}': worker {} {}; its leases are lost; starting a new worker{}", worker->name(),
+                worker->pid(), how, delay.count() == 0 ? "" : " in " + std::to_string(delay.count()) + " ms");
+  std::string name = worker->name();
+  if (delay.count() == 0) return restart(name);
+  tasks_.add(io_.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, name] {
+    restart(name);
+  }));
+}
+
+void WorkerFleet::restart(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.worker) return;  // deleted meanwhile
+  ++restarts_;
+  try {
+    start(name, /*load=*/true);
+  } catch (const std::exception& e) {
+    spdlog::error("template '{}': cannot start its worker: {}; trying again in {} ms", name, e.what(),
+                  kMaxBackoff.count());
+    tasks_.add(io_.provider->getTimer().afterDelay(kMaxBackoff.count() * kj::MILLISECONDS).then([this, name] {
+      restart(name);
+    }));
+  }
+}
+
+std::shared_ptr<TemplateWorker> WorkerFleet::serving(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.serving) throw failed("no template '" + name + "'");
+  if (!it->second.worker) {
+    throw kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
+                        kj::str("template '", name.c_str(), "': its worker process ", it->second.last_end.c_str(),
+                                " and is being restarted; try again"));
+  }
+  return it->second.worker;
+}
+
+kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSpec& spec,
+                                                          const pool::PoolPolicy& policy) {
+  if (entries_.contains(spec.name)) return failed("template '" + spec.name + "' already exists");
+  std::shared_ptr<TemplateWorker> worker;
+  try {
+    worker = start(spec.name, /*load=*/false);
+  } catch (const std::exception& e) {
+    entries_.erase(spec.name);
+    return failed(std::string(rpc::kHostErrorPrefix) + e.what());
+  }
+  auto request = worker->pool().createTemplateRequest();
+  rpc::to_schema(spec, request.initSpec());
+  rpc::to_schema(policy, request.initPolicy());
+  return request.send().then(
+      [this, worker](capnp::Response<schema::Pool::CreateTemplateResults> response) {
+        auto info = rpc::from_schema(response.getInfo());
+        info.worker_pid = static_cast<uint32_t>(worker->pid());
+        auto it = entries_.find(worker->name());
+        if (it != entries_.end() && it->second.worker == worker) it->second.serving = true;
+        return info;
+      },
+      [this, worker](kj::Exception&& e) -> pool::TemplateInfo {
+        auto it = entries_.find(worker->name());
+        if (it != entries_.end() && it->second.worker == worker) entries_.erase(it);
+        worker->disconnect();  // the worker exits; its ended() task lets go of it
+        kj::throwFatalException(relay_error(kj::mv(e), worker->name()));
+      });
+}
+
+kj::Promise<void> WorkerFleet::remove_async(const std::string& name) {
+  auto worker = serving(name);
+  auto request = worker->pool().deleteTemplateRequest();
+  request.setName(name);
+  return request.send().then(
+      [this, worker](auto&&) {
+        auto it = entries_.find(worker->name());
+        if (it != entries_.end() && it->second.worker == worker) entries_.erase(it);
+        worker->disconnect();
+      },
+      [worker](kj::Exception&& e) { kj::throwFatalException(relay_error(kj::mv(e), worker->name())); });
+}
+
+kj::Promise<void> WorkerFleet::set_policy_async(const std::string& name, const pool::PoolPolicy& policy) {
+  auto worker = serving(name);
+  auto request = worker->pool().setPolicyRequest();
+  request.setName(name);
+  rpc::to_schema(policy, request.initPolicy());
+  return request.send().ignoreResult().catch_(
+      [worker](kj::Exception&& e) { kj::throwFatalException(relay_error(kj::mv(e), worker->name())); });
+}
+
+// Both fan-outs below skip a worker that does not answer (it is ending, and
+// the fleet is about to restart it): one template's trouble must not hide
+// the others.
+kj::Promise<std::vector<pool::TemplateInfo>> WorkerFleet::list_async() {
+  kj::Vector<kj::Promise<std::vector<pool::TemplateInfo>>> answers;
+  for (auto& [name, entry] : entries_) {
+    if (!entry.serving || !entry.worker) continue;
+    auto worker = entry.worker;
+    answers.add(worker->pool().listTemplatesRequest(capnp::MessageSize{4, 0}).send().then(
+        [worker](capnp::Response<schema::Pool::ListTemplatesResults> response) {
+          std::vector<pool::TemplateInfo> out;
+          for (auto t : response.getTemplates()) {
+            out.push_back(rpc::from_schema(t));
+            out.back().worker_pid = static_cast<uint32_t>(worker->pid());
+          }
+          return out;
+        },
+        [](kj::Exception&&) { return std::vector<pool::TemplateInfo>{}; }));
+  }
+  return kj::joinPromises(answers.releaseAsArray()).then([](kj::Array<std::vector<pool::TemplateInfo>> parts) {
+    std::vector<pool::TemplateInfo> all;
+    for (auto& part : parts) all.insert(all.end(), part.begin(), part.end());
+    return all;
+  });
+}
+
+kj::Promise<pool::PoolStats> WorkerFleet::stats_async() {
+  kj::Vector<kj::Promise<pool::PoolStats>> answers;
+  for (auto& [name, entry] : entries_) {
+    if (!entry.serving || !entry.worker) continue;
+    answers.add(entry.worker->pool().statsRequest(capnp::MessageSize{4, 0}).send().then(
+        [](capnp::Response<schema::Pool::StatsResults> response) { return rpc::from_schema(response.getStats()); },
+        [](kj::Exception&&) { return pool::PoolStats{}; }));
+  }
+  return kj::joinPromises(answers.releaseAsArray()).then([](kj::Array<pool::PoolStats> parts) {
+    pool::PoolStats all;
+    for (auto& part : parts) all.templates.insert(all.templates.end(), part.templates.begin(), part.templates.end());
+    return all;
+  });
+}
+
+template <typename T>
+T WorkerFleet::wait_for(kj::Function<kj::Promise<T>()> make) const {
+  if (std::this_thread::get_id() == loop_thread_) return make().wait(io_.waitScope);
+  return executor_.executeSync(kj::mv(make));
+}
+
+std::vector<std::string> WorkerFleet::load_existing_templates() {
+  std::vector<std::string> started;
+  for (const auto& name : pool::TemplateStore(template_dir_).list()) {
+    if (entries_.contains(name)) continue;
+    start(name, /*load=*/true);
+    entries_[name].serving = true;
+    started.push_back(name);
+  }
+  return started;
+}
+
+pool::TemplateInfo WorkerFleet::create_template(const pool::TemplateSpec& spec, const pool::PoolPolicy& policy) {
+  try {
+    return wait_for<pool::TemplateInfo>([&] { return create_async(spec, policy); });
+  } catch (const kj::Exception& e) {
+    throw std::runtime_error(rpc::error_message(e));
+  }
+}
+
+void WorkerFleet::set_policy(const std::string& name, const pool::PoolPolicy& policy) {
+  wait_for<bool>([&] { return set_policy_async(name, policy).then([] { return true; }); });
+}
+
+std::vector<pool::TemplateInfo> WorkerFleet::list_templates() const {
+  auto* self = const_cast<WorkerFleet*>(this);  // the calls only read the fleet; kj promises are not const
+  return wait_for<std::vector<pool::TemplateInfo>>([self] { return self->list_async(); });
+}
+
+pool::PoolStats WorkerFleet::stats() const {
+  auto* self = const_cast<WorkerFleet*>(this);
+  return wait_for<pool::PoolStats>([self] { return self->stats_async(); });
+}
+
+}  // namespace thaw::daemon

@@ -1,0 +1,90 @@
+// thawd's template worker processes: one per template, started on
+// createTemplate and at thawd's start for each template on disk, stopped on
+// deleteTemplate. A worker that ends unexpectedly (a crash, a seccomp kill,
+// SIGKILL) takes only its own template's clones and leases with it: the
+// fleet logs how it ended and starts a new one that loads the template from
+// its snapshot and refills, with a growing delay if it keeps ending.
+// Lives on thawd's event loop thread; the TemplateAdmin calls (start-up,
+// readiness, metrics) may come from any thread.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <kj/async-io.h>
+
+#include "pool/pool_types.h"
+#include "rpc/daemon/template_admin.h"
+#include "rpc/daemon/template_worker.h"
+
+namespace thaw::daemon {
+
+// A worker's exit status when it cannot load its template (a damaged or
+// missing snapshot): the fleet drops the template instead of restarting.
+inline constexpr int kExitTemplateUnloadable = 4;
+
+class WorkerFleet final : public TemplateAdmin {
+ public:
+  WorkerFleet(kj::AsyncIoContext& io, WorkerLaunch launch, std::string template_dir);
+  ~WorkerFleet() noexcept(false) override;  // disconnects every worker, then reaps them all
+  WorkerFleet(const WorkerFleet&) = delete;
+  WorkerFleet& operator=(const WorkerFleet&) = delete;
+
+  // The worker serving `name`. A FAILED exception when there is no such
+  // template (or it is still being created); OVERLOADED while its worker
+  // restarts.
+  std::shared_ptr<TemplateWorker> serving(const std::string& name);
+
+  kj::Promise<pool::TemplateInfo> create_async(const pool::TemplateSpec& spec, const pool::PoolPolicy& policy);
+  kj::Promise<void> remove_async(const std::string& name);
+  kj::Promise<void> set_policy_async(const std::string& name, const pool::PoolPolicy& policy);
+  kj::Promise<std::vector<pool::TemplateInfo>> list_async();
+  kj::Promise<pool::PoolStats> stats_async();
+
+  // TemplateAdmin: the calls above, waited for. On the loop thread only
+  // before the loop serves (thawd's start); from other threads at any time.
+  std::vector<std::string> load_existing_templates() override;
+  pool::TemplateInfo create_template(const pool::TemplateSpec& spec, const pool::PoolPolicy& policy) override;
+  void set_policy(const std::string& name, const pool::PoolPolicy& policy) override;
+  std::vector<pool::TemplateInfo> list_templates() const override;
+  pool::PoolStats stats() const override;
+
+  // Restarts so far (every template), for the log and tests.
+  uint64_t restarts() const { return restarts_; }
+
+ private:
+  struct Entry {
+    std::shared_ptr<TemplateWorker> worker;  // null while a restart waits
+    bool serving = false;                    // created or loaded (restart it if it ends)
+    unsigned quick_ends = 0;                 // ends soon after a start: the backoff grows
+    std::chrono::steady_clock::time_point started;
+    std::string last_end;
+  };
+
+  std::shared_ptr<TemplateWorker> start(const std::string& name, bool load);
+  void watch(const std::shared_ptr<TemplateWorker>& worker);
+  void on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how);
+  void restart(const std::string& name);
+  template <typename T>
+  T wait_for(kj::Function<kj::Promise<T>()> make) const;
+
+  kj::AsyncIoContext& io_;
+  WorkerLaunch launch_;
+  std::string template_dir_;
+  std::map<std::string, Entry> entries_;
+  uint64_t restarts_ = 0;
+  const kj::Executor& executor_;
+  std::thread::id loop_thread_;
+  kj::TaskSet tasks_;
+};
+
+// An exception from a worker, as thawd passes it on to its client: the same
+// type, without the "remote exception: " prefix the hop added, and a lost
+// connection to the worker named as such.
+kj::Exception relay_error(kj::Exception&& e, const std::string& template_name);
+
+}  // namespace thaw::daemon
