@@ -27,7 +27,8 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
           {"warm", t.warm},
           {"leased", t.leased},
           {"target_warm", t.target_warm},
-          {"cold_boot_ms", t.cold_boot_ms}};
+          {"cold_boot_ms", t.cold_boot_ms},
+          {"worker_pid", t.worker_pid}};  // 0: the clones live in thawd's own process
   // Only a program template has these keys: a kernel template's object is unchanged.
   if (t.spec.is_program()) {
     j["program"] = t.spec.program;

@@ -146,6 +146,8 @@ class ThawdProcess {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
 
+  pid_t pid() const { return pid_; }
+
   // Something accepts on the socket (a full backlog counts: it is up).
   bool answers() const { return probe_unix_socket(socket()).state == UnixSocketState::kListening; }
 

@@ -1,0 +1,175 @@
+// Isolation through the real thawd: each template's clones live in a worker
+// process of their own (template_workers, the default). The kernel's view of
+// the workers (parent, no_new_privs, seccomp on the vCPU threads, KVM fds in
+// the workers and none in thawd), a worker killed under a lease (its lease
+// fails as DISCONNECTED naming the worker, the other template serves on, a
+// new worker loads the template and serves it), and deleteTemplate ending the
+// worker.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "base/landlock.h"
+#include "rpc/error_mapping.h"
+#include "rpc/pool_client.h"
+#include "tests/rpc/rpc_test_helpers.h"
+#include "tests/rpc/thawd_process.h"
+
+namespace thaw::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Template name -> the pid of the worker serving it, from listTemplates.
+std::map<std::string, pid_t> worker_pids(rpc::PoolConnection& c) {
+  std::map<std::string, pid_t> out;
+  auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
+  for (auto t : list.getTemplates()) out[t.getName().cStr()] = static_cast<pid_t>(t.getWorkerPid());
+  return out;
+}
+
+// The targets of /proc/<pid>/fd/*: "/dev/kvm", "anon_inode:kvm-vm", ...
+std::vector<std::string> fd_targets(pid_t pid) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code link_ec;
+    auto target = std::filesystem::read_symlink(e.path(), link_ec);
+    if (!link_ec) out.push_back(target.string());
+  }
+  return out;
+}
+
+bool holds_kvm(pid_t pid) {
+  for (const auto& t : fd_targets(pid)) {
+    if (t == "/dev/kvm" || t.find("kvm-vm") != std::string::npos || t.find("kvm-vcpu") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Threads of `pid` whose status says Seccomp: 2 (a filter).
+int filtered_threads(pid_t pid) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    if (read_file((e.path() / "status").string()).find("Seccomp:\t2") != std::string::npos) ++n;
+  }
+  return n;
+}
+
+std::string echo(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm, const std::string& text) {
+  auto req = vm.invokeRequest();
+  req.setFunction("echo");
+  req.setPayload(kj::arrayPtr(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  req.setTimeoutMs(10000);
+  auto out = req.send().wait(c.wait_scope());
+  return {reinterpret_cast<const char*>(out.getPayload().begin()), out.getPayload().size()};
+}
+
+class TemplateWorkers : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    THAW_REQUIRE_KVM();
+    daemon_.write_config(daemon_.config_text({mini_pool("a"), mini_pool("b")}));
+    ASSERT_TRUE(daemon_.start(std::chrono::seconds(60))) << daemon_.log();
+  }
+  void TearDown() override {
+    if (daemon_.pid() <= 0) return;
+    int status = daemon_.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "thawd exit status " << status << "\n"
+                                                               << daemon_.log();
+  }
+
+  TempDir scratch_{"thaw-rpc-workers"};
+  ThawdProcess daemon_{scratch_.path()};
+};
+
+TEST_F(TemplateWorkers, EachTemplateRunsInASandboxedWorkerOfItsOwnAndThawdHoldsNoKvm) {
+  rpc::PoolConnection c(daemon_.socket());
+  auto pids = worker_pids(c);
+  ASSERT_EQ(pids.size(), 2u);
+  ASSERT_GT(pids["a"], 0);
+  ASSERT_GT(pids["b"], 0);
+  EXPECT_NE(pids["a"], pids["b"]);
+  for (auto [name, pid] : pids) {
+    auto status = read_file("/proc/" + std::to_string(pid) + "/status");
+    EXPECT_NE(status.find("PPid:\t" + std::to_string(daemon_.pid()) + "\n"), std::string::npos) << name << status;
+    EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << name << status;
+    EXPECT_TRUE(holds_kvm(pid)) << "worker " << name << " holds no KVM fd: its clones are not there";
+  }
+  // A leased clone runs on a vCPU thread of its worker, under the vCPU filter.
+  auto vm = acquire(c, "a");
+  EXPECT_EQ(echo(c, vm, "in a worker"), "in a worker");
+  EXPECT_GE(filtered_threads(pids["a"]), 1) << "no filtered thread in worker a";
+  // thawd itself runs no guest: no KVM fd at all.
+  EXPECT_FALSE(holds_kvm(daemon_.pid())) << "thawd holds a KVM fd";
+  if (landlock_abi() > 0) {
+    EXPECT_NE(daemon_.log().find("[worker a] sandbox: landlock ABI"), std::string::npos) << daemon_.log();
+  }
+}
+
+TEST_F(TemplateWorkers, AKilledWorkerTakesOnlyItsOwnLeasesAndComesBackWithItsTemplate) {
+  rpc::PoolConnection c(daemon_.socket());
+  auto before = worker_pids(c);
+  auto vm_a = acquire(c, "a");
+  auto vm_b = acquire(c, "b");
+  ASSERT_EQ(echo(c, vm_a, "a1"), "a1");
+  ASSERT_EQ(::kill(before["a"], SIGKILL), 0);
+
+  // The lease in the killed worker is gone, and says so.
+  KJ_IF_MAYBE (e, error_of([&] { echo(c, vm_a, "a2"); })) {
+    EXPECT_EQ(e->getType(), kj::Exception::Type::DISCONNECTED) << rpc::error_message(*e);
+    EXPECT_NE(rpc::error_message(*e).find("worker process went away"), std::string::npos) << rpc::error_message(*e);
+  } else {
+    ADD_FAILURE() << "an invoke on a clone of a killed worker succeeded";
+  }
+  // The other template's lease never noticed.
+  EXPECT_EQ(echo(c, vm_b, "b1"), "b1");
+
+  // A new worker takes template a up again and serves it.
+  pid_t replacement = 0;
+  for (auto deadline = Clock::now() + std::chrono::seconds(30); Clock::now() < deadline && replacement == 0;) {
+    auto now = worker_pids(c);
+    if (now.contains("a") && now["a"] > 0 && now["a"] != before["a"]) replacement = now["a"];
+    if (replacement == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(replacement, 0) << daemon_.log();
+  auto again = acquire(c, "a", 10000, 20000);
+  EXPECT_EQ(echo(c, again, "a3"), "a3");
+  EXPECT_EQ(worker_pids(c)["b"], before["b"]) << "template b's worker changed";
+  EXPECT_NE(daemon_.log().find("worker " + std::to_string(before["a"]) + " killed by SIGKILL"), std::string::npos)
+      << daemon_.log();
+}
+
+TEST_F(TemplateWorkers, DeletingATemplateEndsItsWorker) {
+  rpc::PoolConnection c(daemon_.socket());
+  pid_t b = worker_pids(c)["b"];
+  ASSERT_GT(b, 0);
+  auto req = c.pool().deleteTemplateRequest();
+  req.setName("b");
+  req.send().wait(c.wait_scope());
+  bool gone = false;
+  for (auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline && !gone;) {
+    // Reaped by thawd: no /proc entry (a zombie would still have one).
+    gone = !std::filesystem::exists("/proc/" + std::to_string(b));
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(gone) << "worker " << b << " of a deleted template still exists";
+  auto pids = worker_pids(c);
+  EXPECT_FALSE(pids.contains("b"));
+  EXPECT_TRUE(pids.contains("a"));
+}
+
+}  // namespace
+}  // namespace thaw::testing
