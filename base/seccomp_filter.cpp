@@ -6,12 +6,14 @@
 #include <sys/sysinfo.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
@@ -27,6 +29,9 @@ namespace {
 // the handler may read it.
 thread_local const char* t_filter_name = nullptr;
 thread_local pid_t t_thread_id = 0;
+// The first filter the process applied: what a thread that inherited its
+// filter (and set no name of its own) runs under.
+std::atomic<const char*> g_inherited_filter_name{nullptr};
 
 // Async-signal-safe: only write(2) and stack buffers.
 void append(char* buf, size_t& len, size_t cap, const char* text) {
@@ -45,13 +50,25 @@ void append_number(char* buf, size_t& len, size_t cap, uint64_t value) {
 
 // Runs under the filter that trapped: it may only make the calls compile()
 // adds to every filter (write to stderr, exit_group).
-void report_forbidden_call(int, siginfo_t* info, void*) {
+void append_hex(char* buf, size_t& len, size_t cap, uint64_t value) {
+  append(buf, len, cap, "0x");
+  bool started = false;
+  for (int shift = 60; shift >= 0; shift -= 4) {
+    unsigned digit = (value >> shift) & 0xf;
+    if (digit == 0 && !started && shift != 0) continue;
+    started = true;
+    if (len + 1 < cap) buf[len++] = "0123456789abcdef"[digit];
+  }
+}
+
+void report_forbidden_call(int, siginfo_t* info, void* context) {
   char line[256];
   size_t len = 0;
+  const char* filter = t_filter_name != nullptr ? t_filter_name : g_inherited_filter_name.load();
   append(line, len, sizeof line, "thaw: seccomp: thread ");
-  append_number(line, len, sizeof line, static_cast<uint64_t>(t_thread_id));
+  append_number(line, len, sizeof line, static_cast<uint64_t>(t_thread_id != 0 ? t_thread_id : ::gettid()));
   append(line, len, sizeof line, " (filter '");
-  append(line, len, sizeof line, t_filter_name != nullptr ? t_filter_name : "?");
+  append(line, len, sizeof line, filter != nullptr ? filter : "?");
   append(line, len, sizeof line, "') made a forbidden system call ");
   append_number(line, len, sizeof line, static_cast<uint64_t>(info->si_syscall));
   const char* name = linux_syscall_name_or_null(static_cast<uint64_t>(info->si_syscall));
@@ -59,6 +76,12 @@ void report_forbidden_call(int, siginfo_t* info, void*) {
     append(line, len, sizeof line, " (");
     append(line, len, sizeof line, name);
     append(line, len, sizeof line, ")");
+  }
+  if (info->si_syscall == SYS_ioctl && context != nullptr) {
+    // Which request: the filters allow ioctl by request number.
+    const auto* uc = static_cast<const ucontext_t*>(context);
+    append(line, len, sizeof line, " request ");
+    append_hex(line, len, sizeof line, static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RSI]));
   }
   append(line, len, sizeof line, "; ending the process\n");
   [[maybe_unused]] auto written = ::write(STDERR_FILENO, line, len);
@@ -123,7 +146,9 @@ SeccompFilter SeccompFilter::compile(std::string name, const std::vector<Seccomp
     for (const auto& c : rule.conditions) {
       cmps.push_back(SCMP_CMP64(c.arg, SCMP_CMP_MASKED_EQ, c.mask, c.value));
     }
-    int rc = seccomp_rule_add_array(context.ctx, SCMP_ACT_ALLOW, static_cast<int>(rule.syscall),
+    uint32_t action = rule.fail_with_errno != 0 ? SCMP_ACT_ERRNO(static_cast<uint32_t>(rule.fail_with_errno))
+                                                : SCMP_ACT_ALLOW;
+    int rc = seccomp_rule_add_array(context.ctx, action, static_cast<int>(rule.syscall),
                                     static_cast<unsigned>(cmps.size()), cmps.data());
     if (rc < 0) {
       throw SysError("seccomp_rule_add", -rc,
@@ -143,6 +168,8 @@ void SeccompFilter::apply_to_this_thread() const {
   // Set before the filter: the reporter may run at the first forbidden call.
   t_filter_name = name_.c_str();
   t_thread_id = static_cast<pid_t>(::syscall(SYS_gettid));
+  const char* none = nullptr;
+  g_inherited_filter_name.compare_exchange_strong(none, name_.c_str());
   // seccomp(2) without TSYNC: this thread only.
   if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
     t_filter_name = nullptr;

@@ -30,6 +30,9 @@ struct SeccompRule {
   };
   long syscall = -1;  // __NR_*
   std::vector<ArgMatch> conditions;
+  // Non-zero: the call fails with this errno instead of running (clone3 ->
+  // ENOSYS, so glibc falls back to clone, whose flags a filter can read).
+  int fail_with_errno = 0;
 };
 
 // Rule helpers for the allow-lists.
@@ -53,8 +56,9 @@ class SeccompFilter {
   static SeccompFilter compile(std::string name, const std::vector<SeccompRule>& allowed);
 
   // Sets no_new_privs and loads the filter on the calling thread only
-  // (threads it creates later inherit it). Installs the process's SIGSYS
-  // reporter first. Throws SysError when the kernel refuses.
+  // (threads it creates later inherit it, and the first filter a process
+  // applies is what their SIGSYS reports name). Installs the process's
+  // SIGSYS reporter first. Throws SysError when the kernel refuses.
   void apply_to_this_thread() const;
 
   const std::string& name() const { return name_; }

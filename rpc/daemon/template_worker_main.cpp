@@ -18,6 +18,7 @@
 #include "rpc/daemon/startup.h"
 #include "rpc/daemon/template_worker.h"
 #include "rpc/daemon/worker_fleet.h"
+#include "rpc/daemon/worker_seccomp.h"
 #include "rpc/pool_manager_backend.h"
 #include "rpc/pool_server.h"
 #include "rpc/worker_pool.h"
@@ -71,6 +72,16 @@ void sandbox(const TemplateWorkerOptions& o) {
   } else {
     spdlog::warn("sandbox: this kernel has no Landlock; the worker can read and write what its user can");
   }
+  // Compiled before the worker filter forbids what compiling needs.
+  vmm::vcpu_thread_filter();
+  devices::vsock_muxer_filter();
+  vmm::prepare_thread_for_vcpu_filter();
+  const SeccompFilter& filter = template_worker_filter();
+  filter.apply_to_this_thread();
+  spdlog::info("sandbox: seccomp filter '{}' ({} rules, {} BPF instructions) on every thread; vCPU threads add "
+               "'{}', vsock muxers '{}'",
+               filter.name(), filter.rule_count(), filter.instruction_count(), vmm::vcpu_thread_filter().name(),
+               devices::vsock_muxer_filter().name());
 }
 
 }  // namespace
@@ -89,8 +100,6 @@ int run_template_worker(const TemplateWorkerOptions& o) {
   }
   try {
     sandbox(o);
-    vmm::vcpu_thread_filter();  // fails here, not at the first clone
-    devices::vsock_muxer_filter();
     pool::PoolManager manager(pool_manager_config(o.config, o.linux_init_agent));
     if (o.load) {
       try {

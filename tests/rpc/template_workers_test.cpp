@@ -1,6 +1,7 @@
 // Isolation through the real thawd: each template's clones live in a worker
 // process of their own (template_workers, the default). The kernel's view of
-// the workers (parent, no_new_privs, seccomp on the vCPU threads, KVM fds in
+// the workers (parent, no_new_privs, the worker filter on every thread and
+// the vCPU filter on vCPU threads, KVM fds in
 // the workers and none in thawd), a worker killed under a lease (its lease
 // fails as DISCONNECTED naming the worker, the other template serves on, a
 // new worker loads the template and serves it), and deleteTemplate ending the
@@ -106,6 +107,7 @@ TEST_F(TemplateWorkers, EachTemplateRunsInASandboxedWorkerOfItsOwnAndThawdHoldsN
     auto status = read_file("/proc/" + std::to_string(pid) + "/status");
     EXPECT_NE(status.find("PPid:\t" + std::to_string(daemon_.pid()) + "\n"), std::string::npos) << name << status;
     EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << name << status;
+    EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << name << ": no seccomp filter\n" << status;
     EXPECT_TRUE(holds_kvm(pid)) << "worker " << name << " holds no KVM fd: its clones are not there";
   }
   // A leased clone runs on a vCPU thread of its worker, under the vCPU filter.
