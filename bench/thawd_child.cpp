@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -79,7 +80,10 @@ std::string linux_guest_unavailable(const std::string& kernel) {
 }
 
 ThawdChild::ThawdChild(ThawdOptions options) : options_(std::move(options)) {
-  dir_ = std::filesystem::temp_directory_path() / ("thaw-bench-" + std::to_string(::getpid()));
+  // Numbered: a benchmark may run two daemons side by side.
+  static std::atomic<unsigned> serial{0};
+  dir_ = std::filesystem::temp_directory_path() /
+         ("thaw-bench-" + std::to_string(::getpid()) + "-" + std::to_string(serial++));
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
   socket_ = (dir_ / "thaw.sock").string();
@@ -91,6 +95,7 @@ ThawdChild::ThawdChild(ThawdOptions options) : options_(std::move(options)) {
   config.autoscale_period_ms = options_.autoscale_period_ms;
   config.autoscale_headroom = options_.autoscale_headroom;
   config.pools = options_.pools;
+  config.template_workers = options_.template_workers;
   config.allow_root = ::geteuid() == 0;  // benchmarks run on development machines
   std::ofstream file(dir_ / "thawd.toml");
   file << daemon::render_config(config);

@@ -45,6 +45,7 @@ struct ThawdOptions {
   uint64_t autoscale_period_ms = 500;
   uint32_t autoscale_headroom = 1;
   std::string log_level = "warn";
+  bool template_workers = true;  // each template in a worker process (thawd's default)
 };
 
 class ThawdChild {
