@@ -103,8 +103,10 @@ std::string unenforced(int abi) {
 int landlock_abi() {
   int abi = create_ruleset(nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (abi >= 0) return abi;
-  // ENOSYS: not built in; EOPNOTSUPP: built in but not enabled at boot.
-  if (errno == ENOSYS || errno == EOPNOTSUPP) return 0;
+  // ENOSYS: not built in; EOPNOTSUPP: built in but not enabled at boot;
+  // EPERM: a seccomp filter above this process (a container's, a systemd
+  // unit's SystemCallFilter) refuses the call.
+  if (errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM) return 0;
   throw_errno("landlock_create_ruleset(LANDLOCK_CREATE_RULESET_VERSION)");
 }
 

@@ -181,6 +181,14 @@ int seccomp_mode_of_this_thread() { return ::prctl(PR_GET_SECCOMP, 0, 0, 0, 0); 
 
 SeccompRule seccomp_any_arguments(long nr) { return SeccompRule{nr, {}}; }
 
+SeccompRule seccomp_arg_equals(long nr, unsigned arg, uint64_t value, uint64_t mask) {
+  return SeccompRule{nr, {{.arg = arg, .mask = mask, .value = value}}};
+}
+
+SeccompRule seccomp_ioctl_request(unsigned long request) {
+  return seccomp_arg_equals(SYS_ioctl, 1, request, 0xffff'ffffull);
+}
+
 SeccompRule seccomp_without_exec(long nr) { return SeccompRule{nr, {{.arg = 2, .mask = PROT_EXEC, .value = 0}}}; }
 
 std::vector<SeccompRule> seccomp_thread_basics() {

@@ -39,6 +39,11 @@ struct SeccompRule {
 SeccompRule seccomp_any_arguments(long nr);
 // mmap/mprotect without PROT_EXEC (argument 2): no new code on the thread.
 SeccompRule seccomp_without_exec(long nr);
+// The call with (argument[arg] & mask) == value.
+SeccompRule seccomp_arg_equals(long nr, unsigned arg, uint64_t value, uint64_t mask = ~0ull);
+// ioctl with this request (compared on the low 32 bits: the kernel's
+// request is an unsigned int).
+SeccompRule seccomp_ioctl_request(unsigned long request);
 
 // What any filtered thread of thaw needs whatever its job: fstat of an fd
 // (glibc's stdio sizing a stream's buffer at its first line), locks and

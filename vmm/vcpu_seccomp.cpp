@@ -13,28 +13,18 @@
 
 namespace thaw::vmm {
 
-namespace {
-
-// ioctl(fd, request): the request is an unsigned int in the kernel; compare
-// the low 32 bits only.
-SeccompRule ioctl_request(unsigned long request) {
-  return SeccompRule{__NR_ioctl, {{.arg = 1, .mask = 0xffff'ffffull, .value = request}}};
-}
-
-}  // namespace
-
 // Beside these: locks (RunControl, the devices' queues), malloc, clocks, the
 // kick signal's return and the thread's end (seccomp_thread_basics).
 std::vector<SeccompRule> vcpu_thread_rules() {
   return with_thread_basics({
       // The run loop, and the registers a failure message shows (where_is_guest).
-      ioctl_request(KVM_RUN),
-      ioctl_request(KVM_GET_REGS),
-      ioctl_request(KVM_GET_SREGS),
+      seccomp_ioctl_request(KVM_RUN),
+      seccomp_ioctl_request(KVM_GET_REGS),
+      seccomp_ioctl_request(KVM_GET_SREGS),
       // The 8250's interrupt line, raised and lowered from the port write
       // that changes it (Linux's serial driver runs interrupt-driven; the
       // mini guest polls, so only a Linux guest showed this).
-      ioctl_request(KVM_IRQ_LINE),
+      seccomp_ioctl_request(KVM_IRQ_LINE),
       // Devices answer on this thread: console bytes, eventfd kicks to the
       // vsock muxer, and closing a guest's streams when its driver resets
       // the device.

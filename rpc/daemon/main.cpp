@@ -24,6 +24,7 @@
 
 #include "pool/pool_manager.h"
 #include "rpc/daemon/config.h"
+#include "rpc/daemon/daemon_seccomp.h"
 #include "rpc/daemon/metrics.h"
 #include "rpc/daemon/privileges.h"
 #include "rpc/daemon/routing_pool_server.h"
@@ -131,12 +132,20 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges, const Wor
   // Either every template in this process, or each in a worker of its own.
   std::optional<pool::PoolManager> manager;
   std::optional<rpc::PoolManagerBackend> backend;
+  std::optional<WorkerSpawner> spawner;
   std::optional<WorkerFleet> fleet;
   std::optional<ManagerAdmin> manager_admin;
   TemplateAdmin* admin = nullptr;
   if (config.template_workers) {
     spdlog::info("templates: each in a sandboxed worker process ({})", launch.executable);
-    admin = &fleet.emplace(io, launch, config.template_dir);
+    // The spawner thread first: it alone stays outside thawd's filter.
+    spawner.emplace();
+    const SeccompFilter& filter = thawd_filter();
+    filter.apply_to_this_thread();
+    spdlog::info("seccomp: thawd's threads run under filter '{}' ({} rules, {} BPF instructions): no KVM, no "
+                 "execve or fork but on its worker spawner thread",
+                 filter.name(), filter.rule_count(), filter.instruction_count());
+    admin = &fleet.emplace(io, *spawner, launch, config.template_dir);
   } else {
     spdlog::warn("templates: every clone in thawd's own process (template_workers = false): a guest that escaped "
                  "would reach every template's clones");

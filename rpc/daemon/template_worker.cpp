@@ -88,15 +88,56 @@ std::string describe_exit(int code, int status) {
   return (code == CLD_DUMPED ? "killed by " + sig + " (core dumped)" : "killed by " + sig);
 }
 
-TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, const WorkerLaunch& launch, const std::string& name,
-                               bool load)
+WorkerSpawner::WorkerSpawner() : thread_([this] { loop(); }) {}
+
+WorkerSpawner::~WorkerSpawner() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void WorkerSpawner::loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || (job_ && !done_); });
+    if (stopping_) return;
+    job_();
+    done_ = true;
+    wake_.notify_all();
+  }
+}
+
+pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd) {
+  pid_t pid = -1;
+  std::exception_ptr error;
+  std::unique_lock lock(mutex_);
+  job_ = [&] {
+    try {
+      pid = spawn_worker(launch, name, load, child_fd);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  };
+  done_ = false;
+  wake_.notify_all();
+  wake_.wait(lock, [this] { return done_; });
+  job_ = nullptr;
+  if (error) std::rethrow_exception(error);
+  return pid;
+}
+
+TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch,
+                               const std::string& name, bool load)
     : name_(name), events_(io.unixEventPort) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair", "template worker");
   UniqueFd ours(fds[0]), theirs(fds[1]);
   // dup2 onto the same number would keep FD_CLOEXEC: move it out of the way.
   if (theirs.get() == kWorkerSocketFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
-  pid_ = spawn_worker(launch, name, load, theirs.get());
+  pid_ = spawner.spawn(launch, name, load, theirs.get());
   pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   if (!pidfd_) {
     int err = errno;

@@ -10,7 +10,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
@@ -34,13 +38,40 @@ struct WorkerLaunch {
 // The fd a worker finds its socket on.
 inline constexpr int kWorkerSocketFd = 3;
 
+// The one thread of thawd that may start processes: made before thawd puts
+// its own seccomp filter on (thawd_seccomp.h), which forbids execve and
+// fork to every other thread, and which a worker would otherwise inherit
+// across its exec. It only runs posix_spawn for TemplateWorker.
+class WorkerSpawner {
+ public:
+  WorkerSpawner();
+  ~WorkerSpawner();
+  WorkerSpawner(const WorkerSpawner&) = delete;
+  WorkerSpawner& operator=(const WorkerSpawner&) = delete;
+
+  // Starts `launch` for template `name` with `child_fd` at kWorkerSocketFd,
+  // on the spawner thread; blocks until it is started. SysError.
+  pid_t spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd);
+
+ private:
+  void loop();
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::function<void()> job_;  // at most one at a time: spawn() waits for it
+  bool done_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class TemplateWorker {
  public:
   // Starts the worker for template `name`. With `load`, the worker picks the
   // template up from template_dir before it serves (a restart, or thawd's
   // start); without it, it waits for createTemplate. SysError when the
   // process cannot be started.
-  TemplateWorker(kj::AsyncIoContext& io, const WorkerLaunch& launch, const std::string& name, bool load);
+  TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch, const std::string& name,
+                 bool load);
   ~TemplateWorker();  // disconnects, then reaps (waiting up to kReapPatience, then SIGKILL)
   TemplateWorker(const TemplateWorker&) = delete;
   TemplateWorker& operator=(const TemplateWorker&) = delete;

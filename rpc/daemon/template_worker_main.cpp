@@ -18,7 +18,7 @@
 #include "rpc/daemon/startup.h"
 #include "rpc/daemon/template_worker.h"
 #include "rpc/daemon/worker_fleet.h"
-#include "rpc/daemon/worker_seccomp.h"
+#include "rpc/daemon/daemon_seccomp.h"
 #include "rpc/pool_manager_backend.h"
 #include "rpc/pool_server.h"
 #include "rpc/worker_pool.h"

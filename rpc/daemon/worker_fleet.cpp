@@ -49,8 +49,10 @@ kj::Exception relay_error(kj::Exception&& e, const std::string& template_name) {
   return kj::Exception(e.getType(), __FILE__, __LINE__, kj::str(message.c_str()));
 }
 
-WorkerFleet::WorkerFleet(kj::AsyncIoContext& io, WorkerLaunch launch, std::string template_dir)
+WorkerFleet::WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerLaunch launch,
+                         std::string template_dir)
     : io_(io),
+      spawner_(spawner),
       launch_(std::move(launch)),
       template_dir_(std::move(template_dir)),
       executor_(kj::getCurrentThreadExecutor()),
@@ -70,7 +72,7 @@ WorkerFleet::~WorkerFleet() noexcept(false) {
 }
 
 std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool load) {
-  auto worker = std::make_shared<TemplateWorker>(io_, launch_, name, load);
+  auto worker = std::make_shared<TemplateWorker>(io_, spawner_, launch_, name, load);
   Entry& entry = entries_[name];
   entry.worker = worker;
   entry.started = std::chrono::steady_clock::now();

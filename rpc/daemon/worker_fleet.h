@@ -29,7 +29,8 @@ inline constexpr int kExitTemplateUnloadable = 4;
 
 class WorkerFleet final : public TemplateAdmin {
  public:
-  WorkerFleet(kj::AsyncIoContext& io, WorkerLaunch launch, std::string template_dir);
+  // `spawner` must outlive the fleet.
+  WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerLaunch launch, std::string template_dir);
   ~WorkerFleet() noexcept(false) override;  // disconnects every worker, then reaps them all
   WorkerFleet(const WorkerFleet&) = delete;
   WorkerFleet& operator=(const WorkerFleet&) = delete;
@@ -73,6 +74,7 @@ class WorkerFleet final : public TemplateAdmin {
   T wait_for(kj::Function<kj::Promise<T>()> make) const;
 
   kj::AsyncIoContext& io_;
+  WorkerSpawner& spawner_;
   WorkerLaunch launch_;
   std::string template_dir_;
   std::map<std::string, Entry> entries_;

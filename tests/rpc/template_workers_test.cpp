@@ -114,8 +114,11 @@ TEST_F(TemplateWorkers, EachTemplateRunsInASandboxedWorkerOfItsOwnAndThawdHoldsN
   auto vm = acquire(c, "a");
   EXPECT_EQ(echo(c, vm, "in a worker"), "in a worker");
   EXPECT_GE(filtered_threads(pids["a"]), 1) << "no filtered thread in worker a";
-  // thawd itself runs no guest: no KVM fd at all.
+  // thawd itself runs no guest: no KVM fd at all, and its own filter
+  // (which forbids KVM) on its threads.
   EXPECT_FALSE(holds_kvm(daemon_.pid())) << "thawd holds a KVM fd";
+  EXPECT_NE(daemon_.proc_status().find("Seccomp:\t2"), std::string::npos) << daemon_.proc_status();
+  EXPECT_NE(daemon_.log().find("filter 'thawd'"), std::string::npos) << daemon_.log();
   if (landlock_abi() > 0) {
     EXPECT_NE(daemon_.log().find("[worker a] sandbox: landlock ABI"), std::string::npos) << daemon_.log();
   }
