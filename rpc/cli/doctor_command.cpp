@@ -11,7 +11,9 @@
 #include "rpc/cli/commands.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm_host_check.h"
+#include "base/landlock.h"
 #include "devices/virtio/vsock_seccomp.h"
+#include "rpc/daemon/daemon_seccomp.h"
 #include "vmm/vcpu_seccomp.h"
 #include "vmm/x86_64/boot_setup.h"
 
@@ -111,16 +113,21 @@ int run_doctor(bool json) {
   // Compiling it here is what a VM does first: a broken libseccomp shows now.
   const SeccompFilter& vcpu_filter = vmm::vcpu_thread_filter();
   const SeccompFilter& vsock_filter = devices::vsock_muxer_filter();
+  const SeccompFilter& worker_filter = daemon::template_worker_filter();
+  const SeccompFilter& thawd_filter = daemon::thawd_filter();
+  const int landlock = landlock_abi();
+  auto filter_json = [](const SeccompFilter& f) {
+    return nlohmann::json{{"filter", f.name()}, {"rules", f.rule_count()}, {"bpf_instructions", f.instruction_count()}};
+  };
   if (json) {
     nlohmann::json out = {{"backend", vmm::kvm::backend_name(backend)}, {"api_version", kvm.api_version()},
                           {"capabilities", caps},  {"max_vcpus", max_vcpus},
                           {"supported_cpuid_entries", cpuid.size()}, {"msr_index_list", msrs.size()},
-                          {"seccomp", {{"vcpu_threads", {{"filter", vcpu_filter.name()},
-                                                          {"rules", vcpu_filter.rule_count()},
-                                                          {"bpf_instructions", vcpu_filter.instruction_count()}}},
-                                       {"vsock_muxer_threads", {{"filter", vsock_filter.name()},
-                                                                {"rules", vsock_filter.rule_count()},
-                                                                {"bpf_instructions", vsock_filter.instruction_count()}}}}},
+                          {"seccomp", {{"vcpu_threads", filter_json(vcpu_filter)},
+                                       {"vsock_muxer_threads", filter_json(vsock_filter)},
+                                       {"template_workers", filter_json(worker_filter)},
+                                       {"thawd", filter_json(thawd_filter)}}},
+                          {"landlock_abi", landlock},
                           {"ok", missing_required == 0}};
     std::cout << out.dump(2) << std::endl;
     return missing_required == 0 ? kExitOk : kExitHostError;
@@ -134,6 +141,18 @@ int run_doctor(bool json) {
               vcpu_filter.name().c_str(), vcpu_filter.rule_count(), vcpu_filter.instruction_count());
   std::printf("                  every vsock muxer thread under filter '%s' (%zu rules, %zu BPF instructions)\n",
               vsock_filter.name().c_str(), vsock_filter.rule_count(), vsock_filter.instruction_count());
+  std::printf("                  every template worker under filter '%s' (%zu rules, %zu BPF instructions),\n",
+              worker_filter.name().c_str(), worker_filter.rule_count(), worker_filter.instruction_count());
+  std::printf("                  thawd itself (template_workers) under '%s' (%zu rules, %zu BPF instructions)\n",
+              thawd_filter.name().c_str(), thawd_filter.rule_count(), thawd_filter.instruction_count());
+  if (landlock > 0) {
+    std::printf("Landlock:         ABI %d: each template worker sees only its snapshots, vsock sockets, the KVM device "
+                "and the images it may read\n",
+                landlock);
+  } else {
+    std::printf("Landlock:         not available (kernel without it, or refused): template workers are not confined "
+                "to their directories, only by seccomp and their user\n");
+  }
   std::puts("\nCapabilities thaw uses:");
   for (const auto& cap : kCapabilities) {
     int value = caps[cap.name];
