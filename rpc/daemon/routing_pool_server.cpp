@@ -112,6 +112,7 @@ kj::Promise<void> VmProxy::relay_errors(kj::Promise<void> call) const {
 
 kj::Promise<void> VmProxy::invoke(InvokeContext context) {
   return guarded([&] {
+    require_leased();
     auto params = context.getParams();
     auto function = params.getFunction();
     rpc::check_function(std::string_view(function.cStr(), function.size()), limits_);
@@ -139,6 +140,7 @@ kj::Promise<void> VmProxy::invoke(InvokeContext context) {
 }
 
 kj::Promise<void> VmProxy::renew(RenewContext context) {
+  require_leased();
   auto request = vm_.renewRequest();
   request.setLeaseMs(context.getParams().getLeaseMs());
   return relay_errors(request.send().then([context](capnp::Response<schema::Vm::RenewResults> response) mutable {
@@ -146,11 +148,26 @@ kj::Promise<void> VmProxy::renew(RenewContext context) {
   }));
 }
 
+void VmProxy::require_leased() const {
+  if (released_) rpc::throw_bad_argument("lease was released");
+}
+
 kj::Promise<void> VmProxy::release(ReleaseContext /*context*/) {
-  return relay_errors(vm_.releaseRequest(capnp::MessageSize{4, 0}).send().ignoreResult());
+  require_leased();
+  // Answered here, as the in-process server answers it at once (the reset
+  // runs in the background there too): the worker's answer would add a
+  // round trip to every request. The message is on its way before any
+  // later call or the capability's drop, which follow it on the same
+  // connection; a release the worker refuses is only logged.
+  released_ = true;
+  vm_.releaseRequest(capnp::MessageSize{4, 0}).send().detach([name = worker_->name()](kj::Exception&& e) {
+    spdlog::warn("template '{}': release failed in its worker: {}", name, rpc::error_message(e));
+  });
+  return kj::READY_NOW;
 }
 
 kj::Promise<void> VmProxy::info(InfoContext context) {
+  require_leased();
   return relay_errors(vm_.infoRequest(capnp::MessageSize{4, 0}).send().then(
       [context](capnp::Response<schema::Vm::InfoResults> response) mutable { context.setResults(response); }));
 }

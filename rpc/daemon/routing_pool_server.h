@@ -57,11 +57,14 @@ class VmProxy final : public schema::Vm::Server {
 
  private:
   kj::Promise<void> relay_errors(kj::Promise<void> call) const;
+  // FAILED once release() has been called: the lease is over.
+  void require_leased() const;
 
   schema::Vm::Client vm_;
   std::shared_ptr<TemplateWorker> worker_;
   const rpc::Limits& limits_;
   rpc::InvokeObserver on_invoked_;
+  bool released_ = false;
 };
 #pragma GCC diagnostic pop
 
