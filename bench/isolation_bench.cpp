@@ -5,6 +5,8 @@
 // same machine. Closed loop: acquire -> invoke -> release, back to back.
 // The hop thawd -> worker is one more Cap'n Proto round trip per call on a
 // unix socket; the target is an acquire median within +50 us of in-process.
+// A third column: the same worker thawd, through the template's direct
+// socket (the worker serves it itself: no hop).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -16,23 +18,28 @@
 #include "bench/json_report.h"
 #include "bench/pool_load.h"
 #include "bench/thawd_child.h"
+#include "rpc/pool_client.h"
 
 namespace {
 
 struct Mode {
   const char* name;
   bool workers;
-  std::unique_ptr<thaw::bench::ThawdChild> daemon;
+  std::unique_ptr<thaw::bench::ThawdChild> daemon;  // null: the previous mode's thawd
   thaw::bench::LoadResult total;
+  std::string socket;
 };
 
 void append(std::vector<double>& to, const std::vector<double>& from) { to.insert(to.end(), from.begin(), from.end()); }
 
-void print_row(const char* what, const std::vector<double>& in_thawd, const std::vector<double>& in_worker) {
+void print_row(const char* what, const std::vector<double>& in_thawd, const std::vector<double>& in_worker,
+               const std::vector<double>& direct) {
   auto a = thaw::summarize_samples(in_thawd);
   auto b = thaw::summarize_samples(in_worker);
-  std::printf("%-22s | %7.3f %7.3f %7.3f | %7.3f %7.3f %7.3f | %+7.0f %+7.0f\n", what, a.min_ms, a.median_ms, a.p99_ms,
-              b.min_ms, b.median_ms, b.p99_ms, (b.median_ms - a.median_ms) * 1000, (b.p99_ms - a.p99_ms) * 1000);
+  auto c = thaw::summarize_samples(direct);
+  std::printf("%-22s | %7.3f %7.3f %7.3f | %7.3f %7.3f %7.3f | %7.3f %7.3f %7.3f | %+6.0f %+6.0f\n", what, a.min_ms,
+              a.median_ms, a.p99_ms, b.min_ms, b.median_ms, b.p99_ms, c.min_ms, c.median_ms, c.p99_ms,
+              (b.median_ms - a.median_ms) * 1000, (c.median_ms - a.median_ms) * 1000);
 }
 
 }  // namespace
@@ -60,9 +67,21 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::vector<Mode> modes;
-  modes.push_back({"in thawd", false, nullptr, {}});
-  modes.push_back({"in a worker", true, nullptr, {}});
+  modes.push_back({"in thawd", false, nullptr, {}, {}});
+  modes.push_back({"in a worker", true, nullptr, {}, {}});
+  modes.push_back({"direct to the worker", true, nullptr, {}, {}});
   for (auto& mode : modes) {
+    if (&mode == &modes[2]) {
+      // The template's direct socket, as the worker thawd lists it.
+      thaw::rpc::PoolConnection conn(modes[1].daemon->socket());
+      auto list = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());
+      for (auto t : list.getTemplates()) mode.socket = t.getDirectSocket().cStr();
+      if (mode.socket.empty()) {
+        std::fprintf(stderr, "the worker thawd lists no direct socket for the template\n");
+        return 1;
+      }
+      continue;
+    }
     thaw::bench::ThawdOptions options;
     options.thawd = thawd;
     options.template_workers = mode.workers;
@@ -76,6 +95,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", e.what());
       return 1;
     }
+    mode.socket = mode.daemon->socket();
   }
 
   size_t failures = 0;
@@ -83,7 +103,7 @@ int main(int argc, char** argv) {
     for (auto& mode : modes) {
       std::fprintf(stderr, "  round %u/%u: %zu requests, clones %s\n", round + 1, rounds, requests, mode.name);
       thaw::bench::LoadSpec spec;
-      spec.socket = mode.daemon->socket();
+      spec.socket = mode.socket;
       spec.template_name = "iso";
       spec.function = function;
       spec.clients = clients;
@@ -100,18 +120,22 @@ int main(int argc, char** argv) {
 
   const auto& a = modes[0].total;
   const auto& b = modes[1].total;
+  const auto& c = modes[2].total;
   std::printf("\nacquire -> invoke %s -> release, closed loop, %u client(s), %u rounds x %zu requests per mode\n",
               function.c_str(), clients, rounds, requests);
-  std::printf("%-22s | %-23s | %-23s | %-15s\n", "ms", "clones in thawd", "template in a worker", "worker - thawd us");
-  std::printf("%-22s | %7s %7s %7s | %7s %7s %7s | %7s %7s\n", "", "min", "p50", "p99", "min", "p50", "p99", "p50",
-              "p99");
-  print_row("acquire (client)", a.acquire_ms, b.acquire_ms);
-  print_row("acquire (in the pool)", a.acquire_in_thawd_ms, b.acquire_in_thawd_ms);
-  print_row("invoke (client)", a.invoke_ms, b.invoke_ms);
-  print_row("release (client)", a.release_ms, b.release_ms);
-  double delta_us = (thaw::summarize_samples(b.acquire_ms).median_ms - thaw::summarize_samples(a.acquire_ms).median_ms) * 1000;
-  std::printf("target: acquire p50 within +50 us of in-process: %+.0f us (%s)\n", delta_us,
-              delta_us <= 50 ? "met" : "missed");
+  std::printf("%-22s | %-23s | %-23s | %-23s | %-13s\n", "ms", "clones in thawd", "worker, via thawd",
+              "worker, direct socket", "p50 - thawd us");
+  std::printf("%-22s | %7s %7s %7s | %7s %7s %7s | %7s %7s %7s | %6s %6s\n", "", "min", "p50", "p99", "min", "p50",
+              "p99", "min", "p50", "p99", "via", "direct");
+  print_row("acquire (client)", a.acquire_ms, b.acquire_ms, c.acquire_ms);
+  print_row("acquire (in the pool)", a.acquire_in_thawd_ms, b.acquire_in_thawd_ms, c.acquire_in_thawd_ms);
+  print_row("invoke (client)", a.invoke_ms, b.invoke_ms, c.invoke_ms);
+  print_row("release (client)", a.release_ms, b.release_ms, c.release_ms);
+  auto median = [](const std::vector<double>& v) { return thaw::summarize_samples(v).median_ms; };
+  double delta_us = (median(b.acquire_ms) - median(a.acquire_ms)) * 1000;
+  double direct_us = (median(c.acquire_ms) - median(a.acquire_ms)) * 1000;
+  std::printf("target: acquire p50 within +50 us of in-process: via thawd %+.0f us (%s), direct %+.0f us (%s)\n",
+              delta_us, delta_us <= 50 ? "met" : "missed", direct_us, direct_us <= 50 ? "met" : "missed");
 
   thaw::bench::JsonReport report("isolation");
   for (const auto& mode : modes) {
@@ -121,9 +145,12 @@ int main(int argc, char** argv) {
     report.samples(prefix + "invoke", mode.total.invoke_ms);
     report.samples(prefix + "release", mode.total.release_ms);
   }
-  report.value("acquire p50 delta us", delta_us);
+  report.value("acquire p50 delta us, via thawd", delta_us);
+  report.value("acquire p50 delta us, direct socket", direct_us);
   report.value("failures", static_cast<double>(failures));
   if (!report.write(json_path)) return 1;
-  for (auto& mode : modes) mode.daemon->stop();
+  for (auto& mode : modes) {
+    if (mode.daemon) mode.daemon->stop();
+  }
   return failures == 0 ? 0 : 1;
 }

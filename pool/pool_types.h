@@ -81,6 +81,7 @@ struct TemplateInfo {
   uint32_t target_warm = 0;  // what the autoscaler aims for now
   double cold_boot_ms = 0;   // the template's cold boot to boot-complete
   uint32_t worker_pid = 0;   // thawd's worker process that holds its clones; 0: thawd itself
+  std::string direct_socket;  // that worker's own socket for this template ("" : none)
 };
 
 // Delivered to a clone at acquire without a guest round trip: written into

@@ -85,14 +85,16 @@ RpcListener::~RpcListener() noexcept(false) {
 }
 
 void RpcListener::listen(const std::string& address) {
-  auto fd = listen_on(address);
-  auto receiver = low_level_.wrapListenSocketFd(kj::mv(fd), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
-                                                                 kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK |
-                                                                 kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
-  accepting_->add(accept_loop(*receiver));
-  receivers_.push_back(kj::mv(receiver));
+  adopt(listen_on(address));
   if (is_unix_path(address)) unix_paths_.push_back(address);
   spdlog::info("listening on {}", address);
+}
+
+void RpcListener::adopt(kj::AutoCloseFd listening) {
+  auto receiver = low_level_.wrapListenSocketFd(kj::mv(listening), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
+                                                                       kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
+  accepting_->add(accept_loop(*receiver));
+  receivers_.push_back(kj::mv(receiver));
 }
 
 kj::Promise<void> RpcListener::accept_loop(kj::ConnectionReceiver& receiver) {

@@ -50,6 +50,9 @@ class RpcListener {
 
   // rpc/socket_address.h: a unix socket path or numeric HOST:PORT.
   void listen(const std::string& address);
+  // Accepts on a socket already bound and listening (a template worker's
+  // direct socket, which thawd binds and hands it); the file, if any, stays.
+  void adopt(kj::AutoCloseFd listening);
   void stop_accepting();  // also removes the unix socket files
   void disconnect_all();
 

@@ -58,6 +58,11 @@ struct TemplateInfo {
   workerPid @8 :UInt32;
   # The process that holds this template's clones (thawd's template worker);
   # 0 when thawd holds them itself (template_workers = false).
+  directSocket @9 :Text;
+  # A unix socket the template's worker serves itself: the same Pool, for
+  # this template only, without thawd's hop (acquire, listTemplates, stats;
+  # createTemplate, deleteTemplate and setPolicy only on thawd's socket).
+  # Same mode and group as thawd's. "" when there is none.
 }
 
 struct TemplateStats {

@@ -28,7 +28,8 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
           {"leased", t.leased},
           {"target_warm", t.target_warm},
           {"cold_boot_ms", t.cold_boot_ms},
-          {"worker_pid", t.worker_pid}};  // 0: the clones live in thawd's own process
+          {"worker_pid", t.worker_pid},  // 0: the clones live in thawd's own process
+          {"direct_socket", t.direct_socket}};
   // Only a program template has these keys: a kernel template's object is unchanged.
   if (t.spec.is_program()) {
     j["program"] = t.spec.program;

@@ -145,7 +145,8 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges, const Wor
     spdlog::info("seccomp: thawd's threads run under filter '{}' ({} rules, {} BPF instructions): no KVM, no "
                  "execve or fork but on its worker spawner thread",
                  filter.name(), filter.rule_count(), filter.instruction_count());
-    admin = &fleet.emplace(io, *spawner, launch, config.template_dir);
+    DirectSockets direct{config.socket, [&privileges](const std::string& path) { set_socket_access(privileges, path); }};
+    admin = &fleet.emplace(io, *spawner, launch, config.template_dir, direct);
   } else {
     spdlog::warn("templates: every clone in thawd's own process (template_workers = false): a guest that escaped "
                  "would reach every template's clones");
@@ -227,6 +228,7 @@ struct DaemonArgs {
   bool allow_root = false;
   std::string worker_template;  // --template-worker: serve this one template on fd 3
   bool load = false;
+  bool direct_socket = false;
 };
 
 // thawd's own binary, for its template workers: resolved now, so a package
@@ -258,8 +260,8 @@ int run(const DaemonArgs& args) {
   }
   if (!args.worker_template.empty()) {
     spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] [worker " + args.worker_template + "] %v");
-    return run_template_worker({args.worker_template, args.load, config, allowed_image_dirs(config),
-                                thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init")});
+    return run_template_worker({args.worker_template, args.load, args.direct_socket, config,
+                                allowed_image_dirs(config), thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init")});
   }
   try {
     WorkerLaunch launch{own_executable(), std::filesystem::absolute(args.config_path).string(), args.log_level,
@@ -299,6 +301,7 @@ int main(int argc, char** argv) {
   // not for people, so not in --help.
   app.add_option("--template-worker", args.worker_template)->group("");
   app.add_flag("--load", args.load)->group("");
+  app.add_flag("--direct-socket", args.direct_socket)->group("");
   app.footer("Each template's clones run in a worker process of their own (thawd --template-worker, started by "
              "thawd; template_workers = false keeps them in thawd).\n"
              "Exit status: 0 after SIGTERM/SIGINT (or a good --check-config), 1 start-up failure, 2 bad config.");

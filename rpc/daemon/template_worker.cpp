@@ -50,10 +50,11 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 // posix_spawn with the child's end of the socketpair at kWorkerSocketFd, an
 // empty signal mask (thawd blocks the signals its event loop captures) and
 // default dispositions.
-pid_t spawn_worker(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd) {
+pid_t spawn_worker(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd, int listen_fd) {
   std::vector<std::string> args = {launch.executable, "--template-worker", name, "--config", launch.config_path};
   if (!launch.log_level.empty()) args.insert(args.end(), {"--log-level", launch.log_level});
   if (load) args.emplace_back("--load");
+  if (listen_fd >= 0) args.emplace_back("--direct-socket");
   if (launch.allow_root) args.emplace_back("--allow-root");
   std::vector<std::string> env = worker_environment();
   auto argv = pointers(args);
@@ -64,6 +65,7 @@ pid_t spawn_worker(const WorkerLaunch& launch, const std::string& name, bool loa
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
   posix_spawn_file_actions_adddup2(&actions, child_fd, kWorkerSocketFd);
+  if (listen_fd >= 0) posix_spawn_file_actions_adddup2(&actions, listen_fd, kWorkerListenFd);
   sigset_t none, defaults;
   sigemptyset(&none);
   sigemptyset(&defaults);
@@ -110,13 +112,14 @@ void WorkerSpawner::loop() {
   }
 }
 
-pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd) {
+pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd,
+                           int listen_fd) {
   pid_t pid = -1;
   std::exception_ptr error;
   std::unique_lock lock(mutex_);
   job_ = [&] {
     try {
-      pid = spawn_worker(launch, name, load, child_fd);
+      pid = spawn_worker(launch, name, load, child_fd, listen_fd);
     } catch (...) {
       error = std::current_exception();
     }
@@ -130,14 +133,20 @@ pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const std::string& name, 
 }
 
 TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch,
-                               const std::string& name, bool load)
+                               const std::string& name, bool load, int listen_fd)
     : name_(name), events_(io.unixEventPort) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair", "template worker");
   UniqueFd ours(fds[0]), theirs(fds[1]);
-  // dup2 onto the same number would keep FD_CLOEXEC: move it out of the way.
-  if (theirs.get() == kWorkerSocketFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
-  pid_ = spawner.spawn(launch, name, load, theirs.get());
+  // The child's dup2s must not land on a source they still need, and dup2
+  // onto the same number would keep FD_CLOEXEC: sources go above both.
+  if (theirs.get() <= kWorkerListenFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
+  UniqueFd listen_copy;
+  if (listen_fd >= 0 && listen_fd <= kWorkerListenFd) {
+    listen_copy = UniqueFd(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 10));
+    listen_fd = listen_copy.get();
+  }
+  pid_ = spawner.spawn(launch, name, load, theirs.get(), listen_fd);
   pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   if (!pidfd_) {
     int err = errno;

@@ -35,8 +35,10 @@ struct WorkerLaunch {
   bool allow_root = false;
 };
 
-// The fd a worker finds its socket on.
+// The fds a worker finds its connection to thawd on, and its direct socket
+// (listening, bound by thawd) when it has one.
 inline constexpr int kWorkerSocketFd = 3;
+inline constexpr int kWorkerListenFd = 4;
 
 // The one thread of thawd that may start processes: made before thawd puts
 // its own seccomp filter on (thawd_seccomp.h), which forbids execve and
@@ -49,9 +51,10 @@ class WorkerSpawner {
   WorkerSpawner(const WorkerSpawner&) = delete;
   WorkerSpawner& operator=(const WorkerSpawner&) = delete;
 
-  // Starts `launch` for template `name` with `child_fd` at kWorkerSocketFd,
-  // on the spawner thread; blocks until it is started. SysError.
-  pid_t spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd);
+  // Starts `launch` for template `name` with `child_fd` at kWorkerSocketFd
+  // and `listen_fd` (if >= 0) at kWorkerListenFd, on the spawner thread;
+  // blocks until it is started. SysError.
+  pid_t spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd, int listen_fd);
 
  private:
   void loop();
@@ -70,8 +73,10 @@ class TemplateWorker {
   // template up from template_dir before it serves (a restart, or thawd's
   // start); without it, it waits for createTemplate. SysError when the
   // process cannot be started.
+  // `listen_fd` (-1: none): the template's direct socket, which the worker
+  // accepts clients on; thawd keeps its own copy across restarts.
   TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch, const std::string& name,
-                 bool load);
+                 bool load, int listen_fd = -1);
   ~TemplateWorker();  // disconnects, then reaps (waiting up to kReapPatience, then SIGKILL)
   TemplateWorker(const TemplateWorker&) = delete;
   TemplateWorker& operator=(const TemplateWorker&) = delete;

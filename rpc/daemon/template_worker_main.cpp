@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <optional>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
@@ -20,7 +21,9 @@
 #include "rpc/daemon/worker_fleet.h"
 #include "rpc/daemon/daemon_seccomp.h"
 #include "rpc/pool_manager_backend.h"
+#include "rpc/error_mapping.h"
 #include "rpc/pool_server.h"
+#include "rpc/rpc_listener.h"
 #include "rpc/worker_pool.h"
 #include "vmm/vcpu_seccomp.h"
 
@@ -84,6 +87,50 @@ void sandbox(const TemplateWorkerOptions& o) {
                devices::vsock_muxer_filter().name());
 }
 
+// Cap'n Proto's generated Server classes have a non-virtual destructor
+// (capnp destroys them through Capability::Server, which has a virtual one).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+// What a client gets on the template's direct socket: the worker's Pool, for
+// this one template, without what changes templates (that stays with
+// thawd, which checks and records it).
+class DirectPoolServer final : public rpc::schema::Pool::Server {
+ public:
+  DirectPoolServer(rpc::schema::Pool::Client pool, std::string name) : pool_(kj::mv(pool)), name_(std::move(name)) {}
+
+ protected:
+  kj::Promise<void> acquire(AcquireContext context) override {
+    auto params = context.getParams();
+    if (params.getTemplate() != name_.c_str()) {
+      rpc::throw_bad_argument("template: this socket serves template '" + name_ + "' only");
+    }
+    auto request = pool_.acquireRequest();
+    request.setTemplate(params.getTemplate());
+    request.setLeaseMs(params.getLeaseMs());
+    request.setTimeoutMs(params.getTimeoutMs());
+    return request.send().then([context](auto response) mutable { context.setResults(response); });
+  }
+  kj::Promise<void> listTemplates(ListTemplatesContext context) override {
+    return pool_.listTemplatesRequest().send().then([context](auto response) mutable { context.setResults(response); });
+  }
+  kj::Promise<void> stats(StatsContext context) override {
+    return pool_.statsRequest().send().then([context](auto response) mutable { context.setResults(response); });
+  }
+  kj::Promise<void> createTemplate(CreateTemplateContext) override { refuse("createTemplate"); }
+  kj::Promise<void> deleteTemplate(DeleteTemplateContext) override { refuse("deleteTemplate"); }
+  kj::Promise<void> setPolicy(SetPolicyContext) override { refuse("setPolicy"); }
+
+ private:
+  [[noreturn]] void refuse(const char* call) const {
+    rpc::throw_bad_argument(std::string(call) + ": not on template '" + name_ +
+                            "''s own socket; use thawd's socket for it");
+  }
+
+  rpc::schema::Pool::Client pool_;
+  std::string name_;
+};
+#pragma GCC diagnostic pop
+
 }  // namespace
 
 int run_template_worker(const TemplateWorkerOptions& o) {
@@ -120,8 +167,24 @@ int run_template_worker(const TemplateWorkerOptions& o) {
       auto io = kj::setupAsyncIo();
       auto stream = io.lowLevelProvider->wrapSocketFd(kWorkerSocketFd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
       capnp::TwoPartyVatNetwork network(*stream, capnp::rpc::twoparty::Side::SERVER);
-      auto rpc_system = capnp::makeRpcServer(network, kj::heap<rpc::PoolServer>(backend, workers, options));
+      rpc::schema::Pool::Client pool = kj::heap<rpc::PoolServer>(backend, workers, options);
+      auto rpc_system = capnp::makeRpcServer(network, pool);
+      rpc::ConnectionCounters counters;
+      std::optional<rpc::RpcListener> direct;
+      if (o.direct_socket) {
+        rpc::ConnectionLimits limits;
+        limits.max_connections = o.config.max_connections;
+        limits.message.max_message_bytes = o.config.max_message_kib * 1024;
+        limits.message.message_timeout = o.config.message_timeout_ms * kj::MILLISECONDS;
+        limits.max_inflight_bytes = o.config.max_inflight_mib << 20;
+        direct.emplace(*io.lowLevelProvider, kj::heap<DirectPoolServer>(pool, o.template_name), counters, limits);
+        direct->adopt(kj::AutoCloseFd(kWorkerListenFd));
+      }
       network.onDisconnect().wait(io.waitScope);
+      if (direct) {
+        direct->stop_accepting();
+        direct->disconnect_all();
+      }
     }  // every Vm capability is gone here: their leases are being released
     workers.shutdown();
     spdlog::debug("template '{}': thawd closed the connection; destroying clones", o.template_name);

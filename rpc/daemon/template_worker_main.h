@@ -15,6 +15,7 @@ namespace thaw::daemon {
 struct TemplateWorkerOptions {
   std::string template_name;
   bool load = false;  // pick the template up from template_dir before serving
+  bool direct_socket = false;  // fd kWorkerListenFd listens: serve the template there too
   DaemonConfig config;
   std::vector<std::string> allowed_image_dirs;  // as thawd resolved them
   std::string linux_init_agent;                 // thaw-init, "" when not shipped

@@ -1,12 +1,17 @@
 #include "rpc/daemon/worker_fleet.h"
 
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 
 #include <spdlog/spdlog.h>
 
 #include "pool/template_store.h"
 #include "rpc/convert.h"
 #include "rpc/error_mapping.h"
+#include "rpc/socket_address.h"
 
 namespace thaw::daemon {
 
@@ -49,12 +54,19 @@ kj::Exception relay_error(kj::Exception&& e, const std::string& template_name) {
   return kj::Exception(e.getType(), __FILE__, __LINE__, kj::str(message.c_str()));
 }
 
+std::string direct_socket_path(const std::string& main_socket, const std::string& name) {
+  std::filesystem::path main(main_socket);
+  std::string path = (main.parent_path() / (main.stem().string() + "-" + name + ".sock")).string();
+  return path.size() < sizeof(sockaddr_un{}.sun_path) ? path : "";
+}
+
 WorkerFleet::WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerLaunch launch,
-                         std::string template_dir)
+                         std::string template_dir, DirectSockets direct)
     : io_(io),
       spawner_(spawner),
       launch_(std::move(launch)),
       template_dir_(std::move(template_dir)),
+      direct_(std::move(direct)),
       executor_(kj::getCurrentThreadExecutor()),
       loop_thread_(std::this_thread::get_id()),
       tasks_(log_task_errors) {}
@@ -65,15 +77,40 @@ WorkerFleet::~WorkerFleet() noexcept(false) {
     if (entry.worker) entry.worker->disconnect();
   }
   for (auto& [name, entry] : entries_) {
+    if (!entry.direct_path.empty()) ::unlink(entry.direct_path.c_str());
     if (!entry.worker) continue;
     std::string how = entry.worker->reap(TemplateWorker::kReapPatience);
     spdlog::info("template '{}': worker {} {}", name, entry.worker->pid(), how);
   }
 }
 
+void WorkerFleet::bind_direct_socket(const std::string& name, Entry& entry) {
+  if (entry.direct_fd.get() >= 0 || direct_.main_socket.empty()) return;
+  std::string path = direct_socket_path(direct_.main_socket, name);
+  if (path.empty()) {
+    spdlog::warn("template '{}': no direct socket (its path beside {} would be too long)", name, direct_.main_socket);
+    return;
+  }
+  try {
+    entry.direct_fd = rpc::listen_on(path);
+    if (direct_.set_access) direct_.set_access(path);
+    entry.direct_path = path;
+  } catch (const std::exception& e) {
+    entry.direct_fd = nullptr;
+    ::unlink(path.c_str());
+    spdlog::warn("template '{}': no direct socket: {}", name, e.what());
+  }
+}
+
+void WorkerFleet::erase(std::map<std::string, Entry>::iterator it) {
+  if (!it->second.direct_path.empty()) ::unlink(it->second.direct_path.c_str());
+  entries_.erase(it);
+}
+
 std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool load) {
-  auto worker = std::make_shared<TemplateWorker>(io_, spawner_, launch_, name, load);
   Entry& entry = entries_[name];
+  bind_direct_socket(name, entry);
+  auto worker = std::make_shared<TemplateWorker>(io_, spawner_, launch_, name, load, entry.direct_fd.get());
   entry.worker = worker;
   entry.started = std::chrono::steady_clock::now();
   watch(worker);
@@ -103,7 +140,7 @@ void WorkerFleet::on_ended(const std::shared_ptr<TemplateWorker>& worker, const 
     spdlog::error("template '{}': worker {} could not load the snapshot in {} (see its log above); the template is "
                   "not served until thawd restarts",
                   worker->name(), worker->pid(), template_dir_);
-    entries_.erase(it);
+    erase(it);
     return;
   }
   bool quick = std::chrono::steady_clock::now() - entry.started < kQuickEnd;
@@ -154,7 +191,7 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
   try {
     worker = start(spec.name, /*load=*/false);
   } catch (const std::exception& e) {
-    entries_.erase(spec.name);
+    if (auto it = entries_.find(spec.name); it != entries_.end()) erase(it);
     return failed(std::string(rpc::kHostErrorPrefix) + e.what());
   }
   auto request = worker->pool().createTemplateRequest();
@@ -165,12 +202,15 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
         auto info = rpc::from_schema(response.getInfo());
         info.worker_pid = static_cast<uint32_t>(worker->pid());
         auto it = entries_.find(worker->name());
-        if (it != entries_.end() && it->second.worker == worker) it->second.serving = true;
+        if (it != entries_.end() && it->second.worker == worker) {
+          it->second.serving = true;
+          info.direct_socket = it->second.direct_path;
+        }
         return info;
       },
       [this, worker](kj::Exception&& e) -> pool::TemplateInfo {
         auto it = entries_.find(worker->name());
-        if (it != entries_.end() && it->second.worker == worker) entries_.erase(it);
+        if (it != entries_.end() && it->second.worker == worker) erase(it);
         worker->disconnect();  // the worker exits; its ended() task lets go of it
         kj::throwFatalException(relay_error(kj::mv(e), worker->name()));
       });
@@ -183,7 +223,7 @@ kj::Promise<void> WorkerFleet::remove_async(const std::string& name) {
   return request.send().then(
       [this, worker](auto&&) {
         auto it = entries_.find(worker->name());
-        if (it != entries_.end() && it->second.worker == worker) entries_.erase(it);
+        if (it != entries_.end() && it->second.worker == worker) erase(it);
         worker->disconnect();
       },
       [worker](kj::Exception&& e) { kj::throwFatalException(relay_error(kj::mv(e), worker->name())); });
@@ -207,11 +247,12 @@ kj::Promise<std::vector<pool::TemplateInfo>> WorkerFleet::list_async() {
     if (!entry.serving || !entry.worker) continue;
     auto worker = entry.worker;
     answers.add(worker->pool().listTemplatesRequest(capnp::MessageSize{4, 0}).send().then(
-        [worker](capnp::Response<schema::Pool::ListTemplatesResults> response) {
+        [worker, direct = entry.direct_path](capnp::Response<schema::Pool::ListTemplatesResults> response) {
           std::vector<pool::TemplateInfo> out;
           for (auto t : response.getTemplates()) {
             out.push_back(rpc::from_schema(t));
             out.back().worker_pid = static_cast<uint32_t>(worker->pid());
+            out.back().direct_socket = direct;
           }
           return out;
         },

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,10 +28,24 @@ namespace thaw::daemon {
 // missing snapshot): the fleet drops the template instead of restarting.
 inline constexpr int kExitTemplateUnloadable = 4;
 
+// Each template's direct socket: beside thawd's unix socket, named
+// <stem>-<template>.sock, bound by thawd (so its mode and group are set
+// like thawd's own) and handed to the worker, which serves that template
+// on it without thawd's hop. Kept across worker restarts.
+struct DirectSockets {
+  std::string main_socket;  // thawd's unix socket; "": no direct sockets
+  std::function<void(const std::string& path)> set_access;  // mode and group, as for thawd's socket
+};
+
+// The direct socket's path for `name` beside `main_socket`; "" when the
+// path would not fit a unix socket address.
+std::string direct_socket_path(const std::string& main_socket, const std::string& name);
+
 class WorkerFleet final : public TemplateAdmin {
  public:
   // `spawner` must outlive the fleet.
-  WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerLaunch launch, std::string template_dir);
+  WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerLaunch launch, std::string template_dir,
+              DirectSockets direct = {});
   ~WorkerFleet() noexcept(false) override;  // disconnects every worker, then reaps them all
   WorkerFleet(const WorkerFleet&) = delete;
   WorkerFleet& operator=(const WorkerFleet&) = delete;
@@ -64,12 +79,19 @@ class WorkerFleet final : public TemplateAdmin {
     unsigned quick_ends = 0;                 // ends soon after a start: the backoff grows
     std::chrono::steady_clock::time_point started;
     std::string last_end;
+    kj::AutoCloseFd direct_fd;  // listening; thawd's copy
+    std::string direct_path;
   };
 
   std::shared_ptr<TemplateWorker> start(const std::string& name, bool load);
   void watch(const std::shared_ptr<TemplateWorker>& worker);
   void on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how);
   void restart(const std::string& name);
+  // Binds `entry`'s direct socket if it has none yet (a failure is logged:
+  // the template is then served through thawd only).
+  void bind_direct_socket(const std::string& name, Entry& entry);
+  // Drops the entry, closing and removing its direct socket.
+  void erase(std::map<std::string, Entry>::iterator it);
   template <typename T>
   T wait_for(kj::Function<kj::Promise<T>()> make) const;
 
@@ -77,6 +99,7 @@ class WorkerFleet final : public TemplateAdmin {
   WorkerSpawner& spawner_;
   WorkerLaunch launch_;
   std::string template_dir_;
+  DirectSockets direct_;
   std::map<std::string, Entry> entries_;
   uint64_t restarts_ = 0;
   const kj::Executor& executor_;

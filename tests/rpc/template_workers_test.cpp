@@ -4,9 +4,10 @@
 // the vCPU filter on vCPU threads, KVM fds in
 // the workers and none in thawd), a worker killed under a lease (its lease
 // fails as DISCONNECTED naming the worker, the other template serves on, a
-// new worker loads the template and serves it), and deleteTemplate ending the
-// worker.
+// new worker loads the template and serves it), a template's direct socket,
+// and deleteTemplate ending the worker.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
@@ -155,6 +156,57 @@ TEST_F(TemplateWorkers, AKilledWorkerTakesOnlyItsOwnLeasesAndComesBackWithItsTem
   EXPECT_EQ(worker_pids(c)["b"], before["b"]) << "template b's worker changed";
   EXPECT_NE(daemon_.log().find("worker " + std::to_string(before["a"]) + " killed by SIGKILL"), std::string::npos)
       << daemon_.log();
+}
+
+// A template's direct socket: served by its worker (no hop through thawd),
+// with thawd's socket's mode; it acquires and invokes for that template
+// only, refuses what changes templates, and serves again after the worker
+// is replaced; deleting the template removes it.
+TEST_F(TemplateWorkers, ADirectSocketServesItsTemplateOnlyAndOutlivesAWorker) {
+  // One connection at a time: kj allows one event loop per thread.
+  std::string path;
+  pid_t old = 0;
+  {
+    rpc::PoolConnection c(daemon_.socket());
+    auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
+    for (auto t : list.getTemplates()) {
+      if (t.getName() == "a") path = t.getDirectSocket().cStr();
+    }
+    old = worker_pids(c)["a"];
+  }
+  ASSERT_FALSE(path.empty()) << "template a lists no direct socket";
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  {
+    rpc::PoolConnection direct(path);
+    auto vm = acquire(direct, "a");
+    EXPECT_EQ(echo(direct, vm, "direct"), "direct");
+    expect_failed("acquire of another template", "serves template 'a' only", [&] { acquire(direct, "b"); });
+    expect_failed("deleteTemplate", "use thawd's socket", [&] {
+      auto req = direct.pool().deleteTemplateRequest();
+      req.setName("a");
+      req.send().wait(direct.wait_scope());
+    });
+  }
+  // A new worker takes the same socket over.
+  ASSERT_EQ(::kill(old, SIGKILL), 0);
+  bool served = false;
+  for (auto deadline = Clock::now() + std::chrono::seconds(30); Clock::now() < deadline && !served;) {
+    auto attempt = error_of([&] {
+      rpc::PoolConnection direct(path);
+      auto vm = acquire(direct, "a", 10000, 10000);
+      served = echo(direct, vm, "again") == "again";
+    });
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(served) << daemon_.log();
+  rpc::PoolConnection c(daemon_.socket());
+  auto del = c.pool().deleteTemplateRequest();
+  del.setName("a");
+  del.send().wait(c.wait_scope());
+  EXPECT_FALSE(std::filesystem::exists(path)) << path << " still there after deleteTemplate";
 }
 
 TEST_F(TemplateWorkers, DeletingATemplateEndsItsWorker) {
