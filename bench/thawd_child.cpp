@@ -11,6 +11,7 @@
 #include <iterator>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "rpc/pool_client.h"
 #include "vmm/kvm_host_check.h"
@@ -21,7 +22,22 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }
 
-ProcessUse process_use(pid_t pid) {
+namespace {
+
+// The children of every thread of `pid` (/proc/PID/task/TID/children).
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::ifstream in(it->path() / "children");
+    pid_t child = 0;
+    while (in >> child) out.push_back(child);
+  }
+  return out;
+}
+
+ProcessUse one_process_use(pid_t pid) {
   ProcessUse use;
   const std::string proc = "/proc/" + std::to_string(pid);
   std::error_code ec;
@@ -36,6 +52,20 @@ ProcessUse process_use(pid_t pid) {
     size_t threads = 0;
     if (std::sscanf(line.c_str(), "VmRSS: %lf", &kib) == 1) use.rss_mib = kib / 1024;
     if (std::sscanf(line.c_str(), "Threads: %zu", &threads) == 1) use.threads = threads;
+  }
+  return use;
+}
+
+}  // namespace
+
+ProcessUse process_use(pid_t pid) {
+  // thawd and its template workers, which hold the clones.
+  ProcessUse use = one_process_use(pid);
+  for (pid_t child : children_of(pid)) {
+    ProcessUse more = process_use(child);
+    use.fds += more.fds;
+    use.rss_mib += more.rss_mib;
+    use.threads += more.threads;
   }
   return use;
 }

@@ -30,8 +30,9 @@ daemon::PoolConfig linux_busybox_pool(const std::string& name, const std::string
 // `kernel` (the message then names --linux-kernel).
 std::string linux_guest_unavailable(const std::string& kernel);
 
-// A process's open fds, resident memory and threads, from /proc: what a
-// soak or a density run watches of thawd.
+// A process's open fds, resident memory and threads, from /proc, with those
+// of its descendants (thawd's template workers, where the clones live):
+// what a soak or a density run watches of thawd.
 struct ProcessUse {
   size_t fds = 0;
   double rss_mib = 0;

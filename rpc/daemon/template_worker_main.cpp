@@ -7,6 +7,8 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <optional>
 
 #include <capnp/rpc-twoparty.h>
@@ -36,19 +38,63 @@ namespace {
 // and the read-only system files a process needs (time zone, CPU list,
 // /proc for its own memory figures). Landlock also keeps it from ptrace'ing
 // (and so from reading the memory of) thawd and the other workers.
-LandlockPolicy worker_file_policy(const TemplateWorkerOptions& o) {
-  LandlockPolicy policy;
-  policy.allow_read_write(o.config.template_dir).allow_read_write(o.config.vsock_dir);
-  policy.allow_device(o.config.kvm_device);
-  for (const auto& dir : o.allowed_image_dirs) policy.allow_read(dir);
+// The paths a worker reads or writes its template's files under.
+std::vector<std::string> template_paths(const TemplateWorkerOptions& o) {
+  std::vector<std::string> paths = o.allowed_image_dirs;
   // [[pool]]s are the operator's own and may name images anywhere.
   for (const auto& pool : o.config.pools) {
     if (pool.spec.name != o.template_name) continue;
     for (const auto& path : {pool.spec.kernel, pool.spec.initrd, pool.spec.program, pool.spec.files_dir}) {
-      if (!path.empty()) policy.allow_read(path);
+      if (!path.empty()) paths.push_back(path);
     }
   }
-  if (!o.linux_init_agent.empty()) policy.allow_read(o.linux_init_agent);
+  if (!o.linux_init_agent.empty()) paths.push_back(o.linux_init_agent);
+  return paths;
+}
+
+// The file system type of the mount `path` lies on, from
+// /proc/self/mountinfo (statfs would not do: 9p reports the far side's
+// type). "" when it cannot tell.
+std::string mount_type_of(const std::string& path) {
+  std::error_code ec;
+  std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
+  if (ec) return {};
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line, best_point, best_type;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point, field;
+    fields >> id >> parent >> dev >> root >> point;
+    while (fields >> field && field != "-") {
+    }
+    std::string type;
+    fields >> type;
+    bool under = canonical == point || point == "/" ||
+                 (canonical.compare(0, point.size(), point) == 0 && canonical[point.size()] == '/');
+    if (under && point.size() >= best_point.size()) {
+      best_point = point;
+      best_type = type;
+    }
+  }
+  return best_type;
+}
+
+// A path on a 9p file system, where Landlock cannot be trusted to match its
+// rules: 9p may give each lookup a new inode, so a file under an allowed
+// directory is refused (seen with thaw-init under the emulated machine,
+// whose root file system is 9p). "" when none is.
+std::string path_on_9p(const std::vector<std::string>& paths) {
+  for (const auto& path : paths) {
+    if (mount_type_of(path) == "9p") return path;
+  }
+  return {};
+}
+
+LandlockPolicy worker_file_policy(const TemplateWorkerOptions& o) {
+  LandlockPolicy policy;
+  policy.allow_read_write(o.config.template_dir).allow_read_write(o.config.vsock_dir);
+  policy.allow_device(o.config.kvm_device);
+  for (const auto& path : template_paths(o)) policy.allow_read(path);
   for (const char* path : {"/usr", "/lib", "/lib64", "/etc", "/proc", "/sys/devices/system/cpu", "/dev/null",
                            "/dev/urandom"}) {
     policy.allow_read(path);
@@ -69,8 +115,13 @@ void sandbox(const TemplateWorkerOptions& o) {
     files.rlim_cur = files.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
-  LandlockResult result = worker_file_policy(o).apply();
-  if (result.applied) {
+  auto paths = template_paths(o);
+  paths.insert(paths.end(), {o.config.template_dir, o.config.vsock_dir});
+  if (std::string on_9p = path_on_9p(paths); !on_9p.empty()) {
+    spdlog::warn("sandbox: Landlock not applied: {} is on a 9p file system, where Landlock cannot match its rules "
+                 "(it would refuse files the worker may read); the worker can read and write what its user can",
+                 on_9p);
+  } else if (LandlockResult result = worker_file_policy(o).apply(); result.applied) {
     spdlog::info("sandbox: {}", result.summary);
   } else {
     spdlog::warn("sandbox: this kernel has no Landlock; the worker can read and write what its user can");
