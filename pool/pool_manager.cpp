@@ -362,11 +362,7 @@ TemplateInfo PoolManager::create_template(const TemplateSpec& spec, const PoolPo
 }
 
 std::vector<std::string> PoolManager::load_existing_templates() {
-  std::set<std::string> creating;
-  {
-    std::shared_lock lock(impl_->templates_mutex);
-    creating = impl_->creating;
-  }
+  const auto creating = [&] { std::shared_lock lock(impl_->templates_mutex); return impl_->creating; }();
   std::vector<std::string> loaded;
   for (const auto& name : impl_->store.list(creating)) {
     try {
@@ -379,16 +375,12 @@ std::vector<std::string> PoolManager::load_existing_templates() {
 }
 
 bool PoolManager::load_template(const std::string& name) {
-  {
-    std::shared_lock lock(impl_->templates_mutex);
-    if (impl_->templates.contains(name) || impl_->creating.contains(name)) return false;
-  }
+  std::shared_lock seen(impl_->templates_mutex);
+  if (impl_->templates.contains(name) || impl_->creating.contains(name)) return false;
+  seen.unlock();
   if (!impl_->store.exists(name)) throw NotFound("no template '" + name + "' in " + impl_->store.root());
   auto pool = impl_->open_pool(name, impl_->store.read_record(name), /*verify_memory=*/true);
-  {
-    std::unique_lock lock(impl_->templates_mutex);
-    if (!impl_->templates.emplace(name, pool).second) return false;
-  }
+  if (std::unique_lock lock(impl_->templates_mutex); !impl_->templates.emplace(name, pool).second) return false;
   impl_->worker.wake();
   return true;
 }
