@@ -3,7 +3,8 @@
 // capabilities, no_new_privs) before it runs a guest and still serves; its
 // socket is 0660 in a 0750 directory of `socket_group`, so a process
 // outside the group cannot connect; a user who cannot open the KVM device
-// is a config error naming it.
+// is a config error naming it. Its template workers run as that user too,
+// and a template's direct socket has the socket's mode and group.
 #include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -13,7 +14,9 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <iterator>
 
+#include "rpc/pool_client.h"
 #include "tests/rpc/thawd_process.h"
 
 namespace thaw::testing {
@@ -111,6 +114,27 @@ TEST_F(ThawdPrivileges, BecomesItsUserBeforeAnyGuestAndStillServes) {
   // Outside the group: refused; in it: connects.
   EXPECT_EQ(connect_as(d.socket(), 54321, 54321, {}), EACCES);
   EXPECT_EQ(connect_as(d.socket(), 54322, 54322, {group->gr_gid}), 0);
+  // Its template worker: the same user, no capabilities, under its filter.
+  pid_t worker = 0;
+  {
+    rpc::PoolConnection c(d.socket());
+    auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
+    for (auto t : list.getTemplates()) worker = static_cast<pid_t>(t.getWorkerPid());
+  }
+  ASSERT_GT(worker, 0) << d.log();
+  std::ifstream worker_status_file("/proc/" + std::to_string(worker) + "/status");
+  std::string worker_status((std::istreambuf_iterator<char>(worker_status_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(worker_status.find("Uid:\t" + std::to_string(nobody_->pw_uid)), std::string::npos) << worker_status;
+  EXPECT_NE(worker_status.find("CapEff:\t0000000000000000"), std::string::npos) << worker_status;
+  EXPECT_NE(worker_status.find("Seccomp:\t2"), std::string::npos) << worker_status;
+  // The template's direct socket (its worker serves it) is guarded the same way.
+  std::string direct = (dir_ / "thaw-mini.sock").string();
+  struct stat direct_st {};
+  ASSERT_EQ(::stat(direct.c_str(), &direct_st), 0) << direct << "\n" << d.log();
+  EXPECT_EQ(direct_st.st_mode & 0777, 0660u);
+  EXPECT_EQ(direct_st.st_gid, group->gr_gid);
+  EXPECT_EQ(connect_as(direct, 54321, 54321, {}), EACCES);
+  EXPECT_EQ(connect_as(direct, 54322, 54322, {group->gr_gid}), 0);
   int exit_status = d.stop();
   EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << d.log();
 }
