@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 5000.0));
   app.add_option("--seconds", seconds, "How long to apply that rate")->capture_default_str()->check(CLI::Range(1.0, 600.0));
+  bool via_thawd = false;
+  app.add_flag("--via-thawd", via_thawd,
+               "Lease through thawd's socket (one more hop to the template's worker) instead of the template's "
+               "direct socket");
   app.add_option("--json", json_path, "Also write the samples and figures to this file as JSON");
   CLI11_PARSE(app, argc, argv);
 
@@ -155,7 +159,7 @@ int main(int argc, char** argv) {
   report.value("thawd_fds", static_cast<double>(fds));
 
   thaw::bench::LoadSpec spec;
-  spec.socket = daemon.socket();
+  spec.socket = daemon.lease_socket("dense", via_thawd);
   spec.template_name = "dense";
   spec.function = "";  // acquire -> release: the pool's hand-out alone
   spec.clients = 8;

@@ -102,7 +102,6 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "[2/5] starting thawd (template: cold boot + snapshot, then %u warm clones)\n", warm);
   thaw::bench::ThawdChild daemon(options);
   double template_cold_ms = 0;
-  std::string direct_socket;
   // Linux boots for seconds (minutes on an emulated CPU) before thawd listens.
   const auto start_timeout = std::chrono::seconds(linux_guest ? 900 : 60);
   try {
@@ -112,15 +111,21 @@ int main(int argc, char** argv) {
     auto listed = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());  // owns the reader below
     auto list = listed.getTemplates();
     if (list.size() > 0) template_cold_ms = list[0].getColdBootMs();
-    if (list.size() > 0 && !via_thawd) direct_socket = list[0].getDirectSocket().cStr();
+
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
   // A FaaS backend after latency leases on the template's own socket, which
   // its worker serves without thawd's hop (README, "Security model").
-  const std::string socket = direct_socket.empty() ? daemon.socket() : direct_socket;
-  const std::string path_taken = direct_socket.empty() ? "thawd's socket" : "the template's direct socket";
+  std::string socket;
+  try {
+    socket = daemon.lease_socket(template_name, via_thawd);
+  } catch (const kj::Exception& e) {
+    std::fprintf(stderr, "listing templates: %s\n", e.getDescription().cStr());
+    return 1;
+  }
+  const std::string path_taken = socket == daemon.socket() ? "thawd's socket" : "the template's direct socket";
 
   const char* function = linux_guest ? "run" : "hash";
   std::fprintf(stderr, "[3/5] load: %zu acquire -> invoke(%s) -> release from %u clients\n", total, function, clients);

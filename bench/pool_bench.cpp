@@ -151,6 +151,10 @@ int main(int argc, char** argv) {
                  "(0: no soak)")
       ->capture_default_str();
   std::string json_path;
+  bool via_thawd = false;
+  app.add_flag("--via-thawd", via_thawd,
+               "Lease through thawd's socket (one more hop to the template's worker) instead of the template's "
+               "direct socket");
   app.add_option("--json", json_path,
                  "Also write the samples of each rate, the step's timeline and its acquire samples as JSON");
   std::vector<double> rates;
@@ -187,7 +191,7 @@ int main(int argc, char** argv) {
     for (double rate : rates) {
       std::fprintf(stderr, "  %.0f requests/s for %.1f s\n", rate, seconds_per_rate);
       LoadSpec spec;
-      spec.socket = daemon.socket();
+      spec.socket = daemon.lease_socket("rates", via_thawd);
       spec.template_name = "rates";
       spec.function = function;
       spec.clients = clients;
@@ -210,7 +214,8 @@ int main(int argc, char** argv) {
     std::printf("  late = requests that started more than 1 ms after their scheduled time (the clients fell behind)\n");
     try {
       auto floor = thaw::bench::summarize(
-          thaw::bench::null_rpc_round_trips(daemon.socket(), "rates", 200, std::chrono::milliseconds(10)));
+          thaw::bench::null_rpc_round_trips(daemon.lease_socket("rates", via_thawd), "rates", 200,
+                                            std::chrono::milliseconds(10)));
       std::printf("  floor: a null RPC (Vm.info, answered on thawd's loop, no VM touched) after 10 ms idle: "
                   "min %.3f, p50 %.3f, p99 %.3f ms\n",
                   floor.min_ms, floor.median_ms, floor.p99_ms);
@@ -226,7 +231,7 @@ int main(int argc, char** argv) {
                 step_low, step_high, step_seconds, static_cast<unsigned long long>(hold_ms), cooldown_seconds);
     std::fprintf(stderr, "  step %.0f -> %.0f requests/s\n", step_low, step_high);
     LoadSpec spec;
-    spec.socket = daemon.socket();
+    spec.socket = daemon.lease_socket("step", via_thawd);
     spec.template_name = "step";
     spec.function = "";  // acquire, hold, release: the pool's size is what is measured
     spec.hold_ms = hold_ms;
@@ -265,7 +270,9 @@ int main(int argc, char** argv) {
     if (result.failures > 0) std::printf("  %zu failed; first: %s\n", result.failures, result.first_failure.c_str());
   }
 
-  if (soak_requests > 0) failures += soak(daemon.socket(), daemon.pid(), soak_requests, clients, function, report);
+  if (soak_requests > 0) {
+    failures += soak(daemon.lease_socket("rates", via_thawd), daemon.pid(), soak_requests, clients, function, report);
+  }
 
   std::printf("\nQEMU has no warm pool to run the same load on; thaw_bench_restore compares its -incoming restore.\n");
   int status = daemon.stop();

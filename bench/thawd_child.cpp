@@ -194,4 +194,14 @@ std::string ThawdChild::log_text() const {
   return std::string(std::istreambuf_iterator<char>(log), {});
 }
 
+std::string ThawdChild::lease_socket(const std::string& template_name, bool via_thawd) const {
+  if (via_thawd) return socket_;
+  rpc::PoolConnection conn(socket_);
+  auto listed = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());
+  for (auto t : listed.getTemplates()) {
+    if (t.getName() == template_name.c_str() && t.getDirectSocket().size() > 0) return t.getDirectSocket().cStr();
+  }
+  return socket_;
+}
+
 }  // namespace thaw::bench

@@ -68,6 +68,10 @@ class ThawdChild {
   pid_t pid() const { return pid_; }
 
   const std::string& socket() const { return socket_; }
+  // Where a client after latency leases `template_name`: its direct socket,
+  // which the template's worker serves without thawd's hop, or thawd's own
+  // socket with `via_thawd` or when the template lists none.
+  std::string lease_socket(const std::string& template_name, bool via_thawd = false) const;
   std::string log_text() const;
 
  private:
