@@ -205,6 +205,7 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
         if (it != entries_.end() && it->second.worker == worker) {
           it->second.serving = true;
           info.direct_socket = it->second.direct_path;
+          it->second.last_seen = info;
         }
         return info;
       },
@@ -244,19 +245,32 @@ kj::Promise<void> WorkerFleet::set_policy_async(const std::string& name, const p
 kj::Promise<std::vector<pool::TemplateInfo>> WorkerFleet::list_async() {
   kj::Vector<kj::Promise<std::vector<pool::TemplateInfo>>> answers;
   for (auto& [name, entry] : entries_) {
-    if (!entry.serving || !entry.worker) continue;
+    if (!entry.serving) continue;
+    // A template whose worker is restarting is still listed, as last seen
+    // with no clones: a client listing templates must not think it deleted.
+    std::vector<pool::TemplateInfo> as_last_seen;
+    if (entry.last_seen) {
+      as_last_seen.push_back(*entry.last_seen);
+      as_last_seen.back().warm = as_last_seen.back().leased = as_last_seen.back().worker_pid = 0;
+    }
+    if (!entry.worker) {
+      answers.add(kj::Promise<std::vector<pool::TemplateInfo>>(kj::mv(as_last_seen)));
+      continue;
+    }
     auto worker = entry.worker;
     answers.add(worker->pool().listTemplatesRequest(capnp::MessageSize{4, 0}).send().then(
-        [worker, direct = entry.direct_path](capnp::Response<schema::Pool::ListTemplatesResults> response) {
+        [this, worker, direct = entry.direct_path](capnp::Response<schema::Pool::ListTemplatesResults> response) {
           std::vector<pool::TemplateInfo> out;
           for (auto t : response.getTemplates()) {
             out.push_back(rpc::from_schema(t));
             out.back().worker_pid = static_cast<uint32_t>(worker->pid());
             out.back().direct_socket = direct;
           }
+          auto it = entries_.find(worker->name());
+          if (it != entries_.end() && it->second.worker == worker && !out.empty()) it->second.last_seen = out.front();
           return out;
         },
-        [](kj::Exception&&) { return std::vector<pool::TemplateInfo>{}; }));
+        [as_last_seen](kj::Exception&&) { return as_last_seen; }));
   }
   return kj::joinPromises(answers.releaseAsArray()).then([](kj::Array<std::vector<pool::TemplateInfo>> parts) {
     std::vector<pool::TemplateInfo> all;

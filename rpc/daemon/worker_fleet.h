@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,6 +82,7 @@ class WorkerFleet final : public TemplateAdmin {
     std::string last_end;
     kj::AutoCloseFd direct_fd;  // listening; thawd's copy
     std::string direct_path;
+    std::optional<pool::TemplateInfo> last_seen;  // from its last answer, listed while it restarts
   };
 
   std::shared_ptr<TemplateWorker> start(const std::string& name, bool load);

@@ -132,6 +132,8 @@ TEST_F(TemplateWorkers, AKilledWorkerTakesOnlyItsOwnLeasesAndComesBackWithItsTem
   auto vm_b = acquire(c, "b");
   ASSERT_EQ(echo(c, vm_a, "a1"), "a1");
   ASSERT_EQ(::kill(before["a"], SIGKILL), 0);
+  // Listed throughout: as last seen while its worker restarts.
+  EXPECT_TRUE(worker_pids(c).contains("a")) << "template a vanished from the list while its worker restarted";
 
   // The lease in the killed worker is gone, and says so.
   KJ_IF_MAYBE (e, error_of([&] { echo(c, vm_a, "a2"); })) {
