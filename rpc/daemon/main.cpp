@@ -64,21 +64,6 @@ static std::vector<std::string> allowed_image_dirs(const thaw::daemon::DaemonCon
   return dirs;
 }
 
-// Each clone holds several fds (VM, vCPUs, memory, eventfds, its vsock
-// socket) and each client one: take the whole hard limit the host allows,
-// and say how many that is, so a shortage is visible in the log first.
-static void raise_fd_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-  rlim_t before = limit.rlim_cur;
-  limit.rlim_cur = limit.rlim_max;
-  if (limit.rlim_cur != before && ::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    spdlog::warn("cannot raise the open-file limit from {} to {}: {}", before, limit.rlim_max, std::strerror(errno));
-    return;
-  }
-  spdlog::info("open-file limit: {}{}", limit.rlim_cur, limit.rlim_cur < 4096 ? " (low: a large pool may run short)" : "");
-}
-
 namespace thaw::daemon {
 
 constexpr int kExitStartup = 1;
@@ -185,12 +170,7 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges, const Wor
     capnp::Capability::Client bootstrap =
         fleet ? capnp::Capability::Client(kj::heap<RoutingPoolServer>(*fleet, options))
               : capnp::Capability::Client(kj::heap<rpc::PoolServer>(*backend, workers, options));
-    rpc::ConnectionLimits limits;
-    limits.max_connections = config.max_connections;
-    limits.message.max_message_bytes = config.max_message_kib * 1024;
-    limits.message.message_timeout = config.message_timeout_ms * kj::MILLISECONDS;
-    limits.max_inflight_bytes = config.max_inflight_mib << 20;
-    rpc::RpcListener listener(*io.lowLevelProvider, bootstrap, connection_counters, limits);
+    rpc::RpcListener listener(*io.lowLevelProvider, bootstrap, connection_counters, connection_limits(config));
     if (!config.socket.empty()) {
       listener.listen(config.socket);
       set_socket_access(privileges, config.socket);

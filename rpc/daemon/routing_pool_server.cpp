@@ -106,10 +106,6 @@ kj::Promise<void> RoutingPoolServer::acquire(AcquireContext context) {
   });
 }
 
-kj::Promise<void> VmProxy::relay_errors(kj::Promise<void> call) const {
-  return call.catch_([name = worker_->name()](kj::Exception&& e) { kj::throwFatalException(relay_error(kj::mv(e), name)); });
-}
-
 kj::Promise<void> VmProxy::invoke(InvokeContext context) {
   return guarded([&] {
     require_leased();
@@ -143,9 +139,9 @@ kj::Promise<void> VmProxy::renew(RenewContext context) {
   require_leased();
   auto request = vm_.renewRequest();
   request.setLeaseMs(context.getParams().getLeaseMs());
-  return relay_errors(request.send().then([context](capnp::Response<schema::Vm::RenewResults> response) mutable {
-    context.setResults(response);
-  }));
+  auto renewed = request.send().then(
+      [context](capnp::Response<schema::Vm::RenewResults> response) mutable { context.setResults(response); });
+  return relayed(kj::mv(renewed), worker_->name());
 }
 
 void VmProxy::require_leased() const {
@@ -168,8 +164,9 @@ kj::Promise<void> VmProxy::release(ReleaseContext /*context*/) {
 
 kj::Promise<void> VmProxy::info(InfoContext context) {
   require_leased();
-  return relay_errors(vm_.infoRequest(capnp::MessageSize{4, 0}).send().then(
-      [context](capnp::Response<schema::Vm::InfoResults> response) mutable { context.setResults(response); }));
+  auto answered = vm_.infoRequest(capnp::MessageSize{4, 0}).send().then(
+      [context](capnp::Response<schema::Vm::InfoResults> response) mutable { context.setResults(response); });
+  return relayed(kj::mv(answered), worker_->name());
 }
 
 }  // namespace thaw::daemon

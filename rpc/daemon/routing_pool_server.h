@@ -56,7 +56,6 @@ class VmProxy final : public schema::Vm::Server {
   kj::Promise<void> info(InfoContext context) override;
 
  private:
-  kj::Promise<void> relay_errors(kj::Promise<void> call) const;
   // FAILED once release() has been called: the lease is over.
   void require_leased() const;
 

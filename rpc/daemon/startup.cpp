@@ -1,6 +1,10 @@
 #include "rpc/daemon/startup.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -39,6 +43,27 @@ pool::PoolManagerConfig pool_manager_config(const DaemonConfig& config, const st
   pm.kvm_device = config.kvm_device;
   pm.linux_init_agent = linux_init_agent;
   return pm;
+}
+
+rpc::ConnectionLimits connection_limits(const DaemonConfig& config) {
+  rpc::ConnectionLimits limits;
+  limits.max_connections = config.max_connections;
+  limits.message.max_message_bytes = config.max_message_kib * 1024;
+  limits.message.message_timeout = config.message_timeout_ms * kj::MILLISECONDS;
+  limits.max_inflight_bytes = config.max_inflight_mib << 20;
+  return limits;
+}
+
+void raise_fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (limit.rlim_cur != before && ::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("cannot raise the open-file limit from {} to {}: {}", before, limit.rlim_max, std::strerror(errno));
+    return;
+  }
+  spdlog::info("open-file limit: {}{}", limit.rlim_cur, limit.rlim_cur < 4096 ? " (low: a large pool may run short)" : "");
 }
 
 void make_directories(const DaemonConfig& config) {

@@ -11,12 +11,23 @@
 #include "pool/pool_manager.h"
 #include "rpc/daemon/config.h"
 #include "rpc/daemon/template_admin.h"
+#include "rpc/rpc_listener.h"
 
 namespace thaw::daemon {
 
 // The pool manager's settings from thawd's config (thawd's own, or a
 // template worker's). `linux_init_agent`: thaw-init, "" when not shipped.
 pool::PoolManagerConfig pool_manager_config(const DaemonConfig& config, const std::string& linux_init_agent);
+
+// What one peer may make thawd (or a template worker, on its direct socket)
+// hold: the config's max_connections, max_message_kib, message_timeout_ms
+// and max_inflight_mib.
+rpc::ConnectionLimits connection_limits(const DaemonConfig& config);
+
+// Takes the whole hard open-file limit the host allows (each clone holds
+// several fds and each client one) and logs it, so that a shortage shows in
+// the log first.
+void raise_fd_limit();
 
 // template_dir and vsock_dir (and the unix socket's parent). SysError.
 void make_directories(const DaemonConfig& config);

@@ -173,13 +173,14 @@ void TemplateWorker::disconnect() {
   if (socket_fd_ >= 0) ::shutdown(socket_fd_, SHUT_RDWR);
 }
 
-std::string TemplateWorker::collect() {
+std::string TemplateWorker::collect(int wait_flags) {
   if (!how_ended_.empty()) return how_ended_;
   siginfo_t info{};
-  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) != 0) {
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED | wait_flags) != 0) {
     how_ended_ = std::string("ended (waitid: ") + std::strerror(errno) + ")";
   } else if (info.si_pid != 0) {
     how_ended_ = describe_exit(info.si_code, info.si_status);
+    if (info.si_code == CLD_EXITED) exit_status_ = info.si_status;
   }
   return how_ended_;
 }
@@ -187,7 +188,7 @@ std::string TemplateWorker::collect() {
 kj::Promise<std::string> TemplateWorker::ended() {
   exit_observer_ = kj::heap<kj::UnixEventPort::FdObserver>(events_, pidfd_.get(),
                                                             kj::UnixEventPort::FdObserver::OBSERVE_READ);
-  return exit_observer_->whenBecomesReadable().then([this] { return collect(); });
+  return exit_observer_->whenBecomesReadable().then([this] { return collect(WNOHANG); });
 }
 
 std::string TemplateWorker::reap(std::chrono::milliseconds patience) {
@@ -198,13 +199,7 @@ std::string TemplateWorker::reap(std::chrono::milliseconds patience) {
                  pid_, patience.count());
     ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
   }
-  siginfo_t info{};
-  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) == 0) {
-    how_ended_ = describe_exit(info.si_code, info.si_status);
-  } else {
-    how_ended_ = std::string("ended (waitid: ") + std::strerror(errno) + ")";
-  }
-  return how_ended_;
+  return collect(0);
 }
 
 }  // namespace thaw::daemon

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -94,16 +95,21 @@ class TemplateWorker {
   // Waits for the process to end, up to `patience`, then kills it; reaps it.
   // Blocks. Returns how it ended. For thawd's shutdown and the destructor.
   std::string reap(std::chrono::milliseconds patience);
+  // Its exit status once reaped, when it exited rather than being killed.
+  std::optional<int> exit_status() const { return exit_status_; }
 
   static constexpr std::chrono::milliseconds kReapPatience{10000};
 
  private:
-  std::string collect();  // waitid on the pidfd; "" when still running
+  // waitid on the pidfd (WNOHANG or not): records how it ended; "" when it
+  // still runs.
+  std::string collect(int wait_flags);
 
   std::string name_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;
   std::string how_ended_;
+  std::optional<int> exit_status_;
   int socket_fd_ = -1;  // owned by stream_
   kj::Own<kj::AsyncIoStream> stream_;
   kj::Own<capnp::TwoPartyClient> client_;

@@ -33,11 +33,6 @@ namespace thaw::daemon {
 
 namespace {
 
-// What a worker may touch of the file system once it has started: its
-// snapshots and clone sockets, /dev/kvm, the images createTemplate may read,
-// and the read-only system files a process needs (time zone, CPU list,
-// /proc for its own memory figures). Landlock also keeps it from ptrace'ing
-// (and so from reading the memory of) thawd and the other workers.
 // The paths a worker reads or writes its template's files under.
 std::vector<std::string> template_paths(const TemplateWorkerOptions& o) {
   std::vector<std::string> paths = o.allowed_image_dirs;
@@ -52,44 +47,47 @@ std::vector<std::string> template_paths(const TemplateWorkerOptions& o) {
   return paths;
 }
 
-// The file system type of the mount `path` lies on, from
-// /proc/self/mountinfo (statfs would not do: 9p reports the far side's
-// type). "" when it cannot tell.
-std::string mount_type_of(const std::string& path) {
-  std::error_code ec;
-  std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
-  if (ec) return {};
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line, best_point, best_type;
-  while (std::getline(mountinfo, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point, field;
-    fields >> id >> parent >> dev >> root >> point;
-    while (fields >> field && field != "-") {
-    }
-    std::string type;
-    fields >> type;
-    bool under = canonical == point || point == "/" ||
-                 (canonical.compare(0, point.size(), point) == 0 && canonical[point.size()] == '/');
-    if (under && point.size() >= best_point.size()) {
-      best_point = point;
-      best_type = type;
-    }
-  }
-  return best_type;
-}
-
 // A path on a 9p file system, where Landlock cannot be trusted to match its
 // rules: 9p may give each lookup a new inode, so a file under an allowed
 // directory is refused (seen with thaw-init under the emulated machine,
-// whose root file system is 9p). "" when none is.
+// whose root file system is 9p). "" when none is. The mounts come from
+// /proc/self/mountinfo: statfs would not do, 9p reports the far side's type.
 std::string path_on_9p(const std::vector<std::string>& paths) {
+  struct Mount {
+    std::string point, type;
+  };
+  std::vector<Mount> mounts;
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point, field, type;
+    fields >> id >> parent >> dev >> root >> point;
+    while (fields >> field && field != "-") {
+    }
+    fields >> type;
+    mounts.push_back({point, type});
+  }
   for (const auto& path : paths) {
-    if (mount_type_of(path) == "9p") return path;
+    std::error_code ec;
+    std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
+    if (ec) continue;
+    // The mount a path lies on: the longest mount point above it.
+    const Mount* on = nullptr;
+    for (const auto& m : mounts) {
+      bool under = m.point == "/" || canonical == m.point ||
+                   (canonical.compare(0, m.point.size(), m.point) == 0 && canonical[m.point.size()] == '/');
+      if (under && (on == nullptr || m.point.size() >= on->point.size())) on = &m;
+    }
+    if (on != nullptr && on->type == "9p") return path;
   }
   return {};
 }
 
+// What a worker may touch of the file system once it has started: its
+// snapshots and clone sockets, /dev/kvm, the images createTemplate may read,
+// and the read-only system files a process needs (time zone, CPU list,
+// /proc for its own memory figures). Landlock also keeps it from ptrace'ing
+// (and so from reading the memory of) thawd and the other workers.
 LandlockPolicy worker_file_policy(const TemplateWorkerOptions& o) {
   LandlockPolicy policy;
   policy.allow_read_write(o.config.template_dir).allow_read_write(o.config.vsock_dir);
@@ -110,11 +108,7 @@ void sandbox(const TemplateWorkerOptions& o) {
   // No core files: they would hold tenants' guest memory.
   rlimit no_core{0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);
-  rlimit files{};
-  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
-  }
+  raise_fd_limit();
   auto paths = template_paths(o);
   paths.insert(paths.end(), {o.config.template_dir, o.config.vsock_dir});
   if (std::string on_9p = path_on_9p(paths); !on_9p.empty()) {
@@ -223,12 +217,8 @@ int run_template_worker(const TemplateWorkerOptions& o) {
       rpc::ConnectionCounters counters;
       std::optional<rpc::RpcListener> direct;
       if (o.direct_socket) {
-        rpc::ConnectionLimits limits;
-        limits.max_connections = o.config.max_connections;
-        limits.message.max_message_bytes = o.config.max_message_kib * 1024;
-        limits.message.message_timeout = o.config.message_timeout_ms * kj::MILLISECONDS;
-        limits.max_inflight_bytes = o.config.max_inflight_mib << 20;
-        direct.emplace(*io.lowLevelProvider, kj::heap<DirectPoolServer>(pool, o.template_name), counters, limits);
+        direct.emplace(*io.lowLevelProvider, kj::heap<DirectPoolServer>(pool, o.template_name), counters,
+                       connection_limits(o.config));
         direct->adopt(kj::AutoCloseFd(kWorkerListenFd));
       }
       network.onDisconnect().wait(io.waitScope);

@@ -17,7 +17,6 @@ namespace thaw::daemon {
 
 namespace {
 
-constexpr std::string_view kRemotePrefix = "remote exception: ";
 // A worker that ends within this of its start counts as a quick end: the
 // next restart waits longer (100 ms, doubling, at most 30 s).
 constexpr auto kQuickEnd = std::chrono::seconds(60);
@@ -41,15 +40,11 @@ kj::Exception failed(const std::string& message) {
 }  // namespace
 
 kj::Exception relay_error(kj::Exception&& e, const std::string& template_name) {
-  std::string_view text(e.getDescription().cStr(), e.getDescription().size());
-  std::string message;
-  if (text.starts_with(kRemotePrefix)) {
-    message = std::string(text.substr(kRemotePrefix.size()));
-  } else if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+  std::string message = rpc::error_message(e);
+  const bool from_worker = message.size() != e.getDescription().size();  // it had the remote prefix
+  if (!from_worker && e.getType() == kj::Exception::Type::DISCONNECTED) {
     // Not the worker's answer but the connection to it failing.
     message = "template '" + template_name + "': its worker process went away (its clones are gone; thawd restarts it)";
-  } else {
-    message = std::string(text);
   }
   return kj::Exception(e.getType(), __FILE__, __LINE__, kj::str(message.c_str()));
 }
@@ -136,7 +131,7 @@ void WorkerFleet::on_ended(const std::shared_ptr<TemplateWorker>& worker, const 
     spdlog::error("template '{}': worker {} {} while creating the template", worker->name(), worker->pid(), how);
     return;  // create_async's failure path drops the entry
   }
-  if (how == "exited with status " + std::to_string(kExitTemplateUnloadable)) {
+  if (worker->exit_status() == kExitTemplateUnloadable) {
     spdlog::error("template '{}': worker {} could not load the snapshot in {} (see its log above); the template is "
                   "not served until thawd restarts",
                   worker->name(), worker->pid(), template_dir_);
@@ -161,7 +156,6 @@ void WorkerFleet::on_ended(const std::shared_ptr<TemplateWorker>& worker, const 
 void WorkerFleet::restart(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end() || it->second.worker) return;  // deleted meanwhile
-  ++restarts_;
   try {
     start(name, /*load=*/true);
   } catch (const std::exception& e) {
@@ -221,13 +215,12 @@ kj::Promise<void> WorkerFleet::remove_async(const std::string& name) {
   auto worker = serving(name);
   auto request = worker->pool().deleteTemplateRequest();
   request.setName(name);
-  return request.send().then(
-      [this, worker](auto&&) {
-        auto it = entries_.find(worker->name());
-        if (it != entries_.end() && it->second.worker == worker) erase(it);
-        worker->disconnect();
-      },
-      [worker](kj::Exception&& e) { kj::throwFatalException(relay_error(kj::mv(e), worker->name())); });
+  auto deleted = request.send().then([this, worker](auto&&) {
+    auto it = entries_.find(worker->name());
+    if (it != entries_.end() && it->second.worker == worker) erase(it);
+    worker->disconnect();
+  });
+  return relayed(kj::mv(deleted), name);
 }
 
 kj::Promise<void> WorkerFleet::set_policy_async(const std::string& name, const pool::PoolPolicy& policy) {
@@ -235,13 +228,12 @@ kj::Promise<void> WorkerFleet::set_policy_async(const std::string& name, const p
   auto request = worker->pool().setPolicyRequest();
   request.setName(name);
   rpc::to_schema(policy, request.initPolicy());
-  return request.send().ignoreResult().catch_(
-      [worker](kj::Exception&& e) { kj::throwFatalException(relay_error(kj::mv(e), worker->name())); });
+  return relayed(request.send().ignoreResult(), name);
 }
 
-// Both fan-outs below skip a worker that does not answer (it is ending, and
-// the fleet is about to restart it): one template's trouble must not hide
-// the others.
+// In both fan-outs below a worker that does not answer (it is ending, and
+// the fleet is about to restart it) must not hide the other templates: list
+// shows its template as last seen, stats leave it out.
 kj::Promise<std::vector<pool::TemplateInfo>> WorkerFleet::list_async() {
   kj::Vector<kj::Promise<std::vector<pool::TemplateInfo>>> answers;
   for (auto& [name, entry] : entries_) {

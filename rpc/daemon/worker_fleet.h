@@ -70,9 +70,6 @@ class WorkerFleet final : public TemplateAdmin {
   std::vector<pool::TemplateInfo> list_templates() const override;
   pool::PoolStats stats() const override;
 
-  // Restarts so far (every template), for the log and tests.
-  uint64_t restarts() const { return restarts_; }
-
  private:
   struct Entry {
     std::shared_ptr<TemplateWorker> worker;  // null while a restart waits
@@ -103,7 +100,6 @@ class WorkerFleet final : public TemplateAdmin {
   std::string template_dir_;
   DirectSockets direct_;
   std::map<std::string, Entry> entries_;
-  uint64_t restarts_ = 0;
   const kj::Executor& executor_;
   std::thread::id loop_thread_;
   kj::TaskSet tasks_;
@@ -113,5 +109,12 @@ class WorkerFleet final : public TemplateAdmin {
 // type, without the "remote exception: " prefix the hop added, and a lost
 // connection to the worker named as such.
 kj::Exception relay_error(kj::Exception&& e, const std::string& template_name);
+
+// `call`, with a failure passed through relay_error.
+inline kj::Promise<void> relayed(kj::Promise<void> call, const std::string& template_name) {
+  return call.catch_([template_name](kj::Exception&& e) {
+    kj::throwFatalException(relay_error(kj::mv(e), template_name));
+  });
+}
 
 }  // namespace thaw::daemon
