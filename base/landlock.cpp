@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <fstream>
 #include <stdexcept>
 
 #include "base/errors.h"
+#include "base/proc_self_status.h"
 #include "base/unique_fd.h"
 
 // Debian 12's <linux/landlock.h> is from Linux 6.1 (ABI 2); the rights added
@@ -74,16 +74,6 @@ int create_ruleset(const landlock_ruleset_attr* attr, size_t size, uint32_t flag
   return static_cast<int>(::syscall(SYS_landlock_create_ruleset, attr, size, flags));
 }
 
-// The "Threads:" line of /proc/self/status; 0 when it cannot be read.
-int thread_count() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
-  }
-  return 0;
-}
-
 // What the running ABI cannot take away, for the log.
 std::string unenforced(int abi) {
   std::string text;
@@ -131,7 +121,7 @@ LandlockResult LandlockPolicy::apply() const {
   }
   // Threads running now would keep every access: refuse rather than leave
   // a hole nobody sees.
-  if (int threads = thread_count(); threads > 1) {
+  if (int threads = current_thread_count(); threads > 1) {
     throw std::logic_error("landlock: apply() with " + std::to_string(threads) +
                            " threads running; it restricts only the calling thread and those it starts");
   }

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/landlock.h"
+#include "base/process_namespaces.h"
 #include "devices/virtio/vsock_seccomp.h"
 #include "pool/pool_manager.h"
 #include "rpc/daemon/startup.h"
@@ -109,6 +110,9 @@ void sandbox(const TemplateWorkerOptions& o) {
   rlimit no_core{0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);
   raise_fd_limit();
+  // Before Landlock and seccomp: a user namespace needs a single thread, and
+  // the filter forbids unshare.
+  spdlog::info("sandbox: {}", enter_private_namespaces().summary);
   auto paths = template_paths(o);
   paths.insert(paths.end(), {o.config.template_dir, o.config.vsock_dir});
   if (std::string on_9p = path_on_9p(paths); !on_9p.empty()) {
@@ -120,6 +124,8 @@ void sandbox(const TemplateWorkerOptions& o) {
   } else {
     spdlog::warn("sandbox: this kernel has no Landlock; the worker can read and write what its user can");
   }
+  // Nothing to regain: no_new_privs is set, and the worker execs nothing.
+  drop_all_capabilities();
   // Compiled before the worker filter forbids what compiling needs.
   vmm::vcpu_thread_filter();
   devices::vsock_muxer_filter();

@@ -29,20 +29,12 @@
 #include <thread>
 
 #include "base/unique_fd.h"
+#include "tests/child_report.h"
 #include "tests/kvm_available.h"
 #include "tests/temp_dir.h"
 
 namespace thaw {
 namespace {
-
-using Report = std::map<std::string, std::string>;
-
-// "ok" when the call worked, else the name of its errno ("EACCES").
-std::string outcome(long rc) {
-  if (rc >= 0) return "ok";
-  const char* name = ::strerrorname_np(errno);
-  return name != nullptr ? name : "errno " + std::to_string(errno);
-}
 
 std::string open_outcome(const std::string& path, int flags) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0600);
@@ -80,48 +72,6 @@ std::string read_text(const std::string& path) {
 }
 
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
-// Runs `body` in a forked child, which applies its policy there and fills in
-// the report; the parent gets the report back. A child that throws reports
-// "threw"; one that dies reports "child".
-Report in_child(const std::function<void(Report&)>& body) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return {{"child", "pipe2 failed"}};
-  UniqueFd read_end(fds[0]), write_end(fds[1]);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    read_end.reset();
-    Report report;
-    try {
-      body(report);
-    } catch (const std::exception& e) {
-      report["threw"] = e.what();
-    }
-    std::string text;
-    for (const auto& [key, value] : report) text += key + "\t" + value + "\n";
-    size_t sent = 0;
-    while (sent < text.size()) {
-      ssize_t n = ::write(write_end.get(), text.data() + sent, text.size() - sent);
-      if (n <= 0) ::_exit(2);
-      sent += static_cast<size_t>(n);
-    }
-    ::_exit(0);
-  }
-  write_end.reset();
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(read_end.get(), buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  Report report;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    auto tab = line.find('\t');
-    if (tab != std::string::npos) report[line.substr(0, tab)] = line.substr(tab + 1);
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) report["child"] = "status " + std::to_string(status);
-  return report;
-}
 
 class LandlockTest : public ::testing::Test {
  protected:

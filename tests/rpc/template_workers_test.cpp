@@ -18,6 +18,7 @@
 #include "base/landlock.h"
 #include "rpc/error_mapping.h"
 #include "rpc/pool_client.h"
+#include "tests/child_report.h"
 #include "tests/rpc/rpc_test_helpers.h"
 #include "tests/rpc/thawd_process.h"
 
@@ -58,6 +59,12 @@ bool holds_kvm(pid_t pid) {
     }
   }
   return false;
+}
+
+// "net:[4026531840]": which namespace of `kind` process `pid` is in.
+std::string namespace_link(pid_t pid, const std::string& kind) {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + kind, ec).string();
 }
 
 // Threads of `pid` whose status says Seccomp: 2 (a filter).
@@ -109,7 +116,19 @@ TEST_F(TemplateWorkers, EachTemplateRunsInASandboxedWorkerOfItsOwnAndThawdHoldsN
     EXPECT_NE(status.find("PPid:\t" + std::to_string(daemon_.pid()) + "\n"), std::string::npos) << name << status;
     EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << name << status;
     EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << name << ": no seccomp filter\n" << status;
+    EXPECT_NE(status.find("CapEff:\t0000000000000000"), std::string::npos) << name << status;
+    EXPECT_NE(status.find("CapBnd:\t0000000000000000"), std::string::npos) << name << status;
     EXPECT_TRUE(holds_kvm(pid)) << "worker " << name << " holds no KVM fd: its clones are not there";
+    if (user_namespaces_refused().empty()) {
+      for (const char* kind : {"user", "net", "ipc", "uts"}) {
+        EXPECT_NE(namespace_link(pid, kind), namespace_link(daemon_.pid(), kind))
+            << "worker " << name << " shares thawd's " << kind << " namespace";
+      }
+    }
+  }
+  if (user_namespaces_refused().empty()) {
+    EXPECT_NE(daemon_.log().find("[worker a] sandbox: namespaces: user net ipc uts"), std::string::npos)
+        << daemon_.log();
   }
   // A leased clone runs on a vCPU thread of its worker, under the vCPU filter.
   auto vm = acquire(c, "a");
