@@ -152,7 +152,8 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
                        "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
-                       "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "template_workers", "pool"},
+                       "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "template_workers",
+                       "worker_cgroups", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -180,6 +181,11 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   read_string(root, "user", "user", c.user);
   read_string(root, "socket_group", "socket_group", c.socket_group);
   read_string(root, "kvm_device", "kvm_device", c.kvm_device);
+  read_string(root, "worker_cgroups", "worker_cgroups", c.worker_cgroups);
+  if (c.worker_cgroups != "auto" && c.worker_cgroups != "off" &&
+      (c.worker_cgroups.empty() || c.worker_cgroups.front() != '/')) {
+    fail(root.at("worker_cgroups"), "worker_cgroups", "must be \"auto\", \"off\" or an absolute path");
+  }
   for (auto [key, flag] : {std::pair<const char*, bool*>{"allow_root", &c.allow_root},
                            {"template_workers", &c.template_workers}}) {
     if (!root.contains(key)) continue;
@@ -288,6 +294,7 @@ std::string render_config_header(const DaemonConfig& c) {
   }
   string_key("socket_group", c.socket_group, defaults.socket_group, false);
   string_key("kvm_device", c.kvm_device, defaults.kvm_device, false);
+  string_key("worker_cgroups", c.worker_cgroups, defaults.worker_cgroups, false);
   if (!c.allowed_image_dirs.empty()) {
     std::string list;
     for (const auto& dir : c.allowed_image_dirs) list += (list.empty() ? "" : ", ") + toml_string(dir);

@@ -7,7 +7,8 @@
 //   default_lease_ms, max_lease_ms, workers, autoscale_period_ms,
 //   autoscale_headroom, autoscale_stall_ms, reset_threads (optional)
 //   user, allow_root, socket_group, kvm_device (privileges; optional)
-//   template_workers (one sandboxed process per template; default true)
+//   template_workers (one sandboxed process per template; default true),
+//   worker_cgroups ("auto", "off" or a cgroup directory)
 //   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
 //            min_warm, max_warm, memory_budget_mib,
 //            program, args = ["..."], env = ["K=V"], files (a program template:
@@ -72,6 +73,10 @@ struct DaemonConfig {
   // Each template's clones in a worker process of their own, sandboxed
   // (rpc/daemon/worker_fleet.h); false: every clone in thawd's process.
   bool template_workers = true;
+  // Where each worker gets a cgroup v2 with its memory and task limits
+  // (rpc/daemon/worker_cgroups.h): "auto" (thawd's own cgroup when systemd
+  // delegates it), "off", or a cgroup directory.
+  std::string worker_cgroups = "auto";
   std::vector<PoolConfig> pools;
 
   bool operator==(const DaemonConfig&) const = default;

@@ -121,8 +121,16 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges, const Wor
   std::optional<WorkerFleet> fleet;
   std::optional<ManagerAdmin> manager_admin;
   TemplateAdmin* admin = nullptr;
+  std::optional<WorkerCgroups> cgroups;
   if (config.template_workers) {
     spdlog::info("templates: each in a sandboxed worker process ({})", launch.executable);
+    // As thawd's user (a delegated cgroup is that user's), before the filter.
+    try {
+      cgroups = WorkerCgroups::set_up(config.worker_cgroups);
+    } catch (const std::runtime_error& e) {
+      throw ConfigError(e.what());
+    }
+    spdlog::info("{}", cgroups->summary());
     // The spawner thread first: it alone stays outside thawd's filter.
     spawner.emplace();
     const SeccompFilter& filter = thawd_filter();
@@ -131,7 +139,8 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges, const Wor
                  "execve or fork but on its worker spawner thread",
                  filter.name(), filter.rule_count(), filter.instruction_count());
     DirectSockets direct{config.socket, [&privileges](const std::string& path) { set_socket_access(privileges, path); }};
-    admin = &fleet.emplace(io, *spawner, launch, config.template_dir, direct);
+    WorkerConfinement confinement{std::move(*cgroups), config.workers};
+    admin = &fleet.emplace(io, *spawner, launch, config.template_dir, direct, std::move(confinement));
   } else {
     spdlog::warn("templates: every clone in thawd's own process (template_workers = false): a guest that escaped "
                  "would reach every template's clones");
@@ -209,6 +218,8 @@ struct DaemonArgs {
   std::string worker_template;  // --template-worker: serve this one template on fd 3
   bool load = false;
   bool direct_socket = false;
+  std::string limits;  // --limits (worker_limits.h)
+  std::string cgroup;  // --cgroup: the worker's cgroup to join
 };
 
 // thawd's own binary, for its template workers: resolved now, so a package
@@ -240,8 +251,14 @@ int run(const DaemonArgs& args) {
   }
   if (!args.worker_template.empty()) {
     spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] [worker " + args.worker_template + "] %v");
+    std::optional<WorkerLimits> limits;
+    if (!args.limits.empty() && !(limits = parse_limits_argument(args.limits))) {
+      spdlog::critical("template worker: --limits {} is not clones:files:threads:address-space:memory", args.limits);
+      return kExitConfig;
+    }
     return run_template_worker({args.worker_template, args.load, args.direct_socket, config,
-                                allowed_image_dirs(config), thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init")});
+                                allowed_image_dirs(config), thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init"),
+                                limits, args.cgroup});
   }
   try {
     WorkerLaunch launch{own_executable(), std::filesystem::absolute(args.config_path).string(), args.log_level,
@@ -282,6 +299,8 @@ int main(int argc, char** argv) {
   app.add_option("--template-worker", args.worker_template)->group("");
   app.add_flag("--load", args.load)->group("");
   app.add_flag("--direct-socket", args.direct_socket)->group("");
+  app.add_option("--limits", args.limits)->group("");
+  app.add_option("--cgroup", args.cgroup)->group("");
   app.footer("Each template's clones run in a worker process of their own (thawd --template-worker, started by "
              "thawd; template_workers = false keeps them in thawd).\n"
              "Exit status: 0 after SIGTERM/SIGINT (or a good --check-config), 1 start-up failure, 2 bad config.");

@@ -50,11 +50,15 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 // posix_spawn with the child's end of the socketpair at kWorkerSocketFd, an
 // empty signal mask (thawd blocks the signals its event loop captures) and
 // default dispositions.
-pid_t spawn_worker(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd, int listen_fd) {
+pid_t spawn_worker(const WorkerLaunch& launch, const WorkerStart& start, int child_fd) {
+  const std::string& name = start.name;
+  const int listen_fd = start.listen_fd;
   std::vector<std::string> args = {launch.executable, "--template-worker", name, "--config", launch.config_path};
   if (!launch.log_level.empty()) args.insert(args.end(), {"--log-level", launch.log_level});
-  if (load) args.emplace_back("--load");
+  if (start.load) args.emplace_back("--load");
   if (listen_fd >= 0) args.emplace_back("--direct-socket");
+  if (!start.limits.empty()) args.insert(args.end(), {"--limits", start.limits});
+  if (!start.cgroup.empty()) args.insert(args.end(), {"--cgroup", start.cgroup});
   if (launch.allow_root) args.emplace_back("--allow-root");
   std::vector<std::string> env = worker_environment();
   auto argv = pointers(args);
@@ -112,14 +116,13 @@ void WorkerSpawner::loop() {
   }
 }
 
-pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd,
-                           int listen_fd) {
+pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const WorkerStart& start, int child_fd) {
   pid_t pid = -1;
   std::exception_ptr error;
   std::unique_lock lock(mutex_);
   job_ = [&] {
     try {
-      pid = spawn_worker(launch, name, load, child_fd, listen_fd);
+      pid = spawn_worker(launch, start, child_fd);
     } catch (...) {
       error = std::current_exception();
     }
@@ -133,8 +136,9 @@ pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const std::string& name, 
 }
 
 TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch,
-                               const std::string& name, bool load, int listen_fd)
-    : name_(name), events_(io.unixEventPort) {
+                               WorkerStart start)
+    : name_(start.name), events_(io.unixEventPort) {
+  const std::string& name = start.name;
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair", "template worker");
   UniqueFd ours(fds[0]), theirs(fds[1]);
@@ -142,11 +146,11 @@ TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, c
   // onto the same number would keep FD_CLOEXEC: sources go above both.
   if (theirs.get() <= kWorkerListenFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
   UniqueFd listen_copy;
-  if (listen_fd >= 0 && listen_fd <= kWorkerListenFd) {
-    listen_copy = UniqueFd(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 10));
-    listen_fd = listen_copy.get();
+  if (start.listen_fd >= 0 && start.listen_fd <= kWorkerListenFd) {
+    listen_copy = UniqueFd(::fcntl(start.listen_fd, F_DUPFD_CLOEXEC, 10));
+    start.listen_fd = listen_copy.get();
   }
-  pid_ = spawner.spawn(launch, name, load, theirs.get(), listen_fd);
+  pid_ = spawner.spawn(launch, start, theirs.get());
   pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   if (!pidfd_) {
     int err = errno;
@@ -158,7 +162,7 @@ TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, c
   stream_ = io.lowLevelProvider->wrapSocketFd(ours.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   client_ = kj::heap<capnp::TwoPartyClient>(*stream_);
   pool_ = client_->bootstrap().castAs<schema::Pool>();
-  spdlog::info("template '{}': worker process {} started{}", name_, pid_, load ? " (loading its snapshot)" : "");
+  spdlog::info("template '{}': worker process {} started{}", name_, pid_, start.load ? " (loading its snapshot)" : "");
 }
 
 TemplateWorker::~TemplateWorker() {

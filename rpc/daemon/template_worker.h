@@ -36,6 +36,15 @@ struct WorkerLaunch {
   bool allow_root = false;
 };
 
+// What one worker is started for.
+struct WorkerStart {
+  std::string name;    // its template
+  bool load = false;   // pick the template up from template_dir before serving
+  int listen_fd = -1;  // the template's direct socket (-1: none), which thawd keeps across restarts
+  std::string limits;  // worker_limits.h's limits_argument; "": none known
+  std::string cgroup;  // the cgroup it joins as it starts; "": none
+};
+
 // The fds a worker finds its connection to thawd on, and its direct socket
 // (listening, bound by thawd) when it has one.
 inline constexpr int kWorkerSocketFd = 3;
@@ -52,10 +61,10 @@ class WorkerSpawner {
   WorkerSpawner(const WorkerSpawner&) = delete;
   WorkerSpawner& operator=(const WorkerSpawner&) = delete;
 
-  // Starts `launch` for template `name` with `child_fd` at kWorkerSocketFd
-  // and `listen_fd` (if >= 0) at kWorkerListenFd, on the spawner thread;
+  // Starts `launch` for `start` with `child_fd` at kWorkerSocketFd and
+  // start.listen_fd (if >= 0) at kWorkerListenFd, on the spawner thread;
   // blocks until it is started. SysError.
-  pid_t spawn(const WorkerLaunch& launch, const std::string& name, bool load, int child_fd, int listen_fd);
+  pid_t spawn(const WorkerLaunch& launch, const WorkerStart& start, int child_fd);
 
  private:
   void loop();
@@ -70,14 +79,11 @@ class WorkerSpawner {
 
 class TemplateWorker {
  public:
-  // Starts the worker for template `name`. With `load`, the worker picks the
+  // Starts the worker for `start`. With start.load, the worker picks the
   // template up from template_dir before it serves (a restart, or thawd's
   // start); without it, it waits for createTemplate. SysError when the
   // process cannot be started.
-  // `listen_fd` (-1: none): the template's direct socket, which the worker
-  // accepts clients on; thawd keeps its own copy across restarts.
-  TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch, const std::string& name,
-                 bool load, int listen_fd = -1);
+  TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch, WorkerStart start);
   ~TemplateWorker();  // disconnects, then reaps (waiting up to kReapPatience, then SIGKILL)
   TemplateWorker(const TemplateWorker&) = delete;
   TemplateWorker& operator=(const TemplateWorker&) = delete;

@@ -21,6 +21,7 @@
 #include "pool/pool_manager.h"
 #include "rpc/daemon/startup.h"
 #include "rpc/daemon/template_worker.h"
+#include "rpc/daemon/worker_cgroups.h"
 #include "rpc/daemon/worker_fleet.h"
 #include "rpc/daemon/daemon_seccomp.h"
 #include "rpc/pool_manager_backend.h"
@@ -110,9 +111,20 @@ void sandbox(const TemplateWorkerOptions& o) {
   rlimit no_core{0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);
   raise_fd_limit();
+  // First, so that all it does is charged and limited there.
+  if (!o.cgroup.empty()) {
+    try {
+      join_cgroup(o.cgroup);
+      spdlog::info("sandbox: in cgroup {}", o.cgroup);
+    } catch (const std::exception& e) {
+      spdlog::error("sandbox: not in its cgroup, so its memory and task limits do not hold: {}", e.what());
+    }
+  }
   // Before Landlock and seccomp: a user namespace needs a single thread, and
   // the filter forbids unshare.
   spdlog::info("sandbox: {}", enter_private_namespaces().summary);
+  // After the user namespace: its threads are counted in there.
+  if (o.limits) spdlog::info("sandbox: rlimits {}", apply_worker_rlimits(*o.limits));
   auto paths = template_paths(o);
   paths.insert(paths.end(), {o.config.template_dir, o.config.vsock_dir});
   if (std::string on_9p = path_on_9p(paths); !on_9p.empty()) {

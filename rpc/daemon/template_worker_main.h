@@ -5,10 +5,12 @@
 // its leases, destroys its clones and exits.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "rpc/daemon/config.h"
+#include "rpc/daemon/worker_limits.h"
 
 namespace thaw::daemon {
 
@@ -19,6 +21,8 @@ struct TemplateWorkerOptions {
   DaemonConfig config;
   std::vector<std::string> allowed_image_dirs;  // as thawd resolved them
   std::string linux_init_agent;                 // thaw-init, "" when not shipped
+  std::optional<WorkerLimits> limits;           // rlimits to set on itself; none: the host's
+  std::string cgroup;                           // the cgroup to join first; "": none
 };
 
 // Returns the process's exit status: 0 after thawd closed the connection,

@@ -56,12 +56,13 @@ std::string direct_socket_path(const std::string& main_socket, const std::string
 }
 
 WorkerFleet::WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerLaunch launch,
-                         std::string template_dir, DirectSockets direct)
+                         std::string template_dir, DirectSockets direct, WorkerConfinement confinement)
     : io_(io),
       spawner_(spawner),
       launch_(std::move(launch)),
       template_dir_(std::move(template_dir)),
       direct_(std::move(direct)),
+      confinement_(std::move(confinement)),
       executor_(kj::getCurrentThreadExecutor()),
       loop_thread_(std::this_thread::get_id()),
       tasks_(log_task_errors) {}
@@ -76,6 +77,7 @@ WorkerFleet::~WorkerFleet() noexcept(false) {
     if (!entry.worker) continue;
     std::string how = entry.worker->reap(TemplateWorker::kReapPatience);
     spdlog::info("template '{}': worker {} {}", name, entry.worker->pid(), how);
+    if (confinement_.cgroups.enabled()) confinement_.cgroups.remove(name);
   }
 }
 
@@ -99,13 +101,31 @@ void WorkerFleet::bind_direct_socket(const std::string& name, Entry& entry) {
 
 void WorkerFleet::erase(std::map<std::string, Entry>::iterator it) {
   if (!it->second.direct_path.empty()) ::unlink(it->second.direct_path.c_str());
+  // A worker still ending keeps its cgroup until on_ended.
+  if (confinement_.cgroups.enabled() && !it->second.worker) confinement_.cgroups.remove(it->first);
   entries_.erase(it);
 }
 
-std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool load) {
+std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool load,
+                                                   std::optional<WorkerLimits> limits) {
   Entry& entry = entries_[name];
   bind_direct_socket(name, entry);
-  auto worker = std::make_shared<TemplateWorker>(io_, spawner_, launch_, name, load, entry.direct_fd.get());
+  if (!limits && load) {
+    try {
+      auto record = pool::TemplateStore(template_dir_).read_record(name);
+      limits = worker_limits(record.spec, record.policy, confinement_.rpc_threads);
+    } catch (const std::exception& e) {
+      spdlog::warn("template '{}': its worker starts without resource limits: {}", name, e.what());
+    }
+  }
+  WorkerStart how{name, load, entry.direct_fd.get(), {}, {}};
+  if (limits) {
+    how.limits = limits_argument(*limits);
+    if (confinement_.cgroups.enabled()) how.cgroup = confinement_.cgroups.prepare(name, *limits);
+    spdlog::info("template '{}': worker limits for {}", name, describe(*limits));
+  }
+  entry.limits = limits;
+  auto worker = std::make_shared<TemplateWorker>(io_, spawner_, launch_, std::move(how));
   entry.worker = worker;
   entry.started = std::chrono::steady_clock::now();
   watch(worker);
@@ -120,6 +140,7 @@ void WorkerFleet::watch(const std::shared_ptr<TemplateWorker>& worker) {
 
 void WorkerFleet::on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how) {
   auto it = entries_.find(worker->name());
+  if (it == entries_.end() && confinement_.cgroups.enabled()) confinement_.cgroups.remove(worker->name());
   if (it == entries_.end() || it->second.worker != worker) {
     spdlog::debug("template '{}': worker {} {}", worker->name(), worker->pid(), how);
     return;  // deleted or replaced: expected
@@ -183,7 +204,7 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
   if (entries_.contains(spec.name)) return failed("template '" + spec.name + "' already exists");
   std::shared_ptr<TemplateWorker> worker;
   try {
-    worker = start(spec.name, /*load=*/false);
+    worker = start(spec.name, /*load=*/false, worker_limits(spec, policy, confinement_.rpc_threads));
   } catch (const std::exception& e) {
     if (auto it = entries_.find(spec.name); it != entries_.end()) erase(it);
     return failed(std::string(rpc::kHostErrorPrefix) + e.what());
@@ -228,7 +249,28 @@ kj::Promise<void> WorkerFleet::set_policy_async(const std::string& name, const p
   auto request = worker->pool().setPolicyRequest();
   request.setName(name);
   rpc::to_schema(policy, request.initPolicy());
-  return relayed(request.send().ignoreResult(), name);
+  auto applied = request.send().then([this, name, policy](auto&&) { confine_to_policy(name, policy); });
+  return relayed(kj::mv(applied), name);
+}
+
+void WorkerFleet::confine_to_policy(const std::string& name, const pool::PoolPolicy& policy) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.limits || !it->second.last_seen) return;
+  Entry& entry = it->second;
+  WorkerLimits wanted = worker_limits(entry.last_seen->spec, policy, confinement_.rpc_threads);
+  if (confinement_.cgroups.enabled()) {
+    try {
+      confinement_.cgroups.update(name, wanted);
+    } catch (const std::exception& e) {
+      spdlog::warn("template '{}': its worker's cgroup keeps its limits: {}", name, e.what());
+    }
+  }
+  // A worker cannot raise its own rlimits: larger ones wait for its next
+  // start (the cgroup's took effect above).
+  if (wanted.clones > entry.limits->clones) {
+    spdlog::warn("template '{}': the new policy allows {} clones, its worker's rlimits {} until it restarts", name,
+                 wanted.clones, entry.limits->clones);
+  }
 }
 
 // In both fan-outs below a worker that does not answer (it is ending, and

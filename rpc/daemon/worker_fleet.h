@@ -22,6 +22,8 @@
 #include "pool/pool_types.h"
 #include "rpc/daemon/template_admin.h"
 #include "rpc/daemon/template_worker.h"
+#include "rpc/daemon/worker_cgroups.h"
+#include "rpc/daemon/worker_limits.h"
 
 namespace thaw::daemon {
 
@@ -42,11 +44,19 @@ struct DirectSockets {
 // path would not fit a unix socket address.
 std::string direct_socket_path(const std::string& main_socket, const std::string& name);
 
+// What confines each worker beyond its own sandbox: its resource limits are
+// sized from its template with `rpc_threads` (the `workers` setting), and
+// its cgroup comes from `cgroups`.
+struct WorkerConfinement {
+  WorkerCgroups cgroups;
+  uint32_t rpc_threads = 64;
+};
+
 class WorkerFleet final : public TemplateAdmin {
  public:
   // `spawner` must outlive the fleet.
   WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerLaunch launch, std::string template_dir,
-              DirectSockets direct = {});
+              DirectSockets direct = {}, WorkerConfinement confinement = {});
   ~WorkerFleet() noexcept(false) override;  // disconnects every worker, then reaps them all
   WorkerFleet(const WorkerFleet&) = delete;
   WorkerFleet& operator=(const WorkerFleet&) = delete;
@@ -80,12 +90,18 @@ class WorkerFleet final : public TemplateAdmin {
     kj::AutoCloseFd direct_fd;  // listening; thawd's copy
     std::string direct_path;
     std::optional<pool::TemplateInfo> last_seen;  // from its last answer, listed while it restarts
+    std::optional<WorkerLimits> limits;           // what its worker was started with
   };
 
-  std::shared_ptr<TemplateWorker> start(const std::string& name, bool load);
+  // `limits`: sized from the template being created; for a load, from its
+  // record in template_dir (none when that cannot be read: the load fails).
+  std::shared_ptr<TemplateWorker> start(const std::string& name, bool load,
+                                        std::optional<WorkerLimits> limits = std::nullopt);
   void watch(const std::shared_ptr<TemplateWorker>& worker);
   void on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how);
   void restart(const std::string& name);
+  // After setPolicy: the worker's cgroup limits follow the new policy.
+  void confine_to_policy(const std::string& name, const pool::PoolPolicy& policy);
   // Binds `entry`'s direct socket if it has none yet (a failure is logged:
   // the template is then served through thawd only).
   void bind_direct_socket(const std::string& name, Entry& entry);
@@ -99,6 +115,7 @@ class WorkerFleet final : public TemplateAdmin {
   WorkerLaunch launch_;
   std::string template_dir_;
   DirectSockets direct_;
+  WorkerConfinement confinement_;
   std::map<std::string, Entry> entries_;
   const kj::Executor& executor_;
   std::thread::id loop_thread_;

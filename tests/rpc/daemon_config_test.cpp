@@ -51,6 +51,8 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.allow_root = true;
   c.socket_group = "thaw-clients";
   c.kvm_device = "/dev/kvm-test";
+  c.template_workers = false;
+  c.worker_cgroups = "/sys/fs/cgroup/thaw-workers";
   PoolConfig a;
   a.spec = pool::TemplateSpec{"mini", "/k/vmlinux", "/k/initrd.img", "console=ttyS0\tquiet \x01 x=\"1\"", 64, 2};
   a.policy = pool::PoolPolicy{0, 5, 77};
@@ -202,6 +204,19 @@ TEST_F(DaemonConfigFile, InflightBudgetMustHoldOneWholeMessage) {
     ADD_FAILURE() << "2 MiB in flight cannot hold one 4096 KiB message";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("max_inflight_mib"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(DaemonConfigFile, WorkerCgroupsIsAutoOffOrAnAbsolutePath) {
+  EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\n").worker_cgroups, "auto");
+  EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\nworker_cgroups = \"off\"\n").worker_cgroups, "off");
+  for (const char* bad : {"\"relative/dir\"", "\"\"", "\"on\"", "true"}) {
+    try {
+      read_back(std::string("socket = \"/tmp/x.sock\"\nworker_cgroups = ") + bad + "\n");
+      ADD_FAILURE() << "worker_cgroups = " << bad << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(":2: worker_cgroups"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -7,16 +7,20 @@
 // new worker loads the template and serves it), a template's direct socket,
 // and deleteTemplate ending the worker.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "base/landlock.h"
 #include "rpc/error_mapping.h"
+#include "rpc/daemon/worker_cgroups.h"
+#include "rpc/daemon/worker_limits.h"
 #include "rpc/pool_client.h"
 #include "tests/child_report.h"
 #include "tests/rpc/rpc_test_helpers.h"
@@ -247,6 +251,119 @@ TEST_F(TemplateWorkers, DeletingATemplateEndsItsWorker) {
   auto pids = worker_pids(c);
   EXPECT_FALSE(pids.contains("b"));
   EXPECT_TRUE(pids.contains("a"));
+}
+
+// One line of /proc/<pid>/limits ("Max open files  1024  4096  files"):
+// its soft limit, as written there ("unlimited" or a number).
+std::string soft_limit(pid_t pid, const std::string& what) {
+  std::istringstream lines(read_file("/proc/" + std::to_string(pid) + "/limits"));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(what, 0) != 0) continue;
+    std::istringstream fields(line.substr(what.size()));
+    std::string soft;
+    fields >> soft;
+    return soft;
+  }
+  return "<no " + what + " line>";
+}
+
+// What the worker's rlimits should be: its template's limits, each no
+// higher than the hard limit thawd started with (this process's).
+std::string expected_limit(uint64_t wanted, int resource) {
+  rlimit hard{};
+  ::getrlimit(resource, &hard);
+  return std::to_string(std::min<uint64_t>(wanted, hard.rlim_max));
+}
+
+TEST_F(TemplateWorkers, EachWorkerHasResourceLimitsSizedFromItsTemplate) {
+  rpc::PoolConnection c(daemon_.socket());
+  const pid_t worker = worker_pids(c)["a"];
+  ASSERT_GT(worker, 0);
+  const auto pool = mini_pool("a");
+  const daemon::WorkerLimits wanted = daemon::worker_limits(pool.spec, pool.policy, daemon::DaemonConfig{}.workers);
+  EXPECT_EQ(soft_limit(worker, "Max open files"), expected_limit(wanted.open_files, RLIMIT_NOFILE));
+  EXPECT_EQ(soft_limit(worker, "Max processes"), expected_limit(wanted.threads, RLIMIT_NPROC));
+  EXPECT_EQ(soft_limit(worker, "Max address space"), expected_limit(wanted.address_space, RLIMIT_AS));
+  EXPECT_NE(daemon_.log().find("[worker a] sandbox: rlimits files"), std::string::npos) << daemon_.log();
+  // thawd itself is not held to a template's limits.
+  EXPECT_EQ(soft_limit(daemon_.pid(), "Max address space"), "unlimited");
+  // The limits hold clones all the same: one leased and two warm.
+  auto vm = acquire(c, "a");
+  EXPECT_EQ(echo(c, vm, "limited"), "limited");
+}
+
+// worker_cgroups naming a directory: each worker moves into a cgroup of its
+// own beneath it, with the template's memory and task limits where those
+// controllers are handed down there; deleting the template removes it.
+// Needs root and a writable cgroup v2 hierarchy (skips otherwise).
+TEST(TemplateWorkerCgroups, EachWorkerJoinsItsOwnCgroupWithItsLimitsAndDeletingRemovesIt) {
+  THAW_REQUIRE_KVM();
+  if (::geteuid() != 0) GTEST_SKIP() << "making a cgroup for the test needs root";
+  const std::string mount = daemon::cgroup2_mount_point(read_file("/proc/self/mountinfo"));
+  if (mount.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
+  const std::string relative = "/thaw-test-" + std::to_string(::getpid());
+  const std::string subtree = mount + relative;
+  if (::mkdir(subtree.c_str(), 0755) != 0) GTEST_SKIP() << "cannot make " << subtree << ": " << std::strerror(errno);
+  TempDir scratch("thaw-rpc-cgroups");
+  {
+    ThawdProcess daemon(scratch.path());
+    daemon.write_config(daemon.config_text({mini_pool("a")}, "worker_cgroups = " + daemon::toml_string(subtree) + "\n"));
+    ASSERT_TRUE(daemon.start(std::chrono::seconds(60))) << daemon.log();
+    pid_t worker = 0;
+    {
+      rpc::PoolConnection c(daemon.socket());
+      worker = worker_pids(c)["a"];
+      ASSERT_GT(worker, 0);
+      auto vm = acquire(c, "a");
+      EXPECT_EQ(echo(c, vm, "in a cgroup"), "in a cgroup");
+    }
+    const std::string own = subtree + "/worker-a";
+    EXPECT_NE(read_file("/proc/" + std::to_string(worker) + "/cgroup").find("0::" + relative + "/worker-a\n"),
+              std::string::npos)
+        << read_file("/proc/" + std::to_string(worker) + "/cgroup");
+    EXPECT_NE(read_file(own + "/cgroup.procs").find(std::to_string(worker)), std::string::npos);
+    EXPECT_NE(daemon.log().find("worker cgroups: in " + subtree), std::string::npos) << daemon.log();
+    const auto pool = mini_pool("a");
+    const auto wanted = daemon::worker_limits(pool.spec, pool.policy, daemon::DaemonConfig{}.workers);
+    if (std::filesystem::exists(own + "/memory.max")) {
+      EXPECT_EQ(read_file(own + "/memory.max"), std::to_string(wanted.memory) + "\n");
+    }
+    if (std::filesystem::exists(own + "/pids.max")) {
+      EXPECT_EQ(read_file(own + "/pids.max"), std::to_string(wanted.threads) + "\n");
+    }
+    {
+      rpc::PoolConnection c(daemon.socket());
+      auto del = c.pool().deleteTemplateRequest();
+      del.setName("a");
+      del.send().wait(c.wait_scope());
+    }
+    bool removed = false;
+    for (auto deadline = Clock::now() + std::chrono::seconds(15); Clock::now() < deadline && !removed;) {
+      removed = !std::filesystem::exists(own);
+      if (!removed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(removed) << own << " still there after deleteTemplate\n" << daemon.log();
+    int status = daemon.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon.log();
+  }
+  // Whatever the outcome, leave no cgroup behind.
+  for (const auto& e : std::filesystem::directory_iterator(subtree)) {
+    if (e.is_directory()) ::rmdir(e.path().c_str());
+  }
+  EXPECT_EQ(::rmdir(subtree.c_str()), 0) << subtree << ": " << std::strerror(errno);
+}
+
+TEST(TemplateWorkerCgroups, ADirectoryThatIsNoCgroupIsAConfigError) {
+  THAW_REQUIRE_KVM();
+  TempDir scratch("thaw-rpc-cgroups");
+  ThawdProcess daemon(scratch.path());
+  daemon.write_config(daemon.config_text({}, "worker_cgroups = " + daemon::toml_string(scratch.path()) + "\n"));
+  EXPECT_FALSE(daemon.start(std::chrono::seconds(20)));
+  int status = daemon.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << "status " << status << "\n" << daemon.log();
+  EXPECT_NE(daemon.log().find("worker_cgroups: " + scratch.path() + " is not a directory of a cgroup hierarchy"),
+            std::string::npos)
+      << daemon.log();
 }
 
 }  // namespace
