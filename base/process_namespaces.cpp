@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -98,6 +99,17 @@ void drop_all_capabilities() {
   header.pid = 0;
   __user_cap_data_struct data[2] = {};
   if (::syscall(SYS_capset, &header, data) != 0) throw_errno("capset", "clearing every capability");
+}
+
+std::string user_namespace_refusal() {
+  pid_t pid = ::fork();
+  if (pid < 0) return std::string("cannot probe: fork: ") + std::strerror(errno);
+  if (pid == 0) ::_exit(::unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0xff));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status)) return "cannot probe: the probe died";
+  return WEXITSTATUS(status) == 0 ? "" : refusal(WEXITSTATUS(status));
 }
 
 std::string effective_capabilities_hex() { return proc_self_status("CapEff"); }

@@ -38,6 +38,11 @@ NamespaceResult enter_private_namespaces();
 // kernel refuses capset.
 void drop_all_capabilities();
 
+// Whether this host lets a process make a user namespace, probed in a
+// forked child (which only calls unshare): "" when it does, else why not,
+// in the words enter_private_namespaces logs.
+std::string user_namespace_refusal();
+
 // "0000000000000000" from /proc/self/status's CapEff line; "" if unreadable.
 std::string effective_capabilities_hex();
 

@@ -72,11 +72,14 @@ std::vector<double> parse_rates(const std::string& text) {
 // `round`, with thawd's fds and RSS after each: a leak shows as growth
 // that keeps going, not as the first round's warm-up.
 size_t soak(const std::string& socket, pid_t thawd, size_t total, unsigned clients, const std::string& function,
-            thaw::bench::JsonReport& report) {
+            size_t crash_every, thaw::bench::JsonReport& report) {
   constexpr size_t kRound = 10000;
-  std::printf("\nsoak: %zu acquire -> invoke %s -> release, closed loop, %u clients; thawd's fds and RSS per round\n",
-              total, function.c_str(), clients);
-  std::printf("%10s %6s %9s %10s %10s %9s\n", "requests", "fds", "RSS MiB", "acq p50", "acq p99", "failures");
+  std::printf("\nsoak: %zu acquire -> invoke %s -> release, closed loop, %u clients, a guest crash every %zu "
+              "requests; thawd's (and its workers') fds and RSS per round\n",
+              total, function.c_str(), clients, crash_every);
+  std::printf("%10s %6s %9s %10s %10s %8s %9s\n", "requests", "fds", "RSS MiB", "acq p50", "acq p99", "crashes",
+              "failures");
+  size_t crashes = 0, answered = 0, soak_failures = 0;
   LoadSpec spec;
   spec.socket = socket;
   spec.template_name = "rates";
@@ -86,15 +89,19 @@ size_t soak(const std::string& socket, pid_t thawd, size_t total, unsigned clien
   size_t failures = thaw::bench::run_load(spec).failures;
   const ProcessUse start = process_use(thawd);
   std::printf("%10s %6zu %9.1f\n", "warm-up", start.fds, start.rss_mib);
+  spec.crash_every = crash_every;
   for (size_t done = 0; done < total;) {
     spec.closed_loop_requests = std::min(kRound, total - done);
     auto result = thaw::bench::run_load(spec);
     done += spec.closed_loop_requests;
     failures += result.failures;
+    soak_failures += result.failures;
+    crashes += result.crashes;
+    answered += result.acquire_ms.size();
     const ProcessUse now = process_use(thawd);
     auto a = thaw::bench::summarize(result.acquire_ms);
-    std::printf("%10zu %6zu %9.1f %10.3f %10.3f %9zu\n", done, now.fds, now.rss_mib, a.median_ms, a.p99_ms,
-                result.failures);
+    std::printf("%10zu %6zu %9.1f %10.3f %10.3f %8zu %9zu\n", done, now.fds, now.rss_mib, a.median_ms, a.p99_ms,
+                result.crashes, result.failures);
     if (result.failures > 0) std::printf("           first failure: %s\n", result.first_failure.c_str());
     std::fflush(stdout);
     report.value("soak " + std::to_string(done) + ": fds", static_cast<double>(now.fds));
@@ -103,6 +110,14 @@ size_t soak(const std::string& socket, pid_t thawd, size_t total, unsigned clien
   const ProcessUse end = process_use(thawd);
   std::printf("  growth after the warm-up: %+lld fds, %+.1f MiB RSS\n",
               static_cast<long long>(end.fds) - static_cast<long long>(start.fds), end.rss_mib - start.rss_mib);
+  // Every request is accounted for: answered, crashed as injected, or failed.
+  const size_t lost = total - std::min(total, answered + crashes + soak_failures);
+  std::printf("  %zu answered, %zu injected crashes failed as they must, %zu failed, %zu lost\n", answered, crashes,
+              soak_failures, lost);
+  report.value("soak: answered", static_cast<double>(answered));
+  report.value("soak: crashes", static_cast<double>(crashes));
+  report.value("soak: lost", static_cast<double>(lost));
+  failures += lost;
   return failures;
 }
 
@@ -149,6 +164,11 @@ int main(int argc, char** argv) {
   app.add_option("--soak", soak_requests,
                  "After the rest, this many more requests (closed loop), printing thawd's fds and RSS every 10,000 "
                  "(0: no soak)")
+      ->capture_default_str();
+  size_t crash_every = 1000;
+  app.add_option("--crash-every", crash_every,
+                 "In the soak, every Nth request makes its guest crash (the agent's \"crash\"): it must fail as "
+                 "DISCONNECTED and the pool must replace the clone (0: none)")
       ->capture_default_str();
   std::string json_path;
   bool via_thawd = false;
@@ -271,7 +291,8 @@ int main(int argc, char** argv) {
   }
 
   if (soak_requests > 0) {
-    failures += soak(daemon.lease_socket("rates", via_thawd), daemon.pid(), soak_requests, clients, function, report);
+    failures += soak(daemon.lease_socket("rates", via_thawd), daemon.pid(), soak_requests, clients, function,
+                     crash_every, report);
   }
 
   std::printf("\nQEMU has no warm pool to run the same load on; thaw_bench_restore compares its -incoming restore.\n");

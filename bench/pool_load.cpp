@@ -55,6 +55,10 @@ class Recorder {
     result_.release_ms.push_back(release);
     if (late) ++result_.late;
   }
+  void crashed() {
+    std::lock_guard lock(mutex_);
+    ++result_.crashes;
+  }
   void fail(const std::string& why) {
     std::lock_guard lock(mutex_);
     if (result_.failures++ == 0) result_.first_failure = why;
@@ -102,6 +106,30 @@ void one_request(const LoadSpec& spec, rpc::PoolConnection& conn, Clock::time_po
   out.add(acquire_ms, in_thawd_ms, invoke_ms, guest_ms, ms_between(t2, Clock::now()), late);
 }
 
+// An injected guest crash: the invoke must fail as DISCONNECTED (the guest
+// is gone) and the lease with it; anything else is a failure.
+void one_crash(const LoadSpec& spec, rpc::PoolConnection& conn, Recorder& out) {
+  auto& ws = conn.wait_scope();
+  auto acq = conn.pool().acquireRequest();
+  acq.setTemplate(spec.template_name);
+  acq.setLeaseMs(30000);
+  acq.setTimeoutMs(spec.acquire_timeout_ms);
+  auto vm = acq.send().wait(ws).getVm();
+  auto inv = vm.invokeRequest();
+  inv.setFunction("crash");
+  inv.setTimeoutMs(10000);
+  try {
+    inv.send().wait(ws);
+  } catch (const kj::Exception& e) {
+    if (e.getType() != kj::Exception::Type::DISCONNECTED) {
+      throw std::runtime_error(std::string("crash: expected DISCONNECTED, got ") + e.getDescription().cStr());
+    }
+    out.crashed();
+    return;  // the lease went with the guest: nothing to release
+  }
+  throw std::runtime_error("crash: the guest answered instead of crashing");
+}
+
 }  // namespace
 
 pool::PoolStats::PerTemplate template_stats(rpc::PoolConnection& conn, const std::string& name) {
@@ -145,7 +173,11 @@ LoadResult run_load(const LoadSpec& spec) {
         auto slot = closed_loop ? Clock::now() : slots[i];
         std::this_thread::sleep_until(slot);
         try {
-          one_request(spec, *conn, slot, recorder);
+          if (spec.crash_every > 0 && (i + 1) % spec.crash_every == 0) {
+            one_crash(spec, *conn, recorder);
+          } else {
+            one_request(spec, *conn, slot, recorder);
+          }
         } catch (const kj::Exception& e) {
           recorder.fail(e.getDescription().cStr());
         } catch (const std::exception& e) {

@@ -33,6 +33,10 @@ struct LoadSpec {
   std::function<void(size_t done, size_t total)> on_progress;  // after each request, from client threads
   uint64_t acquire_timeout_ms = 5000;
   std::chrono::milliseconds timeline_period{0};  // 0: no timeline
+  // > 0: every crash_every-th request invokes the agent's "crash" instead
+  // (the guest faults; the pool must destroy that clone and refill), and
+  // must fail as DISCONNECTED; any other outcome is a failure.
+  size_t crash_every = 0;
 };
 
 struct TimelinePoint {
@@ -52,6 +56,7 @@ struct LoadResult {
   size_t late = 0;                // started more than 1 ms after the schedule said
   size_t failures = 0;
   std::string first_failure;
+  size_t crashes = 0;  // guest crashes injected (crash_every) that failed as they must
   std::vector<TimelinePoint> timeline;
 };
 

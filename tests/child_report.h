@@ -4,7 +4,6 @@
 #pragma once
 
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <sstream>
 #include <string>
 
+#include "base/process_namespaces.h"
 #include "base/unique_fd.h"
 
 namespace thaw {
@@ -70,11 +70,11 @@ inline Report in_child(const std::function<void(Report&)>& body) {
   return report;
 }
 
-// Whether this host lets a process make a user namespace at all, probed in
-// a child; "" when it does, else why not.
+// Whether this host lets a process make a user namespace: "" when it does,
+// else why not.
 inline std::string user_namespaces_refused() {
-  Report r = in_child([](Report& report) { report["unshare"] = outcome(::unshare(CLONE_NEWUSER)); });
-  return r["unshare"] == "ok" ? "" : "this host refuses user namespaces (" + r["unshare"] + ")";
+  std::string why = user_namespace_refusal();
+  return why.empty() ? "" : "this host refuses user namespaces: " + why;
 }
 
 }  // namespace thaw

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -12,14 +13,32 @@
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm_host_check.h"
 #include "base/landlock.h"
+#include "base/process_namespaces.h"
 #include "devices/virtio/vsock_seccomp.h"
 #include "rpc/daemon/daemon_seccomp.h"
+#include "rpc/daemon/worker_cgroups.h"
 #include "vmm/vcpu_seccomp.h"
 #include "vmm/x86_64/boot_setup.h"
 
 namespace thaw::cli {
 
 namespace {
+
+// Where cgroup v2 is and what its root offers: template workers get memory
+// and pids limits only where thawd's subtree hands both down.
+std::string describe_cgroup2() {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  };
+  const std::string mount = daemon::cgroup2_mount_point(read("/proc/self/mountinfo"));
+  if (mount.empty()) return "not mounted: template workers get no cgroup of their own";
+  std::string controllers = read(mount + "/cgroup.controllers");
+  while (!controllers.empty() && controllers.back() == '\n') controllers.pop_back();
+  return "mounted at " + mount + ", controllers " + (controllers.empty() ? "none" : controllers) +
+         "; template workers get a cgroup each where thawd has a subtree (worker_cgroups), with memory and task "
+         "limits where it hands memory and pids down";
+}
 
 struct Capability {
   int id;
@@ -128,6 +147,8 @@ int run_doctor(bool json) {
                                        {"template_workers", filter_json(worker_filter)},
                                        {"thawd", filter_json(thawd_filter)}}},
                           {"landlock_abi", landlock},
+                          {"user_namespaces", user_namespace_refusal().empty()},
+                          {"cgroup2", describe_cgroup2()},
                           {"ok", missing_required == 0}};
     std::cout << out.dump(2) << std::endl;
     return missing_required == 0 ? kExitOk : kExitHostError;
@@ -153,6 +174,14 @@ int run_doctor(bool json) {
     std::printf("Landlock:         not available (kernel without it, or refused): template workers are not confined "
                 "to their directories, only by seccomp and their user\n");
   }
+  if (std::string refused = user_namespace_refusal(); refused.empty()) {
+    std::printf("Namespaces:       each template worker enters its own user, network, IPC and UTS namespaces\n");
+  } else {
+    std::printf("Namespaces:       user namespaces refused (%s): template workers enter only what a process with "
+                "their rights may\n",
+                refused.c_str());
+  }
+  std::printf("Cgroup v2:        %s\n", describe_cgroup2().c_str());
   std::puts("\nCapabilities thaw uses:");
   for (const auto& cap : kCapabilities) {
     int value = caps[cap.name];

@@ -42,8 +42,8 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
 }
 
 inline void print_template_header() {
-  std::printf("%-20s %5s %6s %6s %9s %8s %10s  %s\n", "NAME", "WARM", "LEASED", "TARGET", "MIN..MAX", "MEM MiB",
-              "COLD BOOT", "KERNEL OR PROGRAM");
+  std::printf("%-20s %5s %6s %6s %9s %8s %10s %8s  %s\n", "NAME", "WARM", "LEASED", "TARGET", "MIN..MAX", "MEM MiB",
+              "COLD BOOT", "WORKER", "KERNEL OR PROGRAM");
 }
 
 // "program /bin/busybox sha256sum" for a program template (its arguments
@@ -58,8 +58,12 @@ inline std::string template_runs(const pool::TemplateInfo& t) {
 
 inline void print_template_row(const pool::TemplateInfo& t) {
   std::string range = std::to_string(t.policy.min_warm) + ".." + std::to_string(t.policy.max_warm);
-  std::printf("%-20s %5u %6u %6u %9s %8llu %7.1f ms  %s\n", t.name.c_str(), t.warm, t.leased, t.target_warm,
-              range.c_str(), static_cast<unsigned long long>(t.spec.mem_mib), t.cold_boot_ms, template_runs(t).c_str());
+  // The worker process holding its clones; "-" when none does (thawd holds
+  // them, or the worker is being restarted).
+  std::string worker = t.worker_pid == 0 ? "-" : std::to_string(t.worker_pid);
+  std::printf("%-20s %5u %6u %6u %9s %8llu %7.1f ms %8s  %s\n", t.name.c_str(), t.warm, t.leased, t.target_warm,
+              range.c_str(), static_cast<unsigned long long>(t.spec.mem_mib), t.cold_boot_ms, worker.c_str(),
+              template_runs(t).c_str());
 }
 
 }  // namespace thaw::cli

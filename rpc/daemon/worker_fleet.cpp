@@ -107,24 +107,31 @@ void WorkerFleet::erase(std::map<std::string, Entry>::iterator it) {
 }
 
 std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool load,
-                                                   std::optional<WorkerLimits> limits) {
+                                                   std::optional<pool::TemplateRecord> known) {
   Entry& entry = entries_[name];
   bind_direct_socket(name, entry);
-  if (!limits && load) {
+  if (!known && load) {
     try {
-      auto record = pool::TemplateStore(template_dir_).read_record(name);
-      limits = worker_limits(record.spec, record.policy, confinement_.rpc_threads);
+      known = pool::TemplateStore(template_dir_).read_record(name);
     } catch (const std::exception& e) {
       spdlog::warn("template '{}': its worker starts without resource limits: {}", name, e.what());
     }
   }
   WorkerStart how{name, load, entry.direct_fd.get(), {}, {}};
-  if (limits) {
-    how.limits = limits_argument(*limits);
-    if (confinement_.cgroups.enabled()) how.cgroup = confinement_.cgroups.prepare(name, *limits);
-    spdlog::info("template '{}': worker limits for {}", name, describe(*limits));
+  entry.limits.reset();
+  if (known) {
+    entry.spec = known->spec;
+    entry.limits = worker_limits(known->spec, known->policy, confinement_.rpc_threads);
+    how.limits = limits_argument(*entry.limits);
+    spdlog::info("template '{}': worker limits for {}", name, describe(*entry.limits));
+    if (confinement_.cgroups.enabled()) {
+      try {
+        how.cgroup = confinement_.cgroups.prepare(name, *entry.limits);
+      } catch (const std::exception& e) {
+        spdlog::error("template '{}': its worker gets no cgroup: {}", name, e.what());
+      }
+    }
   }
-  entry.limits = limits;
   auto worker = std::make_shared<TemplateWorker>(io_, spawner_, launch_, std::move(how));
   entry.worker = worker;
   entry.started = std::chrono::steady_clock::now();
@@ -204,7 +211,10 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
   if (entries_.contains(spec.name)) return failed("template '" + spec.name + "' already exists");
   std::shared_ptr<TemplateWorker> worker;
   try {
-    worker = start(spec.name, /*load=*/false, worker_limits(spec, policy, confinement_.rpc_threads));
+    pool::TemplateRecord known;
+    known.spec = spec;
+    known.policy = policy;
+    worker = start(spec.name, /*load=*/false, known);
   } catch (const std::exception& e) {
     if (auto it = entries_.find(spec.name); it != entries_.end()) erase(it);
     return failed(std::string(rpc::kHostErrorPrefix) + e.what());
@@ -255,9 +265,9 @@ kj::Promise<void> WorkerFleet::set_policy_async(const std::string& name, const p
 
 void WorkerFleet::confine_to_policy(const std::string& name, const pool::PoolPolicy& policy) {
   auto it = entries_.find(name);
-  if (it == entries_.end() || !it->second.limits || !it->second.last_seen) return;
+  if (it == entries_.end() || !it->second.limits || !it->second.spec) return;
   Entry& entry = it->second;
-  WorkerLimits wanted = worker_limits(entry.last_seen->spec, policy, confinement_.rpc_threads);
+  WorkerLimits wanted = worker_limits(*entry.spec, policy, confinement_.rpc_threads);
   if (confinement_.cgroups.enabled()) {
     try {
       confinement_.cgroups.update(name, wanted);

@@ -20,6 +20,7 @@
 #include <kj/async-io.h>
 
 #include "pool/pool_types.h"
+#include "pool/template_store.h"
 #include "rpc/daemon/template_admin.h"
 #include "rpc/daemon/template_worker.h"
 #include "rpc/daemon/worker_cgroups.h"
@@ -90,13 +91,15 @@ class WorkerFleet final : public TemplateAdmin {
     kj::AutoCloseFd direct_fd;  // listening; thawd's copy
     std::string direct_path;
     std::optional<pool::TemplateInfo> last_seen;  // from its last answer, listed while it restarts
+    std::optional<pool::TemplateSpec> spec;       // its template, once known
     std::optional<WorkerLimits> limits;           // what its worker was started with
   };
 
-  // `limits`: sized from the template being created; for a load, from its
-  // record in template_dir (none when that cannot be read: the load fails).
+  // The worker's limits are sized from `known` (the template being
+  // created) or, for a load, from the template's record in template_dir
+  // (none when that cannot be read: the load then fails anyway).
   std::shared_ptr<TemplateWorker> start(const std::string& name, bool load,
-                                        std::optional<WorkerLimits> limits = std::nullopt);
+                                        std::optional<pool::TemplateRecord> known = std::nullopt);
   void watch(const std::shared_ptr<TemplateWorker>& worker);
   void on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how);
   void restart(const std::string& name);

@@ -165,6 +165,9 @@ void count_filtered_muxers() {
     // The muxer applies it as it starts, without the constructor waiting.
     for (int i = 0; i < 2000 && (with_filter = filtered_threads()) == 0; ++i) ::usleep(1000);
   }
+  // A joined thread can stay listed in /proc/self/task for a moment after
+  // the join (long enough to see under emulation): wait until it is gone.
+  for (int i = 0; i < 5000 && filtered_threads() > 0; ++i) ::usleep(1000);
   {
     VsockDevice plain(dir.path() + "/plain.sock");
     without = filtered_threads();

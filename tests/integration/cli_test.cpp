@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "base/process_namespaces.h"
+
 #include "tests/integration/kvm_test_support.h"
 #include "tests/integration/thaw_cli_runner.h"
 #include "tests/temp_dir.h"
@@ -158,6 +160,12 @@ TEST_F(ThawCli, DoctorNamesTheBackend) {
   EXPECT_NE(r.output.find("IRQCHIP"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("every vCPU thread runs under filter 'vcpu'"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("every vsock muxer thread under filter 'vsock'"), std::string::npos) << r.output;
+  // What confines a template worker on this host, whichever way it is.
+  EXPECT_NE(r.output.find(user_namespace_refusal().empty() ? "Namespaces:       each template worker enters its own user"
+                                                            : "Namespaces:       user namespaces refused"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("Cgroup v2:        "), std::string::npos) << r.output;
 }
 
 TEST_F(ThawCli, DoctorWithoutKvmSaysWhyAndExitsThree) {
