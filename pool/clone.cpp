@@ -68,7 +68,7 @@ bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot) {
 
 std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
                                      uint64_t serial, const std::string& vsock_path, bool prefetch,
-                                     const std::string& kvm_device) {
+                                     const std::string& kvm_device, vmm::VmShellStock* shells) {
   auto clone = std::make_shared<Clone>();
   clone->serial = serial;
   clone->template_name = template_name;
@@ -76,6 +76,7 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
   clone->options.pause_on_guest_exit = true;
   clone->options.prefetch = prefetch;
   clone->options.kvm_path = kvm_device;
+  clone->options.shells = shells;
   // The VM, which calls this, lives inside the clone.
   clone->options.console = [tail = &clone->console](std::span<const char> bytes) { tail->append(bytes); };
   if (!vsock_path.empty()) {
@@ -84,6 +85,7 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
     clone->options.vsock_path = vsock_path;
   }
   clone->restored = snapshot::restore_vm(snapshot, clone->options);
+  clone->options.shells = nullptr;  // the stock is the pool's; the clone keeps no pointer to it
   // Started paused: the vCPU threads park before the first guest
   // instruction, so an acquire only has to resume() them.
   vmm::Vm& vm = clone->vm();

@@ -96,7 +96,8 @@ bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot);
 // the clone's socket when the snapshot has a vsock device ("" otherwise).
 std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
                                      uint64_t serial, const std::string& vsock_path, bool prefetch,
-                                     const std::string& kvm_device = "/dev/kvm");
+                                     const std::string& kvm_device = "/dev/kvm",
+                                     vmm::VmShellStock* shells = nullptr);
 
 // Returns a used clone to the snapshot point in place: pauses it, drops
 // its private pages and reloads its state (snapshot::reset_vm). Throws

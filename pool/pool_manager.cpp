@@ -86,7 +86,8 @@ struct PoolManager::Impl {
     uint64_t serial = next_serial.fetch_add(1);
     std::string socket;
     if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
-    auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(), config.kvm_device);
+    auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(), config.kvm_device,
+                               pool.prepared_shells(config.kvm_device));
     clone->program = pool.uses_mailbox();
     clone->linux_program = pool.is_linux();
     // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).

@@ -40,6 +40,28 @@ AutoscaleInput WarmPool::autoscale_input_locked() const {
   return in;
 }
 
+vmm::VmShellStock* WarmPool::prepared_shells(const std::string& kvm_device) {
+  std::call_once(shells_once_, [&] {
+    uint32_t count = 0;
+    {
+      std::lock_guard lock(mutex_);
+      count = std::min(record_.policy.max_warm, kMaxPreparedShells);
+    }
+    const bool pit = snapshot_.state.machine.vm.has_pit;
+    auto stock = std::make_unique<vmm::VmShellStock>(kvm_device, pit);
+    auto start = Clock::now();
+    try {
+      stock->fill(count);
+    } catch (const std::exception& e) {
+      spdlog::warn("pool '{}': {} VM shells prepared of {}: {}", name(), stock->size(), count, e.what());
+    }
+    spdlog::info("pool '{}': {} VM shells prepared{} in {:.1f} ms", name(), stock->size(), pit ? " (with a PIT)" : "",
+                 std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    shells_ = std::move(stock);
+  });
+  return shells_.get();
+}
+
 AutoscaleDecision WarmPool::decide_locked() const { return pool::autoscale(autoscale_input_locked()); }
 
 // Warm clones to have (restoring ones included): the target, or more while

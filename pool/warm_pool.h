@@ -22,6 +22,7 @@
 #include "pool/pool_types.h"
 #include "pool/template_store.h"
 #include "snapshot/snapshot_dir.h"
+#include "vmm/vm_shells.h"
 
 namespace thaw::pool {
 
@@ -48,6 +49,12 @@ class WarmPool {
   const snapshot::LoadedSnapshot& snapshot() const { return snapshot_; }
   bool has_working_set() const { return has_working_set_; }
   bool deleted() const;
+  // This template's prepared VM shells (vmm/vm_shells.h). The first call
+  // makes them, up to max_warm (at most kMaxPreparedShells), in one batch
+  // while the process is small; later calls return the same stock, which
+  // restores then drain. On the refill thread. Null if none could be made.
+  vmm::VmShellStock* prepared_shells(const std::string& kvm_device);
+  static constexpr uint32_t kMaxPreparedShells = 1024;
 
   struct Taken {
     std::shared_ptr<Clone> clone;
@@ -123,6 +130,8 @@ class WarmPool {
   const WarmPoolTuning tuning_;
   std::function<void()> wake_refill_;
 
+  std::once_flag shells_once_;
+  std::unique_ptr<vmm::VmShellStock> shells_;
   mutable std::mutex mutex_;
   std::condition_variable available_;
   std::deque<std::shared_ptr<Clone>> warm_;

@@ -11,6 +11,7 @@
 #include "snapshot/working_set.h"
 #include "vmm/memory/userfault_pager.h"
 #include "vmm/vm.h"
+#include "vmm/vm_shells.h"
 
 namespace thaw::snapshot {
 
@@ -72,6 +73,9 @@ struct RestoreOptions {
   // without one refuses it; the snapshot stores no path of its own.
   std::string vsock_path;
   bool vcpu_seccomp = true;  // see VmConfig::vcpu_seccomp
+  // Where to take a prepared VM from (vmm/vm_shells.h); none, or an empty
+  // stock: the restore makes its VM itself.
+  vmm::VmShellStock* shells = nullptr;
 };
 
 struct RestoreTimings {
@@ -80,6 +84,7 @@ struct RestoreTimings {
   std::chrono::nanoseconds prefetch{0};       // read the working-set file and prefetch its pages
   uint64_t prefetch_bytes = 0;                // guest memory the prefetch made present
   std::chrono::nanoseconds create_vm{0};      // VM, irqchip, devices, vCPUs
+  bool prepared_shell = false;                // the VM and its irqchip came from a VmShellStock
   std::chrono::nanoseconds apply_state{0};    // validate, then vCPU/VM/device state into KVM
   std::chrono::nanoseconds total{0};
 };

@@ -1,4 +1,5 @@
 #include "vmm/vm.h"
+#include "vmm/vm_shells.h"
 
 #include <fstream>
 #include <future>
@@ -30,10 +31,6 @@ namespace thaw::vmm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// KVM wants a 3-page TSS region on Intel; put it just under the LAPIC/IOAPIC
-// area inside the MMIO gap where no RAM or device lives.
-constexpr uint64_t kKvmTssAddress = 0xfffb'd000ULL;
 
 // Host RAM from /proc/meminfo, in MiB; 0 when unknown.
 uint64_t host_ram_mib() {
@@ -103,7 +100,7 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
       return supported_cpuid_cached(kvm, config.cpuid_cache_dir);
     });
   }
-  auto vm = build(config, kvm, GuestMemory::create(config.mem_mib << 20));
+  auto vm = build(config, kvm, GuestMemory::create(config.mem_mib << 20), std::nullopt);
   vm->configure_boot_vcpus(supported_cpuid.get());
   vm->timings_.vm_setup = Clock::now() - setup_start;
 
@@ -113,7 +110,8 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   return vm;
 }
 
-std::unique_ptr<Vm> Vm::create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory) {
+std::unique_ptr<Vm> Vm::create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+                                           std::optional<kvm::VmFd> shell) {
   auto setup_start = Clock::now();
   validate_config(config);
   validate_vcpu_limit(config, kvm);
@@ -121,17 +119,16 @@ std::unique_ptr<Vm> Vm::create_for_restore(const VmConfig& config, const kvm::Kv
     throw InputError("restored memory is " + std::to_string(memory.size()) + " bytes, the VM is configured for " +
                      std::to_string(config.mem_mib) + " MiB");
   }
-  auto vm = build(config, kvm, std::move(memory));
+  auto vm = build(config, kvm, std::move(memory), std::move(shell));
   vm->timings_.vm_setup = Clock::now() - setup_start;
   return vm;
 }
 
-std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory) {
-  std::unique_ptr<Vm> vm(new Vm(config, kvm.create_vm(), std::move(memory)));
+std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+                              std::optional<kvm::VmFd> shell) {
+  kvm::VmFd vm_fd = shell ? std::move(*shell) : make_vm_shell(kvm, config.pit);
+  std::unique_ptr<Vm> vm(new Vm(config, std::move(vm_fd), std::move(memory)));
   vm->register_memory();
-  vm->vm_fd_.set_tss_address(kKvmTssAddress);
-  vm->vm_fd_.create_irqchip();
-  if (config.pit) vm->vm_fd_.create_pit2();
   vm->create_devices();
   vm->create_vcpus();
   vm->backend_ = kvm::detect_backend();

@@ -68,8 +68,11 @@ class Vm {
   // behind (every resource is owned before the next step that can fail).
   static std::unique_ptr<Vm> create(const VmConfig& config);
   // The same machine without a kernel: memory comes from a snapshot and the
-  // caller applies saved vCPU, VM and device state before start().
-  static std::unique_ptr<Vm> create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory);
+  // caller applies saved vCPU, VM and device state before start(). `shell`:
+  // a VM prepared ahead (vm_shells.h) with a PIT exactly when config.pit;
+  // none: one is made now.
+  static std::unique_ptr<Vm> create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+                                                std::optional<kvm::VmFd> shell = std::nullopt);
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
@@ -146,7 +149,8 @@ class Vm {
   void register_memory();
   void create_devices();
   void create_vsock();
-  static std::unique_ptr<Vm> build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory);
+  static std::unique_ptr<Vm> build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+                                   std::optional<kvm::VmFd> shell);
   void create_vcpus();
   void configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);
   void load_kernel(const BootImages& images);

@@ -107,6 +107,40 @@ TEST(SnapshotClones, RunIndependentlyAndLeaveTheMemoryFileUntouched) {
   EXPECT_NO_THROW(snapshot::verify_memory_file(loaded.memory_path, loaded.state.memory));
 }
 
+// Prepared VM shells: clones restored into VMs made ahead (with the
+// snapshot's PIT or without) run exactly as clones that made their own; a
+// shell of the other kind is never handed out, and an empty stock falls
+// back to making the VM.
+TEST(SnapshotClones, ClonesInPreparedShellsRunAsClonesThatMadeTheirVm) {
+  THAW_REQUIRE_KVM();
+  for (bool pit : {true, false}) {
+    testing::TempDir dir;
+    const uint64_t n = 1 << 16;
+    testing::snapshot_mini_guest("console=ttyS0 thaw.after=split thaw.fn_bytes=" + std::to_string(n), dir.path(), pit);
+    auto loaded = snapshot::read_snapshot_dir(dir.path());
+    vmm::VmShellStock stock("/dev/kvm", pit);
+    EXPECT_EQ(stock.fill(2), 2u);
+    EXPECT_EQ(stock.fill(2), 0u) << "already full";
+    EXPECT_FALSE(stock.take(!pit).has_value()) << "a shell of the other kind";
+    EXPECT_EQ(stock.size(), 2u);
+    const std::string want = "thaw-mini: split fnv1a(" + std::to_string(n) + ") = " +
+                             testing::hex16(testing::mini_guest_fnv1a(n));
+    for (int i = 0; i < 3; ++i) {  // two from the stock, then one without
+      CapturedConsole console;
+      auto options = options_for(MemoryBacking::kPrivate, console);
+      options.shells = &stock;
+      auto clone = snapshot::restore_vm(loaded, options);
+      EXPECT_EQ(clone.timings.prepared_shell, i < 2) << "clone " << i << (pit ? " with" : " without") << " a PIT";
+      EXPECT_EQ(stock.size(), i < 2 ? 1u - i : 0u);
+      EXPECT_EQ(clone.vm->config().pit, pit);
+      clone.vm->start();
+      ASSERT_TRUE(clone.vm->wait(30s)) << console.text();
+      EXPECT_EQ(clone.vm->stop_reason(), vmm::StopReason::kGuestExit) << clone.vm->stop_detail() << console.text();
+      EXPECT_TRUE(console.contains(want)) << "want '" << want << "' in:\n" << console.text();
+    }
+  }
+}
+
 TEST(SnapshotClones, ResetInPlaceBehavesLikeAFreshClone) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;

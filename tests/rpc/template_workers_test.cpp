@@ -134,6 +134,8 @@ TEST_F(TemplateWorkers, EachTemplateRunsInASandboxedWorkerOfItsOwnAndThawdHoldsN
     EXPECT_NE(daemon_.log().find("[worker a] sandbox: namespaces: user net ipc uts"), std::string::npos)
         << daemon_.log();
   }
+  // The pool made its VM shells (max_warm of them) before its first restore.
+  EXPECT_NE(daemon_.log().find("[worker a] pool 'a': 2 VM shells prepared"), std::string::npos) << daemon_.log();
   // A leased clone runs on a vCPU thread of its worker, under the vCPU filter.
   auto vm = acquire(c, "a");
   EXPECT_EQ(echo(c, vm, "in a worker"), "in a worker");
