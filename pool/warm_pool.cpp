@@ -47,15 +47,14 @@ vmm::VmShellStock* WarmPool::prepared_shells(const std::string& kvm_device) {
       std::lock_guard lock(mutex_);
       count = std::min(record_.policy.max_warm, kMaxPreparedShells);
     }
-    const bool pit = snapshot_.state.machine.vm.has_pit;
-    auto stock = std::make_unique<vmm::VmShellStock>(kvm_device, pit);
+    auto stock = std::make_unique<vmm::VmShellStock>(kvm_device);
     auto start = Clock::now();
     try {
       stock->fill(count);
     } catch (const std::exception& e) {
       spdlog::warn("pool '{}': {} VM shells prepared of {}: {}", name(), stock->size(), count, e.what());
     }
-    spdlog::info("pool '{}': {} VM shells prepared{} in {:.1f} ms", name(), stock->size(), pit ? " (with a PIT)" : "",
+    spdlog::info("pool '{}': {} VM shells prepared in {:.1f} ms", name(), stock->size(),
                  std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     shells_ = std::move(stock);
   });

@@ -185,7 +185,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.vsock_path = options.vsock_path;
   config.vcpu_seccomp = options.vcpu_seccomp;
   config.pit = state.machine.vm.has_pit;
-  std::optional<vmm::kvm::VmFd> shell = options.shells ? options.shells->take(config.pit) : std::nullopt;
+  std::optional<vmm::kvm::VmFd> shell = options.shells ? options.shells->take() : std::nullopt;
   restored.timings.prepared_shell = shell.has_value();
   restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory), std::move(shell));
   if (options.memory == MemoryBacking::kUffd) {

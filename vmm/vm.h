@@ -69,8 +69,7 @@ class Vm {
   static std::unique_ptr<Vm> create(const VmConfig& config);
   // The same machine without a kernel: memory comes from a snapshot and the
   // caller applies saved vCPU, VM and device state before start(). `shell`:
-  // a VM prepared ahead (vm_shells.h) with a PIT exactly when config.pit;
-  // none: one is made now.
+  // a VM prepared ahead (vm_shells.h); none: one is made now.
   static std::unique_ptr<Vm> create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
                                                 std::optional<kvm::VmFd> shell = std::nullopt);
   ~Vm();

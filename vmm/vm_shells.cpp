@@ -10,12 +10,10 @@ constexpr uint64_t kKvmTssAddress = 0xfffb'd000ULL;
 
 }  // namespace
 
-kvm::VmFd make_vm_shell(const kvm::KvmSystem& kvm, bool pit) {
-  kvm::VmFd vm = kvm.create_vm();
+void prepare_vm_chips(kvm::VmFd& vm, bool pit) {
   vm.set_tss_address(kKvmTssAddress);
   vm.create_irqchip();
   if (pit) vm.create_pit2();
-  return vm;
 }
 
 size_t VmShellStock::fill(size_t count) {
@@ -27,16 +25,16 @@ size_t VmShellStock::fill(size_t count) {
       std::lock_guard lock(mutex_);
       if (shells_.size() >= count) return made;
     }
-    kvm::VmFd shell = make_vm_shell(kvm, pit_);
+    kvm::VmFd shell = kvm.create_vm();
     std::lock_guard lock(mutex_);
     shells_.push_back(std::move(shell));
     ++made;
   }
 }
 
-std::optional<kvm::VmFd> VmShellStock::take(bool pit) {
+std::optional<kvm::VmFd> VmShellStock::take() {
   std::lock_guard lock(mutex_);
-  if (pit != pit_ || shells_.empty()) return std::nullopt;
+  if (shells_.empty()) return std::nullopt;
   kvm::VmFd shell = std::move(shells_.back());
   shells_.pop_back();
   return shell;
