@@ -7,8 +7,6 @@
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <optional>
 
 #include <capnp/rpc-twoparty.h>
@@ -16,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/landlock.h"
+#include "base/mountinfo.h"
 #include "base/process_namespaces.h"
 #include "devices/virtio/vsock_seccomp.h"
 #include "pool/pool_manager.h"
@@ -55,26 +54,13 @@ std::vector<std::string> template_paths(const TemplateWorkerOptions& o) {
 // whose root file system is 9p). "" when none is. The mounts come from
 // /proc/self/mountinfo: statfs would not do, 9p reports the far side's type.
 std::string path_on_9p(const std::vector<std::string>& paths) {
-  struct Mount {
-    std::string point, type;
-  };
-  std::vector<Mount> mounts;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  for (std::string line; std::getline(mountinfo, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point, field, type;
-    fields >> id >> parent >> dev >> root >> point;
-    while (fields >> field && field != "-") {
-    }
-    fields >> type;
-    mounts.push_back({point, type});
-  }
+  const std::vector<MountEntry> mounts = own_mounts();
   for (const auto& path : paths) {
     std::error_code ec;
     std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
     if (ec) continue;
     // The mount a path lies on: the longest mount point above it.
-    const Mount* on = nullptr;
+    const MountEntry* on = nullptr;
     for (const auto& m : mounts) {
       bool under = m.point == "/" || canonical == m.point ||
                    (canonical.compare(0, m.point.size(), m.point) == 0 && canonical[m.point.size()] == '/');

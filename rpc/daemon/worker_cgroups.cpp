@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/errors.h"
+#include "base/mountinfo.h"
 #include "base/unique_fd.h"
 
 namespace thaw::daemon {
@@ -69,15 +70,8 @@ std::optional<std::string> unified_cgroup_of(const std::string& proc_self_cgroup
 }
 
 std::string cgroup2_mount_point(const std::string& mountinfo) {
-  std::istringstream lines(mountinfo);
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point, field, type;
-    fields >> id >> parent >> dev >> root >> point;
-    while (fields >> field && field != "-") {
-    }
-    fields >> type;
-    if (type == "cgroup2") return point;
+  for (const auto& mount : parse_mountinfo(mountinfo)) {
+    if (mount.type == "cgroup2") return mount.point;
   }
   return {};
 }
