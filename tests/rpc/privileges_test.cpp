@@ -13,9 +13,12 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include "rpc/daemon/worker_cgroups.h"
 #include "rpc/pool_client.h"
 #include "tests/rpc/thawd_process.h"
 
@@ -149,6 +152,71 @@ TEST_F(ThawdPrivileges, AUserWhoCannotOpenTheKvmDeviceIsAConfigError) {
   EXPECT_FALSE(d.start(std::chrono::seconds(20)));
   EXPECT_NE(d.log().find("'nobody' cannot open " + kvm), std::string::npos) << d.log();
   EXPECT_NE(d.log().find("config error"), std::string::npos) << d.log();
+}
+
+}  // namespace
+}  // namespace thaw::testing
+
+namespace thaw::testing {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// worker_cgroups = "auto" as under systemd's Delegate=: thawd starts as
+// root in a cgroup v2 directory handed to its user (the directory and its
+// cgroup.procs and cgroup.subtree_control owned by that user), becomes the
+// user, moves itself into <cgroup>/thawd and puts its template's worker in
+// <cgroup>/worker-<template>. Skips where there is no cgroup v2 to make one
+// in.
+TEST_F(ThawdPrivileges, UnderADelegatedCgroupEachWorkerGetsItsOwn) {
+  THAW_REQUIRE_KVM();
+  const std::string mount = daemon::cgroup2_mount_point(read_text("/proc/self/mountinfo"));
+  if (mount.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
+  const std::string relative = "/thaw-delegated-" + std::to_string(::getpid());
+  const std::string delegated = mount + relative;
+  if (::mkdir(delegated.c_str(), 0755) != 0) GTEST_SKIP() << "cannot make " << delegated << ": " << std::strerror(errno);
+  for (const std::string& path : {delegated, delegated + "/cgroup.procs", delegated + "/cgroup.subtree_control"}) {
+    ASSERT_EQ(::chown(path.c_str(), nobody_->pw_uid, nobody_->pw_gid), 0) << path << ": " << std::strerror(errno);
+  }
+  std::string kvm = kvm_node(nobody_->pw_gid, 0660);
+  if (kvm.empty()) {
+    ::rmdir(delegated.c_str());
+    GTEST_SKIP() << "cannot make a private KVM device node here (mknod refused)";
+  }
+  {
+    ThawdProcess d(dir_);
+    d.forbid_root();
+    d.start_in_cgroup(delegated);
+    d.write_config(d.config_text({mini_pool("mini")}, "user = \"nobody\"\nkvm_device = " + daemon::toml_string(kvm) + "\n"));
+    ASSERT_TRUE(d.start(std::chrono::seconds(60))) << d.log();
+    pid_t worker = 0;
+    {
+      rpc::PoolConnection c(d.socket());
+      auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
+      for (auto t : list.getTemplates()) worker = static_cast<pid_t>(t.getWorkerPid());
+    }
+    ASSERT_GT(worker, 0) << d.log();
+    EXPECT_NE(d.log().find("worker cgroups: in " + delegated), std::string::npos) << d.log();
+    EXPECT_NE(read_text("/proc/" + std::to_string(d.pid()) + "/cgroup").find("0::" + relative + "/thawd\n"),
+              std::string::npos)
+        << "thawd did not move into its leaf:\n" << read_text("/proc/" + std::to_string(d.pid()) + "/cgroup");
+    EXPECT_NE(read_text("/proc/" + std::to_string(worker) + "/cgroup").find("0::" + relative + "/worker-mini\n"),
+              std::string::npos)
+        << read_text("/proc/" + std::to_string(worker) + "/cgroup") << d.log();
+    auto r = run_shell("timeout 30 " + std::string(THAW_CLI) + " invoke mini echo --payload hi --timeout-ms 20000 --socket " +
+                       d.socket() + " 2>&1");
+    EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << d.log();
+    int exit_status = d.stop();
+    EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << d.log();
+    EXPECT_FALSE(std::filesystem::exists(delegated + "/worker-mini")) << "the worker's cgroup outlived thawd";
+  }
+  // thawd's own leaf stays (a service's cgroup is systemd's to remove).
+  ::rmdir((delegated + "/thawd").c_str());
+  ::rmdir((delegated + "/worker-mini").c_str());
+  EXPECT_EQ(::rmdir(delegated.c_str()), 0) << delegated << ": " << std::strerror(errno);
 }
 
 }  // namespace

@@ -82,6 +82,11 @@ class ThawdProcess {
         rlimit limit{max_open_files, max_open_files};
         ::setrlimit(RLIMIT_NOFILE, &limit);
       }
+      if (!cgroup_.empty()) {  // as systemd puts a service into its cgroup before it runs
+        int procs = ::open((cgroup_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+        if (procs < 0 || ::write(procs, "0", 1) != 1) ::_exit(126);
+        ::close(procs);
+      }
       int log = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       ::dup2(log, 1);
       ::dup2(log, 2);
@@ -133,6 +138,8 @@ class ThawdProcess {
 
   // Start without --allow-root (privileges_test.cpp).
   void forbid_root() { allow_root_ = false; }
+  // Start thawd in this cgroup v2 directory (worker_cgroups = "auto").
+  void start_in_cgroup(std::string dir) { cgroup_ = std::move(dir); }
 
   std::string log() const {
     std::ifstream in(log_path());
@@ -156,6 +163,7 @@ class ThawdProcess {
   pid_t pid_ = -1;
   int exit_status_ = -1;
   bool allow_root_ = true;
+  std::string cgroup_;
 };
 
 struct CliResult {
