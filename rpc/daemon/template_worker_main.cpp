@@ -122,7 +122,8 @@ void sandbox(const TemplateWorkerOptions& o) {
   } else {
     spdlog::warn("sandbox: this kernel has no Landlock; the worker can read and write what its user can");
   }
-  // Nothing to regain: no_new_privs is set, and the worker execs nothing.
+  // For good: the worker execs nothing, and the filter below sets
+  // no_new_privs if Landlock did not.
   drop_all_capabilities();
   // Compiled before the worker filter forbids what compiling needs.
   vmm::vcpu_thread_filter();
