@@ -52,7 +52,8 @@ class WarmPool {
   // This template's prepared VM shells (vmm/vm_shells.h). The first call
   // makes them, up to max_warm (at most kMaxPreparedShells), in one batch
   // while the process is small; later calls return the same stock, which
-  // restores then drain. On the refill thread. Null if none could be made.
+  // restores then drain. On the refill thread. Null if none could be made,
+  // and on hardware KVM (see the .cpp).
   vmm::VmShellStock* prepared_shells(const std::string& kvm_device);
   static constexpr uint32_t kMaxPreparedShells = 1024;
 
