@@ -44,7 +44,7 @@ vmm::VmShellStock* WarmPool::prepared_shells(const std::string& kvm_device) {
   std::call_once(shells_once_, [&] {
     // Measured on PVM only. Under the emulated hardware-KVM machine of
     // .ci/run the machine itself stalled in 4 of 5 runs of the Linux
-    // guest's tests with shells and in none of 2 without; until that is
+    // guest's tests with shells and in 1 of 4 without; until that is
     // understood, hardware KVM makes each VM at its restore, as before.
     if (auto backend = vmm::kvm::detect_backend(); backend != vmm::kvm::KvmBackend::kPvm) {
       spdlog::info("pool '{}': no prepared VM shells on {} (measured on PVM only)", name(),
