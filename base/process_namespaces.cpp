@@ -112,6 +112,4 @@ std::string user_namespace_refusal() {
   return WEXITSTATUS(status) == 0 ? "" : refusal(WEXITSTATUS(status));
 }
 
-std::string effective_capabilities_hex() { return proc_self_status("CapEff"); }
-
 }  // namespace thaw

@@ -43,7 +43,4 @@ void drop_all_capabilities();
 // in the words enter_private_namespaces logs.
 std::string user_namespace_refusal();
 
-// "0000000000000000" from /proc/self/status's CapEff line; "" if unreadable.
-std::string effective_capabilities_hex();
-
 }  // namespace thaw

@@ -76,7 +76,6 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
   clone->options.pause_on_guest_exit = true;
   clone->options.prefetch = prefetch;
   clone->options.kvm_path = kvm_device;
-  clone->options.shells = shells;
   // The VM, which calls this, lives inside the clone.
   clone->options.console = [tail = &clone->console](std::span<const char> bytes) { tail->append(bytes); };
   if (!vsock_path.empty()) {
@@ -84,8 +83,11 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
     clone->vsock_path = vsock_path;
     clone->options.vsock_path = vsock_path;
   }
-  clone->restored = snapshot::restore_vm(snapshot, clone->options);
-  clone->options.shells = nullptr;  // the stock is the pool's; the clone keeps no pointer to it
+  // The stock is the pool's: this restore takes from it, the options the
+  // clone keeps for its resets do not point at it.
+  snapshot::RestoreOptions first = clone->options;
+  first.shells = shells;
+  clone->restored = snapshot::restore_vm(snapshot, first);
   // Started paused: the vCPU threads park before the first guest
   // instruction, so an acquire only has to resume() them.
   vmm::Vm& vm = clone->vm();

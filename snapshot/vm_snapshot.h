@@ -84,7 +84,7 @@ struct RestoreTimings {
   std::chrono::nanoseconds prefetch{0};       // read the working-set file and prefetch its pages
   uint64_t prefetch_bytes = 0;                // guest memory the prefetch made present
   std::chrono::nanoseconds create_vm{0};      // VM, irqchip, devices, vCPUs
-  bool prepared_shell = false;                // the VM and its irqchip came from a VmShellStock
+  bool prepared_shell = false;                // the VM came from a VmShellStock
   std::chrono::nanoseconds apply_state{0};    // validate, then vCPU/VM/device state into KVM
   std::chrono::nanoseconds total{0};
 };

@@ -1,5 +1,4 @@
 #include "vmm/vm.h"
-#include "vmm/vm_shells.h"
 
 #include <fstream>
 #include <future>
@@ -31,6 +30,10 @@ namespace thaw::vmm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// KVM wants a 3-page TSS region on Intel; put it just under the LAPIC/IOAPIC
+// area inside the MMIO gap where no RAM or device lives.
+constexpr uint64_t kKvmTssAddress = 0xfffb'd000ULL;
 
 // Host RAM from /proc/meminfo, in MiB; 0 when unknown.
 uint64_t host_ram_mib() {
@@ -130,7 +133,9 @@ std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm,
   // Memory before the irqchip and the TSS: the other order made a restore
   // ~5 ms slower on PVM (measured with bench/restore_bench.cpp).
   vm->register_memory();
-  prepare_vm_chips(vm->vm_fd_, config.pit);
+  vm->vm_fd_.set_tss_address(kKvmTssAddress);
+  vm->vm_fd_.create_irqchip();
+  if (config.pit) vm->vm_fd_.create_pit2();
   vm->create_devices();
   vm->create_vcpus();
   vm->backend_ = kvm::detect_backend();

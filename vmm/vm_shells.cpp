@@ -2,20 +2,6 @@
 
 namespace thaw::vmm {
 
-namespace {
-
-// KVM wants a 3-page TSS region on Intel; put it just under the LAPIC/IOAPIC
-// area inside the MMIO gap where no RAM or device lives.
-constexpr uint64_t kKvmTssAddress = 0xfffb'd000ULL;
-
-}  // namespace
-
-void prepare_vm_chips(kvm::VmFd& vm, bool pit) {
-  vm.set_tss_address(kKvmTssAddress);
-  vm.create_irqchip();
-  if (pit) vm.create_pit2();
-}
-
 size_t VmShellStock::fill(size_t count) {
   if (size() >= count) return 0;
   auto kvm = kvm::KvmSystem::open(kvm_path_);

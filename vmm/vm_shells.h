@@ -9,7 +9,7 @@
 // worker gains ~6 VMAs a clone, so KVM_CREATE_VM costs 0.09 ms in a fresh
 // worker and 0.5 ms with 1,000 clones (bench/vm_create_bench.cpp), and
 // every page fault in the worker waits meanwhile. A pool makes its shells
-// in one batch while its worker is still small, before its first restore;
+// in one batch while its worker is still small, before its first restore.
 #pragma once
 
 #include <cstddef>
@@ -22,10 +22,6 @@
 #include "vmm/kvm/vm_fd.h"
 
 namespace thaw::vmm {
-
-// What Vm::build sets up once the memory slots are in: the TSS address, the
-// in-kernel irqchip and, with `pit`, the PIT. SysError when KVM refuses.
-void prepare_vm_chips(kvm::VmFd& vm, bool pit);
 
 class VmShellStock {
  public:

@@ -80,9 +80,9 @@ TEST(ProcessNamespaces, DroppingCapabilitiesLeavesNoneAndNoneToRegain) {
   Report r = in_child([](Report& report) {
     // Inside a user namespace a process starts with every capability there:
     // the case a worker is in, and one we can make without root.
-    if (::unshare(CLONE_NEWUSER) == 0) report["before"] = effective_capabilities_hex();
+    if (::unshare(CLONE_NEWUSER) == 0) report["before"] = proc_self_status("CapEff");
     drop_all_capabilities();
-    report["effective"] = effective_capabilities_hex();
+    report["effective"] = proc_self_status("CapEff");
     report["permitted"] = proc_self_status("CapPrm");
     report["bounding"] = proc_self_status("CapBnd");
     report["ambient"] = proc_self_status("CapAmb");
