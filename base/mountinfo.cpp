@@ -1,7 +1,8 @@
 #include "base/mountinfo.h"
 
-#include <fstream>
 #include <sstream>
+
+#include "base/proc_self_status.h"
 
 namespace thaw {
 
@@ -22,8 +23,7 @@ std::vector<MountEntry> parse_mountinfo(const std::string& text) {
 }
 
 std::vector<MountEntry> own_mounts() {
-  std::ifstream in("/proc/self/mountinfo");
-  return parse_mountinfo({std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()});
+  return parse_mountinfo(read_kernel_text("/proc/self/mountinfo"));
 }
 
 }  // namespace thaw

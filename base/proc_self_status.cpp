@@ -1,6 +1,7 @@
 #include "base/proc_self_status.h"
 
 #include <fstream>
+#include <iterator>
 
 namespace thaw {
 
@@ -22,6 +23,11 @@ int current_thread_count() {
   } catch (const std::exception&) {
     return 0;
   }
+}
+
+std::string read_kernel_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace thaw

@@ -1,4 +1,4 @@
-// Lines of /proc/self/status, for code that must check the process's own
+// Lines of /proc/self/status (and other small kernel text files), for code that must check the process's own
 // state before an irreversible step (one thread before Landlock or a user
 // namespace; the capabilities left after dropping them).
 #pragma once
@@ -13,5 +13,10 @@ std::string proc_self_status(const std::string& key);
 
 // The "Threads" line as a number; 0 when it cannot be read.
 int current_thread_count();
+
+// A small text file the kernel writes (/proc/self/mountinfo, a cgroup's
+// cgroup.controllers), whole; "" when it cannot be read, which callers
+// treat as "the kernel does not offer this".
+std::string read_kernel_text(const std::string& path);
 
 }  // namespace thaw

@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +12,7 @@
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm_host_check.h"
 #include "base/landlock.h"
+#include "base/proc_self_status.h"
 #include "base/process_namespaces.h"
 #include "devices/virtio/vsock_seccomp.h"
 #include "rpc/daemon/daemon_seccomp.h"
@@ -27,13 +27,9 @@ namespace {
 // Where cgroup v2 is and what its root offers: template workers get memory
 // and pids limits only where thawd's subtree hands both down.
 std::string describe_cgroup2() {
-  auto read = [](const std::string& path) {
-    std::ifstream in(path);
-    return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  };
-  const std::string mount = daemon::cgroup2_mount_point(read("/proc/self/mountinfo"));
+  const std::string mount = daemon::cgroup2_mount_point(read_kernel_text("/proc/self/mountinfo"));
   if (mount.empty()) return "not mounted: template workers get no cgroup of their own";
-  std::string controllers = read(mount + "/cgroup.controllers");
+  std::string controllers = read_kernel_text(mount + "/cgroup.controllers");
   while (!controllers.empty() && controllers.back() == '\n') controllers.pop_back();
   return "mounted at " + mount + ", controllers " + (controllers.empty() ? "none" : controllers) +
          "; template workers get a cgroup each where thawd has a subtree (worker_cgroups), with memory and task "

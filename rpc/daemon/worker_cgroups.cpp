@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -15,16 +14,12 @@
 
 #include "base/errors.h"
 #include "base/mountinfo.h"
+#include "base/proc_self_status.h"
 #include "base/unique_fd.h"
 
 namespace thaw::daemon {
 
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // One write(), as cgroup files take their values.
 void write_cgroup_file(const std::string& path, const std::string& value) {
@@ -40,7 +35,7 @@ bool writable(const std::string& path) { return ::access(path.c_str(), W_OK) == 
 // Hands memory and pids (those `dir` has) down to its children; returns the
 // ones now handed down, with why any is missing added to `notes`.
 std::vector<std::string> enable_controllers(const std::string& dir, std::string& notes) {
-  std::istringstream available(read_text(dir + "/cgroup.controllers"));
+  std::istringstream available(read_kernel_text(dir + "/cgroup.controllers"));
   std::vector<std::string> have;
   for (std::string c; available >> c;) have.push_back(c);
   std::vector<std::string> enabled;
@@ -79,13 +74,13 @@ std::string cgroup2_mount_point(const std::string& mountinfo) {
 WorkerCgroups WorkerCgroups::set_up(const std::string& setting) {
   auto none = [](const std::string& why) { return WorkerCgroups({}, {}, "worker cgroups: none (" + why + ")"); };
   if (setting == "off") return none("worker_cgroups = \"off\"");
-  const std::string mount = cgroup2_mount_point(read_text("/proc/self/mountinfo"));
+  const std::string mount = cgroup2_mount_point(read_kernel_text("/proc/self/mountinfo"));
   std::string subtree;
   std::string notes;
   if (setting == "auto" || setting.empty()) {
     if (::geteuid() == 0) return none("thawd runs as root; worker_cgroups may name a directory to use");
     if (mount.empty()) return none("no cgroup v2 hierarchy is mounted");
-    auto own = unified_cgroup_of(read_text("/proc/self/cgroup"));
+    auto own = unified_cgroup_of(read_kernel_text("/proc/self/cgroup"));
     if (!own || *own == "/") return none("thawd is in the root cgroup");
     const std::string dir = mount + *own;
     struct stat st {};
