@@ -188,10 +188,13 @@ int64_t sys_pwrite(struct program_runtime *rt, int64_t fd, uint64_t buf, uint64_
 static int64_t vector_io(struct program_runtime *rt, int64_t fd, uint64_t iov, uint64_t count, int write) {
   if (count > IOV_MAX) return -PERR_INVAL;
   if (!user_range_ok(rt, iov, count * 16)) return -PERR_FAULT;
-  const uint64_t *vec = (const uint64_t *)user_ptr(rt, iov);
+  /* A program may put its iovecs at any address: copied, not dereferenced as uint64_t. */
+  const uint8_t *vec = (const uint8_t *)user_ptr(rt, iov);
   int64_t total = 0;
   for (uint64_t i = 0; i < count; i++) {
-    uint64_t base = vec[2 * i], len = vec[2 * i + 1];
+    uint64_t base, len;
+    __builtin_memcpy(&base, vec + 16 * i, 8);
+    __builtin_memcpy(&len, vec + 16 * i + 8, 8);
     if (len == 0) continue;
     int64_t n = write ? sys_write(rt, fd, base, len) : sys_read(rt, fd, base, len);
     if (n < 0) return total ? total : n;

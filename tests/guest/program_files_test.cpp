@@ -11,8 +11,8 @@
 namespace thaw_guest_test {
 namespace {
 
-constexpr uint64_t kRead = 0, kWrite = 1, kClose = 3, kFstat = 5, kLseek = 8, kDup2 = 33, kGetcwd = 79,
-                   kChdir = 80, kUnlink = 87, kReadlink = 89, kGetdents64 = 217, kNewfstatat = 262;
+constexpr uint64_t kRead = 0, kWrite = 1, kClose = 3, kFstat = 5, kLseek = 8, kReadv = 19, kWritev = 20,
+                   kDup2 = 33, kGetcwd = 79, kChdir = 80, kUnlink = 87, kReadlink = 89, kGetdents64 = 217, kNewfstatat = 262;
 constexpr uint64_t O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0100, O_APPEND = 02000, O_DIRECTORY = 0200000;
 constexpr uint64_t kBuf = kScratch + 0x10000;
 
@@ -135,6 +135,29 @@ TEST_F(RuntimeTest, UserPointersOutsideUserMemoryGiveEfault) {
   EXPECT_EQ(sys(257, static_cast<uint64_t>(-100), kStackTop - 4, 0), -PERR_FAULT);
   EXPECT_EQ(sys(kFstat, fd, 0x200000 - 8), -PERR_FAULT);
   EXPECT_EQ(sys(kRead, fd, 0x1000, 0), 0);  // nothing to copy, like Linux
+}
+
+// A program may keep its iovec array at any address; the runtime copies
+// each entry out instead of reading it as an aligned uint64_t (UBSan, in
+// fuzz_guest_syscalls, caught the aligned read).
+TEST_F(RuntimeTest, ReadvAndWritevTakeIovecsAtAnyAlignment) {
+  auto put_iovec = [&](uint64_t at_addr, std::initializer_list<std::pair<uint64_t, uint64_t>> entries) {
+    for (auto [base, len] : entries) {
+      std::memcpy(at(at_addr), &base, 8);
+      std::memcpy(at(at_addr + 8), &len, 8);
+      at_addr += 16;
+    }
+  };
+  std::memcpy(at(kBuf), "abcd", 4);
+  put_iovec(kBuf + 0x103, {{kBuf, 2}, {kBuf + 2, 2}});
+  EXPECT_EQ(sys(kWritev, 1, kBuf + 0x103, 2), 4);
+  EXPECT_EQ(stdout_text(), "abcd");
+
+  int64_t fd = open("/etc/hello.txt");
+  put_iovec(kBuf + 0x205, {{kBuf + 0x400, 5}, {kBuf + 0x500, 8}});
+  EXPECT_EQ(sys(kReadv, fd, kBuf + 0x205, 2), 13);
+  EXPECT_EQ(get(kBuf + 0x400, 5), "hello");
+  EXPECT_EQ(get(kBuf + 0x500, 8), ", world\n");
 }
 
 TEST_F(RuntimeTest, Dup2SharesTheOffsetAndRedirectsStdout) {
