@@ -11,7 +11,10 @@
 #   cmake --build build-fuzz -j2 --target thaw_fuzzers
 #   tests/fuzz/run.sh 60
 # THAW_FUZZ_SEED=N fixes libFuzzer's random seed, so that a short regression
-# run (CI's) is the same run every time.
+# run (CI's) is the same run every time. THAW_FUZZ_TARGETS="a b" runs only
+# fuzz_a and fuzz_b; THAW_FUZZ_RUNS=N stops each target after N executions
+# (SECONDS still bounds it): THAW_FUZZ_RUNS=10000000 tests/fuzz/run.sh 86400
+# is the long run the README reports.
 set -uo pipefail
 
 seconds=${1:?usage: tests/fuzz/run.sh SECONDS [BUILD_DIR]}
@@ -30,12 +33,13 @@ for exe in "$bin"/fuzz_*; do
   [[ -x $exe && -f $exe ]] || continue
   name=$(basename "$exe")
   target=${name#fuzz_}
+  if [[ -n ${THAW_FUZZ_TARGETS:-} && " $THAW_FUZZ_TARGETS " != *" $target "* ]]; then continue; fi
   corpus=$work/$target
   mkdir -p "$corpus" "$findings/$target"
   [[ -d $root/tests/fuzz/corpus/$target ]] && cp -r "$root/tests/fuzz/corpus/$target/." "$corpus/"
   log=$work/$target.log
   # One process, -max_total_time; findings land in $findings/$target/.
-  "$exe" "$corpus" ${THAW_FUZZ_SEED:+-seed="$THAW_FUZZ_SEED"} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
+  "$exe" "$corpus" ${THAW_FUZZ_SEED:+-seed="$THAW_FUZZ_SEED"} ${THAW_FUZZ_RUNS:+-runs="$THAW_FUZZ_RUNS"} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$findings/$target/" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -55,7 +59,7 @@ for exe in "$bin"/fuzz_*; do
 done
 rm -rf "$work"
 if [[ $ran -eq 0 ]]; then
-  echo "no fuzz_* executables in $bin" >&2
+  echo "no fuzz_* executables in $bin${THAW_FUZZ_TARGETS:+ named by THAW_FUZZ_TARGETS ($THAW_FUZZ_TARGETS)}" >&2
   exit 2
 fi
 exit $failed
