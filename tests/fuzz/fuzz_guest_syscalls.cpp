@@ -16,8 +16,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -25,6 +23,7 @@
 
 #include "program_arch.h"
 #include "program_runtime.h"
+#include "tests/guest/cpio_builder.h"
 
 namespace {
 
@@ -51,35 +50,18 @@ const char* const kPaths[] = {
     "/deep/a/b/c/d/file", "/deep/a/b/c/d/../../../../../../etc", "", "//", "/etc/hello.txt/",
     "/nonexistent", "tmp/rel"};
 
-// A cpio newc entry (the format the guest indexes).
-void cpio_entry(std::vector<uint8_t>& out, uint32_t ino, const std::string& name, const std::string& data,
-                uint32_t mode) {
-  char header[111];
-  std::snprintf(header, sizeof header, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino, mode,
-                0u, 0u, 1u, 1700000000u, static_cast<unsigned>(data.size()), 0u, 0u, 0u, 0u,
-                static_cast<unsigned>(name.size() + 1), 0u);
-  out.insert(out.end(), header, header + 110);
-  out.insert(out.end(), name.begin(), name.end());
-  out.push_back(0);
-  while (out.size() % 4) out.push_back(0);
-  out.insert(out.end(), data.begin(), data.end());
-  while (out.size() % 4) out.push_back(0);
-}
-
 std::vector<uint8_t> make_archive() {
-  std::vector<uint8_t> a;
-  uint32_t ino = 1;
-  cpio_entry(a, ino++, "./etc", "", 040755);
-  cpio_entry(a, ino++, "./etc/hello.txt", "hello, world\n", 0100644);
-  cpio_entry(a, ino++, "./etc/link", "hello.txt", 0120777);
-  cpio_entry(a, ino++, "./etc/abs-link", "/etc/hello.txt", 0120777);
-  cpio_entry(a, ino++, "./etc/loop-a", "loop-b", 0120777);
-  cpio_entry(a, ino++, "./etc/loop-b", "loop-a", 0120777);
-  cpio_entry(a, ino++, "./etc/dangling", "/nowhere", 0120777);
-  cpio_entry(a, ino++, "./bin/tool", std::string(5000, 'x'), 0100755);
-  cpio_entry(a, ino++, "./deep/a/b/c/d/file", "deep", 0100600);
-  cpio_entry(a, ino++, "TRAILER!!!", "", 0);
-  return a;
+  return thaw_guest_test::CpioBuilder()
+      .dir("./etc")
+      .file("./etc/hello.txt", "hello, world\n")
+      .symlink("./etc/link", "hello.txt")
+      .symlink("./etc/abs-link", "/etc/hello.txt")
+      .symlink("./etc/loop-a", "loop-b")
+      .symlink("./etc/loop-b", "loop-a")
+      .symlink("./etc/dangling", "/nowhere")
+      .file("./bin/tool", std::string(5000, 'x'), 0100755)
+      .file("./deep/a/b/c/d/file", "deep", 0100600)
+      .finish();
 }
 
 // Memory with a PROT_NONE page on each side, so that an access just past

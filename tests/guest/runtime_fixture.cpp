@@ -1,35 +1,10 @@
 #include "runtime_fixture.h"
 
-#include <cstdio>
-
 #include "program_arch.h"
 
 namespace thaw_guest_test {
 
 FakeArch fake_arch;
-
-void CpioBuilder::entry(const std::string &name, const std::string &data, uint32_t mode) {
-  char header[111];
-  std::snprintf(header, sizeof header, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino_++, mode,
-                0u, 0u, 1u, 1700000000u, static_cast<unsigned>(data.size()), 0u, 0u, 0u, 0u,
-                static_cast<unsigned>(name.size() + 1), 0u);
-  bytes_.insert(bytes_.end(), header, header + 110);
-  bytes_.insert(bytes_.end(), name.begin(), name.end());
-  bytes_.push_back(0);
-  while (bytes_.size() % 4) bytes_.push_back(0);
-  bytes_.insert(bytes_.end(), data.begin(), data.end());
-  while (bytes_.size() % 4) bytes_.push_back(0);
-}
-
-CpioBuilder &CpioBuilder::file(const std::string &name, const std::string &data, uint32_t mode) {
-  entry(name, data, mode);
-  return *this;
-}
-
-std::vector<uint8_t> CpioBuilder::finish() {
-  entry("TRAILER!!!", "", 0);
-  return bytes_;
-}
 
 void RuntimeTest::SetUp() {
   fake_arch = FakeArch{};

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cpio_builder.h"
 #include "program_runtime.h"
 
 namespace thaw_guest_test {
@@ -22,20 +23,6 @@ struct FakeArch {
   std::vector<std::string> log;
 };
 extern FakeArch fake_arch;
-
-// A cpio newc archive, written here rather than by an external tool.
-class CpioBuilder {
- public:
-  CpioBuilder &file(const std::string &name, const std::string &data, uint32_t mode = 0100644);
-  CpioBuilder &dir(const std::string &name) { return file(name, "", 040755); }
-  CpioBuilder &symlink(const std::string &name, const std::string &target) { return file(name, target, 0120777); }
-  std::vector<uint8_t> finish();
-
- private:
-  void entry(const std::string &name, const std::string &data, uint32_t mode);
-  std::vector<uint8_t> bytes_;
-  uint32_t ino_ = 1;
-};
 
 constexpr uint64_t kStackTop = PROGRAM_USER_BASE + 0x1000000;  // 16 MiB of user memory
 constexpr uint64_t kBrkStart = PROGRAM_USER_BASE + 0x200000;
