@@ -23,7 +23,7 @@
 
 #include "program_arch.h"
 #include "program_runtime.h"
-#include "tests/guest/cpio_builder.h"
+#include "tests/guest/runtime_inputs.h"
 
 namespace {
 
@@ -152,26 +152,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mailbox.clear();
   FuzzedDataProvider in(data, size);
   tsc = 1000000;
-  uint64_t control[512] = {};
-  control[CONTROL_OFF_MAGIC / 8] = CONTROL_MAGIC;
-  control[CONTROL_OFF_SEED / 8] = 42;
-  control[CONTROL_OFF_WALL_CLOCK_NS / 8] = 1700000000ull * 1000000000ull;
-
-  thaw_program_info info{};
-    info.magic = PROGRAM_INFO_MAGIC;
-  info.version = PROGRAM_INFO_VERSION;
-  info.entry = PROGRAM_USER_BASE + 0x1000;
-  info.stack_pointer = kStackTop - 0x1000;
-  info.brk_start = kBrkStart;
-  info.mmap_top = kStackBottom;
-  info.stack_bottom = kStackBottom;
-  info.stack_top = kStackTop;
-  info.files_addr = kStackTop;  // checked against the layout, never dereferenced
-  info.files_size = archive.size();
-  info.mailbox_addr = (kStackTop + archive.size() + 0xfff) & ~0xfffull;
-  info.mailbox_size = MAILBOX_SIZE;
-  info.ram_top = info.mailbox_addr + MAILBOX_SIZE;
-  std::strcpy(info.exe_path, "/bin/tool");
+  uint64_t control[512];
+  thaw_guest_test::fill_control_page(control);
+  const thaw_program_info info = thaw_guest_test::host_program_info(kStackTop, kStackBottom, kBrkStart, archive.size());
   if (program_info_check(&info, 0) != nullptr) __builtin_trap();  // the harness's own layout
 
   // The request: stdin from the input, as a client's payload would be.

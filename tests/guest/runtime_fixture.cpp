@@ -12,9 +12,7 @@ void RuntimeTest::SetUp() {
   memory.assign(kStackTop - PROGRAM_USER_BASE, 0);
   mailbox_bytes.assign(MAILBOX_SIZE, 0);
   control.assign(512, 0);
-  control[CONTROL_OFF_MAGIC / 8] = CONTROL_MAGIC;
-  control[CONTROL_OFF_SEED / 8] = 42;
-  control[CONTROL_OFF_WALL_CLOCK_NS / 8] = 1700000000ull * 1000000000ull;
+  fill_control_page(control.data());
   boot(CpioBuilder()
            .dir("./etc")
            .file("./etc/hello.txt", "hello, world\n")
@@ -25,21 +23,7 @@ void RuntimeTest::SetUp() {
 
 void RuntimeTest::boot(const std::vector<uint8_t> &archive) {
   archive_bytes = archive;
-  info = thaw_program_info{};
-  info.magic = PROGRAM_INFO_MAGIC;
-  info.version = PROGRAM_INFO_VERSION;
-  info.entry = PROGRAM_USER_BASE + 0x1000;
-  info.stack_pointer = kStackTop - 0x1000;
-  info.brk_start = kBrkStart;
-  info.mmap_top = kStackBottom;
-  info.stack_bottom = kStackBottom;
-  info.stack_top = kStackTop;
-  info.files_addr = kStackTop;  // addresses are only checked, never used, here
-  info.files_size = archive_bytes.size();
-  info.mailbox_addr = (kStackTop + archive_bytes.size() + 0xfff) & ~0xfffull;
-  info.mailbox_size = MAILBOX_SIZE;
-  info.ram_top = info.mailbox_addr + MAILBOX_SIZE;
-  std::strcpy(info.exe_path, "/bin/tool");
+  info = host_program_info(kStackTop, kStackBottom, kBrkStart, archive_bytes.size());
   rt = std::make_unique<program_runtime>();
   program_runtime_init(rt.get(), &info, reinterpret_cast<intptr_t>(memory.data()) - static_cast<intptr_t>(PROGRAM_USER_BASE),
                        archive_bytes.data(), mailbox(), control.data(), 1000000 /* 1 GHz */);

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "cpio_builder.h"
 #include "program_runtime.h"
+#include "runtime_inputs.h"
 
 namespace thaw_guest_test {
 
