@@ -133,6 +133,28 @@ void check(const program_runtime& rt) {
   if (rt.pending_count > PROGRAM_PENDING_COPIES) __builtin_trap();
 }
 
+// Where ring 3 will find [user, user + len): the runtime's memory or a
+// window, as the guest's page tables map them. nullptr if nowhere.
+const uint8_t* ring3_view(const program_runtime& rt, uint64_t user, uint64_t len, bool write) {
+  if (user_range_ok(&rt, user, len)) return static_cast<const uint8_t*>(user_ptr(&rt, user));
+  for (uint32_t i = 0; i < rt.window_count; ++i) {
+    const user_window& w = rt.windows[i];
+    if (write && !w.writable) continue;
+    if (user >= w.user && user - w.user <= w.size && len <= w.size - (user - w.user)) return w.kernel + (user - w.user);
+  }
+  return nullptr;
+}
+
+// A queued copy runs in ring 3 through its user addresses: they must name
+// exactly the bytes ring 0 meant, and the destination must be writable there.
+void check_pending_copies(const program_runtime& rt) {
+  for (uint32_t i = 0; i < rt.pending_count; ++i) {
+    const pending_copy& c = rt.pending[i];
+    if (c.len == 0 || ring3_view(rt, c.user_dst, c.len, true) != c.dst) __builtin_trap();
+    if (ring3_view(rt, c.user_src, c.len, false) != c.src) __builtin_trap();
+  }
+}
+
 }  // namespace
 
 // The machine layer the runtime calls (program_arch.h).
@@ -168,6 +190,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   *rt = program_runtime{};
   program_runtime_init(rt, &info, reinterpret_cast<intptr_t>(user.get()) - static_cast<intptr_t>(PROGRAM_USER_BASE),
                        archive.data(), mb, control, 1000000);
+  if (in.ConsumeBool()) {
+    // The windows program_user_alias.c gives ring 3 in the guest (at made-up
+    // user addresses above user memory), so that copies queue for ring 3.
+    rt->windows[0] = user_window{mailbox.get() + MAILBOX_STDOUT_OFFSET,
+                                 MAILBOX_STDOUT_CAPACITY + MAILBOX_STDERR_CAPACITY, 0x100000000ull + 0x123000, 1};
+    rt->windows[1] = user_window{mailbox.get(), MAILBOX_STDOUT_OFFSET, 0x100000000ull + 0x400000, 0};
+    rt->window_count = 2;
+  }
   check(*rt);
   for (int ops = 0; ops < 64 && in.remaining_bytes() > 0 && !rt->finished; ++ops) {
     switch (in.ConsumeIntegralInRange<int>(0, 9)) {
@@ -195,6 +225,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         uint64_t a[6];
         for (uint64_t& v : a) v = argument(in);
         (void)program_syscall(rt, nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        check_pending_copies(*rt);
         program_run_pending_copies(rt);
         break;
       }
