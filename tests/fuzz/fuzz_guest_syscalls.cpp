@@ -96,13 +96,25 @@ class GuardedRegion {
 
 uint64_t tsc = 1000000;
 
-uint64_t argument(FuzzedDataProvider& in) {
-  switch (in.ConsumeIntegralInRange<int>(0, 5)) {
+// What earlier operations left that later calls are likely to pass on, as
+// a program would: where the last path went, the last call's result (an fd,
+// a mapping), a scratch buffer.
+struct Recent {
+  uint64_t path = PROGRAM_USER_BASE;
+  uint64_t result = 0;
+  uint64_t buffer = kBrkStart - 0x1000;
+};
+
+uint64_t argument(FuzzedDataProvider& in, const Recent& recent) {
+  switch (in.ConsumeIntegralInRange<int>(0, 8)) {
     case 0: return static_cast<uint64_t>(in.ConsumeIntegralInRange<int64_t>(-8, 80));  // fds, flags, counts
     case 1: return PROGRAM_USER_BASE + in.ConsumeIntegralInRange<uint64_t>(0, kUserSize - 1);
     case 2: return kStackTop - in.ConsumeIntegralInRange<uint64_t>(0, 64);  // the edge of user memory
     case 3: return static_cast<uint64_t>(-100);                              // AT_FDCWD
     case 4: return in.ConsumeIntegralInRange<uint64_t>(0, 1) << in.ConsumeIntegralInRange<int>(0, 63);
+    case 5: return recent.path;
+    case 6: return recent.result;
+    case 7: return recent.buffer + in.ConsumeIntegralInRange<uint64_t>(0, 64);
     default: return in.ConsumeIntegral<uint64_t>();
   }
 }
@@ -199,6 +211,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     rt->window_count = 2;
   }
   check(*rt);
+  Recent recent;
   for (int ops = 0; ops < 64 && in.remaining_bytes() > 0 && !rt->finished; ++ops) {
     switch (in.ConsumeIntegralInRange<int>(0, 9)) {
       case 0: {  // the program writes its memory (iovecs, structs, buffers)
@@ -212,19 +225,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const std::string path = kPaths[in.ConsumeIntegralInRange<size_t>(0, std::size(kPaths) - 1)];
         const uint64_t at = in.ConsumeIntegralInRange<uint64_t>(0, kUserSize - path.size() - 1);
         std::memcpy(user.get() + at, path.c_str(), path.size() + 1);
+        recent.path = PROGRAM_USER_BASE + at;
         break;
       }
       case 2: {  // a CPU exception in ring 3
         const uint64_t vector = in.ConsumeIntegralInRange<uint64_t>(0, 40);
-        program_fault(rt, vector, argument(in), argument(in));
+        program_fault(rt, vector, argument(in, recent), argument(in, recent));
         break;
       }
       default: {  // a system call
         const uint64_t nr = in.ConsumeBool() ? kSyscalls[in.ConsumeIntegralInRange<size_t>(0, std::size(kSyscalls) - 1)]
                                              : in.ConsumeIntegral<uint16_t>();
         uint64_t a[6];
-        for (uint64_t& v : a) v = argument(in);
-        (void)program_syscall(rt, nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        for (uint64_t& v : a) v = argument(in, recent);
+        recent.result = static_cast<uint64_t>(program_syscall(rt, nr, a[0], a[1], a[2], a[3], a[4], a[5]));
         check_pending_copies(*rt);
         program_run_pending_copies(rt);
         break;
