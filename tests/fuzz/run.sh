@@ -14,7 +14,9 @@
 # run (CI's) is the same run every time. THAW_FUZZ_TARGETS="a b" runs only
 # fuzz_a and fuzz_b; THAW_FUZZ_RUNS=N stops each target after N executions
 # (SECONDS still bounds it): THAW_FUZZ_RUNS=10000000 tests/fuzz/run.sh 86400
-# is the long run the README reports.
+# is the long run the README reports. THAW_FUZZ_TIMEOUT=S (default 10) is
+# how long one input may run before it counts as a hang: raise it on a
+# machine busy with other work, where a starved process looks hung.
 set -uo pipefail
 
 seconds=${1:?usage: tests/fuzz/run.sh SECONDS [BUILD_DIR]}
@@ -39,7 +41,7 @@ for exe in "$bin"/fuzz_*; do
   [[ -d $root/tests/fuzz/corpus/$target ]] && cp -r "$root/tests/fuzz/corpus/$target/." "$corpus/"
   log=$work/$target.log
   # One process, -max_total_time; findings land in $findings/$target/.
-  "$exe" "$corpus" ${THAW_FUZZ_SEED:+-seed="$THAW_FUZZ_SEED"} ${THAW_FUZZ_RUNS:+-runs="$THAW_FUZZ_RUNS"} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
+  "$exe" "$corpus" ${THAW_FUZZ_SEED:+-seed="$THAW_FUZZ_SEED"} ${THAW_FUZZ_RUNS:+-runs="$THAW_FUZZ_RUNS"} -max_total_time="$seconds" -timeout="${THAW_FUZZ_TIMEOUT:-10}" -rss_limit_mb=4096 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$findings/$target/" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
