@@ -59,7 +59,7 @@ int64_t sys_openat(struct program_runtime *rt, int64_t dirfd, uint64_t path, uin
   struct lookup found;
   int64_t error = user_path_lookup(rt, dirfd, path, !(flags & O_NOFOLLOW), &found, name, &len);
   int writing = (flags & O_ACCMODE) != O_RDONLY;
-  if (error == -PERR_NOENT && (flags & O_CREAT)) {
+  if (error == -PERR_NOENT && (flags & O_CREAT) && len > 0) { /* len 0: "" is ENOENT, as on Linux */
     int64_t slot = tmp_create(rt, name, len, (uint32_t)mode);
     if (slot < 0) return slot;
     found.tmp = (int32_t)slot;

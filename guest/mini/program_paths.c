@@ -120,6 +120,12 @@ int64_t path_lookup(struct program_runtime *rt, const char *name, uint32_t len, 
 
 int64_t user_path_lookup(struct program_runtime *rt, int64_t dirfd, uint64_t path, int follow,
                          struct lookup *found, char *name, uint32_t *name_len) {
+  /* Defined on every return: open(O_CREAT) reads the name after -ENOENT,
+   * and "" (or a path that fails before it is normalized) must not leave it
+   * the stack's old bytes (fuzz_guest_syscalls found a create that read
+   * past name[] with a stale length). */
+  name[0] = '\0';
+  *name_len = 0;
   char raw[PROGRAM_PATH_MAX];
   int64_t n = copy_user_string(rt, path, raw, sizeof raw);
   if (n < 0) return n;

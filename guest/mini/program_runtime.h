@@ -243,7 +243,8 @@ int64_t path_normalize(struct program_runtime *rt, int64_t dirfd, const char *pa
 /* Looks up a normalized name; follows a final symlink when asked. 0 or -errno. */
 int64_t path_lookup(struct program_runtime *rt, const char *name, uint32_t len, int follow,
                     struct lookup *found);
-/* Copies a user path, normalizes and looks it up. */
+/* Copies a user path, normalizes and looks it up. name/name_len: the
+ * normalized name, also after -ENOENT; empty if it never got that far. */
 int64_t user_path_lookup(struct program_runtime *rt, int64_t dirfd, uint64_t path, int follow,
                          struct lookup *found, char *name, uint32_t *name_len);
 int64_t fill_stat(struct program_runtime *rt, const struct open_file *file, uint64_t statbuf);

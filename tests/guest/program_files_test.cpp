@@ -160,6 +160,19 @@ TEST_F(RuntimeTest, ReadvAndWritevTakeIovecsAtAnyAlignment) {
   EXPECT_EQ(get(kBuf + 0x500, 8), ", world\n");
 }
 
+// open("", O_CREAT) is ENOENT and creates nothing. The runtime once went
+// on to create a /tmp file from whatever name and length the stack held:
+// here, those of the open just before, unlinked in between.
+TEST_F(RuntimeTest, CreatingAnEmptyPathIsEnoentAndCreatesNothing) {
+  int64_t fd = open("/tmp/was-here", O_CREAT | O_WRONLY);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(sys(kClose, fd), 0);
+  EXPECT_EQ(sys(kUnlink, put_string("/tmp/was-here")), 0);
+  EXPECT_EQ(open("", O_CREAT | O_WRONLY), -PERR_NOENT);
+  EXPECT_EQ(open("/tmp/was-here"), -PERR_NOENT);
+  for (const auto &slot : rt->tmp) EXPECT_FALSE(slot.linked) << std::string(slot.name, slot.name_len);
+}
+
 TEST_F(RuntimeTest, Dup2SharesTheOffsetAndRedirectsStdout) {
   int64_t fd = open("/tmp/log", O_CREAT | O_WRONLY);
   EXPECT_EQ(sys(kDup2, fd, 1), 1);
