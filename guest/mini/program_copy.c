@@ -35,6 +35,14 @@ static uint64_t user_address_of(const struct program_runtime *rt, const uint8_t 
 
 void copy_for_user(struct program_runtime *rt, uint8_t *dst, const uint8_t *src, uint64_t len) {
   if (len == 0) return;
+  /* A /tmp file's storage is user memory, so a program can read a file into
+   * itself: overlapping ends are moved in ring 0, never queued (the
+   * trampoline copies forward only). */
+  if (dst < src + len && src < dst + len) {
+    program_run_pending_copies(rt);
+    __builtin_memmove(dst, src, len);
+    return;
+  }
   /* Once one copy is queued, later ones queue too, or the queue is run
    * first: either way they land in the order the call made them. */
   if ((len >= RING3_COPY_MIN || rt->pending_count > 0) && rt->pending_count < PROGRAM_PENDING_COPIES) {

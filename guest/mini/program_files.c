@@ -147,7 +147,8 @@ static int64_t write_at(struct program_runtime *rt, struct open_file *file, uint
     if (at + len < at) return -PERR_INVAL;
     int64_t error = tmp_reserve(rt, tmp, at + len);
     if (error) return error;
-    __builtin_memcpy(user_ptr(rt, tmp->addr + at), src, len);
+    /* The program may pass the file's own storage (user memory) as buf. */
+    __builtin_memmove(user_ptr(rt, tmp->addr + at), src, len);
     if (at + len > tmp->size) tmp->size = at + len;
     *offset = at + len;
     return (int64_t)len;
