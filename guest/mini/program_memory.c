@@ -120,10 +120,14 @@ static uint64_t find_gap(const struct program_runtime *rt, uint64_t len) {
   return 0;
 }
 
-/* The lowest mapping at or above brk_start bounds the break. */
+/* The lowest mapping at or above brk_start bounds the break, and so does
+ * mmap_top: a MAP_FIXED mapping in the stack must not let the break grow
+ * over the stack (fuzz_guest_syscalls). */
 static uint64_t brk_limit(const struct program_runtime *rt) {
   for (uint32_t i = 0; i < rt->mapping_count; i++) {
-    if (rt->mappings[i].end > rt->info.brk_start) return rt->mappings[i].start;
+    if (rt->mappings[i].end > rt->info.brk_start) {
+      return rt->mappings[i].start < rt->info.mmap_top ? rt->mappings[i].start : rt->info.mmap_top;
+    }
   }
   return rt->info.mmap_top;
 }

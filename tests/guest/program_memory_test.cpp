@@ -28,6 +28,17 @@ TEST_F(RuntimeTest, BrkGrowsZeroedAndStopsAtMappings) {
   EXPECT_EQ(sys(kBrk, kBrkStart + 0x10000), static_cast<int64_t>(kBrkStart + 0x10000));
 }
 
+// The break never reaches past mmap_top, not even when the only mapping is
+// a MAP_FIXED one in the stack (it bounded the break alone, which then grew
+// over the stack; fuzz_guest_syscalls).
+TEST_F(RuntimeTest, AMappingInTheStackDoesNotLetTheBreakPassMmapTop) {
+  const uint64_t in_stack = kStackTop - 0x10000;
+  ASSERT_EQ(sys(kMmap, in_stack, 0x1000, PROT_RW, MAP_PRIVATE_ANON | MAP_FIXED, ~0ull, 0),
+            static_cast<int64_t>(in_stack));
+  EXPECT_EQ(sys(kBrk, in_stack - 0x1000), static_cast<int64_t>(kBrkStart)) << "refused: past mmap_top";
+  EXPECT_EQ(sys(kBrk, kStackBottom), static_cast<int64_t>(kStackBottom)) << "up to mmap_top is fine";
+}
+
 TEST_F(RuntimeTest, MmapCarvesDownFromMmapTopAndReusesUnmappedRanges) {
   int64_t a = sys(kMmap, 0, 0x2000, PROT_RW, MAP_PRIVATE_ANON, ~0ull, 0);
   int64_t b = sys(kMmap, 0, 100, PROT_RW, MAP_PRIVATE_ANON, ~0ull, 0);
