@@ -1,6 +1,7 @@
-// Lines of /proc/self/status (and other small kernel text files), for code that must check the process's own
-// state before an irreversible step (one thread before Landlock or a user
-// namespace; the capabilities left after dropping them).
+// Lines of /proc/self/status (and other small kernel text files), for code
+// that must check the process's own state before an irreversible step (one
+// thread before Landlock or a user namespace; the capabilities left after
+// dropping them).
 #pragma once
 
 #include <string>

@@ -96,13 +96,15 @@ class GuardedRegion {
 
 uint64_t tsc = 1000000;
 
+// A buffer below the break that calls can share, as a program's would be.
+constexpr uint64_t kScratchBuffer = kBrkStart - 0x1000;
+
 // What earlier operations left that later calls are likely to pass on, as
 // a program would: where the last path went, the last call's result (an fd,
-// a mapping), a scratch buffer.
+// a mapping).
 struct Recent {
   uint64_t path = PROGRAM_USER_BASE;
   uint64_t result = 0;
-  uint64_t buffer = kBrkStart - 0x1000;
 };
 
 uint64_t argument(FuzzedDataProvider& in, const Recent& recent) {
@@ -114,7 +116,7 @@ uint64_t argument(FuzzedDataProvider& in, const Recent& recent) {
     case 4: return in.ConsumeIntegralInRange<uint64_t>(0, 1) << in.ConsumeIntegralInRange<int>(0, 63);
     case 5: return recent.path;
     case 6: return recent.result;
-    case 7: return recent.buffer + in.ConsumeIntegralInRange<uint64_t>(0, 64);
+    case 7: return kScratchBuffer + in.ConsumeIntegralInRange<uint64_t>(0, 64);
     default: return in.ConsumeIntegral<uint64_t>();
   }
 }
@@ -202,14 +204,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   *rt = program_runtime{};
   program_runtime_init(rt, &info, reinterpret_cast<intptr_t>(user.get()) - static_cast<intptr_t>(PROGRAM_USER_BASE),
                        archive.data(), mb, control, 1000000);
-  if (in.ConsumeBool()) {
-    // The windows program_user_alias.c gives ring 3 in the guest (at made-up
-    // user addresses above user memory), so that copies queue for ring 3.
-    rt->windows[0] = user_window{mailbox.get() + MAILBOX_STDOUT_OFFSET,
-                                 MAILBOX_STDOUT_CAPACITY + MAILBOX_STDERR_CAPACITY, 0x100000000ull + 0x123000, 1};
-    rt->windows[1] = user_window{mailbox.get(), MAILBOX_STDOUT_OFFSET, 0x100000000ull + 0x400000, 0};
-    rt->window_count = 2;
-  }
+  if (in.ConsumeBool()) thaw_guest_test::add_ring3_windows(rt, mailbox.get());  // copies then queue for ring 3
   check(*rt);
   Recent recent;
   for (int ops = 0; ops < 64 && in.remaining_bytes() > 0 && !rt->finished; ++ops) {

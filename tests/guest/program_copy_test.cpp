@@ -9,18 +9,10 @@ namespace thaw_guest_test {
 namespace {
 
 constexpr uint64_t kBuffer = kScratch + 0x10000;
-constexpr uint64_t kStdoutAlias = 0x100000000ull + 0x123000;  // where "ring 3" sees stdout
-constexpr uint64_t kInputAlias = 0x100000000ull + 0x400000;   // files, header, stdin
 
 class CopyTest : public RuntimeTest {
  protected:
-  // The windows program_user_alias.c sets up in the guest, at fake addresses.
-  void add_windows() {
-    rt->windows[0] = user_window{mailbox_bytes.data() + MAILBOX_STDOUT_OFFSET,
-                                 MAILBOX_STDOUT_CAPACITY + MAILBOX_STDERR_CAPACITY, kStdoutAlias, 1};
-    rt->windows[1] = user_window{mailbox_bytes.data(), MAILBOX_STDOUT_OFFSET, kInputAlias, 0};
-    rt->window_count = 2;
-  }
+  void add_windows() { add_ring3_windows(rt.get(), mailbox_bytes.data()); }
   // One call as the guest makes it: the queue is left for the caller.
   int64_t raw(uint64_t nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0) {
     return program_syscall(rt.get(), nr, a0, a1, a2, a3, 0, 0);

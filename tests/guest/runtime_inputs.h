@@ -75,6 +75,20 @@ inline thaw_program_info host_program_info(uint64_t stack_top, uint64_t stack_bo
   return info;
 }
 
+// Where ring 3 sees the mailbox: made-up user addresses above user memory,
+// standing in for the aliases program_user_alias.c maps in the guest.
+constexpr uint64_t kStdoutAlias = 0x100000000ull + 0x123000;  // stdout and stderr, writable
+constexpr uint64_t kInputAlias = 0x100000000ull + 0x400000;   // header and stdin, read-only
+
+// Gives the runtime the two windows the guest sets up over its mailbox, so
+// that copies between them and user memory queue for ring 3.
+inline void add_ring3_windows(program_runtime *rt, uint8_t *mailbox) {
+  rt->windows[0] = user_window{mailbox + MAILBOX_STDOUT_OFFSET, MAILBOX_STDOUT_CAPACITY + MAILBOX_STDERR_CAPACITY,
+                               kStdoutAlias, 1};
+  rt->windows[1] = user_window{mailbox, MAILBOX_STDOUT_OFFSET, kInputAlias, 0};
+  rt->window_count = 2;
+}
+
 // The control page as the VMM leaves it for a clone (layout.h): 512 words.
 inline void fill_control_page(uint64_t *control) {
   std::memset(control, 0, 512 * sizeof(uint64_t));
