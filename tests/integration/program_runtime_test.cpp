@@ -259,6 +259,25 @@ TEST(ProgramRuntime, UnknownSyscallsAreListedAndAnsweredEnosys) {
   EXPECT_NE(std::find(unknown.begin(), unknown.end(), 425), unknown.end()) << unknown.dump();
 }
 
+// What fuzz_guest_syscalls found, made by a real program in a real guest:
+// the break refused over the stack past a MAP_FIXED mapping there,
+// open("", O_CREAT) is ENOENT, and pwrite/pread through a /tmp file's own
+// storage behave as memmove (the guest's backward copy included). Every
+// request (a reset clone) answers the same.
+TEST(ProgramRuntime, EdgeCasesFoundByFuzzingBehaveAsOnLinux) {
+  THAW_REQUIRE_KVM();
+  auto r = test_program({"edges"}, "", /*repeat=*/2);
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(r.json["stdout_text"].get<std::string>(),
+            "brk over the stack: refused\n"
+            "open(\"\", O_CREAT): ENOENT\n"
+            "pwrite from the file's own storage, upward: ok\n"
+            "pwrite from the file's own storage, downward: ok\n"
+            "pread into the file's own storage: ok\n");
+  EXPECT_EQ(r.json["cold_matches_warm"], true);
+  EXPECT_EQ(r.json["warm_responses_differing"], 0);
+}
+
 // thaw run writes a fresh seed into the control page before each request,
 // so getrandom differs between requests of the same snapshot.
 TEST(ProgramRuntime, GetrandomDiffersBetweenRequests) {

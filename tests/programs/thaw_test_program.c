@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
@@ -205,6 +206,109 @@ static int mode_args(int argc, char **argv) {
   return 0;
 }
 
+/* ---- edges: the cases fuzz_guest_syscalls found, made by a real program --
+ * Each prints one line that names the case and "ok" or what went wrong. */
+
+/* The bytes /tmp/self starts with: no run of them appears elsewhere. */
+static unsigned char pattern_byte(size_t i) { return (unsigned char)((i * 37 + 11) ^ (i >> 8) ^ 0x5a); }
+enum { kSelfBytes = 8192, kShift = 4096 };
+
+/* The break must never grow over the stack, even when the only mapping
+ * above it is one the program placed in the stack. With no other mapping,
+ * the first anonymous mmap sits right under mmap_top (the stack's bottom). */
+static void edge_brk_over_stack(void) {
+  char *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe == MAP_FAILED) {
+    printf("brk over the stack: mmap failed: %s\n", strerror(errno));
+    return;
+  }
+  uintptr_t stack_bottom = (uintptr_t)probe + 4096;
+  munmap(probe, 4096);
+  char *in_stack = (char *)(stack_bottom + (4u << 20)); /* far below the live stack */
+  if (mmap(in_stack, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != in_stack) {
+    printf("brk over the stack: MAP_FIXED in the stack failed: %s\n", strerror(errno));
+    return;
+  }
+  uintptr_t before = (uintptr_t)syscall(SYS_brk, 0);
+  uintptr_t after = (uintptr_t)syscall(SYS_brk, stack_bottom + 8192);
+  munmap(in_stack, 4096);
+  if (after == before) {
+    printf("brk over the stack: refused\n");
+  } else {
+    syscall(SYS_brk, before);
+    printf("brk over the stack: grew to %#lx (stack from %#lx)\n", (unsigned long)after, (unsigned long)stack_bottom);
+  }
+}
+
+/* open("", O_CREAT) is ENOENT, as on Linux (it once created a file named
+ * from stale kernel stack). */
+static void edge_open_empty(void) {
+  int fd = open("", O_RDWR | O_CREAT, 0644);
+  printf("open(\"\", O_CREAT): %s\n", fd < 0 && errno == ENOENT ? "ENOENT" : fd < 0 ? strerror(errno) : "opened");
+  if (fd >= 0) close(fd);
+}
+
+/* Where the runtime keeps /tmp/self's bytes: user memory, page-aligned,
+ * just above the next anonymous mapping (mmaps are carved top-down). */
+static unsigned char *find_file_storage(void) {
+  unsigned char *below = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (below == MAP_FAILED) return NULL;
+  munmap(below, 4096);
+  for (size_t page = 1; page <= 256; ++page) {
+    unsigned char *p = below + page * 4096;
+    size_t i = 0;
+    while (i < 256 && p[i] == pattern_byte(i)) ++i;
+    if (i == 256) return p;
+  }
+  return NULL;
+}
+
+/* What the file must hold: the same moves made with memmove on a copy. */
+static unsigned char model[kSelfBytes];
+static int file_matches_model(int fd) {
+  static unsigned char got[kSelfBytes];
+  return pread(fd, got, sizeof got, 0) == (ssize_t)sizeof got && memcmp(got, model, sizeof got) == 0;
+}
+
+/* A program may hand the runtime a /tmp file's own storage as its buffer:
+ * the copies overlap and must behave as memmove (in the guest, a backward
+ * copy when the destination is above the source). */
+static void edge_copies_through_file_storage(void) {
+  int fd = open("/tmp/self", O_RDWR | O_CREAT | O_TRUNC, 0644);
+  for (size_t i = 0; i < sizeof model; ++i) model[i] = pattern_byte(i);
+  if (fd < 0 || write(fd, model, sizeof model) != (ssize_t)sizeof model) {
+    printf("/tmp/self: %s\n", strerror(errno));
+    return;
+  }
+  unsigned char *storage = find_file_storage();
+  if (storage == NULL) {
+    printf("/tmp/self: its storage was not found in user memory\n");
+    return;
+  }
+  /* file[1, 1 + kShift) = file[0, kShift): destination above the source. */
+  ssize_t n = pwrite(fd, storage, kShift, 1);
+  memmove(model + 1, model, kShift);
+  printf("pwrite from the file's own storage, upward: %s\n", n == kShift && file_matches_model(fd) ? "ok" : "wrong bytes");
+  /* file[0, kShift) = file[1, 1 + kShift): destination below the source. */
+  n = pwrite(fd, storage + 1, kShift, 0);
+  memmove(model, model + 1, kShift);
+  printf("pwrite from the file's own storage, downward: %s\n", n == kShift && file_matches_model(fd) ? "ok" : "wrong bytes");
+  /* storage[3, 3 + kShift) = file[0, kShift): a read into the file itself. */
+  n = pread(fd, storage + 3, kShift, 0);
+  memmove(model + 3, model, kShift);
+  printf("pread into the file's own storage: %s\n", n == kShift && file_matches_model(fd) ? "ok" : "wrong bytes");
+  close(fd);
+  unlink("/tmp/self");
+}
+
+static int mode_edges(void) {
+  read_request();
+  edge_brk_over_stack(); /* first: before anything else is mapped */
+  edge_open_empty();
+  edge_copies_through_file_storage();
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (strcmp(mode, "counter") == 0) return mode_counter();
@@ -222,7 +326,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "args") == 0) return mode_args(argc, argv);
   if (strcmp(mode, "syscalls") == 0) return mode_syscalls(argc, argv);
   if (strcmp(mode, "poweroff") == 0) return mode_poweroff();
-  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|clock|early-exit|unknown-syscall|random|args ... FILE|syscalls [N]|poweroff\n",
+  if (strcmp(mode, "edges") == 0) return mode_edges();
+  fprintf(stderr, "usage: %s counter|echo|loop|flood|null|poke ADDR|peek ADDR|oom|clock|early-exit|unknown-syscall|random|args ... FILE|syscalls [N]|poweroff|edges\n",
           argv[0]);
   return 2;
 }
