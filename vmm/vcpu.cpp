@@ -54,7 +54,7 @@ Vcpu::~Vcpu() { join(); }
 
 void Vcpu::start() {
   install_kick_handler();
-  thread_ = std::thread([this] { thread_main(); });
+  thread_ = StackThread([this] { thread_main(); }, "vCPU " + std::to_string(index_));
 }
 
 void Vcpu::join() {

@@ -7,9 +7,9 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
-#include <thread>
 
 #include "base/seccomp_filter.h"
+#include "base/stack_thread.h"
 #include "devices/bus.h"
 #include "vmm/kvm/vcpu_fd.h"
 #include "vmm/run_control.h"
@@ -67,7 +67,7 @@ class Vcpu {
   const devices::Bus& mmio_;
   RunControl& control_;
   const SeccompFilter* filter_;
-  std::thread thread_;
+  StackThread thread_;  // its stack costs no VMA of its own (stack_thread.h)
   std::atomic<bool> thread_ready_{false};
   pthread_t native_ = {};
   VcpuExitCounts exits_;

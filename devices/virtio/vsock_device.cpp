@@ -53,7 +53,7 @@ VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const Seccomp
     // here: that wait cost a restore ~70 us. A kernel that refuses the
     // filter (the vCPU threads' would fail too) leaves the device silent,
     // never serving the guest unfiltered.
-    thread_ = std::thread([this, muxer_filter] {
+    thread_ = StackThread([this, muxer_filter] {
       if (muxer_filter) {
         try {
           muxer_filter->apply_to_this_thread();
@@ -64,7 +64,7 @@ VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const Seccomp
         }
       }
       run();
-    });
+    }, "vsock muxer");
   } catch (...) {
     ::unlink(uds_path_.c_str());
     throw;

@@ -27,12 +27,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "base/eventfd.h"
 #include "base/seccomp_filter.h"
+#include "base/stack_thread.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/vsock_packet.h"
@@ -167,7 +167,7 @@ class VsockDevice final : public VirtioDevice {
   UniqueFd epoll_;
   UniqueFd notify_;
   UniqueFd stop_;
-  std::thread thread_;
+  StackThread thread_;
 
   // Guarded by mutex().
   uint64_t guest_cid_;

@@ -39,7 +39,7 @@ UserfaultPager::UserfaultPager(GuestMemory& memory, const std::string& source_pa
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
   if (::ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) != 0) throw_errno("UFFDIO_REGISTER", "guest RAM");
   stop_event_ = make_eventfd("stopping the userfault pager");
-  thread_ = std::thread([this] { serve(); });
+  thread_ = StackThread([this] { serve(); }, "userfault pager");
 }
 
 UserfaultPager::~UserfaultPager() {

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "base/stack_thread.h"
 #include "base/unique_fd.h"
 #include "vmm/memory/guest_memory.h"
 
@@ -51,7 +51,7 @@ class UserfaultPager {
   mutable std::mutex recorded_mutex_;
   // Appended by the handler in fault order; sorted and deduplicated on read.
   mutable std::vector<uint64_t> recorded_;
-  std::thread thread_;
+  StackThread thread_;
 };
 
 }  // namespace thaw::vmm
