@@ -152,11 +152,14 @@ int main(int argc, char** argv) {
               use.rss_mib, fill.stats.private_memory_mib);
   std::printf("  thawd's threads        %9.0f (%.2f a clone); open fds %zu (%.2f a clone)\n", threads,
               threads / clones, fds, static_cast<double>(fds) / clones);
+  // KVM_CREATE_VM walks every VMA of the worker (bench/vm_create_bench.cpp).
+  std::printf("  memory mappings (VMAs) %9zu (%.2f a clone)\n", use.vmas, static_cast<double>(use.vmas) / clones);
   std::printf("  goal: 1,000 warm clones in <= 1 GiB of host memory: %s\n",
               clones >= 1000 ? (used_mib <= 1024 ? "met" : "missed") : "(fewer clones than the goal's)");
   report.value("host_memory_used_mib", used_mib);
   report.value("thawd_threads", threads);
   report.value("thawd_fds", static_cast<double>(fds));
+  report.value("thawd_vmas", static_cast<double>(use.vmas));
 
   thaw::bench::LoadSpec spec;
   spec.socket = daemon.lease_socket("dense", via_thawd);

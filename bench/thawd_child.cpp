@@ -53,6 +53,8 @@ ProcessUse one_process_use(pid_t pid) {
     if (std::sscanf(line.c_str(), "VmRSS: %lf", &kib) == 1) use.rss_mib = kib / 1024;
     if (std::sscanf(line.c_str(), "Threads: %zu", &threads) == 1) use.threads = threads;
   }
+  std::ifstream maps(proc + "/maps");
+  while (std::getline(maps, line)) ++use.vmas;
   return use;
 }
 
@@ -66,6 +68,7 @@ ProcessUse process_use(pid_t pid) {
     use.fds += more.fds;
     use.rss_mib += more.rss_mib;
     use.threads += more.threads;
+    use.vmas += more.vmas;
   }
   return use;
 }

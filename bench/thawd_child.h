@@ -37,6 +37,7 @@ struct ProcessUse {
   size_t fds = 0;
   double rss_mib = 0;
   size_t threads = 0;
+  size_t vmas = 0;  // memory mappings (/proc/PID/maps lines)
 };
 ProcessUse process_use(pid_t pid);
 

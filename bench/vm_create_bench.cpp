@@ -5,7 +5,8 @@
 // process wait meanwhile. A template worker with 1,000 warm clones holds
 // ~6,100 VMAs (per clone: its guest memory, its vCPU's kvm_run page, two
 // thread stacks with their guards), which is why restores slow down and
-// acquire latency spreads as a worker's pool grows (README, density).
+// acquire latency spreads as a worker's pool grows (README, density). The
+// thread stacks now cost no VMA of their own (base/stack_thread.h).
 //
 // Each step adds anonymous one-page mappings of alternating protection (so
 // neighbours cannot merge into one VMA), then times VM creations. Prints

@@ -17,7 +17,8 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;
-// A thread's stack: glibc reserves RLIMIT_STACK's 8 MiB for each.
+// A thread's stack: glibc reserves RLIMIT_STACK's 8 MiB for each (a clone's
+// own threads take 1 MiB, base/stack_thread.h; 8 stays the bound).
 constexpr uint64_t kThreadStackMib = 8;
 // Measured per idle clone: 8 fds; its vCPU threads, a vsock muxer and KVM's
 // per-VM recovery task.
