@@ -74,8 +74,11 @@ class ThawdProcess {
   void write_config(const std::string& text) const { std::ofstream(config_path()) << text; }
 
   // Starts thawd with the config file as it is; true once the socket answers.
-  // `max_open_files` > 0 caps its RLIMIT_NOFILE (soft and hard).
-  bool start(std::chrono::milliseconds timeout = std::chrono::seconds(30), rlim_t max_open_files = 0) {
+  // `max_open_files` > 0 caps its RLIMIT_NOFILE (soft and hard). The default
+  // wait is long because the socket answers only after the config's
+  // templates are cold-booted and snapshotted: under nested emulation, with
+  // a Linux guest booting beside it, one 32 MiB snapshot once took 19 s.
+  bool start(std::chrono::milliseconds timeout = std::chrono::seconds(120), rlim_t max_open_files = 0) {
     pid_ = ::fork();
     if (pid_ == 0) {
       if (max_open_files > 0) {
