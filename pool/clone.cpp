@@ -68,14 +68,15 @@ bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot) {
 
 std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
                                      uint64_t serial, const std::string& vsock_path, bool prefetch,
-                                     const std::string& kvm_device, vmm::VmShellStock* shells) {
+                                     std::shared_ptr<const vmm::KvmHost> kvm, vmm::VmShellStock* shells) {
   auto clone = std::make_shared<Clone>();
   clone->serial = serial;
   clone->template_name = template_name;
   clone->options.memory = snapshot::MemoryBacking::kPrivate;
   clone->options.pause_on_guest_exit = true;
   clone->options.prefetch = prefetch;
-  clone->options.kvm_path = kvm_device;
+  clone->options.kvm_path = kvm->path();
+  clone->options.kvm = std::move(kvm);
   // The VM, which calls this, lives inside the clone.
   clone->options.console = [tail = &clone->console](std::span<const char> bytes) { tail->append(bytes); };
   if (!vsock_path.empty()) {

@@ -120,9 +120,8 @@ RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options) {
 RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& options) {
   auto start = Clock::now();
   const SnapshotState& state = snapshot.state;
-  auto kvm = vmm::kvm::KvmSystem::open(options.kvm_path);
-  std::string mismatch =
-      check_host_compatible(state.host, current_host_fingerprint(vmm::kvm::backend_name(vmm::kvm::detect_backend())));
+  std::shared_ptr<const vmm::KvmHost> kvm = options.kvm ? options.kvm : vmm::KvmHost::open(options.kvm_path);
+  std::string mismatch = check_host_compatible(state.host, current_host_fingerprint(vmm::kvm::backend_name(kvm->backend())));
   if (!mismatch.empty()) spdlog::warn("restoring on another host: {}", mismatch);
   if (state.memory.size_bytes % (1ull << 20) != 0) {
     throw InputError("snapshot memory size " + std::to_string(state.memory.size_bytes) + " is not a whole MiB");
@@ -187,7 +186,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.pit = state.machine.vm.has_pit;
   std::optional<vmm::kvm::VmFd> shell = options.shells ? options.shells->take() : std::nullopt;
   restored.timings.prepared_shell = shell.has_value();
-  restored.vm = vmm::Vm::create_for_restore(config, kvm, std::move(memory), std::move(shell));
+  restored.vm = vmm::Vm::create_for_restore(config, *kvm, std::move(memory), std::move(shell));
   if (options.memory == MemoryBacking::kUffd) {
     restored.pager = std::make_unique<vmm::UserfaultPager>(restored.vm->memory(), snapshot.memory_path,
                                                            options.record_working_set);

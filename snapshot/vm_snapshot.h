@@ -68,6 +68,9 @@ struct RestoreOptions {
   // Eager reads the whole memory file anyway and rejects it.
   bool prefetch = false;
   std::string kvm_path = "/dev/kvm";
+  // /dev/kvm already open (vmm/kvm_host.h): a pool opens it once for all
+  // its restores. Null: this restore opens kvm_path.
+  std::shared_ptr<const vmm::KvmHost> kvm;
   // This clone's own vsock unix socket (see VmConfig::vsock_path). A
   // snapshot of a VM with a vsock device needs one, a snapshot of a VM
   // without one refuses it; the snapshot stores no path of its own.

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 
 #include <ctime>
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 
@@ -43,7 +44,10 @@ const SeccompFilter& vcpu_thread_filter() {
 }
 
 void prepare_thread_for_vcpu_filter() {
-  ::tzset();
+  // Process-wide state: once is enough (tzset stats /etc/localtime on
+  // every call, a system call per restored clone).
+  static std::once_flag time_zone_read;
+  std::call_once(time_zone_read, [] { ::tzset(); });
   spdlog::default_logger_raw();
   host_kvm_is_pvm();  // its file is read now, not on the filtered thread
 }

@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
-#include <fstream>
+#include <sys/sysinfo.h>
+
 #include <future>
 #include <sstream>
 #include <system_error>
@@ -35,16 +36,13 @@ using Clock = std::chrono::steady_clock;
 // area inside the MMIO gap where no RAM or device lives.
 constexpr uint64_t kKvmTssAddress = 0xfffb'd000ULL;
 
-// Host RAM from /proc/meminfo, in MiB; 0 when unknown.
+// Host RAM in MiB (MemTotal); 0 when unknown. sysinfo(2), not
+// /proc/meminfo: this runs for every restored clone, and the kernel makes
+// all of meminfo's text (~10 us here) for each read.
 uint64_t host_ram_mib() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemTotal:") return kib / 1024;
-  }
-  return 0;
+  struct sysinfo info {};
+  if (::sysinfo(&info) != 0) return 0;
+  return static_cast<uint64_t>(info.totalram) * info.mem_unit >> 20;
 }
 
 }  // namespace
@@ -71,7 +69,7 @@ void validate_config(const VmConfig& config) {
   if (config.vcpus == 0) throw InputError("--vcpus is 0; a VM needs at least one vCPU");
 }
 
-void validate_vcpu_limit(const VmConfig& config, const kvm::KvmSystem& kvm) {
+void validate_vcpu_limit(const VmConfig& config, const KvmHost& kvm) {
   unsigned limit = std::min(kvm.max_vcpus(), x86::max_mptable_vcpus());
   if (config.vcpus > limit) {
     throw InputError("--vcpus " + std::to_string(config.vcpus) + " is above this host's limit of " +
@@ -88,7 +86,8 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   // The user's files first: a wrong path is bad input on any host, also one
   // without /dev/kvm, and it is named before anything is opened for the VM.
   BootImages images = read_boot_images(config);
-  auto kvm = kvm::KvmSystem::open(config.kvm_path);
+  auto host = KvmHost::open(config.kvm_path);
+  const KvmHost& kvm = *host;
   validate_vcpu_limit(config, kvm);
   // KVM_GET_SUPPORTED_CPUID costs ~1 ms of CPUID exits on nested hosts:
   // take it from the cache, or ask on a second thread while this one
@@ -100,7 +99,7 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
     supported_cpuid = ready.get_future();
   } else {
     supported_cpuid = std::async(std::launch::async, [&kvm, &config] {
-      return supported_cpuid_cached(kvm, config.cpuid_cache_dir);
+      return supported_cpuid_cached(kvm.system(), config.cpuid_cache_dir);
     });
   }
   auto vm = build(config, kvm, GuestMemory::create(config.mem_mib << 20), std::nullopt);
@@ -113,7 +112,7 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   return vm;
 }
 
-std::unique_ptr<Vm> Vm::create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+std::unique_ptr<Vm> Vm::create_for_restore(const VmConfig& config, const KvmHost& kvm, GuestMemory memory,
                                            std::optional<kvm::VmFd> shell) {
   auto setup_start = Clock::now();
   validate_config(config);
@@ -127,7 +126,7 @@ std::unique_ptr<Vm> Vm::create_for_restore(const VmConfig& config, const kvm::Kv
   return vm;
 }
 
-std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+std::unique_ptr<Vm> Vm::build(const VmConfig& config, const KvmHost& kvm, GuestMemory memory,
                               std::optional<kvm::VmFd> shell) {
   std::unique_ptr<Vm> vm(new Vm(config, shell ? std::move(*shell) : kvm.create_vm(), std::move(memory)));
   // Memory before the irqchip and the TSS: the other order made a restore
@@ -138,8 +137,8 @@ std::unique_ptr<Vm> Vm::build(const VmConfig& config, const kvm::KvmSystem& kvm,
   if (config.pit) vm->vm_fd_.create_pit2();
   vm->create_devices();
   vm->create_vcpus();
-  vm->backend_ = kvm::detect_backend();
-  vm->msr_indices_ = kvm.msr_index_list();
+  vm->backend_ = kvm.backend();
+  vm->msr_indices_ = kvm.msr_indices();
   vm->xsave_size_ = ::thaw::vmm::xsave_size(vm->vm_fd_);
   vm->tsc_scaling_ = has_tsc_scaling(vm->vm_fd_);
   return vm;

@@ -10,6 +10,7 @@
 
 #include "devices/bus.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm_host.h"
 #include "vmm/machine_state.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/program_load.h"
@@ -69,8 +70,8 @@ class Vm {
   static std::unique_ptr<Vm> create(const VmConfig& config);
   // The same machine without a kernel: memory comes from a snapshot and the
   // caller applies saved vCPU, VM and device state before start(). `shell`:
-  // a VM prepared ahead (vm_shells.h); none: one is made now.
-  static std::unique_ptr<Vm> create_for_restore(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+  // a VM prepared ahead (vm_shells.h); none: one is made now on `kvm`.
+  static std::unique_ptr<Vm> create_for_restore(const VmConfig& config, const KvmHost& kvm, GuestMemory memory,
                                                 std::optional<kvm::VmFd> shell = std::nullopt);
   ~Vm();
   Vm(const Vm&) = delete;
@@ -148,7 +149,7 @@ class Vm {
   void register_memory();
   void create_devices();
   void create_vsock();
-  static std::unique_ptr<Vm> build(const VmConfig& config, const kvm::KvmSystem& kvm, GuestMemory memory,
+  static std::unique_ptr<Vm> build(const VmConfig& config, const KvmHost& kvm, GuestMemory memory,
                                    std::optional<kvm::VmFd> shell);
   void create_vcpus();
   void configure_boot_vcpus(const std::vector<kvm_cpuid_entry2>& supported_cpuid);

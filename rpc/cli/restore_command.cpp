@@ -211,6 +211,7 @@ RestoreRun measure_restores(const RestoreCliOptions& opt, ConsoleOutput& console
   auto loaded = snapshot::read_snapshot_dir(opt.dir);
   run.read_ms = to_ms(Clock::now() - read_start);
   run.vsock = prepare_vsock_dir(opt, loaded, opt.clones, created);
+  options.kvm = vmm::KvmHost::open();  // once for all clones, as a pool does
   std::vector<snapshot::RestoredVm> clones;
   for (unsigned i = 0; i < opt.clones && signals.received() == 0; ++i) {
     auto requested = Clock::now();

@@ -80,9 +80,11 @@ TEST(SnapshotClones, RunIndependentlyAndLeaveTheMemoryFileUntouched) {
   const uint64_t inputs[] = {0x11, 0x5a, 0xc3};
   std::vector<CapturedConsole> consoles(3);
   std::vector<snapshot::RestoredVm> clones;
+  auto kvm = vmm::KvmHost::open();  // one /dev/kvm for all three, as a pool has
   for (size_t i = 0; i < 3; ++i) {
     auto options = options_for(MemoryBacking::kPrivate, consoles[i]);
     options.pause_on_guest_exit = true;
+    options.kvm = kvm;
     clones.push_back(snapshot::restore_vm(loaded, options));
     testing::ControlPage page;
     page.clone_id = 100 + i;

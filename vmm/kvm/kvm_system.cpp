@@ -94,10 +94,11 @@ std::vector<uint32_t> KvmSystem::msr_index_list() const {
   return {buffer.begin() + 1, buffer.begin() + 1 + buffer[0]};
 }
 
-VmFd KvmSystem::create_vm() const {
-  int mmap_size = vcpu_mmap_size();
+VmFd KvmSystem::create_vm() const { return create_vm(vcpu_mmap_size()); }
+
+VmFd KvmSystem::create_vm(int vcpu_mmap_size) const {
   int vm = checked_ioctl(fd_.get(), KVM_CREATE_VM, 0, "KVM_CREATE_VM");
-  return VmFd(UniqueFd(vm), mmap_size);
+  return VmFd(UniqueFd(vm), vcpu_mmap_size);
 }
 
 }  // namespace thaw::vmm::kvm

@@ -33,6 +33,8 @@ class KvmSystem {
   std::vector<uint32_t> msr_index_list() const;
 
   VmFd create_vm() const;
+  // The same with KVM_GET_VCPU_MMAP_SIZE already asked (it never changes).
+  VmFd create_vm(int vcpu_mmap_size) const;
   int fd() const { return fd_.get(); }
 
  private:
