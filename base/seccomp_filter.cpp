@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <malloc.h>
+#include <sched.h>
 #include <sys/sysinfo.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -177,6 +178,11 @@ void SeccompFilter::apply_to_this_thread() const {
   }
 }
 
+void SeccompFilter::name_this_thread() const {
+  t_filter_name = name_.c_str();
+  t_thread_id = static_cast<pid_t>(::syscall(SYS_gettid));
+}
+
 int seccomp_mode_of_this_thread() { return ::prctl(PR_GET_SECCOMP, 0, 0, 0, 0); }
 
 SeccompRule seccomp_any_arguments(long nr) { return SeccompRule{nr, {}}; }
@@ -218,6 +224,15 @@ std::vector<SeccompRule> seccomp_thread_basics() {
       seccomp_any_arguments(__NR_nanosleep),
       seccomp_any_arguments(__NR_exit),
       seccomp_any_arguments(__NR_exit_group),
+  };
+}
+
+std::vector<SeccompRule> seccomp_thread_creation_rules() {
+  return {
+      SeccompRule{__NR_clone3, {}, ENOSYS},
+      seccomp_arg_equals(__NR_clone, 0, CLONE_THREAD, CLONE_THREAD),
+      seccomp_any_arguments(__NR_rseq),
+      seccomp_any_arguments(__NR_set_robust_list),
   };
 }
 

@@ -50,6 +50,13 @@ SeccompRule seccomp_ioctl_request(unsigned long request);
 // condition variables, its own ids, signal masks and returns, malloc
 // (never executable), clocks where the vDSO falls back, and its end.
 std::vector<SeccompRule> seccomp_thread_basics();
+// What a filtered thread needs to start threads of its own (glibc's
+// pthread_create on a stack it is given, and the new thread's first
+// calls): clone with CLONE_THREAD (clone3 fails with ENOSYS, so glibc falls
+// back to clone), rseq and set_robust_list. The new thread runs under the
+// same filter: it can do nothing its creator could not. This is what lets
+// a FilteredThreadSpawner start threads already filtered.
+std::vector<SeccompRule> seccomp_thread_creation_rules();
 // `own` followed by seccomp_thread_basics(): a thread's whole allow-list.
 std::vector<SeccompRule> with_thread_basics(std::vector<SeccompRule> own);
 
@@ -65,6 +72,9 @@ class SeccompFilter {
   // applies is what their SIGSYS reports name). Installs the process's
   // SIGSYS reporter first. Throws SysError when the kernel refuses.
   void apply_to_this_thread() const;
+  // For a thread that inherited this filter from its creator
+  // (FilteredThreadSpawner): its SIGSYS report names this filter.
+  void name_this_thread() const;
 
   const std::string& name() const { return name_; }
   size_t rule_count() const { return rule_count_; }

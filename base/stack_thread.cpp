@@ -84,18 +84,25 @@ bool guard_regions_supported() {
   return probe.guard() == StackGuard::kGuardRegion;
 }
 
+int StackThread::start_on(const ThreadStack& stack, std::function<void()> body, pthread_t* thread) {
+  pthread_attr_t attr;
+  if (int rc = ::pthread_attr_init(&attr); rc != 0) return rc;
+  int rc = ::pthread_attr_setstack(&attr, stack.usable_begin(), stack.usable_bytes());
+  auto owned = std::make_unique<std::function<void()>>(std::move(body));
+  if (rc == 0) rc = ::pthread_create(thread, &attr, run_body, owned.get());
+  ::pthread_attr_destroy(&attr);
+  if (rc == 0) owned.release();  // the thread owns its body now
+  return rc;
+}
+
 StackThread::StackThread(std::function<void()> body, const std::string& name, size_t stack_bytes)
     : stack_(stack_bytes, StackGuard::kGuardRegion, name + " stack") {
-  pthread_attr_t attr;
-  if (int rc = ::pthread_attr_init(&attr); rc != 0) throw SysError("pthread_attr_init", rc, name);
-  int rc = ::pthread_attr_setstack(&attr, stack_.usable_begin(), stack_.usable_bytes());
-  auto owned = std::make_unique<std::function<void()>>(std::move(body));
-  if (rc == 0) rc = ::pthread_create(&thread_, &attr, run_body, owned.get());
-  ::pthread_attr_destroy(&attr);
-  if (rc != 0) throw SysError("pthread_create", rc, name);
-  owned.release();  // the thread owns its body now
+  if (int rc = start_on(stack_, std::move(body), &thread_); rc != 0) throw SysError("pthread_create", rc, name);
   running_ = true;
 }
+
+StackThread::StackThread(ThreadStack stack, pthread_t running)
+    : stack_(std::move(stack)), thread_(running), running_(true) {}
 
 StackThread::~StackThread() { join(); }
 

@@ -81,6 +81,13 @@ class StackThread {
   // Throws SysError naming `name` when the stack or the thread cannot be made.
   explicit StackThread(std::function<void()> body, const std::string& name = "thread",
                        size_t stack_bytes = kDefaultStackBytes);
+  // Adopts `running`, a thread another thread started on `stack` with
+  // start_on() (FilteredThreadSpawner): this object joins it and then
+  // unmaps the stack.
+  StackThread(ThreadStack stack, pthread_t running);
+  // pthread_create of `body` on `stack` by the calling thread: 0 and the
+  // handle in `thread`, or the error number (the body is then dropped).
+  static int start_on(const ThreadStack& stack, std::function<void()> body, pthread_t* thread);
   ~StackThread();
   StackThread(StackThread&& other) noexcept;
   StackThread& operator=(StackThread&& other) noexcept;

@@ -371,10 +371,13 @@ TimedRuns thaw_restores(const RestoreComparisonOptions& o, const std::string& di
     }
   }
   TimedRuns runs;
-  auto kvm = vmm::KvmHost::open();  // as a pool keeps it, for all its restores
+  // As a pool keeps them, for all its restores.
+  auto kvm = vmm::KvmHost::open();
+  auto spawners = vmm::VmThreadSpawners::start();
   for (size_t i = 0; i < o.runs; ++i) {
     snapshot::RestoreOptions options;  // private memory, console dropped
     options.kvm = kvm;
+    options.thread_spawners = spawners;
     auto requested = SteadyClock::now();
     auto clone = snapshot::restore_vm(loaded, options);
     clone.vm->start();

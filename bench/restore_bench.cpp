@@ -257,7 +257,9 @@ int main(int argc, char** argv) {
   // The first four differ only in the vCPU threads' seccomp filter, the
   // in-kernel PIT and a prepared VM shell: what each costs.
   thaw::vmm::VmShellStock shells("/dev/kvm");
-  auto kvm = thaw::vmm::KvmHost::open();  // as a pool keeps it, for all its restores
+  // As a pool keeps them, for all its restores.
+  auto kvm = thaw::vmm::KvmHost::open();
+  auto spawners = thaw::vmm::VmThreadSpawners::start();
   for (Case c : {Case{MemoryBacking::kPrivate, false}, Case{MemoryBacking::kPrivate, false, true, true, true},
                  Case{MemoryBacking::kPrivate, false, false},
                  Case{MemoryBacking::kPrivate, false, true, false}, Case{MemoryBacking::kPrivate, true},
@@ -267,6 +269,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < runs; ++i) {
       thaw::snapshot::RestoreOptions options;
       options.kvm = kvm;
+      options.thread_spawners = spawners;
       options.memory = c.backing;
       options.prefetch = c.prefetch;
       options.pause_on_guest_exit = true;

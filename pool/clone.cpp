@@ -68,7 +68,8 @@ bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot) {
 
 std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
                                      uint64_t serial, const std::string& vsock_path, bool prefetch,
-                                     std::shared_ptr<const vmm::KvmHost> kvm, vmm::VmShellStock* shells) {
+                                     std::shared_ptr<const vmm::KvmHost> kvm,
+                                     std::shared_ptr<vmm::VmThreadSpawners> spawners, vmm::VmShellStock* shells) {
   auto clone = std::make_shared<Clone>();
   clone->serial = serial;
   clone->template_name = template_name;
@@ -77,6 +78,7 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
   clone->options.prefetch = prefetch;
   clone->options.kvm_path = kvm->path();
   clone->options.kvm = std::move(kvm);
+  clone->options.thread_spawners = std::move(spawners);
   // The VM, which calls this, lives inside the clone.
   clone->options.console = [tail = &clone->console](std::span<const char> bytes) { tail->append(bytes); };
   if (!vsock_path.empty()) {

@@ -94,10 +94,13 @@ bool snapshot_has_vsock(const snapshot::LoadedSnapshot& snapshot);
 // working set prefetched when `prefetch`), pausing on a clean guest exit,
 // and starts its vCPU threads parked: resume() runs it. `vsock_path` is
 // the clone's socket when the snapshot has a vsock device ("" otherwise).
-// `kvm`: /dev/kvm as the pool keeps it open for all its restores.
+// `kvm`: /dev/kvm as the pool keeps it open for all its restores;
+// `spawners`: the pool's filtered-thread spawners (null: none).
 std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, const std::string& template_name,
                                      uint64_t serial, const std::string& vsock_path, bool prefetch,
-                                     std::shared_ptr<const vmm::KvmHost> kvm, vmm::VmShellStock* shells = nullptr);
+                                     std::shared_ptr<const vmm::KvmHost> kvm,
+                                     std::shared_ptr<vmm::VmThreadSpawners> spawners,
+                                     vmm::VmShellStock* shells = nullptr);
 
 // Returns a used clone to the snapshot point in place: pauses it, drops
 // its private pages and reloads its state (snapshot::reset_vm). Throws

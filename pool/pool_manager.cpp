@@ -87,7 +87,7 @@ struct PoolManager::Impl {
     std::string socket;
     if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
     auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(), kvm_host(),
-                               pool.prepared_shells(config.kvm_device));
+                               thread_spawners(), pool.prepared_shells(config.kvm_device));
     clone->program = pool.uses_mailbox();
     clone->linux_program = pool.is_linux();
     // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).
@@ -101,6 +101,22 @@ struct PoolManager::Impl {
     std::lock_guard lock(kvm_mutex);
     if (!kvm) kvm = vmm::KvmHost::open(config.kvm_device);
     return kvm;
+  }
+
+  // The spawners of the clones' filtered threads (vmm/vm_thread_spawners.h),
+  // started at the first restore. Where the kernel refuses them the clones'
+  // threads filter themselves, as before; said once.
+  std::shared_ptr<vmm::VmThreadSpawners> thread_spawners() {
+    std::lock_guard lock(kvm_mutex);
+    if (!spawners && !spawners_failed) {
+      try {
+        spawners = vmm::VmThreadSpawners::start();
+      } catch (const std::exception& e) {
+        spawners_failed = true;
+        spdlog::warn("filtered-thread spawners: {}; each clone's threads apply their own filters", e.what());
+      }
+    }
+    return spawners;
   }
 
   // <vsock_dir>/<what>.sock, the directory created on first use.
@@ -259,6 +275,8 @@ struct PoolManager::Impl {
   std::map<std::string, std::shared_ptr<WarmPool>> templates;
   std::mutex kvm_mutex;
   std::shared_ptr<const vmm::KvmHost> kvm;  // guarded by kvm_mutex
+  std::shared_ptr<vmm::VmThreadSpawners> spawners;  // guarded by kvm_mutex
+  bool spawners_failed = false;
   std::set<std::string> creating;  // names being cold-booted
   // Declared in this order so the destroyer outlives the lease reaper and
   // the worker, which hand it clones.

@@ -183,6 +183,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   config.kernel_path = "(snapshot)";
   config.vsock_path = options.vsock_path;
   config.vcpu_seccomp = options.vcpu_seccomp;
+  config.thread_spawners = options.thread_spawners;
   config.pit = state.machine.vm.has_pit;
   std::optional<vmm::kvm::VmFd> shell = options.shells ? options.shells->take() : std::nullopt;
   restored.timings.prepared_shell = shell.has_value();

@@ -12,6 +12,7 @@
 #include "vmm/memory/userfault_pager.h"
 #include "vmm/vm.h"
 #include "vmm/vm_shells.h"
+#include "vmm/vm_thread_spawners.h"
 
 namespace thaw::snapshot {
 
@@ -76,6 +77,9 @@ struct RestoreOptions {
   // without one refuses it; the snapshot stores no path of its own.
   std::string vsock_path;
   bool vcpu_seccomp = true;  // see VmConfig::vcpu_seccomp
+  // Started once by a pool for all its restores (VmConfig::thread_spawners);
+  // null: the clone's threads apply their filters themselves.
+  std::shared_ptr<vmm::VmThreadSpawners> thread_spawners;
   // Where to take a prepared VM from (vmm/vm_shells.h); none, or an empty
   // stock: the restore makes its VM itself.
   vmm::VmShellStock* shells = nullptr;

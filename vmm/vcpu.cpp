@@ -47,14 +47,16 @@ void Vcpu::install_kick_handler() {
 }
 
 Vcpu::Vcpu(kvm::VcpuFd fd, size_t index, const devices::Bus& pio, const devices::Bus& mmio, RunControl& control,
-           const SeccompFilter* filter)
-    : fd_(std::move(fd)), index_(index), pio_(pio), mmio_(mmio), control_(control), filter_(filter) {}
+           const SeccompFilter* filter, FilteredThreadSpawner* spawner)
+    : fd_(std::move(fd)), index_(index), pio_(pio), mmio_(mmio), control_(control), filter_(filter), spawner_(spawner) {}
 
 Vcpu::~Vcpu() { join(); }
 
 void Vcpu::start() {
   install_kick_handler();
-  thread_ = StackThread([this] { thread_main(); }, "vCPU " + std::to_string(index_));
+  const std::string name = "vCPU " + std::to_string(index_);
+  thread_ = spawner_ != nullptr ? spawner_->spawn([this] { thread_main(); }, name)
+                                : StackThread([this] { thread_main(); }, name);
 }
 
 void Vcpu::join() {
@@ -77,14 +79,14 @@ void Vcpu::thread_main() {
   native_ = ::pthread_self();
   // A vCPU resumed (or woken by an interrupt) must not preempt the VMM
   // thread that resumed it: that thread is answering a client.
-  make_this_thread_background();
+  if (spawner_ == nullptr) make_this_thread_background();  // else inherited
   sigset_t unblock;
   sigemptyset(&unblock);
   sigaddset(&unblock, kick_signal());
   ::pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
   thread_ready_.store(true, std::memory_order_release);
   try {
-    if (filter_ != nullptr) {
+    if (filter_ != nullptr && spawner_ == nullptr) {  // else inherited from the spawner
       prepare_thread_for_vcpu_filter();
       filter_->apply_to_this_thread();
     }

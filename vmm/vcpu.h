@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/filtered_thread_spawner.h"
 #include "base/seccomp_filter.h"
 #include "base/stack_thread.h"
 #include "devices/bus.h"
@@ -26,9 +27,10 @@ struct VcpuExitCounts {
 class Vcpu {
  public:
   // `filter`: the seccomp filter the thread applies before its first
-  // KVM_RUN (vcpu_seccomp.h); null: none.
+  // KVM_RUN (vcpu_seccomp.h); null: none. `spawner`: the thread is started
+  // by it, already under its filter and SCHED_BATCH (vm_thread_spawners.h).
   Vcpu(kvm::VcpuFd fd, size_t index, const devices::Bus& pio, const devices::Bus& mmio, RunControl& control,
-       const SeccompFilter* filter = nullptr);
+       const SeccompFilter* filter = nullptr, FilteredThreadSpawner* spawner = nullptr);
   Vcpu(const Vcpu&) = delete;
   Vcpu& operator=(const Vcpu&) = delete;
   ~Vcpu();
@@ -67,6 +69,7 @@ class Vcpu {
   const devices::Bus& mmio_;
   RunControl& control_;
   const SeccompFilter* filter_;
+  FilteredThreadSpawner* spawner_;
   StackThread thread_;  // its stack costs no VMA of its own (stack_thread.h)
   std::atomic<bool> thread_ready_{false};
   pthread_t native_ = {};

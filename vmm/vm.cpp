@@ -19,6 +19,7 @@
 #include "vmm/irq_line.h"
 #include "vmm/state_capture.h"
 #include "vmm/vcpu_seccomp.h"
+#include "vmm/vm_thread_spawners.h"
 #include "guest/mini/program_abi.h"
 #include "vmm/loader/kernel_image.h"
 #include "vmm/memory/device_memory.h"
@@ -203,8 +204,11 @@ void Vm::on_exit_code(uint8_t code, const char* where) {
 void Vm::create_vsock() {
   device_memory_ = std::make_shared<DeviceMemoryView>(memory_);
   try {
+    FilteredThreadSpawner* spawner =
+        config_.vcpu_seccomp && config_.thread_spawners ? config_.thread_spawners->vsock_muxer.get() : nullptr;
     vsock_ = std::make_shared<devices::VsockDevice>(config_.vsock_path, x86::kVsockGuestCid,
-                                                    config_.vcpu_seccomp ? &devices::vsock_muxer_filter() : nullptr);
+                                                    config_.vcpu_seccomp ? &devices::vsock_muxer_filter() : nullptr,
+                                                    spawner);
   } catch (const std::system_error& e) {
     throw SysError("vsock device", e.code().value(), e.what());
   }
@@ -234,8 +238,11 @@ std::string Vm::kernel_cmdline() const {
 
 void Vm::create_vcpus() {
   const SeccompFilter* filter = config_.vcpu_seccomp ? &vcpu_thread_filter() : nullptr;
+  FilteredThreadSpawner* spawner =
+      config_.vcpu_seccomp && config_.thread_spawners ? config_.thread_spawners->vcpu.get() : nullptr;
   for (unsigned i = 0; i < config_.vcpus; ++i) {
-    vcpus_.push_back(std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_, filter));
+    vcpus_.push_back(
+        std::make_unique<Vcpu>(vm_fd_.create_vcpu(i), i, pio_bus_, mmio_bus_, control_, filter, spawner));
   }
   control_.set_kick([this](size_t index) { vcpus_[index]->kick(); });
 }

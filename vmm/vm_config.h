@@ -5,12 +5,15 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace thaw::vmm {
+
+struct VmThreadSpawners;  // vm_thread_spawners.h
 
 enum class BootCompleteAction { kContinue, kPause, kStop };
 const char* boot_complete_action_name(BootCompleteAction action);
@@ -55,6 +58,10 @@ struct VmConfig {
   // the vsock device's muxer thread under its own (devices/virtio/vsock_seccomp.h).
   // Off only to debug the VMM itself (strace, gdb calls).
   bool vcpu_seccomp = true;
+  // With vcpu_seccomp: spawners that start the VM's filtered threads
+  // already filtered (vmm/vm_thread_spawners.h), as a pool shares them;
+  // null: each thread applies its filter as it starts.
+  std::shared_ptr<VmThreadSpawners> thread_spawners;
   // An in-kernel PIT (i8254). Creating one costs milliseconds (KVM starts a
   // kernel thread for it); the mini guest never uses it (its timer is the
   // LAPIC's), Linux calibrates with it unless told otherwise.

@@ -37,7 +37,8 @@ void epoll_add(int epoll_fd, int fd, uint32_t events) {
 
 }  // namespace
 
-VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const SeccompFilter* muxer_filter)
+VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const SeccompFilter* muxer_filter,
+                         FilteredThreadSpawner* muxer_spawner)
     : uds_path_(std::move(uds_path)), guest_cid_(guest_cid) {
   check_cid(guest_cid);
   epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
@@ -53,6 +54,10 @@ VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const Seccomp
     // here: that wait cost a restore ~70 us. A kernel that refuses the
     // filter (the vCPU threads' would fail too) leaves the device silent,
     // never serving the guest unfiltered.
+    if (muxer_spawner != nullptr) {  // born under its filter
+      thread_ = muxer_spawner->spawn([this] { run(); }, "vsock muxer");
+      return;
+    }
     thread_ = StackThread([this, muxer_filter] {
       if (muxer_filter) {
         try {

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "base/eventfd.h"
+#include "base/filtered_thread_spawner.h"
 #include "base/seccomp_filter.h"
 #include "base/stack_thread.h"
 #include "base/unique_fd.h"
@@ -77,8 +78,10 @@ class VsockDevice final : public VirtioDevice {
   // (vsock_seccomp.h) before it touches a queue (a filter the kernel
   // refuses leaves the device serving nothing, said on stderr). Throws
   // std::system_error when the host refuses, InputError for a reserved CID.
+  // `muxer_spawner`: the thread is started by it, already filtered, and
+  // `muxer_filter` is not applied again (vmm/vm_thread_spawners.h).
   VsockDevice(std::string uds_path, uint64_t guest_cid = kVsockDefaultGuestCid,
-              const SeccompFilter* muxer_filter = nullptr);
+              const SeccompFilter* muxer_filter = nullptr, FilteredThreadSpawner* muxer_spawner = nullptr);
   // Stops the thread, closes every connection and removes the socket file.
   ~VsockDevice() override;
   VsockDevice(const VsockDevice&) = delete;

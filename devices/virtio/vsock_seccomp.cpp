@@ -6,9 +6,11 @@
 namespace thaw::devices {
 
 // Beside these: the device mutex, malloc for connection buffers, the
-// deadlines' clocks and the thread's end (seccomp_thread_basics).
+// deadlines' clocks and the thread's end (seccomp_thread_basics), and
+// starting threads under this same filter (seccomp_thread_creation_rules;
+// why in vmm/vcpu_seccomp.cpp).
 std::vector<SeccompRule> vsock_muxer_rules() {
-  return with_thread_basics({
+  auto rules = with_thread_basics({
       // The loop: its epoll set (connections come and go), the queue-notify
       // and stop eventfds, and the guest's interrupt (an irqfd write).
       seccomp_any_arguments(__NR_epoll_wait),
@@ -29,6 +31,8 @@ std::vector<SeccompRule> vsock_muxer_rules() {
       SeccompRule{__NR_socket, {{.arg = 0, .mask = ~0ull, .value = AF_UNIX}}},
       seccomp_any_arguments(__NR_connect),
   });
+  for (auto& rule : seccomp_thread_creation_rules()) rules.push_back(std::move(rule));
+  return rules;
 }
 
 const SeccompFilter& vsock_muxer_filter() {

@@ -212,6 +212,7 @@ RestoreRun measure_restores(const RestoreCliOptions& opt, ConsoleOutput& console
   run.read_ms = to_ms(Clock::now() - read_start);
   run.vsock = prepare_vsock_dir(opt, loaded, opt.clones, created);
   options.kvm = vmm::KvmHost::open();  // once for all clones, as a pool does
+  options.thread_spawners = vmm::VmThreadSpawners::start();
   std::vector<snapshot::RestoredVm> clones;
   for (unsigned i = 0; i < opt.clones && signals.received() == 0; ++i) {
     auto requested = Clock::now();
