@@ -24,6 +24,7 @@
 #include "pool/linux_initramfs.h"
 #include "pool/program_clone.h"
 #include "pool/refill_worker.h"
+#include "pool/restore_resources.h"
 #include "pool/template_store.h"
 #include "pool/warm_pool.h"
 #include "snapshot/vm_snapshot.h"
@@ -86,37 +87,14 @@ struct PoolManager::Impl {
     uint64_t serial = next_serial.fetch_add(1);
     std::string socket;
     if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
-    auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(), kvm_host(),
-                               thread_spawners(), pool.prepared_shells(config.kvm_device));
+    auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(),
+                               restore_resources.kvm_host(), restore_resources.thread_spawners(),
+                               pool.prepared_shells(config.kvm_device));
     clone->program = pool.uses_mailbox();
     clone->linux_program = pool.is_linux();
     // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).
     clone->pool = shared_from(pool);
     return clone;
-  }
-
-  // /dev/kvm, opened at the first restore and kept for every later one
-  // (vmm/kvm_host.h); a failed open is tried again at the next restore.
-  std::shared_ptr<const vmm::KvmHost> kvm_host() {
-    std::lock_guard lock(kvm_mutex);
-    if (!kvm) kvm = vmm::KvmHost::open(config.kvm_device);
-    return kvm;
-  }
-
-  // The spawners of the clones' filtered threads (vmm/vm_thread_spawners.h),
-  // started at the first restore. Where the kernel refuses them the clones'
-  // threads filter themselves, as before; said once.
-  std::shared_ptr<vmm::VmThreadSpawners> thread_spawners() {
-    std::lock_guard lock(kvm_mutex);
-    if (!spawners && !spawners_failed) {
-      try {
-        spawners = vmm::VmThreadSpawners::start();
-      } catch (const std::exception& e) {
-        spawners_failed = true;
-        spdlog::warn("filtered-thread spawners: {}; each clone's threads apply their own filters", e.what());
-      }
-    }
-    return spawners;
   }
 
   // <vsock_dir>/<what>.sock, the directory created on first use.
@@ -273,10 +251,7 @@ struct PoolManager::Impl {
   std::atomic<uint64_t> next_serial{1};
   mutable std::shared_mutex templates_mutex;
   std::map<std::string, std::shared_ptr<WarmPool>> templates;
-  std::mutex kvm_mutex;
-  std::shared_ptr<const vmm::KvmHost> kvm;  // guarded by kvm_mutex
-  std::shared_ptr<vmm::VmThreadSpawners> spawners;  // guarded by kvm_mutex
-  bool spawners_failed = false;
+  RestoreResources restore_resources{config.kvm_device};
   std::set<std::string> creating;  // names being cold-booted
   // Declared in this order so the destroyer outlives the lease reaper and
   // the worker, which hand it clones.
