@@ -1,9 +1,14 @@
 #include "pool/memory_usage.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
+
+#include "base/unique_fd.h"
+#include "vmm/memory/private_pages.h"
 
 namespace thaw::pool {
 
@@ -61,11 +66,36 @@ std::vector<uint64_t> private_bytes_in(std::string_view smaps, std::span<const H
       continue;
     }
     if (current < 0) continue;
-    if (line.starts_with("Private_Clean:") || line.starts_with("Private_Dirty:")) {
+    // Anonymous pages of a private file mapping are its copy-on-write
+    // copies; "Private_Clean" would also count file pages only this
+    // process maps, which are shared page cache all the same.
+    if (line.starts_with("Anonymous:") || line.starts_with("Swap:")) {
       out[static_cast<size_t>(current)] += parse_kb_field(line);
     }
   }
   return out;
+}
+
+std::optional<PrivateMemorySample> measure_private_memory(std::span<const HostRange> ranges) {
+  UniqueFd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  if (pagemap.valid()) {
+    PrivateMemorySample sample{std::vector<uint64_t>(ranges.size(), 0), PrivateMemorySource::kPagemapScan};
+    std::vector<vmm::PageRun> runs;
+    bool scanned = true;
+    for (size_t i = 0; i < ranges.size() && scanned; ++i) {
+      auto* base = reinterpret_cast<uint8_t*>(ranges[i].start);
+      scanned = vmm::scan_private_pages(base, ranges[i].end - ranges[i].start, runs, pagemap.get());
+      for (const auto& run : runs) sample.bytes[i] += run.length;
+    }
+    if (scanned) return sample;
+  }
+  return measure_private_memory_from_smaps(ranges);
+}
+
+std::optional<PrivateMemorySample> measure_private_memory_from_smaps(std::span<const HostRange> ranges) {
+  std::string smaps = read_self_smaps();
+  if (smaps.empty()) return std::nullopt;
+  return PrivateMemorySample{private_bytes_in(smaps, ranges), PrivateMemorySource::kSmaps};
 }
 
 std::string read_self_smaps() {

@@ -165,9 +165,9 @@ void RefillWorker::sample_memory() {
     for (auto& pool : pools) pool->set_measured_private({});
     return;
   }
-  std::string smaps = read_self_smaps();
-  if (smaps.empty()) return;
-  auto bytes = private_bytes_in(smaps, ranges);
+  auto sample = measure_private_memory(ranges);
+  if (!sample) return;
+  const auto& bytes = sample->bytes;
   size_t at = 0;
   for (size_t i = 0; i < pools.size(); ++i) {
     pools[i]->set_measured_private({bytes.begin() + static_cast<long>(at), bytes.begin() + static_cast<long>(at + counts[i])});

@@ -44,10 +44,14 @@ void add(std::vector<PageRun>& runs, size_t offset, size_t length) {
 
 }  // namespace
 
-bool scan_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs) {
+bool scan_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs, int pagemap_fd) {
   runs.clear();
-  UniqueFd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
-  if (!pagemap.valid()) return false;
+  UniqueFd opened;
+  if (pagemap_fd < 0) {
+    opened.reset(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+    if (!opened.valid()) return false;
+    pagemap_fd = opened.get();
+  }
   const uint64_t begin = reinterpret_cast<uintptr_t>(base), end = begin + size;
   std::vector<PageRegion> regions(256);
   PmScanArg arg{};
@@ -62,7 +66,7 @@ bool scan_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs) 
   while (arg.start < end) {
     arg.vec = reinterpret_cast<uintptr_t>(regions.data());
     arg.vec_len = regions.size();
-    const int n = ::ioctl(pagemap.get(), kPagemapScan, &arg);
+    const int n = ::ioctl(pagemap_fd, kPagemapScan, &arg);
     if (n < 0) return false;  // ENOTTY before 6.7
     for (int i = 0; i < n; ++i) add(runs, regions[i].start - begin, regions[i].end - regions[i].start);
     if (arg.walk_end <= arg.start) return false;  // no progress: do not spin

@@ -19,7 +19,9 @@ struct PageRun {
 // Runs of private pages (present or swapped, not file pages) in
 // [base, base + size), page-aligned and in order, replacing `runs`. False when the kernel
 // cannot answer that way (the caller then tries the other or drops all).
-bool scan_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs);  // PAGEMAP_SCAN
+// `pagemap_fd` is an open /proc/self/pagemap, for callers that ask about
+// many ranges; -1 opens one for the call.
+bool scan_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs, int pagemap_fd = -1);  // PAGEMAP_SCAN
 bool read_private_pages(uint8_t* base, size_t size, std::vector<PageRun>& runs);  // /proc/self/pagemap
 
 }  // namespace thaw::vmm
