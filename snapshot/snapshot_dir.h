@@ -18,9 +18,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
+#include "base/unique_fd.h"
 #include "snapshot/memory_file.h"
 #include "snapshot/snapshot_state.h"
 #include "snapshot/state_codec.h"
@@ -47,6 +49,9 @@ struct LoadedSnapshot {
   SnapshotState state;
   std::string memory_path;  // checked: exactly state.memory.size_bytes long
   std::string dir;          // where it was read from (its working-set file lives there too)
+  // memory_path opened read-only (advised POSIX_FADV_RANDOM), shared by
+  // copies: restores map it without opening it again. Null: open memory_path.
+  std::shared_ptr<const UniqueFd> memory_file = nullptr;
 };
 
 // Reads and validates `dir/state` (size cap before reading), and checks that

@@ -154,7 +154,10 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   RestoredVm restored;
   auto map_start = Clock::now();
   vmm::GuestMemory memory = options.memory == MemoryBacking::kPrivate
-                                ? vmm::GuestMemory::map_private_file(snapshot.memory_path, state.memory.size_bytes)
+                                ? (snapshot.memory_file
+                                       ? vmm::GuestMemory::map_private_file(snapshot.memory_file->get(),
+                                                                            snapshot.memory_path, state.memory.size_bytes)
+                                       : vmm::GuestMemory::map_private_file(snapshot.memory_path, state.memory.size_bytes))
                                 : vmm::GuestMemory::anonymous(state.memory.size_bytes);
   if (options.memory == MemoryBacking::kEager) {
     ReadOptions read;

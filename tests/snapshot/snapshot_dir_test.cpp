@@ -132,6 +132,43 @@ TEST(SnapshotDir, FifoAsStateIsRefusedWithoutWaitingForAWriter) {
   }
 }
 
+TEST(SnapshotDir, FifoAsMemoryIsRefusedWithoutWaitingForAWriter) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  std::filesystem::remove(dir + "/memory");
+  ASSERT_EQ(::mkfifo((dir + "/memory").c_str(), 0600), 0);
+  auto reading = std::async(std::launch::async, [&] {
+    expect_input_error([&] { read_snapshot_dir(dir); }, "memory file " + dir + "/memory is not a regular file");
+  });
+  if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    int writer = ::open((dir + "/memory").c_str(), O_WRONLY | O_NONBLOCK);
+    ADD_FAILURE() << "read_snapshot_dir waited on a FIFO";
+    reading.wait();
+    if (writer >= 0) ::close(writer);
+  }
+}
+
+// A loaded snapshot keeps its memory file open for the restores: they map
+// the file the state was checked against, even once a new snapshot has been
+// written over the directory, and copies share the one descriptor.
+TEST(SnapshotDir, LoadedSnapshotKeepsTheMemoryFileItWasCheckedWith) {
+  TempDir tmp;
+  const std::string dir = tmp / "snap";
+  write_snapshot_dir(dir, small_state(1), memory_with(1));
+  auto loaded = read_snapshot_dir(dir);
+  ASSERT_TRUE(loaded.memory_file);
+  ASSERT_TRUE(loaded.memory_file->valid());
+  auto copy = loaded;
+  EXPECT_EQ(copy.memory_file, loaded.memory_file);
+  write_snapshot_dir(dir, small_state(2), memory_with(2));
+  uint8_t first = 0;
+  ASSERT_EQ(::pread(loaded.memory_file->get(), &first, 1, 0), 1);
+  EXPECT_EQ(first, 1) << "the descriptor must still read the memory of the state it was loaded with";
+  EXPECT_EQ(::fcntl(loaded.memory_file->get(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  EXPECT_NE(::fcntl(loaded.memory_file->get(), F_GETFD) & FD_CLOEXEC, 0) << "a worker's children must not inherit it";
+}
+
 TEST(SnapshotDir, MissingPiecesGiveClearErrors) {
   TempDir tmp;
   expect_input_error([&] { read_snapshot_dir(tmp / "nowhere"); }, "snapshot directory " + (tmp / "nowhere") +

@@ -141,6 +141,39 @@ TEST(GuestMemoryDiscard, WrittenPagesReadTheFileAgainAndReadPagesStayMapped) {
   EXPECT_EQ(base[3 * 4096], 4);
 }
 
+// A pool maps its template's memory file from the one descriptor it opened:
+// the mapping outlives the descriptor, and a file whose size is not the
+// state's is refused with the name given.
+TEST(GuestMemoryFromFd, MapsAnOpenFileThatMayThenBeClosed) {
+  char path[] = "/tmp/thaw-guest-memory-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  ASSERT_TRUE(file.valid());
+  ::unlink(path);
+  std::vector<uint8_t> image(4 * 4096, 0x5a);
+  ASSERT_EQ(::write(file.get(), image.data(), image.size()), static_cast<ssize_t>(image.size()));
+  auto memory = GuestMemory::map_private_file(file.get(), "template memory", image.size());
+  file.reset();
+  EXPECT_EQ(memory.backing(), GuestMemory::Backing::kPrivateFile);
+  EXPECT_EQ(memory.fd(), -1) << "the mapping holds the file; no descriptor a clone";
+  EXPECT_EQ(memory.host_base()[3 * 4096 + 1], 0x5a);
+  memory.host_base()[0] = 1;  // private: the file is not written
+  EXPECT_EQ(memory.host_base()[0], 1);
+
+  char other_path[] = "/tmp/thaw-guest-memory-XXXXXX";
+  UniqueFd other(::mkstemp(other_path));
+  ASSERT_TRUE(other.valid());
+  ::unlink(other_path);
+  ASSERT_EQ(::ftruncate(other.get(), 4096), 0);
+  try {
+    (void)GuestMemory::map_private_file(other.get(), "template memory", 2 * 4096);
+    FAIL() << "a file of the wrong size was mapped";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("memory file template memory is 4096 bytes, the state says 8192"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // Both ways of asking the kernel which pages are private copies give the
 // same runs (PAGEMAP_SCAN needs Linux 6.7; skipped where it is missing).
 TEST(PrivatePages, ScanAndPagemapAgreeOnWrittenRuns) {

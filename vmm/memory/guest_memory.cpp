@@ -73,24 +73,32 @@ GuestMemory GuestMemory::map_private_file(const std::string& path, uint64_t ram_
   check_ram_size(ram_bytes);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw_errno("open", "snapshot memory file " + path);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw_errno("fstat", path);
-  if (static_cast<uint64_t>(st.st_size) != ram_bytes) {
-    throw InputError("memory file " + path + " is " + std::to_string(st.st_size) + " bytes, the state says " +
-                     std::to_string(ram_bytes));
-  }
-  // Writable private mapping of a read-only fd: writes never reach the file.
-  auto mapping = Mapping::map(ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.get(), 0,
-                              "snapshot memory (private)");
   // No readahead on faults: readahead fills the page cache with large folios
   // (up to 2 MiB on ext4 since Linux 6.16), and every clone of a template maps
   // the same file, so a fault on any page of such a folio waits for its one
   // lock. With 1,000 clones that serialised acquires for seconds
   // (bench/density_bench.cpp). Advice only: a kernel that ignores it is slower
   // at scale, not wrong.
-  (void)::madvise(mapping.data(), ram_bytes, MADV_RANDOM);
   (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_RANDOM);
-  return from_mapping(std::move(fd), std::move(mapping), ram_bytes, Backing::kPrivateFile);
+  return map_private_file(fd.get(), path, ram_bytes);
+}
+
+GuestMemory GuestMemory::map_private_file(int fd, const std::string& name, uint64_t ram_bytes) {
+  check_ram_size(ram_bytes);
+  // Checked again at each mapping: a file cut short since it was opened
+  // would fail the guest's reads past its end far from here.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_errno("fstat", name);
+  if (static_cast<uint64_t>(st.st_size) != ram_bytes) {
+    throw InputError("memory file " + name + " is " + std::to_string(st.st_size) + " bytes, the state says " +
+                     std::to_string(ram_bytes));
+  }
+  // Writable private mapping of a read-only fd: writes never reach the file.
+  auto mapping = Mapping::map(ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0,
+                              "snapshot memory (private)");
+  // Per mapping, as the file's advice (above) is per open file: no readahead.
+  (void)::madvise(mapping.data(), ram_bytes, MADV_RANDOM);
+  return from_mapping(UniqueFd(), std::move(mapping), ram_bytes, Backing::kPrivateFile);
 }
 
 GuestMemory GuestMemory::anonymous(uint64_t ram_bytes) {

@@ -56,6 +56,10 @@ class GuestMemory {
   // the guest reads file pages lazily from the shared page cache, and its
   // writes become private copy-on-write pages.
   static GuestMemory map_private_file(const std::string& path, uint64_t ram_bytes);
+  // The same from an open file (`name` for errors): a pool opens its
+  // template's memory file once, not once a clone. The fd is not kept (the
+  // mapping holds the file); advise it POSIX_FADV_RANDOM once when opening.
+  static GuestMemory map_private_file(int fd, const std::string& name, uint64_t ram_bytes);
   // Private anonymous RAM (zero until written), e.g. for an eager read of a
   // snapshot or for userfaultfd.
   static GuestMemory anonymous(uint64_t ram_bytes);
