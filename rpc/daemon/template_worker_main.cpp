@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <optional>
@@ -108,9 +109,12 @@ void sandbox(const TemplateWorkerOptions& o) {
   }
   // Before Landlock and seccomp: a user namespace needs a single thread, and
   // the filter forbids unshare.
-  spdlog::info("sandbox: {}", enter_private_namespaces().summary);
+  const NamespaceResult namespaces = enter_private_namespaces();
+  spdlog::info("sandbox: {}", namespaces.summary);
   // After the user namespace: its threads are counted in there.
-  if (o.limits) spdlog::info("sandbox: rlimits {}", apply_worker_rlimits(*o.limits));
+  const bool own_user_namespace =
+      std::find(namespaces.entered.begin(), namespaces.entered.end(), "user") != namespaces.entered.end();
+  if (o.limits) spdlog::info("sandbox: rlimits {}", apply_worker_rlimits(*o.limits, own_user_namespace));
   auto paths = template_paths(o);
   paths.insert(paths.end(), {o.config.template_dir, o.config.vsock_dir});
   if (std::string on_9p = path_on_9p(paths); !on_9p.empty()) {

@@ -98,7 +98,7 @@ std::string describe(const WorkerLimits& l) {
                      bytes(l.address_space), bytes(l.memory));
 }
 
-std::string apply_worker_rlimits(const WorkerLimits& l) {
+std::string apply_worker_rlimits(const WorkerLimits& l, bool own_user_namespace) {
   std::string summary;
   const struct {
     int resource;
@@ -108,6 +108,12 @@ std::string apply_worker_rlimits(const WorkerLimits& l) {
                 {RLIMIT_NPROC, "threads", l.threads},
                 {RLIMIT_AS, "address space", l.address_space}};
   for (const auto& limit : limits) {
+    if (limit.resource == RLIMIT_NPROC && !own_user_namespace) {
+      summary += fmt::format("{}threads not limited (no user namespace of its own, where the limit would count every "
+                             "thread of the user)",
+                             summary.empty() ? "" : ", ");
+      continue;
+    }
     rlimit now{};
     if (::getrlimit(limit.resource, &now) != 0) throw_errno("getrlimit", limit.name);
     rlim_t value = std::min<rlim_t>(limit.value, now.rlim_max);

@@ -48,6 +48,12 @@ std::string describe(const WorkerLimits& limits);
 // hard, each no higher than its hard limit now (raising one needs a
 // privilege the worker does not have). Returns what it set, for the log.
 // SysError when the kernel refuses.
-std::string apply_worker_rlimits(const WorkerLimits& limits);
+//
+// RLIMIT_NPROC counts every thread of the user in the user namespace, not
+// the process's: only a worker in a user namespace of its own
+// (`own_user_namespace`) gets it. Elsewhere thawd's and the other workers'
+// threads would count against each worker's limit and fail its restores
+// once the user's threads outnumbered one template's share.
+std::string apply_worker_rlimits(const WorkerLimits& limits, bool own_user_namespace);
 
 }  // namespace thaw::daemon

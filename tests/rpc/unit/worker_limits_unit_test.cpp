@@ -4,8 +4,10 @@
 #include "rpc/daemon/worker_limits.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include "rpc/daemon/worker_cgroups.h"
+#include "tests/child_report.h"
 
 namespace thaw::daemon {
 namespace {
@@ -68,6 +70,43 @@ TEST(WorkerLimits, ArgumentRoundTripsAndJunkIsRefused) {
 TEST(WorkerLimits, DescribedInUnitsPeopleRead) {
   WorkerLimits l{2048, 33024, 8512, uint64_t{140} << 30, uint64_t{1600} << 20};
   EXPECT_EQ(describe(l), "2048 clones: 33024 files, 8512 threads, 140.0 GiB address space, 1.6 GiB memory");
+}
+
+// Applied in a child (rlimits cannot be raised again): every limit in a
+// user namespace of its own; outside one, RLIMIT_NPROC stays as it was,
+// since there it would count the threads of every process of the user.
+TEST(WorkerRlimits, ThreadsAreLimitedOnlyInTheWorkersOwnUserNamespace) {
+  const WorkerLimits l{10, 300, 400, uint64_t{64} << 30, uint64_t{1} << 30};
+  auto soft = [](int resource) {
+    rlimit r{};
+    ::getrlimit(resource, &r);
+    return r.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(r.rlim_cur);
+  };
+  auto expected = [](int resource, uint64_t wanted) {
+    rlimit r{};
+    ::getrlimit(resource, &r);
+    return std::to_string(std::min<uint64_t>(wanted, r.rlim_max));
+  };
+  const std::string nproc_before = soft(RLIMIT_NPROC);
+  for (bool own : {false, true}) {
+    Report report = in_child([&](Report& r) {
+      r["summary"] = apply_worker_rlimits(l, own);
+      r["files"] = soft(RLIMIT_NOFILE);
+      r["threads"] = soft(RLIMIT_NPROC);
+      r["as"] = soft(RLIMIT_AS);
+    });
+    ASSERT_EQ(report.count("child") + report.count("threw"), 0u) << report["child"] << report["threw"];
+    EXPECT_EQ(report["files"], expected(RLIMIT_NOFILE, 300));
+    EXPECT_EQ(report["as"], expected(RLIMIT_AS, uint64_t{64} << 30));
+    if (own) {
+      EXPECT_EQ(report["threads"], expected(RLIMIT_NPROC, 400));
+      EXPECT_NE(report["summary"].find("threads "), std::string::npos) << report["summary"];
+    } else {
+      EXPECT_EQ(report["threads"], nproc_before);
+      EXPECT_NE(report["summary"].find("threads not limited (no user namespace of its own"), std::string::npos)
+          << report["summary"];
+    }
+  }
 }
 
 TEST(WorkerCgroupsParsing, FindsTheUnifiedCgroupAndTheCgroup2Mount) {
