@@ -180,7 +180,17 @@ int main(int argc, char** argv) {
               spec.clients, clones);
   std::printf("  %-34s %9s %9s %9s\n", "", "min", "median", "p99");
   print_summary(report, "acquire (RPC until the clone runs)", load.acquire_ms);
+  // Where an acquire's time goes: the pool's own share (take + hand-out, from
+  // Vm.info) against the RPC round trip with no VM touched, each at 1,000
+  // clones in the worker, to tell a slow hand-out from a slow event loop.
+  print_summary(report, "  of which in the pool (Vm.info)", load.acquire_in_thawd_ms);
   print_summary(report, "release (RPC)", load.release_ms);
+  try {
+    print_summary(report, "floor: null RPC after 10 ms idle",
+                  thaw::bench::null_rpc_round_trips(spec.socket, "dense", 200, std::chrono::milliseconds(10)));
+  } catch (const kj::Exception& e) {
+    std::printf("  floor: not measured: %s\n", e.getDescription().cStr());
+  }
   auto a = thaw::bench::summarize(load.acquire_ms);
   std::printf("  %zu sent, %zu failed, %llu misses, %zu late; goal acquire p99 <= 1 ms: %s\n", load.sent,
               load.failures, static_cast<unsigned long long>(load.misses), load.late, a.p99_ms <= 1.0 ? "met" : "missed");
