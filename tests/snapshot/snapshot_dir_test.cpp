@@ -114,39 +114,33 @@ TEST(SnapshotDir, MemoryFileOfTheWrongSizeIsRejected) {
                      "is " + std::to_string(kMem / 2) + " bytes, the state says " + std::to_string(kMem));
 }
 
-TEST(SnapshotDir, FifoAsStateIsRefusedWithoutWaitingForAWriter) {
+// Replaces `file` of a written snapshot with a FIFO: reading the snapshot
+// must refuse it by its path, never wait for a writer.
+void expect_fifo_refused_without_waiting(const std::string& file) {
   TempDir tmp;
   const std::string dir = tmp / "snap";
   write_snapshot_dir(dir, small_state(1), memory_with(1));
-  std::filesystem::remove(dir + "/state");
-  ASSERT_EQ(::mkfifo((dir + "/state").c_str(), 0600), 0);
+  const std::string path = dir + "/" + file;
+  std::filesystem::remove(path);
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
   auto reading = std::async(std::launch::async, [&] {
-    expect_input_error([&] { read_snapshot_dir(dir); }, "is not a regular file");
+    expect_input_error([&] { read_snapshot_dir(dir); }, path + " is not a regular file");
   });
   if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
     // Unblock the reader so that the test ends, then fail.
-    int writer = ::open((dir + "/state").c_str(), O_WRONLY | O_NONBLOCK);
-    ADD_FAILURE() << "read_snapshot_dir waited on a FIFO";
+    int writer = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    ADD_FAILURE() << "read_snapshot_dir waited on a FIFO as " << file;
     reading.wait();
     if (writer >= 0) ::close(writer);
   }
 }
 
+TEST(SnapshotDir, FifoAsStateIsRefusedWithoutWaitingForAWriter) {
+  expect_fifo_refused_without_waiting("state");
+}
+
 TEST(SnapshotDir, FifoAsMemoryIsRefusedWithoutWaitingForAWriter) {
-  TempDir tmp;
-  const std::string dir = tmp / "snap";
-  write_snapshot_dir(dir, small_state(1), memory_with(1));
-  std::filesystem::remove(dir + "/memory");
-  ASSERT_EQ(::mkfifo((dir + "/memory").c_str(), 0600), 0);
-  auto reading = std::async(std::launch::async, [&] {
-    expect_input_error([&] { read_snapshot_dir(dir); }, "memory file " + dir + "/memory is not a regular file");
-  });
-  if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-    int writer = ::open((dir + "/memory").c_str(), O_WRONLY | O_NONBLOCK);
-    ADD_FAILURE() << "read_snapshot_dir waited on a FIFO";
-    reading.wait();
-    if (writer >= 0) ::close(writer);
-  }
+  expect_fifo_refused_without_waiting("memory");
 }
 
 // A loaded snapshot keeps its memory file open for the restores: they map
