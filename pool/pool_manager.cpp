@@ -4,9 +4,7 @@
 // a VM is restored, reset or destroyed.
 #include "pool/pool_manager.h"
 
-#include <unistd.h>
 
-#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -21,10 +19,10 @@
 #include "pool/clone_identity.h"
 #include "pool/invoke_protocol.h"
 #include "pool/lease_table.h"
-#include "pool/linux_initramfs.h"
 #include "pool/program_clone.h"
 #include "pool/refill_worker.h"
 #include "pool/restore_resources.h"
+#include "pool/template_cold_boot.h"
 #include "pool/template_store.h"
 #include "pool/warm_pool.h"
 #include "snapshot/vm_snapshot.h"
@@ -86,7 +84,7 @@ struct PoolManager::Impl {
   std::shared_ptr<Clone> make_clone(WarmPool& pool) {
     uint64_t serial = next_serial.fetch_add(1);
     std::string socket;
-    if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket(pool.name() + "-" + std::to_string(serial));
+    if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket_path(config.vsock_dir, pool.name() + "-" + std::to_string(serial));
     auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(),
                                restore_resources.kvm_host(), restore_resources.thread_spawners(),
                                pool.prepared_shells(config.kvm_device));
@@ -95,14 +93,6 @@ struct PoolManager::Impl {
     // The pool object is owned by a shared_ptr in `templates` (or by the worker's copy).
     clone->pool = shared_from(pool);
     return clone;
-  }
-
-  // <vsock_dir>/<what>.sock, the directory created on first use.
-  std::string vsock_socket(const std::string& what) {
-    std::error_code ec;
-    std::filesystem::create_directories(config.vsock_dir, ec);
-    if (ec) throw SysError("mkdir", ec.value(), "vsock directory " + config.vsock_dir);
-    return config.vsock_dir + "/" + what + ".sock";
   }
 
   std::shared_ptr<WarmPool> shared_from(WarmPool& pool) const {
@@ -155,7 +145,6 @@ struct PoolManager::Impl {
   }
 
   TemplateInfo create_template(const TemplateSpec& spec, const PoolPolicy& policy);
-  double snapshot_cold_boot(const TemplateSpec& spec, Clone& cold, const std::string& dir);
 
   // An invoke found the guest misbehaving or gone: its lease ends and the
   // clone is destroyed (unless a release got there first).
@@ -260,53 +249,6 @@ struct PoolManager::Impl {
   RefillWorker worker;
 };
 
-// Cold-boots `spec` into `cold`, saves it at boot-complete to `dir` and
-// returns the cold boot in ms. BadArgument when the guest cannot get there.
-double PoolManager::Impl::snapshot_cold_boot(const TemplateSpec& spec, Clone& cold, const std::string& dir) {
-  const std::string& name = spec.name;
-  vmm::VmConfig vm_config;
-  vm_config.kernel_path = spec.kernel;
-  vm_config.initrd_path = spec.initrd;
-  vm_config.cmdline = spec.cmdline;
-  vm_config.mem_mib = spec.mem_mib;
-  vm_config.vcpus = spec.vcpus;
-  vm_config.boot_complete_action = vmm::BootCompleteAction::kPause;
-  vm_config.kvm_path = config.kvm_device;
-  vm_config.console = [tail = &cold.console](std::span<const char> bytes) { tail->append(bytes); };
-  // A kernel template's snapshot carries a vsock device (each clone gets its
-  // own socket); a program template's mailbox replaces it. A Linux
-  // template boots from an initramfs packed here, read once at VM creation.
-  std::string initramfs;
-  if (spec.is_linux()) {
-    initramfs = write_linux_initramfs(spec, config.linux_init_agent, dir);
-    cold.vsock_path = vsock_socket(name + "-template");
-    ::unlink(cold.vsock_path.c_str());
-    configure_linux_boot(vm_config, spec, initramfs, cold.vsock_path);
-  } else if (spec.uses_mailbox()) {
-    configure_program_boot(vm_config, spec);
-  } else {
-    cold.vsock_path = vsock_socket(name + "-template");
-    ::unlink(cold.vsock_path.c_str());
-    vm_config.vsock_path = cold.vsock_path;
-  }
-  try {
-    cold.restored.vm = vmm::Vm::create(vm_config);
-  } catch (const InputError& e) {
-    if (!initramfs.empty()) ::unlink(initramfs.c_str());
-    throw BadArgument("template '" + name + "': " + e.what());
-  }
-  // The kernel has its copy in guest RAM now.
-  if (!initramfs.empty()) ::unlink(initramfs.c_str());
-  vmm::Vm& vm = cold.vm();
-  try {
-    snapshot::boot_and_snapshot(vm, dir, config.cold_boot_timeout);
-  } catch (const snapshot::BootIncomplete& e) {
-    if (spec.uses_mailbox()) throw BadArgument("template '" + name + "': " + program_not_ready_reason(vm));
-    throw BadArgument("template '" + name + "': " + e.what() + "; console:\n" + cold.console.text());
-  }
-  return vm.boot_complete_after()->count() / 1e6;
-}
-
 TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const PoolPolicy& policy) {
   validate_spec(spec);
   validate_policy(policy);
@@ -339,7 +281,7 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
   TemplateRecord record{spec, policy, 0};
   auto cold = std::make_shared<Clone>();  // only to hand the VM to the destroyer
   try {
-    record.cold_boot_ms = snapshot_cold_boot(spec, *cold, tmp);
+    record.cold_boot_ms = cold_boot_and_snapshot(spec, *cold, tmp, config);
     store.commit(name, record);
   } catch (...) {
     store.abort(name);
