@@ -117,6 +117,18 @@ RestoredVm restore_vm(const std::string& dir, const RestoreOptions& options) {
   return restored;
 }
 
+namespace {
+
+// The snapshot's memory file mapped privately: from the descriptor the
+// snapshot was loaded with, or opened by path when it was made by hand.
+vmm::GuestMemory map_memory_file_privately(const LoadedSnapshot& snapshot) {
+  const uint64_t bytes = snapshot.state.memory.size_bytes;
+  if (!snapshot.memory_file) return vmm::GuestMemory::map_private_file(snapshot.memory_path, bytes);
+  return vmm::GuestMemory::map_private_file(snapshot.memory_file->get(), snapshot.memory_path, bytes);
+}
+
+}  // namespace
+
 RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& options) {
   auto start = Clock::now();
   const SnapshotState& state = snapshot.state;
@@ -154,10 +166,7 @@ RestoredVm restore_vm(const LoadedSnapshot& snapshot, const RestoreOptions& opti
   RestoredVm restored;
   auto map_start = Clock::now();
   vmm::GuestMemory memory = options.memory == MemoryBacking::kPrivate
-                                ? (snapshot.memory_file
-                                       ? vmm::GuestMemory::map_private_file(snapshot.memory_file->get(),
-                                                                            snapshot.memory_path, state.memory.size_bytes)
-                                       : vmm::GuestMemory::map_private_file(snapshot.memory_path, state.memory.size_bytes))
+                                ? map_memory_file_privately(snapshot)
                                 : vmm::GuestMemory::anonymous(state.memory.size_bytes);
   if (options.memory == MemoryBacking::kEager) {
     ReadOptions read;
