@@ -18,6 +18,7 @@
 #include "bench/pool_load.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
+#include "pool/refill_worker.h"
 #include "rpc/pool_client.h"
 
 namespace {
@@ -93,11 +94,18 @@ int main(int argc, char** argv) {
   app.add_flag("--via-thawd", via_thawd,
                "Lease through thawd's socket (one more hop to the template's worker) instead of the template's "
                "direct socket");
+  uint32_t refill_threads = 0;
+  app.add_option("--refill-threads", refill_threads,
+                 "thawd's refill_threads: restores in parallel while the pool fills (0: thawd's default, one per CPU "
+                 "it may use, at most 4)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 64u));
   app.add_option("--json", json_path, "Also write the samples and figures to this file as JSON");
   CLI11_PARSE(app, argc, argv);
 
   thaw::bench::ThawdOptions options;
   options.thawd = THAWD;
+  options.refill_threads = refill_threads;
   auto pool = thaw::bench::mini_agent_pool("dense", THAW_MINI_GUEST, clones, clones);
   pool.spec.mem_mib = mem_mib;
   pool.policy.memory_budget_mib = 1 << 20;  // the count is the limit here, not memory
@@ -122,8 +130,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   double restores_per_s = (fill.stats.warm - fill.first_warm) / fill.seconds;
-  std::printf("\nFill: %u clones of a %llu MiB mini guest (thawd's refill thread, one restore at a time)\n", clones,
-              static_cast<unsigned long long>(mem_mib));
+  const unsigned refill_threads_used = refill_threads != 0 ? refill_threads : thaw::pool::automatic_refill_threads();
+  std::printf("\nFill: %u clones of a %llu MiB mini guest (%u refill thread%s in thawd's worker, one restore each at a "
+              "time)\n",
+              clones, static_cast<unsigned long long>(mem_mib), refill_threads_used, refill_threads_used == 1 ? "" : "s");
   std::printf("  %.0f restores/s (%u restored in %.2f s after the socket answered; %u were warm by then)\n",
               restores_per_s, fill.stats.warm - fill.first_warm, fill.seconds, fill.first_warm);
   const auto& r = fill.stats.restore_ms;
@@ -131,6 +141,7 @@ int main(int argc, char** argv) {
   report.value("clones", clones);
   report.value("mem_mib", static_cast<double>(mem_mib));
   report.value("fill_restores_per_second", restores_per_s);
+  report.value("refill_threads", refill_threads_used);
   report.value("restore_median_ms", r.median_ms);
   report.value("restore_p99_ms", r.p99_ms);
 

@@ -127,6 +127,7 @@ ThawdChild::ThawdChild(ThawdOptions options) : options_(std::move(options)) {
   config.log_level = options_.log_level;
   config.autoscale_period_ms = options_.autoscale_period_ms;
   config.autoscale_headroom = options_.autoscale_headroom;
+  config.refill_threads = options_.refill_threads;
   config.pools = options_.pools;
   config.template_workers = options_.template_workers;
   config.allow_root = ::geteuid() == 0;  // benchmarks run on development machines

@@ -46,6 +46,7 @@ struct ThawdOptions {
   std::vector<daemon::PoolConfig> pools;
   uint64_t autoscale_period_ms = 500;
   uint32_t autoscale_headroom = 1;
+  uint32_t refill_threads = 0;  // thawd's default (one per CPU, at most 4)
   std::string log_level = "warn";
   bool template_workers = true;  // each template in a worker process (thawd's default)
 };

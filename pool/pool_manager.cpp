@@ -35,6 +35,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kMaxReadBytes = 1 << 20;
 
+RefillWorker::Threads background_threads(const PoolManagerConfig& config) {
+  RefillWorker::Threads threads;
+  threads.refill = config.refill_threads != 0 ? config.refill_threads : automatic_refill_threads();
+  threads.reset = config.reset_threads;
+  spdlog::debug("pool: {} refill threads, {} reset threads", threads.refill, threads.reset);
+  return threads;
+}
+
 }  // namespace
 
 struct PoolManager::Impl {
@@ -42,7 +50,7 @@ struct PoolManager::Impl {
       : config(std::move(c)),
         store(config.template_dir),
         leases([this](LeaseTable::Entry e) { end_lease(std::move(e), /*expired=*/true); }),
-        worker(worker_hooks(), config.autoscale_period, config.reset_threads) {}
+        worker(worker_hooks(), config.autoscale_period, background_threads(config)) {}
 
   ~Impl() {
     leases.stop();

@@ -28,6 +28,8 @@ struct PoolManagerConfig {
   uint32_t autoscale_headroom = 1;
   // A host stall the autoscaler plans for: rate x this more warm clones.
   std::chrono::milliseconds autoscale_stall{20};
+  // Threads that restore new clones in parallel; 0: automatic_refill_threads().
+  unsigned refill_threads = 0;
   // Threads that reset released clones in place, in parallel.
   unsigned reset_threads = 2;
   // guest/linux's init agent (thaw-init), packed into every Linux

@@ -1,5 +1,9 @@
 #include "pool/refill_worker.h"
 
+#include <sched.h>
+
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "base/background_thread.h"
@@ -11,13 +15,21 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }
 
-RefillWorker::RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, unsigned reset_threads,
+unsigned automatic_refill_threads() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (::sched_getaffinity(0, sizeof cpus, &cpus) != 0) return 1;
+  return std::clamp(static_cast<unsigned>(CPU_COUNT(&cpus)), 1u, kMaxAutomaticRefillThreads);
+}
+
+RefillWorker::RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, Threads threads,
                            unsigned memory_sample_every)
     : hooks_(std::move(hooks)),
       period_(std::max(autoscale_period, std::chrono::milliseconds(10))),
       memory_period_(period_ * std::max(1u, memory_sample_every)) {
-  thread_ = std::thread([this] { main(); });
-  for (unsigned i = 0; i < std::max(1u, reset_threads); ++i) reset_threads_.emplace_back([this] { reset_main(); });
+  ticker_ = std::thread([this] { ticker_main(); });
+  for (unsigned i = 0; i < std::max(1u, threads.refill); ++i) refill_threads_.emplace_back([this] { refill_main(); });
+  for (unsigned i = 0; i < std::max(1u, threads.reset); ++i) reset_threads_.emplace_back([this] { reset_main(); });
 }
 
 RefillWorker::~RefillWorker() {
@@ -27,9 +39,9 @@ RefillWorker::~RefillWorker() {
 void RefillWorker::wake() {
   {
     std::lock_guard lock(mutex_);
-    pending_ = true;
+    ++wake_count_;
   }
-  wake_.notify_one();
+  wake_.notify_all();
 }
 
 void RefillWorker::recycle(std::shared_ptr<WarmPool> pool, std::shared_ptr<Clone> clone) {
@@ -45,9 +57,13 @@ std::vector<std::shared_ptr<Clone>> RefillWorker::stop() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
+  tick_.notify_all();
   wake_.notify_all();
   recycled_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (ticker_.joinable()) ticker_.join();
+  for (auto& t : refill_threads_) {
+    if (t.joinable()) t.join();
+  }
   for (auto& t : reset_threads_) {
     if (t.joinable()) t.join();
   }
@@ -58,35 +74,45 @@ std::vector<std::shared_ptr<Clone>> RefillWorker::stop() {
   return left;
 }
 
-void RefillWorker::main() {
-  make_this_thread_background();  // restores must not preempt the RPC loop
+void RefillWorker::ticker_main() {
+  make_this_thread_background();  // autoscaling must not preempt the RPC loop
   auto next_tick = Clock::now() + period_;
   // The first tick samples, so stats show memory soon after start-up.
   auto next_sample = Clock::now();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     auto now = Clock::now();
-    if (now >= next_tick) {
-      lock.unlock();
-      autoscale_all(std::chrono::duration<double>(period_ + (now - next_tick)).count());
-      if (now >= next_sample) {
-        sample_memory();
-        next_sample = now + memory_period_;
-      }
-      lock.lock();
-      next_tick = now + period_;
-      pending_ = true;  // also retries pools that were backing off
+    if (now < next_tick) {
+      tick_.wait_until(lock, next_tick);
       continue;
     }
-    if (pending_) {
-      pending_ = false;
-      lock.unlock();
-      bool restored = refill_one();
-      lock.lock();
-      if (restored) pending_ = true;  // maybe more to do
+    lock.unlock();
+    autoscale_all(std::chrono::duration<double>(period_ + (now - next_tick)).count());
+    if (now >= next_sample) {
+      sample_memory();
+      next_sample = now + memory_period_;
+    }
+    lock.lock();
+    next_tick = now + period_;
+    ++wake_count_;  // also retries pools that were backing off
+    wake_.notify_all();
+  }
+}
+
+void RefillWorker::refill_main() {
+  make_this_thread_background();  // restores must not preempt the RPC loop
+  std::unique_lock lock(mutex_);
+  uint64_t looked_at = 0;  // the wake_count_ this thread last acted on
+  bool restored = false;   // its last look restored a clone: maybe more to do
+  while (!stopping_) {
+    if (!restored && looked_at == wake_count_) {
+      wake_.wait(lock);
       continue;
     }
-    wake_.wait_until(lock, next_tick);
+    looked_at = wake_count_;
+    lock.unlock();
+    restored = refill_one();
+    lock.lock();
   }
 }
 
@@ -124,10 +150,18 @@ void RefillWorker::reset_one(const std::shared_ptr<WarmPool>& pool, std::shared_
 
 bool RefillWorker::refill_one() {
   auto pools = hooks_.pools();
+  size_t first = 0;
+  {
+    std::lock_guard lock(mutex_);
+    first = next_pool_;
+  }
   for (size_t i = 0; i < pools.size(); ++i) {
-    auto& pool = pools[(next_pool_ + i) % pools.size()];
+    auto& pool = pools[(first + i) % pools.size()];
     if (!pool->reserve_restore()) continue;
-    next_pool_ = (next_pool_ + i + 1) % pools.size();
+    {
+      std::lock_guard lock(mutex_);
+      next_pool_ = (first + i + 1) % pools.size();
+    }
     auto start = Clock::now();
     std::shared_ptr<Clone> clone;
     try {

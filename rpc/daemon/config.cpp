@@ -151,7 +151,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   reject_unknown_keys(root,
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
-                       "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
+                       "refill_threads", "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
                        "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "template_workers",
                        "worker_cgroups", "pool"},
                       "");
@@ -167,6 +167,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   read_uint(root, "autoscale_period_ms", "autoscale_period_ms", c.autoscale_period_ms, 10, 60000);
   read_uint(root, "autoscale_headroom", "autoscale_headroom", c.autoscale_headroom, 0, 1024);
   read_uint(root, "autoscale_stall_ms", "autoscale_stall_ms", c.autoscale_stall_ms, 0, 10000);
+  read_uint(root, "refill_threads", "refill_threads", c.refill_threads, 0, 64);
   read_uint(root, "reset_threads", "reset_threads", c.reset_threads, 1, 64);
   read_uint(root, "max_connections", "max_connections", c.max_connections, 1, 1u << 20);
   read_uint(root, "max_message_kib", "max_message_kib", c.max_message_kib, 64, uint64_t{1} << 20);
@@ -282,6 +283,7 @@ std::string render_config_header(const DaemonConfig& c) {
   number_key("autoscale_period_ms", c.autoscale_period_ms, defaults.autoscale_period_ms);
   number_key("autoscale_headroom", c.autoscale_headroom, defaults.autoscale_headroom);
   number_key("autoscale_stall_ms", c.autoscale_stall_ms, defaults.autoscale_stall_ms);
+  number_key("refill_threads", c.refill_threads, defaults.refill_threads);
   number_key("reset_threads", c.reset_threads, defaults.reset_threads);
   number_key("max_connections", c.max_connections, defaults.max_connections);
   number_key("max_message_kib", c.max_message_kib, defaults.max_message_kib);

@@ -5,7 +5,7 @@
 //   tcp = "127.0.0.1:7777"             # optional, numeric HOST:PORT
 //   template_dir, vsock_dir, log_level, metrics = "127.0.0.1:9464" (optional)
 //   default_lease_ms, max_lease_ms, workers, autoscale_period_ms,
-//   autoscale_headroom, autoscale_stall_ms, reset_threads (optional)
+//   autoscale_headroom, autoscale_stall_ms, refill_threads, reset_threads (optional)
 //   user, allow_root, socket_group, kvm_device (privileges; optional)
 //   template_workers (one sandboxed process per template; default true),
 //   worker_cgroups ("auto", "off" or a cgroup directory)
@@ -51,6 +51,7 @@ struct DaemonConfig {
   uint64_t autoscale_period_ms = 500;  // how often pools re-estimate their target
   uint32_t autoscale_headroom = 1;     // warm clones beyond rate x refill time
   uint64_t autoscale_stall_ms = 20;    // host stall planned for: rate x this more warm clones
+  uint32_t refill_threads = 0;         // new clones restored in parallel; 0: one per CPU, at most 4
   uint32_t reset_threads = 2;          // released clones reset in place in parallel
   // What unauthenticated peers may make thawd hold (rpc/rpc_listener.h).
   uint32_t max_connections = 256;       // more are closed at once

@@ -39,6 +39,7 @@ pool::PoolManagerConfig pool_manager_config(const DaemonConfig& config, const st
   pm.autoscale_period = std::chrono::milliseconds(config.autoscale_period_ms);
   pm.autoscale_headroom = config.autoscale_headroom;
   pm.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
+  pm.refill_threads = config.refill_threads;
   pm.reset_threads = config.reset_threads;
   pm.kvm_device = config.kvm_device;
   pm.linux_init_agent = linux_init_agent;

@@ -41,6 +41,7 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.autoscale_period_ms = 250;
   c.autoscale_headroom = 3;
   c.autoscale_stall_ms = 0;
+  c.refill_threads = 3;
   c.reset_threads = 4;
   c.max_connections = 17;
   c.max_message_kib = 4096;
