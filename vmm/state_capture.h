@@ -36,6 +36,11 @@ size_t xsave_size(const kvm::VmFd& vm);
 // (KVM_CAP_TSC_CONTROL).
 bool has_tsc_scaling(const kvm::VmFd& vm);
 
+// Whether the guest had turned kvmclock on (bit 0 of MSR_KVM_SYSTEM_TIME_NEW
+// or the older MSR_KVM_SYSTEM_TIME among `msrs`). KVM_KVMCLOCK_CTRL only
+// applies then; otherwise KVM answers EINVAL, so restore does not ask.
+bool guest_enabled_kvmclock(const std::vector<kvm_msr_entry>& msrs);
+
 // What restore needs to know about the host and what it may tolerate.
 struct VcpuRestoreOptions {
   bool tsc_scaling = false;         // has_tsc_scaling() of the target VM

@@ -3,6 +3,7 @@
 // under kvm_amd) is named here before any ioctl, and a consistent state
 // passes.
 #include "vmm/cpu_state_checks.h"
+#include "vmm/state_capture.h"
 
 #include <gtest/gtest.h>
 
@@ -131,6 +132,22 @@ TEST(CpuStateChecks, AVirtualAddressWidthKvmDoesNotTake) {
   EXPECT_NAMES(check_cpuid_entries(s), "virtual-address width of 44 bits");
   s.cpuid[3].eax = 0x3928;  // 57
   EXPECT_EQ(check_cpuid_entries(s), "");
+}
+
+// Restore asks KVM_KVMCLOCK_CTRL only of a guest that turned kvmclock on:
+// the enable bit of either system-time MSR, not the MSR's mere presence.
+TEST(GuestEnabledKvmclock, OnlyTheEnableBitOfASystemTimeMsrCounts) {
+  auto msr = [](uint32_t index, uint64_t data) {
+    kvm_msr_entry e{};
+    e.index = index;
+    e.data = data;
+    return e;
+  };
+  EXPECT_FALSE(guest_enabled_kvmclock({}));
+  EXPECT_FALSE(guest_enabled_kvmclock({msr(0x4b564d01, 0), msr(0x12, 0x1000)}));  // saved, never enabled
+  EXPECT_TRUE(guest_enabled_kvmclock({msr(0x10, 1), msr(0x4b564d01, 0x1234001)}));
+  EXPECT_TRUE(guest_enabled_kvmclock({msr(0x12, 0x5001)}));                     // the pre-2.6.35 MSR
+  EXPECT_FALSE(guest_enabled_kvmclock({msr(0x4b564d00, 1), msr(0x4b564d02, 1)}));  // other KVM MSRs
 }
 
 }  // namespace
