@@ -140,8 +140,9 @@ std::unique_ptr<Vm> Vm::build(const VmConfig& config, const KvmHost& kvm, GuestM
   vm->create_vcpus();
   vm->backend_ = kvm.backend();
   vm->msr_indices_ = kvm.msr_indices();
-  vm->xsave_size_ = ::thaw::vmm::xsave_size(vm->vm_fd_);
-  vm->tsc_scaling_ = has_tsc_scaling(vm->vm_fd_);
+  const auto& capabilities = kvm.vm_capabilities(vm->vm_fd_);
+  vm->xsave_size_ = capabilities.xsave_size;
+  vm->tsc_scaling_ = capabilities.tsc_scaling;
   return vm;
 }
 

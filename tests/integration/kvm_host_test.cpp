@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/errors.h"
+#include "vmm/state_capture.h"
 #include "tests/kvm_available.h"
 
 namespace thaw::vmm {
@@ -39,6 +40,23 @@ TEST(KvmHost, EachVmItMakesIsItsOwn) {
   EXPECT_NE(vcpu_a.run_struct(), nullptr);
   EXPECT_NE(vcpu_a.run_struct(), vcpu_b.run_struct());
   EXPECT_THROW(first.create_vcpu(0), SysError);
+}
+
+// Asked of the first VM, remembered for the rest: what every later VM
+// would have answered itself.
+TEST(KvmHost, VmCapabilitiesAreWhatEachVmAnswers) {
+  THAW_REQUIRE_KVM();
+  auto host = KvmHost::open();
+  auto first = host->create_vm();
+  const auto& remembered = host->vm_capabilities(first);
+  for (int i = 0; i < 3; ++i) {
+    auto vm = host->create_vm();
+    EXPECT_EQ(host->vm_capabilities(vm).xsave_size, xsave_size(vm));
+    EXPECT_EQ(host->vm_capabilities(vm).tsc_scaling, has_tsc_scaling(vm));
+    EXPECT_EQ(&host->vm_capabilities(vm), &remembered);
+  }
+  // The x86-64 hosts thaw runs on have XSAVE; its area is at least the legacy 4 KiB.
+  EXPECT_GE(remembered.xsave_size, 4096u);
 }
 
 TEST(KvmHost, AMissingDeviceIsASysErrorNamingIt) {
