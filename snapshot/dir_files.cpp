@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "base/fd_io.h"
 #include "base/errors.h"
 
 namespace thaw::snapshot {
@@ -30,11 +31,8 @@ void unlink_if_present(int dir_fd, const std::string& dir, const char* name) {
 void write_file(int dir_fd, const std::string& dir, const char* name, std::span<const uint8_t> bytes) {
   UniqueFd fd(::openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd) throw_errno("open", join(dir, name));
-  for (size_t done = 0; done < bytes.size();) {
-    ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("write", join(dir, name));
-    done += static_cast<size_t>(n);
+  if (auto written = write_all(fd.get(), bytes); written.error != 0) {
+    throw SysError("write", written.error, join(dir, name));
   }
   if (::fsync(fd.get()) != 0) throw_errno("fsync", join(dir, name));
 }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "base/fd_io.h"
 #include "base/unique_fd.h"
 #include "snapshot/dir_files.h"
 #include "base/errors.h"
@@ -39,14 +40,9 @@ std::vector<uint8_t> read_state_file(int dir_fd, const std::string& dir, const D
                      std::to_string(limits.max_file_bytes));
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  for (size_t done = 0; done < bytes.size();) {
-    ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("read", path);
-    if (n == 0) break;  // shrank under us: decode_state names the truncation
-    done += static_cast<size_t>(n);
-    if (done == bytes.size()) break;
-  }
+  auto read = read_until_full(fd.get(), bytes);
+  if (read.error != 0) throw SysError("read", read.error, path);
+  bytes.resize(read.bytes);  // shrank under us: decode_state names the truncation
   return bytes;
 }
 

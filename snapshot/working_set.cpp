@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/fd_io.h"
 #include "base/hex_text.h"
 #include "base/unique_fd.h"
 #include "snapshot/dir_files.h"
@@ -175,15 +176,9 @@ std::optional<WorkingSet> read_working_set(const std::string& dir, uint64_t memo
                      " bytes of guest memory (" + std::to_string(cap) + ")");
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("read", path);
-    if (n == 0) break;  // shrank under us: decode names the truncation
-    done += static_cast<size_t>(n);
-  }
-  bytes.resize(done);
+  auto read = read_until_full(fd.get(), bytes);
+  if (read.error != 0) throw SysError("read", read.error, path);
+  bytes.resize(read.bytes);  // shrank under us: decode names the truncation
   try {
     return decode_working_set(bytes, memory_size);
   } catch (const InputError& e) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/fd_io.h"
 #include "base/shipped_file.h"
 #include "base/unique_fd.h"
 #include "guest/mini/program_abi.h"
@@ -77,13 +78,11 @@ std::vector<uint8_t> read_payload(const std::string& text, const std::string& fi
                      std::to_string(MAILBOX_STDIN_CAPACITY) + " bytes");
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw InputError("--payload-file '" + file + "': short read");
-    done += static_cast<size_t>(n);
+  auto read = read_until_full(fd.get(), bytes);
+  if (read.error != 0) {
+    throw InputError("--payload-file '" + file + "': read failed: " + std::strerror(read.error));
   }
+  if (read.bytes < bytes.size()) throw InputError("--payload-file '" + file + "': shrank while it was read");
   return bytes;
 }
 

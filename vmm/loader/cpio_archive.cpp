@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/fd_io.h"
 #include "base/unique_fd.h"
 #include "base/errors.h"
 
@@ -121,14 +122,9 @@ class DirectoryPacker {
     if (size > max_bytes_) check_size_with(rel, size);
     if (out_.size() + size > max_bytes_) check_size_with(rel, 0);
     CpioEntry entry{rel, static_cast<uint32_t>(S_IFREG | (st.st_mode & 07777)), std::vector<uint8_t>(size)};
-    size_t done = 0;
-    while (done < size) {
-      ssize_t n = ::read(fd.get(), entry.data.data() + done, size - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail(rel, "read failed: " + errno_text(errno));
-      if (n == 0) fail(rel, "shrank while it was read");
-      done += static_cast<size_t>(n);
-    }
+    auto read = read_until_full(fd.get(), entry.data);
+    if (read.error != 0) fail(rel, "read failed: " + errno_text(read.error));
+    if (read.bytes < size) fail(rel, "shrank while it was read");
     append(entry, rel);
   }
 

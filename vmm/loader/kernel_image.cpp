@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/fd_io.h"
 #include "base/unique_fd.h"
 #include "base/errors.h"
 
@@ -52,20 +53,14 @@ std::vector<uint8_t> read_image_file(const std::string& path, const char* what, 
                      std::to_string(max_bytes >> 20) + " MiB");
   }
   std::vector<uint8_t> data(size);
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::read(fd.get(), data.data() + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      throw InputError(describe(what, path) + ": read failed at byte " + std::to_string(done) + ": " +
-                       std::strerror(err));
-    }
-    if (n == 0) {
-      throw InputError(describe(what, path) + ": file shrank while reading (" + std::to_string(done) + " of " +
-                       std::to_string(size) + " bytes)");
-    }
-    done += static_cast<size_t>(n);
+  auto read = read_until_full(fd.get(), data);
+  if (read.error != 0) {
+    throw InputError(describe(what, path) + ": read failed at byte " + std::to_string(read.bytes) + ": " +
+                     std::strerror(read.error));
+  }
+  if (read.bytes < size) {
+    throw InputError(describe(what, path) + ": file shrank while reading (" + std::to_string(read.bytes) + " of " +
+                     std::to_string(size) + " bytes)");
   }
   return data;
 }
