@@ -10,8 +10,10 @@
 // Each step holds N VMs, each with one memory slot over its own private
 // mapping of a shared memory file (as clones map their snapshot), then
 // times, on a fresh private mapping of the same file outside every VM:
-// write faults (copy on write from the page cache), then MADV_DONTNEED of
-// the dirtied pages (what a reset in place does). Prints min, median and
+// write faults (copy on write from the page cache) to pages not yet mapped
+// and to pages an earlier read mapped, then MADV_DONTNEED of the dirtied
+// pages one page a call and the rest in one call (a reset in place makes
+// one call per run of dirty pages). Prints min, median and
 // p99 per step; QEMU holds one VM per process, so there is no peer to run
 // the same work.
 #include <fcntl.h>
@@ -74,11 +76,18 @@ bool add_vm(int kvm, int file, std::vector<HeldVm>& vms) {
 }
 
 struct ProbeSample {
-  double fault_us = 0;     // one write fault, averaged over the probe's pages
-  double dontneed_ms = 0;  // MADV_DONTNEED of every page the probe dirtied
+  double first_write_us = 0;       // a write to a page not yet mapped (copy from the page cache), per page
+  double write_after_read_us = 0;  // a write to a page mapped read-only by an earlier read, per page
+  double dontneed_page_us = 0;     // MADV_DONTNEED of one dirty page, per call
+  double dontneed_all_ms = 0;      // MADV_DONTNEED of the probe's other dirty pages in one call
 };
 
-// Maps `pages` of `file` privately, writes one byte a page, drops them.
+double us_since(Clock::time_point start) { return thaw::to_ms(Clock::now() - start) * 1000.0; }
+
+// Maps `pages` (at least 4) of `file` privately. The first half is written
+// untouched; the second half read, then written (KVM's guests fault like
+// that: a read maps the page cache page, the first write copies it). Then a
+// quarter of the pages are dropped one call each, the rest in one call.
 bool probe(int file, size_t pages, ProbeSample& out) {
   const size_t bytes = pages * kPage;
   auto* p = static_cast<volatile char*>(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, file, 0));
@@ -86,14 +95,37 @@ bool probe(int file, size_t pages, ProbeSample& out) {
     std::fprintf(stderr, "thaw_bench_fault_fanout: mmap of the probe: %s\n", std::strerror(errno));
     return false;
   }
+  const size_t half = pages / 2;
   auto start = Clock::now();
-  for (size_t i = 0; i < pages; ++i) p[i * kPage] = static_cast<char>(i);
-  out.fault_us = thaw::to_ms(Clock::now() - start) * 1000.0 / static_cast<double>(pages);
+  for (size_t i = 0; i < half; ++i) p[i * kPage] = static_cast<char>(i);
+  out.first_write_us = us_since(start) / static_cast<double>(half);
+  unsigned sum = 0;
+  for (size_t i = half; i < pages; ++i) sum += static_cast<unsigned char>(p[i * kPage]);
   start = Clock::now();
-  ::madvise(const_cast<char*>(p), bytes, MADV_DONTNEED);
-  out.dontneed_ms = thaw::to_ms(Clock::now() - start);
-  ::munmap(const_cast<char*>(p), bytes);
+  for (size_t i = half; i < pages; ++i) p[i * kPage] = static_cast<char>(i + sum);
+  out.write_after_read_us = us_since(start) / static_cast<double>(pages - half);
+  char* base = const_cast<char*>(p);
+  const size_t singles = pages / 4;
+  start = Clock::now();
+  for (size_t i = 0; i < singles; ++i) ::madvise(base + i * kPage, kPage, MADV_DONTNEED);
+  out.dontneed_page_us = us_since(start) / static_cast<double>(singles);
+  start = Clock::now();
+  ::madvise(base + singles * kPage, bytes - singles * kPage, MADV_DONTNEED);
+  out.dontneed_all_ms = us_since(start) / 1000.0;
+  ::munmap(base, bytes);
   return true;
+}
+
+// "min / p50 / p99" of `samples`, and their JSON row in milliseconds.
+std::string cell(thaw::bench::JsonReport& report, const std::string& row, const std::vector<double>& samples,
+                 double to_ms) {
+  std::vector<double> ms;
+  for (double v : samples) ms.push_back(v * to_ms);
+  report.samples(row, ms);
+  auto s = thaw::summarize_samples(samples);
+  char text[64];
+  std::snprintf(text, sizeof text, "%.2f / %.2f / %.2f", s.min_ms, s.median_ms, s.p99_ms);
+  return text;
 }
 
 }  // namespace
@@ -109,7 +141,7 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "Probes timed per step")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--pages", pages, "Pages each probe faults in and drops")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 18));
+      ->check(CLI::Range(8, 1 << 18));
   app.add_option("--kvm", kvm_path, "The KVM device")->capture_default_str();
   app.add_option("--json", json_path, "Also write every sample to this file as JSON");
   CLI11_PARSE(app, argc, argv);
@@ -140,33 +172,28 @@ int main(int argc, char** argv) {
 
   thaw::bench::JsonReport report("fault_fanout");
   std::vector<HeldVm> vms;
-  std::printf("%6s | write fault, us per page: %7s %7s %7s | MADV_DONTNEED of %zu pages, ms: %7s %7s %7s\n", "VMs",
-              "min", "p50", "p99", pages, "min", "p50", "p99");
-  double base_fault_us = 0;
+  std::printf("min / median / p99 over %zu probes of %zu pages each\n", runs, pages);
+  std::printf("%6s | %-24s | %-24s | %-24s | %-24s\n", "VMs", "first write, us a page", "write after read, us",
+              "DONTNEED 1 page, us", "DONTNEED the rest, ms");
   for (size_t target : steps) {
     while (vms.size() < target) {
       if (!add_vm(kvm.get(), file.get(), vms)) return 1;
     }
-    std::vector<double> fault_us, dontneed_ms;
+    std::vector<double> first_write, write_after_read, dontneed_page, dontneed_all;
     for (size_t i = 0; i < runs; ++i) {
       ProbeSample sample;
       if (!probe(file.get(), pages, sample)) return 1;
-      fault_us.push_back(sample.fault_us);
-      dontneed_ms.push_back(sample.dontneed_ms);
+      first_write.push_back(sample.first_write_us);
+      write_after_read.push_back(sample.write_after_read_us);
+      dontneed_page.push_back(sample.dontneed_page_us);
+      dontneed_all.push_back(sample.dontneed_all_ms);
     }
-    auto f = thaw::summarize_samples(fault_us);
-    auto d = thaw::summarize_samples(dontneed_ms);
-    if (target == steps.front()) base_fault_us = f.median_ms;
-    std::printf("%6zu | %33.2f %7.2f %7.2f | %33.3f %7.3f %7.3f", target, f.min_ms, f.median_ms, f.p99_ms, d.min_ms,
-                d.median_ms, d.p99_ms);
-    if (base_fault_us > 0) std::printf("  (fault x%.1f)", f.median_ms / base_fault_us);
-    std::printf("\n");
-    // Rows in ms, as every report's; the fault row is per page.
-    std::vector<double> fault_ms;
-    for (double us : fault_us) fault_ms.push_back(us / 1000.0);
-    report.samples("write fault per page with " + std::to_string(target) + " VMs", fault_ms);
-    report.samples("MADV_DONTNEED of " + std::to_string(pages) + " pages with " + std::to_string(target) + " VMs",
-                   dontneed_ms);
+    const std::string with = " with " + std::to_string(target) + " VMs";
+    std::printf("%6zu | %-24s | %-24s | %-24s | %-24s\n", target,
+                cell(report, "first write fault per page" + with, first_write, 1e-3).c_str(),
+                cell(report, "write after read fault per page" + with, write_after_read, 1e-3).c_str(),
+                cell(report, "MADV_DONTNEED of one page" + with, dontneed_page, 1e-3).c_str(),
+                cell(report, "MADV_DONTNEED of the rest in one call" + with, dontneed_all, 1.0).c_str());
   }
   for (auto& vm : vms) {
     vm.fd.reset();
