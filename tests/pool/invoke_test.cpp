@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <set>
+#include <string>
 
 #include "pool/clone.h"
 #include "pool/invoke_protocol.h"
@@ -118,6 +120,40 @@ TEST_F(PoolInvoke, ReleaseCutsAnInvokeShort) {
   // Released, not crashed: the clone is reset and kept (below max_warm).
   EXPECT_TRUE(eventually([&] { return stats_of(*pool_, "agent").resets >= 1; }, 10s));
   EXPECT_EQ(stats_of(*pool_, "agent").reset_failures, 0u);
+}
+
+// Clones restored on several refill threads at once (the default on a
+// multi-core host) are whole clones: each answers, with its own identity
+// and its own vsock socket, and the pool stops at what it wants.
+TEST(PoolParallelRefill, ClonesRestoredTogetherEachAnswerAsThemselves) {
+  THAW_POOL_REQUIRE_KVM();
+  TempDir dir;
+  auto config = test_config(dir);
+  config.refill_threads = 3;
+  PoolManager pool(config);
+  auto spec = mini_spec("par", "agent");
+  constexpr uint32_t kClones = 6;
+  pool.create_template(spec, PoolPolicy{kClones, kClones, 1024});
+  ASSERT_TRUE(warm_at_least(pool, "par", kClones, 120s)) << "warm: " << stats_of(pool, "par").warm;
+  std::vector<LeaseInfo> leases;
+  for (uint32_t i = 0; i < kClones; ++i) leases.push_back(pool.acquire("par", 0, 30s));
+  std::set<uint64_t> ids;
+  std::set<std::string> sockets;
+  for (const auto& lease : leases) {
+    auto id = pool.invoke(lease.lease_id, "identity", {}, 10s);
+    ASSERT_EQ(id.status, kInvokeOk);
+    EXPECT_EQ(u64_at(id.payload, 1), lease.identity.clone_id);
+    EXPECT_EQ(u64_at(id.payload, 2), lease.identity.seed);
+    ids.insert(lease.identity.clone_id);
+    sockets.insert(lease.vsock_path);
+    auto hash = pool.invoke(lease.lease_id, "hash", u64_bytes(4096), 10s);
+    EXPECT_EQ(u64_at(hash.payload, 0), 0xc43309b99f626325ULL);
+  }
+  EXPECT_EQ(ids.size(), kClones);
+  EXPECT_EQ(sockets.size(), kClones);
+  auto stats = stats_of(pool, "par");
+  EXPECT_EQ(stats.restore_failures, 0u);
+  for (const auto& lease : leases) pool.release(lease.lease_id);
 }
 
 }  // namespace
