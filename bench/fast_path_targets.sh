@@ -4,7 +4,9 @@
 #   1. thaw_bench_restore --runs 30 (restore, answered, reset, QEMU ratio
 #      where qemu-system-x86_64 is installed: deploy/setup.sh --bench);
 #   2. thaw_bench_density --clones 1000 (fill rate, host memory, acquire p99);
-#   3. thaw_bench_targets on both results.
+#   3. thaw_bench_fault_fanout (no target: what a page fault and a reset's
+#      madvise cost a worker that holds 1,000 VMs, the next step's evidence);
+#   4. thaw_bench_targets on the restore and density results.
 # Each step's output goes to OUT_DIR/<step>.txt and its JSON beside it;
 # OUT_DIR/targets.json holds the verdicts. Needs /dev/kvm and ~1 GiB of free
 # memory; BUILD_DIR defaults to build-release (the README's Release build).
@@ -13,12 +15,12 @@
 # Exit status: 0 measured (met or not), 1 a benchmark failed, 2 bad arguments.
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 out=$1
 build=${2:-build-release}
 bin=$build/bench
-for tool in thaw_bench_restore thaw_bench_density thaw_bench_targets; do
+for tool in thaw_bench_restore thaw_bench_density thaw_bench_fault_fanout thaw_bench_targets; do
   [ -x "$bin/$tool" ] || { echo "fast_path_targets.sh: no $bin/$tool: build $build first" >&2; exit 2; }
 done
 [ -e /dev/kvm ] || { echo "fast_path_targets.sh: no /dev/kvm on this host: nothing to measure" >&2; exit 2; }
@@ -37,5 +39,6 @@ step() {  # step NAME COMMAND...: runs it, keeps its output, says how long it to
 
 step restore "$bin/thaw_bench_restore" --runs "${THAW_TARGETS_RUNS:-30}" --json "$out/restore.json"
 step density "$bin/thaw_bench_density" --clones "${THAW_TARGETS_CLONES:-1000}" --json "$out/density.json"
+step fault_fanout "$bin/thaw_bench_fault_fanout" --json "$out/fault_fanout.json"
 "$bin/thaw_bench_targets" --restore "$out/restore.json" --density "$out/density.json" --json "$out/targets.json" |
   tee "$out/targets.txt"
