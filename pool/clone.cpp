@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "base/background_thread.h"
@@ -164,7 +166,9 @@ AgentCall agent_call_for(Clone& clone, const std::string& function, std::span<co
   return call;
 }
 
-CloneDestroyer::CloneDestroyer() : thread_([this] { main(); }) {}
+CloneDestroyer::CloneDestroyer(unsigned threads) {
+  for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { main(); });
+}
 
 CloneDestroyer::~CloneDestroyer() {
   {
@@ -172,7 +176,7 @@ CloneDestroyer::~CloneDestroyer() {
     stopping_ = true;
   }
   changed_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 void CloneDestroyer::destroy(std::shared_ptr<Clone> clone) {
@@ -187,7 +191,7 @@ void CloneDestroyer::destroy(std::shared_ptr<Clone> clone) {
 
 void CloneDestroyer::drain() {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  changed_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
 }
 
 uint64_t CloneDestroyer::destroyed() const {
@@ -203,7 +207,7 @@ void CloneDestroyer::main() {
     if (queue_.empty()) break;  // stopping, and nothing left
     auto clone = std::move(queue_.front());
     queue_.pop_front();
-    busy_ = true;
+    ++busy_;
     lock.unlock();
     try {
       std::string socket = clone->vsock_path;
@@ -215,7 +219,7 @@ void CloneDestroyer::main() {
       spdlog::error("destroying a clone: {}", e.what());
     }
     lock.lock();
-    busy_ = false;
+    --busy_;
     ++destroyed_;
     changed_.notify_all();
   }
