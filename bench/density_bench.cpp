@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   double restores_per_s = (fill.stats.warm - fill.first_warm) / fill.seconds;
-  const unsigned refill_threads_used = refill_threads != 0 ? refill_threads : thaw::pool::automatic_refill_threads();
+  const unsigned refill_threads_used = thaw::pool::refill_threads_for(refill_threads);
   std::printf("\nFill: %u clones of a %llu MiB mini guest (%u refill thread%s in thawd's worker, one restore each at a "
               "time)\n",
               clones, static_cast<unsigned long long>(mem_mib), refill_threads_used, refill_threads_used == 1 ? "" : "s");

@@ -37,7 +37,7 @@ constexpr uint64_t kMaxReadBytes = 1 << 20;
 
 RefillWorker::Threads background_threads(const PoolManagerConfig& config) {
   RefillWorker::Threads threads;
-  threads.refill = config.refill_threads != 0 ? config.refill_threads : automatic_refill_threads();
+  threads.refill = refill_threads_for(config.refill_threads);
   threads.reset = config.reset_threads;
   spdlog::debug("pool: {} refill threads, {} reset threads", threads.refill, threads.reset);
   return threads;

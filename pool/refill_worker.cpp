@@ -22,6 +22,10 @@ unsigned automatic_refill_threads() {
   return std::clamp(static_cast<unsigned>(CPU_COUNT(&cpus)), 1u, kMaxAutomaticRefillThreads);
 }
 
+unsigned refill_threads_for(unsigned configured) {
+  return configured != 0 ? configured : automatic_refill_threads();
+}
+
 RefillWorker::RefillWorker(Hooks hooks, std::chrono::milliseconds autoscale_period, Threads threads,
                            unsigned memory_sample_every)
     : hooks_(std::move(hooks)),

@@ -29,6 +29,8 @@ namespace thaw::pool {
 // few, parallel restores mostly wait on each other in KVM and the mm.
 inline constexpr unsigned kMaxAutomaticRefillThreads = 4;
 unsigned automatic_refill_threads();
+// `configured`, or automatic_refill_threads() where it is 0 ("automatic").
+unsigned refill_threads_for(unsigned configured);
 
 class RefillWorker {
  public:
