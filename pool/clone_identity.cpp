@@ -20,7 +20,7 @@ ControlPage control_page_for(const CloneIdentity& identity) {
 CloneIdentity IdentityIssuer::next() {
   CloneIdentity id;
   id.generation = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
-  id.clone_id = next_clone_id_.fetch_add(1, std::memory_order_relaxed);
+  id.clone_id = next_clone_id_.fetch_add(clone_id_step_, std::memory_order_relaxed);
   id.seed = random_seed();
   id.wall_ns = vmm::wall_clock_ns();
   return id;

@@ -28,6 +28,10 @@ ControlPage control_page_for(const CloneIdentity& identity);
 // and CLOCK_REALTIME. Thread-safe.
 class IdentityIssuer {
  public:
+  // Clone ids are first, first + step, ...: each shard of a template
+  // (pool_shard.h) issues its own, disjoint from the others'.
+  explicit IdentityIssuer(uint64_t first_clone_id = 1, uint64_t step = 1)
+      : next_clone_id_(first_clone_id), clone_id_step_(step) {}
   CloneIdentity next();
   // `identity` with a new generation, seed and clock, its clone id kept:
   // a second request in one lease never draws the first one's random bytes.
@@ -37,7 +41,8 @@ class IdentityIssuer {
   uint64_t random_seed();
 
   std::atomic<uint64_t> generation_{0};
-  std::atomic<uint64_t> next_clone_id_{1};
+  std::atomic<uint64_t> next_clone_id_;
+  const uint64_t clone_id_step_;
   std::mutex seed_mutex_;
   uint64_t seeds_[64] = {};
   size_t seeds_left_ = 0;

@@ -6,7 +6,8 @@
 
 namespace thaw::pool {
 
-LeaseTable::LeaseTable(ExpiredFn on_expired) : on_expired_(std::move(on_expired)) {
+LeaseTable::LeaseTable(ExpiredFn on_expired, uint64_t first_id, uint64_t id_step)
+    : on_expired_(std::move(on_expired)), next_id_(first_id), id_step_(id_step) {
   reaper_ = std::thread([this] { reaper_main(); });
 }
 
@@ -25,7 +26,8 @@ LeaseInfo LeaseTable::add(LeaseInfo info, std::shared_ptr<Clone> clone) {
   bool earliest;
   {
     std::lock_guard lock(mutex_);
-    info.lease_id = next_id_++;
+    info.lease_id = next_id_;
+    next_id_ += id_step_;
     earliest = by_expiry_.empty() || info.expires_at < by_expiry_.begin()->first;
     by_expiry_.emplace(info.expires_at, info.lease_id);
     leases_.emplace(info.lease_id, Entry{info, std::move(clone)});

@@ -28,8 +28,10 @@ class LeaseTable {
   };
   using ExpiredFn = std::function<void(Entry)>;
 
-  // Starts the reaper; `on_expired` runs on its thread, outside the table's lock.
-  explicit LeaseTable(ExpiredFn on_expired);
+  // Starts the reaper; `on_expired` runs on its thread, outside the table's
+  // lock. Lease ids are first_id, first_id + id_step, ... (disjoint between
+  // the shards of one template, pool_shard.h).
+  explicit LeaseTable(ExpiredFn on_expired, uint64_t first_id = 1, uint64_t id_step = 1);
   ~LeaseTable();
   LeaseTable(const LeaseTable&) = delete;
   LeaseTable& operator=(const LeaseTable&) = delete;
@@ -61,7 +63,8 @@ class LeaseTable {
   std::condition_variable wake_;
   std::map<uint64_t, Entry> leases_;
   std::set<std::pair<Clock::time_point, uint64_t>> by_expiry_;
-  uint64_t next_id_ = 1;
+  uint64_t next_id_;
+  const uint64_t id_step_;
   bool stopping_ = false;
   std::thread reaper_;
 };

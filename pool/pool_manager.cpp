@@ -49,7 +49,10 @@ struct PoolManager::Impl {
   explicit Impl(PoolManagerConfig c)
       : config(std::move(c)),
         store(config.template_dir),
-        leases([this](LeaseTable::Entry e) { end_lease(std::move(e), /*expired=*/true); }),
+        ids(numbers_for(config.shard).first, numbers_for(config.shard).step),
+        next_serial(numbers_for(config.shard).first),
+        leases([this](LeaseTable::Entry e) { end_lease(std::move(e), /*expired=*/true); },
+               numbers_for(config.shard).first, numbers_for(config.shard).step),
         worker(worker_hooks(), config.autoscale_period, background_threads(config)) {}
 
   ~Impl() {
@@ -90,7 +93,7 @@ struct PoolManager::Impl {
   }
 
   std::shared_ptr<Clone> make_clone(WarmPool& pool) {
-    uint64_t serial = next_serial.fetch_add(1);
+    uint64_t serial = next_serial.fetch_add(numbers_for(config.shard).step);
     std::string socket;
     if (snapshot_has_vsock(pool.snapshot())) socket = vsock_socket_path(config.vsock_dir, pool.name() + "-" + std::to_string(serial));
     auto clone = restore_clone(pool.snapshot(), pool.name(), serial, socket, pool.has_working_set(),
@@ -142,10 +145,12 @@ struct PoolManager::Impl {
     return lease_ms;
   }
 
-  // `verify_memory`: see TemplateStore::load_snapshot.
+  // `verify_memory`: see TemplateStore::load_snapshot. The pool keeps this
+  // shard's share of the record's policy.
   std::shared_ptr<WarmPool> open_pool(const std::string& name, TemplateRecord record, bool verify_memory) {
     std::string dir = store.dir_for(name);
     auto snapshot = store.load_snapshot(name, record, verify_memory);
+    record.policy = policy_share(record.policy, config.shard);
     WarmPoolTuning tuning;
     tuning.headroom = config.autoscale_headroom;
     tuning.stall_seconds = std::chrono::duration<double>(config.autoscale_stall).count();
@@ -245,7 +250,7 @@ struct PoolManager::Impl {
   PoolManagerConfig config;
   TemplateStore store;
   IdentityIssuer ids;
-  std::atomic<uint64_t> next_serial{1};
+  std::atomic<uint64_t> next_serial;  // clone serials, so vsock paths differ between shards
   mutable std::shared_mutex templates_mutex;
   std::map<std::string, std::shared_ptr<WarmPool>> templates;
   RestoreResources restore_resources{config.kvm_device};
@@ -261,6 +266,10 @@ TemplateInfo PoolManager::Impl::create_template(const TemplateSpec& spec, const 
   validate_spec(spec);
   validate_policy(policy);
   const std::string& name = spec.name;
+  // The other shards load what shard 0 made (pool_shard.h).
+  if (config.shard.index != 0) {
+    throw BadArgument("template '" + name + "': only the first of a template's worker processes creates it");
+  }
   // Clone sockets are <vsock_dir>/<name>-<serial>.sock: refuse a name whose
   // clones could not listen once the serial grows.
   constexpr size_t kLongestSocketSuffix = sizeof("/-18446744073709551615.sock") - 1;
@@ -364,8 +373,10 @@ void PoolManager::set_policy(const std::string& name, const PoolPolicy& policy) 
   validate_policy(policy);
   auto pool = impl_->find(name);
   TemplateInfo info = pool->info();
-  impl_->store.write_record(name, TemplateRecord{info.spec, policy, info.cold_boot_ms});
-  pool->set_policy(policy);
+  if (impl_->config.shard.index == 0) {
+    impl_->store.write_record(name, TemplateRecord{info.spec, policy, info.cold_boot_ms});
+  }
+  pool->set_policy(policy_share(policy, impl_->config.shard));
   impl_->worker.wake();
 }
 

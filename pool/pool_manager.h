@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "pool/pool_shard.h"
 #include "pool/pool_types.h"
 
 namespace thaw::pool {
@@ -35,6 +36,9 @@ struct PoolManagerConfig {
   // guest/linux's init agent (thaw-init), packed into every Linux
   // template's initramfs. Empty: Linux templates are refused.
   std::string linux_init_agent;
+  // This process's part of each template (pool_shard.h): its pools keep
+  // policy_share() of their policy, and only shard 0 writes template.json.
+  PoolShard shard;
 };
 
 class PoolManager {
@@ -57,6 +61,7 @@ class PoolManager {
   std::vector<TemplateInfo> list_templates() const;
   // Destroys the template's clones and deletes its snapshot. NotFound.
   void delete_template(const std::string& name);
+  // Records `policy` (shard 0 only) and applies this shard's share of it.
   void set_policy(const std::string& name, const PoolPolicy& policy);
 
   // Resumes a warm clone with a fresh identity; waits up to `timeout` for a
