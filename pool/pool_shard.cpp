@@ -29,6 +29,25 @@ void add_histogram(LatencyHistogram& into, const LatencyHistogram& part) {
 
 }  // namespace
 
+std::string shard_text(PoolShard shard) {
+  return std::to_string(shard.index + 1) + "/" + std::to_string(shard.count);
+}
+
+std::optional<PoolShard> parse_shard_text(const std::string& text) {
+  unsigned long number = 0, count = 0;
+  size_t slash = text.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size() || slash > 2 || text.size() - slash > 3) {
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i == slash) continue;
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    (i < slash ? number : count) = (i < slash ? number : count) * 10 + static_cast<unsigned>(text[i] - '0');
+  }
+  if (number < 1 || count < 1 || number > count || count > kMaxShards) return std::nullopt;
+  return PoolShard{static_cast<uint32_t>(number - 1), static_cast<uint32_t>(count)};
+}
+
 uint32_t shards_for(const PoolPolicy& policy, uint32_t clones_per_worker) {
   if (clones_per_worker == 0) return 1;
   uint64_t needed = (uint64_t{policy.max_warm} + clones_per_worker - 1) / clones_per_worker;

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "pool/pool_types.h"
@@ -27,6 +29,12 @@ struct PoolShard {
 };
 
 inline constexpr uint32_t kMaxShards = 16;
+
+// "2/4" for index 1 of 4 (counted from 1, as a person reads it), and back;
+// nullopt for anything else (a zero, an index past the count, more than
+// kMaxShards).
+std::string shard_text(PoolShard shard);
+std::optional<PoolShard> parse_shard_text(const std::string& text);
 
 // Shards for a template with `policy`: enough that none holds more than
 // `clones_per_worker` warm clones, at most kMaxShards; 1 when

@@ -82,6 +82,7 @@ struct TemplateInfo {
   double cold_boot_ms = 0;   // the template's cold boot to boot-complete
   uint32_t worker_pid = 0;   // thawd's worker process that holds its clones; 0: thawd itself
   std::string direct_socket;  // that worker's own socket for this template ("" : none)
+  uint32_t workers = 0;       // worker processes holding its clones (> 1: spread, pool_shard.h); 0: thawd itself
 };
 
 // Delivered to a clone at acquire without a guest round trip: written into

@@ -50,6 +50,7 @@ pool::TemplateInfo from_schema(schema::TemplateInfo::Reader in) {
   out.target_warm = in.getTargetWarm();
   out.cold_boot_ms = in.getColdBootMs();
   out.worker_pid = in.getWorkerPid();
+  out.workers = in.getWorkers();
   out.direct_socket = to_string(in.getDirectSocket());
   return out;
 }
@@ -146,6 +147,7 @@ void to_schema(const pool::TemplateInfo& in, schema::TemplateInfo::Builder out) 
   out.setTargetWarm(in.target_warm);
   out.setColdBootMs(in.cold_boot_ms);
   out.setWorkerPid(in.worker_pid);
+  out.setWorkers(in.workers);
   out.setDirectSocket(in.direct_socket);
 }
 

@@ -63,6 +63,10 @@ struct TemplateInfo {
   # this template only, without thawd's hop (acquire, listTemplates, stats;
   # createTemplate, deleteTemplate and setPolicy only on thawd's socket).
   # Same mode and group as thawd's. "" when there is none.
+  workers @10 :UInt32;
+  # How many worker processes hold its clones: more than 1 when thawd's
+  # clones_per_worker spreads it (workerPid is then the first's, and each
+  # holds a share of its policy); 0 when thawd holds them itself.
 }
 
 struct TemplateStats {

@@ -29,7 +29,8 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
           {"target_warm", t.target_warm},
           {"cold_boot_ms", t.cold_boot_ms},
           {"worker_pid", t.worker_pid},  // 0: the clones live in thawd's own process
-          {"direct_socket", t.direct_socket}};
+          {"direct_socket", t.direct_socket},
+          {"workers", t.workers}};
   // Only a program template has these keys: a kernel template's object is unchanged.
   if (t.spec.is_program()) {
     j["program"] = t.spec.program;
@@ -59,8 +60,9 @@ inline std::string template_runs(const pool::TemplateInfo& t) {
 inline void print_template_row(const pool::TemplateInfo& t) {
   std::string range = std::to_string(t.policy.min_warm) + ".." + std::to_string(t.policy.max_warm);
   // The worker process holding its clones; "-" when none does (thawd holds
-  // them, or the worker is being restarted).
+  // them, or the worker is being restarted); "+N" more when it is spread.
   std::string worker = t.worker_pid == 0 ? "-" : std::to_string(t.worker_pid);
+  if (t.worker_pid != 0 && t.workers > 1) worker += "+" + std::to_string(t.workers - 1);
   std::printf("%-20s %5u %6u %6u %9s %8llu %7.1f ms %8s  %s\n", t.name.c_str(), t.warm, t.leased, t.target_warm,
               range.c_str(), static_cast<unsigned long long>(t.spec.mem_mib), t.cold_boot_ms, worker.c_str(),
               template_runs(t).c_str());

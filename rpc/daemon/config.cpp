@@ -151,7 +151,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   reject_unknown_keys(root,
                       {"socket", "tcp", "template_dir", "vsock_dir", "log_level", "metrics", "default_lease_ms",
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
-                       "refill_threads", "reset_threads", "allowed_image_dirs", "max_connections", "max_message_kib",
+                       "refill_threads", "reset_threads", "clones_per_worker", "allowed_image_dirs", "max_connections", "max_message_kib",
                        "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "template_workers",
                        "worker_cgroups", "pool"},
                       "");
@@ -169,6 +169,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   read_uint(root, "autoscale_stall_ms", "autoscale_stall_ms", c.autoscale_stall_ms, 0, 10000);
   read_uint(root, "refill_threads", "refill_threads", c.refill_threads, 0, 64);
   read_uint(root, "reset_threads", "reset_threads", c.reset_threads, 1, 64);
+  read_uint(root, "clones_per_worker", "clones_per_worker", c.clones_per_worker, 0, 65536);
   read_uint(root, "max_connections", "max_connections", c.max_connections, 1, 1u << 20);
   read_uint(root, "max_message_kib", "max_message_kib", c.max_message_kib, 64, uint64_t{1} << 20);
   read_uint(root, "message_timeout_ms", "message_timeout_ms", c.message_timeout_ms, 10, 3600000);
@@ -285,6 +286,7 @@ std::string render_config_header(const DaemonConfig& c) {
   number_key("autoscale_stall_ms", c.autoscale_stall_ms, defaults.autoscale_stall_ms);
   number_key("refill_threads", c.refill_threads, defaults.refill_threads);
   number_key("reset_threads", c.reset_threads, defaults.reset_threads);
+  number_key("clones_per_worker", c.clones_per_worker, defaults.clones_per_worker);
   number_key("max_connections", c.max_connections, defaults.max_connections);
   number_key("max_message_kib", c.max_message_kib, defaults.max_message_kib);
   number_key("message_timeout_ms", c.message_timeout_ms, defaults.message_timeout_ms);

@@ -8,6 +8,8 @@
 //   autoscale_headroom, autoscale_stall_ms, refill_threads, reset_threads (optional)
 //   user, allow_root, socket_group, kvm_device (privileges; optional)
 //   template_workers (one sandboxed process per template; default true),
+//   clones_per_worker (spread a template with a larger max_warm over
+//   several workers; 0, the default: one worker per template),
 //   worker_cgroups ("auto", "off" or a cgroup directory)
 //   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
 //            min_warm, max_warm, memory_budget_mib,
@@ -74,6 +76,11 @@ struct DaemonConfig {
   // Each template's clones in a worker process of their own, sandboxed
   // (rpc/daemon/worker_fleet.h); false: every clone in thawd's process.
   bool template_workers = true;
+  // A template whose max_warm is above this is spread over
+  // ceil(max_warm / clones_per_worker) workers (at most pool::kMaxShards),
+  // each holding its share (pool/pool_shard.h); 0: one worker a template.
+  // Decided when the template's workers start.
+  uint32_t clones_per_worker = 0;
   // Where each worker gets a cgroup v2 with its memory and task limits
   // (rpc/daemon/worker_cgroups.h): "auto" (thawd's own cgroup when systemd
   // delegates it), "off", or a cgroup directory.

@@ -139,11 +139,14 @@ int serve(const DaemonConfig& config, const PrivilegePlan& privileges, const Wor
                  "execve or fork but on its worker spawner thread",
                  filter.name(), filter.rule_count(), filter.instruction_count());
     DirectSockets direct{config.socket, [&privileges](const std::string& path) { set_socket_access(privileges, path); }};
-    WorkerConfinement confinement{std::move(*cgroups), config.workers};
+    WorkerConfinement confinement{std::move(*cgroups), config.workers, config.clones_per_worker};
     admin = &fleet.emplace(io, *spawner, launch, config.template_dir, direct, std::move(confinement));
   } else {
     spdlog::warn("templates: every clone in thawd's own process (template_workers = false): a guest that escaped "
                  "would reach every template's clones");
+    if (config.clones_per_worker != 0) {
+      spdlog::warn("templates: clones_per_worker = {} has no effect without template workers", config.clones_per_worker);
+    }
     manager.emplace(pool_manager_config(config, linux_init));
     backend.emplace(*manager);
     admin = &manager_admin.emplace(*manager);
@@ -220,6 +223,7 @@ struct DaemonArgs {
   bool direct_socket = false;
   std::string limits;  // --limits (worker_limits.h)
   std::string cgroup;  // --cgroup: the worker's cgroup to join
+  std::string shard;   // --shard K/N: the worker's part of its template
 };
 
 // thawd's own binary, for its template workers: resolved now, so a package
@@ -250,15 +254,21 @@ int run(const DaemonArgs& args) {
     return 0;
   }
   if (!args.worker_template.empty()) {
-    spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] [worker " + args.worker_template + "] %v");
+    std::optional<pool::PoolShard> shard = pool::PoolShard{};
+    const std::string shard_suffix = args.shard.empty() ? "" : " " + args.shard;
+    spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] [worker " + args.worker_template + shard_suffix + "] %v");
     std::optional<WorkerLimits> limits;
     if (!args.limits.empty() && !(limits = parse_limits_argument(args.limits))) {
       spdlog::critical("template worker: --limits {} is not clones:files:threads:address-space:memory", args.limits);
       return kExitConfig;
     }
+    if (!args.shard.empty() && !(shard = pool::parse_shard_text(args.shard))) {
+      spdlog::critical("template worker: --shard {} is not K/N with 1 <= K <= N <= {}", args.shard, pool::kMaxShards);
+      return kExitConfig;
+    }
     return run_template_worker({args.worker_template, args.load, args.direct_socket, config,
                                 allowed_image_dirs(config), thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init"),
-                                limits, args.cgroup});
+                                limits, args.cgroup, *shard});
   }
   try {
     WorkerLaunch launch{own_executable(), std::filesystem::absolute(args.config_path).string(), args.log_level,
@@ -301,6 +311,7 @@ int main(int argc, char** argv) {
   app.add_flag("--direct-socket", args.direct_socket)->group("");
   app.add_option("--limits", args.limits)->group("");
   app.add_option("--cgroup", args.cgroup)->group("");
+  app.add_option("--shard", args.shard)->group("");
   app.footer("Each template's clones run in a worker process of their own (thawd --template-worker, started by "
              "thawd; template_workers = false keeps them in thawd).\n"
              "Exit status: 0 after SIGTERM/SIGINT (or a good --check-config), 1 start-up failure, 2 bad config.");

@@ -59,6 +59,7 @@ pid_t spawn_worker(const WorkerLaunch& launch, const WorkerStart& start, int chi
   if (listen_fd >= 0) args.emplace_back("--direct-socket");
   if (!start.limits.empty()) args.insert(args.end(), {"--limits", start.limits});
   if (!start.cgroup.empty()) args.insert(args.end(), {"--cgroup", start.cgroup});
+  if (start.shard.count > 1) args.insert(args.end(), {"--shard", pool::shard_text(start.shard)});
   if (launch.allow_root) args.emplace_back("--allow-root");
   std::vector<std::string> env = worker_environment();
   auto argv = pointers(args);
@@ -137,7 +138,7 @@ pid_t WorkerSpawner::spawn(const WorkerLaunch& launch, const WorkerStart& start,
 
 TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, const WorkerLaunch& launch,
                                WorkerStart start)
-    : name_(start.name), events_(io.unixEventPort) {
+    : name_(start.name), shard_(start.shard), events_(io.unixEventPort) {
   const std::string& name = start.name;
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair", "template worker");
@@ -162,7 +163,8 @@ TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, c
   stream_ = io.lowLevelProvider->wrapSocketFd(ours.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   client_ = kj::heap<capnp::TwoPartyClient>(*stream_);
   pool_ = client_->bootstrap().castAs<schema::Pool>();
-  spdlog::info("template '{}': worker process {} started{}", name_, pid_, start.load ? " (loading its snapshot)" : "");
+  spdlog::info("template '{}': worker process {}{} started{}", name_, pid_,
+               shard_.count > 1 ? " (" + pool::shard_text(shard_) + ")" : "", start.load ? " (loading its snapshot)" : "");
 }
 
 TemplateWorker::~TemplateWorker() {

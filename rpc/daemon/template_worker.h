@@ -22,6 +22,7 @@
 #include <kj/async-unix.h>
 
 #include "base/unique_fd.h"
+#include "pool/pool_shard.h"
 #include "rpc/thaw.capnp.h"
 
 namespace thaw::daemon {
@@ -43,6 +44,7 @@ struct WorkerStart {
   int listen_fd = -1;  // the template's direct socket (-1: none), which thawd keeps across restarts
   std::string limits;  // worker_limits.h's limits_argument; "": none known
   std::string cgroup;  // the cgroup it joins as it starts; "": none
+  pool::PoolShard shard;  // its part of the template (clones_per_worker)
 };
 
 // The fds a worker finds its connection to thawd on, and its direct socket
@@ -89,6 +91,7 @@ class TemplateWorker {
   TemplateWorker& operator=(const TemplateWorker&) = delete;
 
   const std::string& name() const { return name_; }
+  pool::PoolShard shard() const { return shard_; }
   pid_t pid() const { return pid_; }
   schema::Pool::Client& pool() { return pool_; }
 
@@ -112,6 +115,7 @@ class TemplateWorker {
   std::string collect(int wait_flags);
 
   std::string name_;
+  pool::PoolShard shard_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;
   std::string how_ended_;

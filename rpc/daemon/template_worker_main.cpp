@@ -201,7 +201,9 @@ int run_template_worker(const TemplateWorkerOptions& o) {
   }
   try {
     sandbox(o);
-    pool::PoolManager manager(pool_manager_config(o.config, o.linux_init_agent));
+    pool::PoolManagerConfig manager_config = pool_manager_config(o.config, o.linux_init_agent);
+    manager_config.shard = o.shard;
+    pool::PoolManager manager(std::move(manager_config));
     if (o.load) {
       try {
         manager.load_template(o.template_name);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pool/pool_shard.h"
 #include "rpc/daemon/config.h"
 #include "rpc/daemon/worker_limits.h"
 
@@ -23,6 +24,7 @@ struct TemplateWorkerOptions {
   std::string linux_init_agent;                 // thaw-init, "" when not shipped
   std::optional<WorkerLimits> limits;           // rlimits to set on itself; none: the host's
   std::string cgroup;                           // the cgroup to join first; "": none
+  pool::PoolShard shard;                        // its part of the template (pool/pool_shard.h)
 };
 
 // Returns the process's exit status: 0 after thawd closed the connection,

@@ -70,15 +70,24 @@ WorkerFleet::WorkerFleet(kj::AsyncIoContext& io, WorkerSpawner& spawner, WorkerL
 WorkerFleet::~WorkerFleet() noexcept(false) {
   // Every worker drains at once; then each is waited for in turn.
   for (auto& [name, entry] : entries_) {
-    if (entry.worker) entry.worker->disconnect();
+    for (auto& shard : entry.shards) {
+      if (shard.worker) shard.worker->disconnect();
+    }
   }
   for (auto& [name, entry] : entries_) {
     if (!entry.direct_path.empty()) ::unlink(entry.direct_path.c_str());
-    if (!entry.worker) continue;
-    std::string how = entry.worker->reap(TemplateWorker::kReapPatience);
-    spdlog::info("template '{}': worker {} {}", name, entry.worker->pid(), how);
-    if (confinement_.cgroups.enabled()) confinement_.cgroups.remove(name);
+    for (uint32_t i = 0; i < entry.shards.size(); ++i) {
+      auto& worker = entry.shards[i].worker;
+      if (!worker) continue;
+      std::string how = worker->reap(TemplateWorker::kReapPatience);
+      spdlog::info("template '{}': worker {} {}", name, worker->pid(), how);
+      if (confinement_.cgroups.enabled()) confinement_.cgroups.remove(cgroup_key(name, i));
+    }
   }
+}
+
+std::string WorkerFleet::cgroup_key(const std::string& name, uint32_t index) {
+  return index == 0 ? name : name + "." + std::to_string(index + 1);
 }
 
 void WorkerFleet::bind_direct_socket(const std::string& name, Entry& entry) {
@@ -101,13 +110,19 @@ void WorkerFleet::bind_direct_socket(const std::string& name, Entry& entry) {
 
 void WorkerFleet::erase(std::map<std::string, Entry>::iterator it) {
   if (!it->second.direct_path.empty()) ::unlink(it->second.direct_path.c_str());
-  // A worker still ending keeps its cgroup until on_ended.
-  if (confinement_.cgroups.enabled() && !it->second.worker) confinement_.cgroups.remove(it->first);
+  for (uint32_t i = 0; i < it->second.shards.size(); ++i) {
+    auto& worker = it->second.shards[i].worker;
+    // A worker still ending keeps its cgroup until on_ended.
+    if (worker) {
+      worker->disconnect();  // it exits; its ended() task lets go of it
+    } else if (confinement_.cgroups.enabled()) {
+      confinement_.cgroups.remove(cgroup_key(it->first, i));
+    }
+  }
   entries_.erase(it);
 }
 
-std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool load,
-                                                   std::optional<pool::TemplateRecord> known) {
+WorkerFleet::Entry& WorkerFleet::plan(const std::string& name, bool load, std::optional<pool::TemplateRecord> known) {
   Entry& entry = entries_[name];
   bind_direct_socket(name, entry);
   if (!known && load) {
@@ -117,26 +132,62 @@ std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, bool
       spdlog::warn("template '{}': its worker starts without resource limits: {}", name, e.what());
     }
   }
-  WorkerStart how{name, load, entry.direct_fd.get(), {}, {}};
-  entry.limits.reset();
   if (known) {
     entry.spec = known->spec;
-    entry.limits = worker_limits(known->spec, known->policy, confinement_.rpc_threads);
-    how.limits = limits_argument(*entry.limits);
-    spdlog::info("template '{}': worker limits for {}", name, describe(*entry.limits));
+    entry.policy = known->policy;
+  }
+  if (entry.shards.empty()) {
+    uint32_t count = entry.policy ? pool::shards_for(*entry.policy, confinement_.clones_per_worker) : 1;
+    entry.shards.resize(count);
+    if (count > 1) {
+      spdlog::info("template '{}': spread over {} worker processes (max_warm {}, clones_per_worker {})", name, count,
+                   entry.policy->max_warm, confinement_.clones_per_worker);
+    }
+  }
+  return entry;
+}
+
+std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, uint32_t index, bool load) {
+  Entry& entry = entries_.at(name);
+  Shard& shard = entry.shards.at(index);
+  const pool::PoolShard part{index, static_cast<uint32_t>(entry.shards.size())};
+  WorkerStart how{name, load, entry.direct_fd.get(), {}, {}, part};
+  shard.limits.reset();
+  if (entry.spec && entry.policy) {
+    shard.limits = worker_limits(*entry.spec, pool::policy_share(*entry.policy, part), confinement_.rpc_threads);
+    how.limits = limits_argument(*shard.limits);
+    spdlog::info("template '{}': worker limits for {}", name, describe(*shard.limits));
     if (confinement_.cgroups.enabled()) {
       try {
-        how.cgroup = confinement_.cgroups.prepare(name, *entry.limits);
+        how.cgroup = confinement_.cgroups.prepare(cgroup_key(name, index), *shard.limits);
       } catch (const std::exception& e) {
         spdlog::error("template '{}': its worker gets no cgroup: {}", name, e.what());
       }
     }
   }
   auto worker = std::make_shared<TemplateWorker>(io_, spawner_, launch_, std::move(how));
-  entry.worker = worker;
-  entry.started = std::chrono::steady_clock::now();
+  shard.worker = worker;
+  shard.started = std::chrono::steady_clock::now();
   watch(worker);
   return worker;
+}
+
+void WorkerFleet::start_other_shards(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  for (uint32_t i = 1; i < it->second.shards.size(); ++i) {
+    if (it->second.shards[i].worker) continue;
+    try {
+      start(name, i, /*load=*/true);
+    } catch (const std::exception& e) {
+      spdlog::error("template '{}': cannot start its worker {}: {}; trying again in {} ms", name,
+                    pool::shard_text({i, static_cast<uint32_t>(it->second.shards.size())}), e.what(),
+                    kMaxBackoff.count());
+      tasks_.add(io_.provider->getTimer().afterDelay(kMaxBackoff.count() * kj::MILLISECONDS).then([this, name, i] {
+        restart(name, i);
+      }));
+    }
+  }
 }
 
 void WorkerFleet::watch(const std::shared_ptr<TemplateWorker>& worker) {
@@ -146,15 +197,20 @@ void WorkerFleet::watch(const std::shared_ptr<TemplateWorker>& worker) {
 }
 
 void WorkerFleet::on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how) {
+  const uint32_t index = worker->shard().index;
   auto it = entries_.find(worker->name());
-  if (it == entries_.end() && confinement_.cgroups.enabled()) confinement_.cgroups.remove(worker->name());
-  if (it == entries_.end() || it->second.worker != worker) {
+  const bool ours = it != entries_.end() && index < it->second.shards.size() &&
+                    it->second.shards[index].worker == worker;
+  if (!ours) {
+    bool slot_free = it == entries_.end() || index >= it->second.shards.size() || !it->second.shards[index].worker;
+    if (slot_free && confinement_.cgroups.enabled()) confinement_.cgroups.remove(cgroup_key(worker->name(), index));
     spdlog::debug("template '{}': worker {} {}", worker->name(), worker->pid(), how);
     return;  // deleted or replaced: expected
   }
   Entry& entry = it->second;
-  entry.worker.reset();
-  entry.last_end = how;
+  Shard& shard = entry.shards[index];
+  shard.worker.reset();
+  shard.last_end = how;
   if (!entry.serving) {
     spdlog::error("template '{}': worker {} {} while creating the template", worker->name(), worker->pid(), how);
     return;  // create_async's failure path drops the entry
@@ -166,31 +222,34 @@ void WorkerFleet::on_ended(const std::shared_ptr<TemplateWorker>& worker, const 
     erase(it);
     return;
   }
-  bool quick = std::chrono::steady_clock::now() - entry.started < kQuickEnd;
-  entry.quick_ends = quick ? entry.quick_ends + 1 : 0;
+  bool quick = std::chrono::steady_clock::now() - shard.started < kQuickEnd;
+  shard.quick_ends = quick ? shard.quick_ends + 1 : 0;
   auto delay = std::chrono::milliseconds(0);
-  if (entry.quick_ends > 1) {
-    delay = std::min<std::chrono::milliseconds>(kMaxBackoff, kFirstBackoff * (1u << std::min(entry.quick_ends - 2, 9u)));
+  if (shard.quick_ends > 1) {
+    delay = std::min<std::chrono::milliseconds>(kMaxBackoff, kFirstBackoff * (1u << std::min(shard.quick_ends - 2, 9u)));
   }
   spdlog::error("template '{}': worker {} {}; its leases are lost; starting a new worker{}", worker->name(),
                 worker->pid(), how, delay.count() == 0 ? "" : " in " + std::to_string(delay.count()) + " ms");
   std::string name = worker->name();
-  if (delay.count() == 0) return restart(name);
-  tasks_.add(io_.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, name] {
-    restart(name);
+  if (delay.count() == 0) return restart(name, index);
+  tasks_.add(io_.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, name, index] {
+    restart(name, index);
   }));
 }
 
-void WorkerFleet::restart(const std::string& name) {
+void WorkerFleet::restart(const std::string& name, uint32_t index) {
   auto it = entries_.find(name);
-  if (it == entries_.end() || it->second.worker) return;  // deleted meanwhile
+  if (it == entries_.end() || index >= it->second.shards.size() || it->second.shards[index].worker) {
+    return;  // deleted or restarted meanwhile
+  }
   try {
-    start(name, /*load=*/true);
+    plan(name, /*load=*/true, std::nullopt);  // the policy as last recorded
+    start(name, index, /*load=*/true);
   } catch (const std::exception& e) {
     spdlog::error("template '{}': cannot start its worker: {}; trying again in {} ms", name, e.what(),
                   kMaxBackoff.count());
-    tasks_.add(io_.provider->getTimer().afterDelay(kMaxBackoff.count() * kj::MILLISECONDS).then([this, name] {
-      restart(name);
+    tasks_.add(io_.provider->getTimer().afterDelay(kMaxBackoff.count() * kj::MILLISECONDS).then([this, name, index] {
+      restart(name, index);
     }));
   }
 }
@@ -198,12 +257,26 @@ void WorkerFleet::restart(const std::string& name) {
 std::shared_ptr<TemplateWorker> WorkerFleet::serving(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end() || !it->second.serving) throw failed("no template '" + name + "'");
-  if (!it->second.worker) {
+  Entry& entry = it->second;
+  for (size_t tried = 0; tried < entry.shards.size(); ++tried) {
+    Shard& shard = entry.shards[entry.next_turn++ % entry.shards.size()];
+    if (shard.worker) return shard.worker;
+  }
+  throw kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
+                      kj::str("template '", name.c_str(), "': its worker process ",
+                              entry.shards.front().last_end.c_str(), " and is being restarted; try again"));
+}
+
+std::shared_ptr<TemplateWorker> WorkerFleet::first_shard(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.serving) throw failed("no template '" + name + "'");
+  const Shard& first = it->second.shards.front();
+  if (!first.worker) {
     throw kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
-                        kj::str("template '", name.c_str(), "': its worker process ", it->second.last_end.c_str(),
+                        kj::str("template '", name.c_str(), "': its worker process ", first.last_end.c_str(),
                                 " and is being restarted; try again"));
   }
-  return it->second.worker;
+  return first.worker;
 }
 
 kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSpec& spec,
@@ -214,7 +287,8 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
     pool::TemplateRecord known;
     known.spec = spec;
     known.policy = policy;
-    worker = start(spec.name, /*load=*/false, known);
+    plan(spec.name, /*load=*/false, known);
+    worker = start(spec.name, 0, /*load=*/false);
   } catch (const std::exception& e) {
     if (auto it = entries_.find(spec.name); it != entries_.end()) erase(it);
     return failed(std::string(rpc::kHostErrorPrefix) + e.what());
@@ -223,98 +297,131 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
   rpc::to_schema(spec, request.initSpec());
   rpc::to_schema(policy, request.initPolicy());
   return request.send().then(
-      [this, worker](capnp::Response<schema::Pool::CreateTemplateResults> response) {
+      [this, worker, policy](capnp::Response<schema::Pool::CreateTemplateResults> response) {
         auto info = rpc::from_schema(response.getInfo());
         info.worker_pid = static_cast<uint32_t>(worker->pid());
+        info.policy = policy;
         auto it = entries_.find(worker->name());
-        if (it != entries_.end() && it->second.worker == worker) {
+        if (it != entries_.end() && it->second.shards.front().worker == worker) {
           it->second.serving = true;
           info.direct_socket = it->second.direct_path;
+          info.workers = static_cast<uint32_t>(it->second.shards.size());
           it->second.last_seen = info;
+          start_other_shards(worker->name());
         }
         return info;
       },
       [this, worker](kj::Exception&& e) -> pool::TemplateInfo {
         auto it = entries_.find(worker->name());
-        if (it != entries_.end() && it->second.worker == worker) erase(it);
+        if (it != entries_.end() && it->second.shards.front().worker == worker) erase(it);
         worker->disconnect();  // the worker exits; its ended() task lets go of it
         kj::throwFatalException(relay_error(kj::mv(e), worker->name()));
       });
 }
 
 kj::Promise<void> WorkerFleet::remove_async(const std::string& name) {
-  auto worker = serving(name);
+  // Shard 0 deletes the snapshot; the others' clones go as they disconnect.
+  auto worker = first_shard(name);
   auto request = worker->pool().deleteTemplateRequest();
   request.setName(name);
   auto deleted = request.send().then([this, worker](auto&&) {
     auto it = entries_.find(worker->name());
-    if (it != entries_.end() && it->second.worker == worker) erase(it);
+    if (it != entries_.end() && it->second.shards.front().worker == worker) erase(it);
     worker->disconnect();
   });
   return relayed(kj::mv(deleted), name);
 }
 
 kj::Promise<void> WorkerFleet::set_policy_async(const std::string& name, const pool::PoolPolicy& policy) {
-  auto worker = serving(name);
-  auto request = worker->pool().setPolicyRequest();
-  request.setName(name);
-  rpc::to_schema(policy, request.initPolicy());
-  auto applied = request.send().then([this, name, policy](auto&&) { confine_to_policy(name, policy); });
-  return relayed(kj::mv(applied), name);
+  // Shard 0 records it; each worker applies its share. One restarting now
+  // reads the recorded policy as it loads.
+  first_shard(name);
+  kj::Vector<kj::Promise<void>> applied;
+  for (auto& shard : entries_.at(name).shards) {
+    if (!shard.worker) continue;
+    auto request = shard.worker->pool().setPolicyRequest();
+    request.setName(name);
+    rpc::to_schema(policy, request.initPolicy());
+    applied.add(request.send().ignoreResult());
+  }
+  auto all = kj::joinPromises(applied.releaseAsArray()).then([this, name, policy] { confine_to_policy(name, policy); });
+  return relayed(kj::mv(all), name);
 }
 
 void WorkerFleet::confine_to_policy(const std::string& name, const pool::PoolPolicy& policy) {
   auto it = entries_.find(name);
-  if (it == entries_.end() || !it->second.limits || !it->second.spec) return;
+  if (it == entries_.end() || !it->second.spec) return;
   Entry& entry = it->second;
-  WorkerLimits wanted = worker_limits(*entry.spec, policy, confinement_.rpc_threads);
-  if (confinement_.cgroups.enabled()) {
-    try {
-      confinement_.cgroups.update(name, wanted);
-    } catch (const std::exception& e) {
-      spdlog::warn("template '{}': its worker's cgroup keeps its limits: {}", name, e.what());
-    }
+  entry.policy = policy;
+  const auto count = static_cast<uint32_t>(entry.shards.size());
+  if (uint32_t wanted = pool::shards_for(policy, confinement_.clones_per_worker); wanted != count) {
+    spdlog::info("template '{}': the new policy would be spread over {} workers; it keeps {} until thawd restarts",
+                 name, wanted, count);
   }
-  // A worker cannot raise its own rlimits: larger ones wait for its next
-  // start (the cgroup's took effect above).
-  if (wanted.clones > entry.limits->clones) {
-    spdlog::warn("template '{}': the new policy allows {} clones, its worker's rlimits {} until it restarts", name,
-                 wanted.clones, entry.limits->clones);
+  for (uint32_t i = 0; i < count; ++i) {
+    Shard& shard = entry.shards[i];
+    if (!shard.limits) continue;
+    WorkerLimits wanted = worker_limits(*entry.spec, pool::policy_share(policy, {i, count}), confinement_.rpc_threads);
+    if (confinement_.cgroups.enabled()) {
+      try {
+        confinement_.cgroups.update(cgroup_key(name, i), wanted);
+      } catch (const std::exception& e) {
+        spdlog::warn("template '{}': its worker's cgroup keeps its limits: {}", name, e.what());
+      }
+    }
+    // A worker cannot raise its own rlimits: larger ones wait for its next
+    // start (the cgroup's took effect above).
+    if (wanted.clones > shard.limits->clones) {
+      spdlog::warn("template '{}': the new policy allows {} clones, its worker's rlimits {} until it restarts", name,
+                   wanted.clones, shard.limits->clones);
+    }
   }
 }
 
 // In both fan-outs below a worker that does not answer (it is ending, and
 // the fleet is about to restart it) must not hide the other templates: list
-// shows its template as last seen, stats leave it out.
+// shows its template as last seen (or as its other workers see it), stats
+// leave it out.
 kj::Promise<std::vector<pool::TemplateInfo>> WorkerFleet::list_async() {
   kj::Vector<kj::Promise<std::vector<pool::TemplateInfo>>> answers;
   for (auto& [name, entry] : entries_) {
     if (!entry.serving) continue;
-    // A template whose worker is restarting is still listed, as last seen
+    // A template whose workers are restarting is still listed, as last seen
     // with no clones: a client listing templates must not think it deleted.
     std::vector<pool::TemplateInfo> as_last_seen;
     if (entry.last_seen) {
       as_last_seen.push_back(*entry.last_seen);
       as_last_seen.back().warm = as_last_seen.back().leased = as_last_seen.back().worker_pid = 0;
     }
-    if (!entry.worker) {
-      answers.add(kj::Promise<std::vector<pool::TemplateInfo>>(kj::mv(as_last_seen)));
-      continue;
+    kj::Vector<kj::Promise<std::optional<pool::TemplateInfo>>> parts;
+    for (auto& shard : entry.shards) {
+      if (!shard.worker) continue;
+      parts.add(shard.worker->pool().listTemplatesRequest(capnp::MessageSize{4, 0}).send().then(
+          [pid = shard.worker->pid()](capnp::Response<schema::Pool::ListTemplatesResults> response) {
+            std::optional<pool::TemplateInfo> info;
+            if (response.getTemplates().size() > 0) {
+              info = rpc::from_schema(response.getTemplates()[0]);
+              info->worker_pid = static_cast<uint32_t>(pid);
+            }
+            return info;
+          },
+          [](kj::Exception&&) { return std::optional<pool::TemplateInfo>(); }));
     }
-    auto worker = entry.worker;
-    answers.add(worker->pool().listTemplatesRequest(capnp::MessageSize{4, 0}).send().then(
-        [this, worker, direct = entry.direct_path](capnp::Response<schema::Pool::ListTemplatesResults> response) {
-          std::vector<pool::TemplateInfo> out;
-          for (auto t : response.getTemplates()) {
-            out.push_back(rpc::from_schema(t));
-            out.back().worker_pid = static_cast<uint32_t>(worker->pid());
-            out.back().direct_socket = direct;
-          }
-          auto it = entries_.find(worker->name());
-          if (it != entries_.end() && it->second.worker == worker && !out.empty()) it->second.last_seen = out.front();
-          return out;
-        },
-        [as_last_seen](kj::Exception&&) { return as_last_seen; }));
+    answers.add(kj::joinPromises(parts.releaseAsArray())
+                    .then([this, name, as_last_seen](kj::Array<std::optional<pool::TemplateInfo>> got) {
+                      std::vector<pool::TemplateInfo> infos;
+                      for (auto& info : got) {
+                        if (info) infos.push_back(std::move(*info));
+                      }
+                      auto it = entries_.find(name);
+                      if (infos.empty() || it == entries_.end()) return as_last_seen;
+                      pool::TemplateInfo merged = pool::merge_template_infos(infos);
+                      if (it->second.policy) merged.policy = *it->second.policy;
+                      merged.direct_socket = it->second.direct_path;
+                      merged.workers = static_cast<uint32_t>(it->second.shards.size());
+                      it->second.last_seen = merged;
+                      return std::vector<pool::TemplateInfo>{merged};
+                    }));
   }
   return kj::joinPromises(answers.releaseAsArray()).then([](kj::Array<std::vector<pool::TemplateInfo>> parts) {
     std::vector<pool::TemplateInfo> all;
@@ -324,16 +431,26 @@ kj::Promise<std::vector<pool::TemplateInfo>> WorkerFleet::list_async() {
 }
 
 kj::Promise<pool::PoolStats> WorkerFleet::stats_async() {
-  kj::Vector<kj::Promise<pool::PoolStats>> answers;
+  kj::Vector<kj::Promise<std::vector<pool::PoolStats::PerTemplate>>> answers;
   for (auto& [name, entry] : entries_) {
-    if (!entry.serving || !entry.worker) continue;
-    answers.add(entry.worker->pool().statsRequest(capnp::MessageSize{4, 0}).send().then(
-        [](capnp::Response<schema::Pool::StatsResults> response) { return rpc::from_schema(response.getStats()); },
-        [](kj::Exception&&) { return pool::PoolStats{}; }));
+    if (!entry.serving) continue;
+    kj::Vector<kj::Promise<pool::PoolStats>> parts;
+    for (auto& shard : entry.shards) {
+      if (!shard.worker) continue;
+      parts.add(shard.worker->pool().statsRequest(capnp::MessageSize{4, 0}).send().then(
+          [](capnp::Response<schema::Pool::StatsResults> response) { return rpc::from_schema(response.getStats()); },
+          [](kj::Exception&&) { return pool::PoolStats{}; }));
+    }
+    answers.add(kj::joinPromises(parts.releaseAsArray()).then([](kj::Array<pool::PoolStats> got) {
+      std::vector<pool::PoolStats::PerTemplate> shards;
+      for (auto& stats : got) shards.insert(shards.end(), stats.templates.begin(), stats.templates.end());
+      if (shards.empty()) return std::vector<pool::PoolStats::PerTemplate>{};
+      return std::vector<pool::PoolStats::PerTemplate>{pool::merge_template_stats(shards)};
+    }));
   }
-  return kj::joinPromises(answers.releaseAsArray()).then([](kj::Array<pool::PoolStats> parts) {
+  return kj::joinPromises(answers.releaseAsArray()).then([](kj::Array<std::vector<pool::PoolStats::PerTemplate>> parts) {
     pool::PoolStats all;
-    for (auto& part : parts) all.templates.insert(all.templates.end(), part.templates.begin(), part.templates.end());
+    for (auto& part : parts) all.templates.insert(all.templates.end(), part.begin(), part.end());
     return all;
   });
 }
@@ -348,8 +465,9 @@ std::vector<std::string> WorkerFleet::load_existing_templates() {
   std::vector<std::string> started;
   for (const auto& name : pool::TemplateStore(template_dir_).list()) {
     if (entries_.contains(name)) continue;
-    start(name, /*load=*/true);
-    entries_[name].serving = true;
+    Entry& entry = plan(name, /*load=*/true, std::nullopt);
+    for (uint32_t i = 0; i < entry.shards.size(); ++i) start(name, i, /*load=*/true);
+    entry.serving = true;
     started.push_back(name);
   }
   return started;

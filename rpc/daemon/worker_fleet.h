@@ -1,9 +1,11 @@
-// thawd's template worker processes: one per template, started on
-// createTemplate and at thawd's start for each template on disk, stopped on
-// deleteTemplate. A worker that ends unexpectedly (a crash, a seccomp kill,
-// SIGKILL) takes only its own template's clones and leases with it: the
-// fleet logs how it ended and starts a new one that loads the template from
-// its snapshot and refills, with a growing delay if it keeps ending.
+// thawd's template worker processes: one per template (or several, each
+// with a share of its pool, when clones_per_worker spreads a large one:
+// pool/pool_shard.h), started on createTemplate and at thawd's start for
+// each template on disk, stopped on deleteTemplate. A worker that ends
+// unexpectedly (a crash, a seccomp kill, SIGKILL) takes only its own clones
+// and leases with it: the fleet logs how it ended and starts a new one that
+// loads the template from its snapshot and refills, with a growing delay if
+// it keeps ending. Acquires take turns between a template's workers.
 // Lives on thawd's event loop thread; the TemplateAdmin calls (start-up,
 // readiness, metrics) may come from any thread.
 #pragma once
@@ -46,11 +48,13 @@ struct DirectSockets {
 std::string direct_socket_path(const std::string& main_socket, const std::string& name);
 
 // What confines each worker beyond its own sandbox: its resource limits are
-// sized from its template with `rpc_threads` (the `workers` setting), and
-// its cgroup comes from `cgroups`.
+// sized from its share of its template with `rpc_threads` (the `workers`
+// setting), its cgroup comes from `cgroups`, and a template whose max_warm
+// is above `clones_per_worker` (0: never) is spread over several workers.
 struct WorkerConfinement {
   WorkerCgroups cgroups;
   uint32_t rpc_threads = 64;
+  uint32_t clones_per_worker = 0;
 };
 
 class WorkerFleet final : public TemplateAdmin {
@@ -62,9 +66,9 @@ class WorkerFleet final : public TemplateAdmin {
   WorkerFleet(const WorkerFleet&) = delete;
   WorkerFleet& operator=(const WorkerFleet&) = delete;
 
-  // The worker serving `name`. A FAILED exception when there is no such
-  // template (or it is still being created); OVERLOADED while its worker
-  // restarts.
+  // A worker serving `name`, each of its workers in turn. A FAILED
+  // exception when there is no such template (or it is still being
+  // created); OVERLOADED while every one of its workers restarts.
   std::shared_ptr<TemplateWorker> serving(const std::string& name);
 
   kj::Promise<pool::TemplateInfo> create_async(const pool::TemplateSpec& spec, const pool::PoolPolicy& policy);
@@ -82,34 +86,49 @@ class WorkerFleet final : public TemplateAdmin {
   pool::PoolStats stats() const override;
 
  private:
-  struct Entry {
+  struct Shard {
     std::shared_ptr<TemplateWorker> worker;  // null while a restart waits
-    bool serving = false;                    // created or loaded (restart it if it ends)
     unsigned quick_ends = 0;                 // ends soon after a start: the backoff grows
     std::chrono::steady_clock::time_point started;
     std::string last_end;
-    kj::AutoCloseFd direct_fd;  // listening; thawd's copy
+    std::optional<WorkerLimits> limits;  // what its worker was started with
+  };
+  struct Entry {
+    std::vector<Shard> shards;  // how many: fixed when the template's first worker starts
+    bool serving = false;       // created or loaded (restart a worker that ends)
+    size_t next_turn = 0;       // the shard the next acquire goes to
+    kj::AutoCloseFd direct_fd;  // listening; thawd's copy, handed to every shard
     std::string direct_path;
     std::optional<pool::TemplateInfo> last_seen;  // from its last answer, listed while it restarts
     std::optional<pool::TemplateSpec> spec;       // its template, once known
-    std::optional<WorkerLimits> limits;           // what its worker was started with
+    std::optional<pool::PoolPolicy> policy;       // the whole template's, once known
   };
 
-  // The worker's limits are sized from `known` (the template being
-  // created) or, for a load, from the template's record in template_dir
-  // (none when that cannot be read: the load then fails anyway).
-  std::shared_ptr<TemplateWorker> start(const std::string& name, bool load,
-                                        std::optional<pool::TemplateRecord> known = std::nullopt);
+  // Records the template's spec and policy from `known` (the template being
+  // created) or, for a load, from its record in template_dir (none when
+  // that cannot be read: the load then fails anyway), and how many shards
+  // it gets if it has none yet.
+  Entry& plan(const std::string& name, bool load, std::optional<pool::TemplateRecord> known);
+  // Starts shard `index`'s worker, its limits sized from its share.
+  std::shared_ptr<TemplateWorker> start(const std::string& name, uint32_t index, bool load);
+  // Shards 1.. of a template whose shard 0 holds it: they load it from disk.
+  void start_other_shards(const std::string& name);
   void watch(const std::shared_ptr<TemplateWorker>& worker);
   void on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how);
-  void restart(const std::string& name);
+  void restart(const std::string& name, uint32_t index);
+  // Shard 0's worker, which records the template's changes; the errors of
+  // serving().
+  std::shared_ptr<TemplateWorker> first_shard(const std::string& name);
   // After setPolicy: the worker's cgroup limits follow the new policy.
   void confine_to_policy(const std::string& name, const pool::PoolPolicy& policy);
   // Binds `entry`'s direct socket if it has none yet (a failure is logged:
   // the template is then served through thawd only).
   void bind_direct_socket(const std::string& name, Entry& entry);
-  // Drops the entry, closing and removing its direct socket.
+  // Drops the entry, closing and removing its direct socket and
+  // disconnecting the workers it still has.
   void erase(std::map<std::string, Entry>::iterator it);
+  // What names a shard's cgroup: the template's name, then ".2", ".3", ...
+  static std::string cgroup_key(const std::string& name, uint32_t index);
   template <typename T>
   T wait_for(kj::Function<kj::Promise<T>()> make) const;
 

@@ -23,6 +23,16 @@ TEST(PoolShard, ShardCountFollowsMaxWarmPerWorker) {
   EXPECT_EQ(shards_for(p, 1), kMaxShards) << "bounded";
 }
 
+TEST(PoolShard, TextReadsBack) {
+  EXPECT_EQ(shard_text({1, 4}), "2/4");
+  for (uint32_t count = 1; count <= kMaxShards; ++count) {
+    for (uint32_t i = 0; i < count; ++i) EXPECT_EQ(parse_shard_text(shard_text({i, count})), (PoolShard{i, count}));
+  }
+  for (const char* bad : {"", "/", "1/", "/4", "0/4", "5/4", "1/0", "1/17", "a/4", "1/4x", "-1/4", "1//4", "001/4"}) {
+    EXPECT_FALSE(parse_shard_text(bad).has_value()) << bad;
+  }
+}
+
 TEST(PoolShard, SharesAddUpToThePolicy) {
   PoolPolicy p{7, 1001, 4099};
   for (uint32_t count : {1u, 2u, 3u, 4u, 7u}) {

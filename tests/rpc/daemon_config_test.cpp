@@ -43,6 +43,7 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.autoscale_stall_ms = 0;
   c.refill_threads = 3;
   c.reset_threads = 4;
+  c.clones_per_worker = 250;
   c.max_connections = 17;
   c.max_message_kib = 4096;
   c.message_timeout_ms = 2500;
