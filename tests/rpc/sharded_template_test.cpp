@@ -1,0 +1,183 @@
+// A template spread over several worker processes through the real thawd
+// (clones_per_worker, pool/pool_shard.h): a pool of max_warm 4 with
+// clones_per_worker 2 runs as two sandboxed workers, each told its shard;
+// acquires take turns between them (clone ids are odd in the first, even in
+// the second); listTemplates and stats show one template with the shards
+// added up; a killed shard takes only its own leases, and a new worker
+// takes its place.
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "rpc/error_mapping.h"
+#include "rpc/pool_client.h"
+#include "tests/rpc/rpc_test_helpers.h"
+#include "tests/rpc/thawd_process.h"
+
+namespace thaw::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Children of `parent` whose command line has "--shard K/N": K/N -> pid.
+std::map<std::string, pid_t> shard_workers(pid_t parent) {
+  std::map<std::string, pid_t> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string status = read_file(e.path() / "status");
+    if (status.find("PPid:\t" + std::to_string(parent) + "\n") == std::string::npos) continue;
+    std::string cmdline = read_file(e.path() / "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    const size_t at = cmdline.find("--shard ");
+    if (at == std::string::npos) continue;
+    const size_t from = at + 8;
+    out[cmdline.substr(from, cmdline.find(' ', from) - from)] = static_cast<pid_t>(std::stol(name));
+  }
+  return out;
+}
+
+struct Listed {
+  uint32_t warm = 0, leased = 0, workers = 0, max_warm = 0;
+  bool found = false;
+};
+
+Listed listed(rpc::PoolConnection& c, const std::string& name) {
+  Listed out;
+  auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
+  for (auto t : list.getTemplates()) {
+    if (t.getName() != name.c_str()) continue;
+    out = {t.getWarm(), t.getLeased(), t.getWorkers(), t.getPolicy().getMaxWarm(), true};
+  }
+  return out;
+}
+
+uint64_t clone_id(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm) {
+  return vm.infoRequest().send().wait(c.wait_scope()).getCloneId();
+}
+
+std::string echo(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm, const std::string& text) {
+  auto req = vm.invokeRequest();
+  req.setFunction("echo");
+  req.setPayload(kj::arrayPtr(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  req.setTimeoutMs(10000);
+  auto out = req.send().wait(c.wait_scope());
+  return {reinterpret_cast<const char*>(out.getPayload().begin()), out.getPayload().size()};
+}
+
+class ShardedTemplate : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    THAW_REQUIRE_KVM();
+    auto big = mini_pool("big");
+    big.policy = pool::PoolPolicy{2, 4, 1024};
+    daemon_.write_config(daemon_.config_text({big}, "clones_per_worker = 2\n"));
+    ASSERT_TRUE(daemon_.start(std::chrono::seconds(120))) << daemon_.log();
+    // Shard 2 starts once shard 1 has made the template: wait for both to
+    // hold warm clones.
+    rpc::PoolConnection c(daemon_.socket());
+    for (auto deadline = Clock::now() + std::chrono::seconds(120); Clock::now() < deadline;) {
+      if (listed(c, "big").warm >= 2 && shard_workers(daemon_.pid()).size() == 2) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  void TearDown() override {
+    if (daemon_.pid() <= 0) return;
+    int status = daemon_.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "thawd exit status " << status << "\n"
+                                                               << daemon_.log();
+  }
+
+  TempDir scratch_{"thaw-rpc-shards"};
+  ThawdProcess daemon_{scratch_.path()};
+};
+
+TEST_F(ShardedTemplate, TwoWorkersServeOneTemplateInTurnAndAreListedAsOne) {
+  auto workers = shard_workers(daemon_.pid());
+  ASSERT_EQ(workers.size(), 2u) << daemon_.log();
+  ASSERT_TRUE(workers.contains("1/2") && workers.contains("2/2")) << daemon_.log();
+  EXPECT_NE(daemon_.log().find("template 'big': spread over 2 worker processes (max_warm 4, clones_per_worker 2)"),
+            std::string::npos)
+      << daemon_.log();
+  EXPECT_NE(daemon_.log().find("[worker big 2/2]"), std::string::npos) << daemon_.log();
+
+  rpc::PoolConnection c(daemon_.socket());
+  Listed before = listed(c, "big");
+  ASSERT_TRUE(before.found);
+  EXPECT_EQ(before.workers, 2u);
+  EXPECT_EQ(before.max_warm, 4u) << "the template's policy, not one shard's share";
+  EXPECT_GE(before.warm, 2u);
+  EXPECT_LE(before.warm, 4u);
+
+  // Two acquires in a row go to different shards: one odd and one even clone id.
+  auto first = acquire(c, "big");
+  auto second = acquire(c, "big");
+  const uint64_t a = clone_id(c, first), b = clone_id(c, second);
+  EXPECT_NE(a % 2, b % 2) << "clone ids " << a << " and " << b << " came from the same shard";
+  EXPECT_EQ(echo(c, first, "one"), "one");
+  EXPECT_EQ(echo(c, second, "two"), "two");
+  EXPECT_EQ(listed(c, "big").leased, 2u);
+
+  auto stats = c.pool().statsRequest().send().wait(c.wait_scope()).getStats();
+  ASSERT_EQ(stats.getTemplates().size(), 1u) << "the shards are one template in stats";
+  EXPECT_EQ(stats.getTemplates()[0].getName(), "big");
+  EXPECT_GE(stats.getTemplates()[0].getAcquires(), 2u);
+  EXPECT_EQ(stats.getTemplates()[0].getLeased(), 2u);
+}
+
+TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
+  auto workers = shard_workers(daemon_.pid());
+  ASSERT_EQ(workers.size(), 2u) << daemon_.log();
+  rpc::PoolConnection c(daemon_.socket());
+  auto first = acquire(c, "big");
+  auto second = acquire(c, "big");
+  // Shard 2 hands out even clone ids.
+  auto& in_second_shard = clone_id(c, first) % 2 == 0 ? first : second;
+  auto& in_first_shard = clone_id(c, first) % 2 == 0 ? second : first;
+  ASSERT_EQ(::kill(workers["2/2"], SIGKILL), 0);
+
+  KJ_IF_MAYBE (e, error_of([&] { echo(c, in_second_shard, "gone"); })) {
+    EXPECT_EQ(e->getType(), kj::Exception::Type::DISCONNECTED) << rpc::error_message(*e);
+  } else {
+    ADD_FAILURE() << "an invoke on a clone of the killed shard succeeded";
+  }
+  EXPECT_EQ(echo(c, in_first_shard, "still here"), "still here");
+  // Meanwhile acquires go to the shard that lives.
+  auto meanwhile = acquire(c, "big", 10000, 20000);
+  EXPECT_EQ(echo(c, meanwhile, "meanwhile"), "meanwhile");
+
+  pid_t replacement = 0;
+  for (auto deadline = Clock::now() + std::chrono::seconds(60); Clock::now() < deadline && replacement == 0;) {
+    auto now = shard_workers(daemon_.pid());
+    if (now.contains("2/2") && now["2/2"] != workers["2/2"]) replacement = now["2/2"];
+    if (replacement == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GT(replacement, 0) << daemon_.log();
+  EXPECT_EQ(shard_workers(daemon_.pid())["1/2"], workers["1/2"]) << "the first shard's worker changed";
+  // The new worker serves again: within a few turns an even clone id.
+  bool even = false;
+  for (auto deadline = Clock::now() + std::chrono::seconds(60); Clock::now() < deadline && !even;) {
+    auto attempt = error_of([&] {
+      auto vm = acquire(c, "big", 10000, 20000);
+      even = clone_id(c, vm) % 2 == 0 && echo(c, vm, "back") == "back";
+      vm.releaseRequest().send().wait(c.wait_scope());
+    });
+    if (!even) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(even) << "no clone from the replaced shard\n" << daemon_.log();
+  EXPECT_EQ(listed(c, "big").workers, 2u);
+}
+
+}  // namespace
+}  // namespace thaw::testing
