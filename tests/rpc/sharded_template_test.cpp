@@ -179,5 +179,47 @@ TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
   EXPECT_EQ(listed(c, "big").workers, 2u);
 }
 
+TEST_F(ShardedTemplate, SetPolicyAndDeleteReachEveryShard) {
+  auto workers = shard_workers(daemon_.pid());
+  ASSERT_EQ(workers.size(), 2u) << daemon_.log();
+  rpc::PoolConnection c(daemon_.socket());
+  auto set = c.pool().setPolicyRequest();
+  set.setName("big");
+  set.initPolicy().setMinWarm(1);
+  set.getPolicy().setMaxWarm(6);
+  set.getPolicy().setMemoryBudgetMib(1024);
+  set.send().wait(c.wait_scope());
+  EXPECT_EQ(listed(c, "big").max_warm, 6u);
+  // Three shards would now be wanted; the count is fixed until thawd restarts.
+  EXPECT_NE(daemon_.log().find("template 'big': the new policy would be spread over 3 workers; it keeps 2"),
+            std::string::npos)
+      << daemon_.log();
+  // A bad policy is refused by every shard alike, and nothing changes.
+  auto bad = c.pool().setPolicyRequest();
+  bad.setName("big");
+  bad.initPolicy().setMinWarm(5);
+  bad.getPolicy().setMaxWarm(2);
+  bad.getPolicy().setMemoryBudgetMib(1024);
+  KJ_IF_MAYBE (e, error_of([&] { bad.send().wait(c.wait_scope()); })) {
+    EXPECT_EQ(e->getType(), kj::Exception::Type::FAILED) << rpc::error_message(*e);
+  } else {
+    ADD_FAILURE() << "min_warm above max_warm was accepted";
+  }
+  EXPECT_EQ(listed(c, "big").max_warm, 6u);
+
+  auto del = c.pool().deleteTemplateRequest();
+  del.setName("big");
+  del.send().wait(c.wait_scope());
+  EXPECT_FALSE(listed(c, "big").found);
+  bool gone = false;
+  for (auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline && !gone;) {
+    gone = !std::filesystem::exists("/proc/" + std::to_string(workers["1/2"])) &&
+           !std::filesystem::exists("/proc/" + std::to_string(workers["2/2"]));
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(gone) << "a shard's worker outlived deleteTemplate\n" << daemon_.log();
+  EXPECT_FALSE(std::filesystem::exists(scratch_.path() + "/templates/big")) << "the snapshot is still on disk";
+}
+
 }  // namespace
 }  // namespace thaw::testing
