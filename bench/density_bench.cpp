@@ -18,6 +18,7 @@
 #include "bench/pool_load.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
+#include "pool/pool_shard.h"
 #include "pool/refill_worker.h"
 #include "rpc/pool_client.h"
 
@@ -100,12 +101,19 @@ int main(int argc, char** argv) {
                  "it may use, at most 4)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 64u));
+  uint32_t clones_per_worker = 0;
+  app.add_option("--clones-per-worker", clones_per_worker,
+                 "thawd's clones_per_worker: spread the template over ceil(clones / this) worker processes (0: one "
+                 "worker), to compare the page-fault fan-out of many VMs in one process (thaw_bench_fault_fanout)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 65536u));
   app.add_option("--json", json_path, "Also write the samples and figures to this file as JSON");
   CLI11_PARSE(app, argc, argv);
 
   thaw::bench::ThawdOptions options;
   options.thawd = THAWD;
   options.refill_threads = refill_threads;
+  options.clones_per_worker = clones_per_worker;
   auto pool = thaw::bench::mini_agent_pool("dense", THAW_MINI_GUEST, clones, clones);
   pool.spec.mem_mib = mem_mib;
   pool.policy.memory_budget_mib = 1 << 20;  // the count is the limit here, not memory
@@ -131,9 +139,11 @@ int main(int argc, char** argv) {
   }
   double restores_per_s = (fill.stats.warm - fill.first_warm) / fill.seconds;
   const unsigned refill_threads_used = thaw::pool::refill_threads_for(refill_threads);
-  std::printf("\nFill: %u clones of a %llu MiB mini guest (%u refill thread%s in thawd's worker, one restore each at a "
-              "time)\n",
-              clones, static_cast<unsigned long long>(mem_mib), refill_threads_used, refill_threads_used == 1 ? "" : "s");
+  const uint32_t workers = thaw::pool::shards_for(pool.policy, clones_per_worker);
+  std::printf("\nFill: %u clones of a %llu MiB mini guest in %u worker process%s (%u refill thread%s in each, one "
+              "restore each at a time)\n",
+              clones, static_cast<unsigned long long>(mem_mib), workers, workers == 1 ? "" : "es", refill_threads_used,
+              refill_threads_used == 1 ? "" : "s");
   std::printf("  %.0f restores/s (%u restored in %.2f s after the socket answered; %u were warm by then)\n",
               restores_per_s, fill.stats.warm - fill.first_warm, fill.seconds, fill.first_warm);
   const auto& r = fill.stats.restore_ms;
@@ -142,6 +152,7 @@ int main(int argc, char** argv) {
   report.value("mem_mib", static_cast<double>(mem_mib));
   report.value("fill_restores_per_second", restores_per_s);
   report.value("refill_threads", refill_threads_used);
+  report.value("worker_processes", workers);
   report.value("restore_median_ms", r.median_ms);
   report.value("restore_p99_ms", r.p99_ms);
 

@@ -128,6 +128,7 @@ ThawdChild::ThawdChild(ThawdOptions options) : options_(std::move(options)) {
   config.autoscale_period_ms = options_.autoscale_period_ms;
   config.autoscale_headroom = options_.autoscale_headroom;
   config.refill_threads = options_.refill_threads;
+  config.clones_per_worker = options_.clones_per_worker;
   config.pools = options_.pools;
   config.template_workers = options_.template_workers;
   config.allow_root = ::geteuid() == 0;  // benchmarks run on development machines

@@ -47,6 +47,7 @@ struct ThawdOptions {
   uint64_t autoscale_period_ms = 500;
   uint32_t autoscale_headroom = 1;
   uint32_t refill_threads = 0;  // thawd's default (one per CPU, at most 4)
+  uint32_t clones_per_worker = 0;  // thawd's default: one worker per template
   std::string log_level = "warn";
   bool template_workers = true;  // each template in a worker process (thawd's default)
 };
