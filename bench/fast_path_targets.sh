@@ -3,19 +3,22 @@
 # path's targets (issue 12) side by side in one run and says which are met:
 #   1. thaw_bench_restore --runs 30 (restore, answered, reset, QEMU ratio
 #      where qemu-system-x86_64 is installed: deploy/setup.sh --bench);
-#   2. thaw_bench_density --clones 1000 (fill rate, host memory, acquire p99);
+#   2. thaw_bench_density --clones 1000 (fill rate, host memory, acquire p99),
+#      once in one worker process and once spread over several
+#      (--clones-per-worker, THAW_TARGETS_CLONES_PER_WORKER, default 250);
 #   3. thaw_bench_fault_fanout (no target: what a page fault and a reset's
 #      madvise cost a worker that holds 1,000 VMs, the next step's evidence);
-#   4. thaw_bench_targets on the restore and density results.
+#   4. thaw_bench_targets on the restore result with each density result.
 # Each step's output goes to OUT_DIR/<step>.txt and its JSON beside it;
-# OUT_DIR/targets.json holds the verdicts. Needs /dev/kvm and ~1 GiB of free
+# OUT_DIR/targets.json holds the verdicts, targets_sharded.json the same
+# with the spread pool's density. Needs /dev/kvm and ~1 GiB of free
 # memory; BUILD_DIR defaults to build-release (the README's Release build).
 # THAW_TARGETS_RUNS and THAW_TARGETS_CLONES shrink a smoke run (the density
 # goals then read "not measured": they are for 1,000 clones).
 # Exit status: 0 measured (met or not), 1 a benchmark failed, 2 bad arguments.
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 out=$1
 build=${2:-build-release}
@@ -39,6 +42,12 @@ step() {  # step NAME COMMAND...: runs it, keeps its output, says how long it to
 
 step restore "$bin/thaw_bench_restore" --runs "${THAW_TARGETS_RUNS:-30}" --json "$out/restore.json"
 step density "$bin/thaw_bench_density" --clones "${THAW_TARGETS_CLONES:-1000}" --json "$out/density.json"
+step density_sharded "$bin/thaw_bench_density" --clones "${THAW_TARGETS_CLONES:-1000}" \
+  --clones-per-worker "${THAW_TARGETS_CLONES_PER_WORKER:-250}" --json "$out/density_sharded.json"
 step fault_fanout "$bin/thaw_bench_fault_fanout" --json "$out/fault_fanout.json"
 "$bin/thaw_bench_targets" --restore "$out/restore.json" --density "$out/density.json" --json "$out/targets.json" |
   tee "$out/targets.txt"
+echo "With the pool spread over worker processes (--clones-per-worker ${THAW_TARGETS_CLONES_PER_WORKER:-250}):" |
+  tee "$out/targets_sharded.txt"
+"$bin/thaw_bench_targets" --restore "$out/restore.json" --density "$out/density_sharded.json" \
+  --json "$out/targets_sharded.json" | tee -a "$out/targets_sharded.txt"
