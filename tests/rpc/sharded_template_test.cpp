@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <vector>
 #include <thread>
 
 #include "rpc/error_mapping.h"
@@ -219,6 +221,45 @@ TEST_F(ShardedTemplate, SetPolicyAndDeleteReachEveryShard) {
   }
   EXPECT_TRUE(gone) << "a shard's worker outlived deleteTemplate\n" << daemon_.log();
   EXPECT_FALSE(std::filesystem::exists(scratch_.path() + "/templates/big")) << "the snapshot is still on disk";
+}
+
+// The shard count follows the recorded policy at thawd's next start: a
+// setPolicy to max_warm 6 runs as three workers after a restart, each
+// loading the template from disk.
+TEST_F(ShardedTemplate, ARestartSpreadsTheRecordedPolicyAndLoadsEveryShard) {
+  {
+    rpc::PoolConnection c(daemon_.socket());
+    auto set = c.pool().setPolicyRequest();
+    set.setName("big");
+    set.initPolicy().setMinWarm(3);
+    set.getPolicy().setMaxWarm(6);
+    set.getPolicy().setMemoryBudgetMib(1024);
+    set.send().wait(c.wait_scope());
+  }
+  int status = daemon_.stop();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << daemon_.log();
+  daemon_.write_config(daemon_.config_text({}, "clones_per_worker = 2\n"));  // the template comes from disk
+  ASSERT_TRUE(daemon_.start(std::chrono::seconds(120))) << daemon_.log();
+  std::map<std::string, pid_t> workers;
+  for (auto deadline = Clock::now() + std::chrono::seconds(60); Clock::now() < deadline && workers.size() < 3;) {
+    workers = shard_workers(daemon_.pid());
+    if (workers.size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(workers.size(), 3u) << daemon_.log();
+  EXPECT_TRUE(workers.contains("1/3") && workers.contains("2/3") && workers.contains("3/3")) << daemon_.log();
+  rpc::PoolConnection c(daemon_.socket());
+  Listed now = listed(c, "big");
+  EXPECT_EQ(now.workers, 3u);
+  EXPECT_EQ(now.max_warm, 6u);
+  // Three acquires in a row: one from each shard (clone ids 1, 2 and 0 mod 3).
+  std::set<uint64_t> residues;
+  std::vector<rpc::schema::Vm::Client> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(acquire(c, "big", 10000, 20000));
+    residues.insert(clone_id(c, held.back()) % 3);
+    EXPECT_EQ(echo(c, held.back(), "shard"), "shard");
+  }
+  EXPECT_EQ(residues.size(), 3u) << "three acquires did not reach three shards";
 }
 
 }  // namespace
