@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <utility>
@@ -17,6 +19,22 @@
 #include "rpc/pool_client.h"
 
 namespace thaw::testing {
+
+// A whole file as text ("" when it cannot be read): /proc files among them.
+inline std::string read_whole_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The mini guest agent's "echo" of `text` in leased clone `vm`.
+inline std::string invoke_echo(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm, const std::string& text) {
+  auto req = vm.invokeRequest();
+  req.setFunction("echo");
+  req.setPayload(kj::arrayPtr(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  req.setTimeoutMs(10000);
+  auto out = req.send().wait(c.wait_scope());
+  return {reinterpret_cast<const char*>(out.getPayload().begin()), out.getPayload().size()};
+}
 
 // The exception a call throws, or an empty Maybe.
 template <typename Fn>

@@ -26,11 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Children of `parent` whose command line has "--shard K/N": K/N -> pid.
 std::map<std::string, pid_t> shard_workers(pid_t parent) {
   std::map<std::string, pid_t> out;
@@ -38,9 +33,9 @@ std::map<std::string, pid_t> shard_workers(pid_t parent) {
   for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string status = read_file(e.path() / "status");
+    const std::string status = read_whole_file(e.path() / "status");
     if (status.find("PPid:\t" + std::to_string(parent) + "\n") == std::string::npos) continue;
-    std::string cmdline = read_file(e.path() / "cmdline");
+    std::string cmdline = read_whole_file(e.path() / "cmdline");
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     const size_t at = cmdline.find("--shard ");
     if (at == std::string::npos) continue;
@@ -65,17 +60,18 @@ Listed listed(rpc::PoolConnection& c, const std::string& name) {
   return out;
 }
 
-uint64_t clone_id(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm) {
-  return vm.infoRequest().send().wait(c.wait_scope()).getCloneId();
+// setPolicy of `name` to min_warm..max_warm within 1 GiB; throws what thawd answers.
+void set_policy(rpc::PoolConnection& c, const std::string& name, uint32_t min_warm, uint32_t max_warm) {
+  auto set = c.pool().setPolicyRequest();
+  set.setName(name);
+  set.initPolicy().setMinWarm(min_warm);
+  set.getPolicy().setMaxWarm(max_warm);
+  set.getPolicy().setMemoryBudgetMib(1024);
+  set.send().wait(c.wait_scope());
 }
 
-std::string echo(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm, const std::string& text) {
-  auto req = vm.invokeRequest();
-  req.setFunction("echo");
-  req.setPayload(kj::arrayPtr(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
-  req.setTimeoutMs(10000);
-  auto out = req.send().wait(c.wait_scope());
-  return {reinterpret_cast<const char*>(out.getPayload().begin()), out.getPayload().size()};
+uint64_t clone_id(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm) {
+  return vm.infoRequest().send().wait(c.wait_scope()).getCloneId();
 }
 
 class ShardedTemplate : public ::testing::Test {
@@ -127,8 +123,8 @@ TEST_F(ShardedTemplate, TwoWorkersServeOneTemplateInTurnAndAreListedAsOne) {
   auto second = acquire(c, "big");
   const uint64_t a = clone_id(c, first), b = clone_id(c, second);
   EXPECT_NE(a % 2, b % 2) << "clone ids " << a << " and " << b << " came from the same shard";
-  EXPECT_EQ(echo(c, first, "one"), "one");
-  EXPECT_EQ(echo(c, second, "two"), "two");
+  EXPECT_EQ(invoke_echo(c, first, "one"), "one");
+  EXPECT_EQ(invoke_echo(c, second, "two"), "two");
   EXPECT_EQ(listed(c, "big").leased, 2u);
 
   auto stats = c.pool().statsRequest().send().wait(c.wait_scope()).getStats();
@@ -149,15 +145,15 @@ TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
   auto& in_first_shard = clone_id(c, first) % 2 == 0 ? second : first;
   ASSERT_EQ(::kill(workers["2/2"], SIGKILL), 0);
 
-  KJ_IF_MAYBE (e, error_of([&] { echo(c, in_second_shard, "gone"); })) {
+  KJ_IF_MAYBE (e, error_of([&] { invoke_echo(c, in_second_shard, "gone"); })) {
     EXPECT_EQ(e->getType(), kj::Exception::Type::DISCONNECTED) << rpc::error_message(*e);
   } else {
     ADD_FAILURE() << "an invoke on a clone of the killed shard succeeded";
   }
-  EXPECT_EQ(echo(c, in_first_shard, "still here"), "still here");
+  EXPECT_EQ(invoke_echo(c, in_first_shard, "still here"), "still here");
   // Meanwhile acquires go to the shard that lives.
   auto meanwhile = acquire(c, "big", 10000, 20000);
-  EXPECT_EQ(echo(c, meanwhile, "meanwhile"), "meanwhile");
+  EXPECT_EQ(invoke_echo(c, meanwhile, "meanwhile"), "meanwhile");
 
   pid_t replacement = 0;
   for (auto deadline = Clock::now() + std::chrono::seconds(60); Clock::now() < deadline && replacement == 0;) {
@@ -172,7 +168,7 @@ TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
   for (auto deadline = Clock::now() + std::chrono::seconds(60); Clock::now() < deadline && !even;) {
     auto attempt = error_of([&] {
       auto vm = acquire(c, "big", 10000, 20000);
-      even = clone_id(c, vm) % 2 == 0 && echo(c, vm, "back") == "back";
+      even = clone_id(c, vm) % 2 == 0 && invoke_echo(c, vm, "back") == "back";
       vm.releaseRequest().send().wait(c.wait_scope());
     });
     if (!even) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -185,24 +181,14 @@ TEST_F(ShardedTemplate, SetPolicyAndDeleteReachEveryShard) {
   auto workers = shard_workers(daemon_.pid());
   ASSERT_EQ(workers.size(), 2u) << daemon_.log();
   rpc::PoolConnection c(daemon_.socket());
-  auto set = c.pool().setPolicyRequest();
-  set.setName("big");
-  set.initPolicy().setMinWarm(1);
-  set.getPolicy().setMaxWarm(6);
-  set.getPolicy().setMemoryBudgetMib(1024);
-  set.send().wait(c.wait_scope());
+  set_policy(c, "big", 1, 6);
   EXPECT_EQ(listed(c, "big").max_warm, 6u);
   // Three shards would now be wanted; the count is fixed until thawd restarts.
   EXPECT_NE(daemon_.log().find("template 'big': the new policy would be spread over 3 workers; it keeps 2"),
             std::string::npos)
       << daemon_.log();
   // A bad policy is refused by every shard alike, and nothing changes.
-  auto bad = c.pool().setPolicyRequest();
-  bad.setName("big");
-  bad.initPolicy().setMinWarm(5);
-  bad.getPolicy().setMaxWarm(2);
-  bad.getPolicy().setMemoryBudgetMib(1024);
-  KJ_IF_MAYBE (e, error_of([&] { bad.send().wait(c.wait_scope()); })) {
+  KJ_IF_MAYBE (e, error_of([&] { set_policy(c, "big", 5, 2); })) {
     EXPECT_EQ(e->getType(), kj::Exception::Type::FAILED) << rpc::error_message(*e);
   } else {
     ADD_FAILURE() << "min_warm above max_warm was accepted";
@@ -229,12 +215,7 @@ TEST_F(ShardedTemplate, SetPolicyAndDeleteReachEveryShard) {
 TEST_F(ShardedTemplate, ARestartSpreadsTheRecordedPolicyAndLoadsEveryShard) {
   {
     rpc::PoolConnection c(daemon_.socket());
-    auto set = c.pool().setPolicyRequest();
-    set.setName("big");
-    set.initPolicy().setMinWarm(3);
-    set.getPolicy().setMaxWarm(6);
-    set.getPolicy().setMemoryBudgetMib(1024);
-    set.send().wait(c.wait_scope());
+    set_policy(c, "big", 3, 6);
   }
   int status = daemon_.stop();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << daemon_.log();
@@ -257,7 +238,7 @@ TEST_F(ShardedTemplate, ARestartSpreadsTheRecordedPolicyAndLoadsEveryShard) {
   for (int i = 0; i < 3; ++i) {
     held.push_back(acquire(c, "big", 10000, 20000));
     residues.insert(clone_id(c, held.back()) % 3);
-    EXPECT_EQ(echo(c, held.back(), "shard"), "shard");
+    EXPECT_EQ(invoke_echo(c, held.back(), "shard"), "shard");
   }
   EXPECT_EQ(residues.size(), 3u) << "three acquires did not reach three shards";
 }

@@ -32,11 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Template name -> the pid of the worker serving it, from listTemplates.
 std::map<std::string, pid_t> worker_pids(rpc::PoolConnection& c) {
   std::map<std::string, pid_t> out;
@@ -77,18 +72,9 @@ int filtered_threads(pid_t pid) {
   int n = 0;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    if (read_file((e.path() / "status").string()).find("Seccomp:\t2") != std::string::npos) ++n;
+    if (read_whole_file((e.path() / "status").string()).find("Seccomp:\t2") != std::string::npos) ++n;
   }
   return n;
-}
-
-std::string echo(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm, const std::string& text) {
-  auto req = vm.invokeRequest();
-  req.setFunction("echo");
-  req.setPayload(kj::arrayPtr(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
-  req.setTimeoutMs(10000);
-  auto out = req.send().wait(c.wait_scope());
-  return {reinterpret_cast<const char*>(out.getPayload().begin()), out.getPayload().size()};
 }
 
 class TemplateWorkers : public ::testing::Test {
@@ -117,7 +103,7 @@ TEST_F(TemplateWorkers, EachTemplateRunsInASandboxedWorkerOfItsOwnAndThawdHoldsN
   ASSERT_GT(pids["b"], 0);
   EXPECT_NE(pids["a"], pids["b"]);
   for (auto [name, pid] : pids) {
-    auto status = read_file("/proc/" + std::to_string(pid) + "/status");
+    auto status = read_whole_file("/proc/" + std::to_string(pid) + "/status");
     EXPECT_NE(status.find("PPid:\t" + std::to_string(daemon_.pid()) + "\n"), std::string::npos) << name << status;
     EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << name << status;
     EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << name << ": no seccomp filter\n" << status;
@@ -144,7 +130,7 @@ TEST_F(TemplateWorkers, EachTemplateRunsInASandboxedWorkerOfItsOwnAndThawdHoldsN
   }
   // A leased clone runs on a vCPU thread of its worker, under the vCPU filter.
   auto vm = acquire(c, "a");
-  EXPECT_EQ(echo(c, vm, "in a worker"), "in a worker");
+  EXPECT_EQ(invoke_echo(c, vm, "in a worker"), "in a worker");
   EXPECT_GE(filtered_threads(pids["a"]), 1) << "no filtered thread in worker a";
   // thawd itself runs no guest: no KVM fd at all, and its own filter
   // (which forbids KVM) on its threads.
@@ -169,20 +155,20 @@ TEST_F(TemplateWorkers, AKilledWorkerTakesOnlyItsOwnLeasesAndComesBackWithItsTem
   auto before = worker_pids(c);
   auto vm_a = acquire(c, "a");
   auto vm_b = acquire(c, "b");
-  ASSERT_EQ(echo(c, vm_a, "a1"), "a1");
+  ASSERT_EQ(invoke_echo(c, vm_a, "a1"), "a1");
   ASSERT_EQ(::kill(before["a"], SIGKILL), 0);
   // Listed throughout: as last seen while its worker restarts.
   EXPECT_TRUE(worker_pids(c).contains("a")) << "template a vanished from the list while its worker restarted";
 
   // The lease in the killed worker is gone, and says so.
-  KJ_IF_MAYBE (e, error_of([&] { echo(c, vm_a, "a2"); })) {
+  KJ_IF_MAYBE (e, error_of([&] { invoke_echo(c, vm_a, "a2"); })) {
     EXPECT_EQ(e->getType(), kj::Exception::Type::DISCONNECTED) << rpc::error_message(*e);
     EXPECT_NE(rpc::error_message(*e).find("worker process went away"), std::string::npos) << rpc::error_message(*e);
   } else {
     ADD_FAILURE() << "an invoke on a clone of a killed worker succeeded";
   }
   // The other template's lease never noticed.
-  EXPECT_EQ(echo(c, vm_b, "b1"), "b1");
+  EXPECT_EQ(invoke_echo(c, vm_b, "b1"), "b1");
 
   // A new worker takes template a up again and serves it.
   pid_t replacement = 0;
@@ -193,7 +179,7 @@ TEST_F(TemplateWorkers, AKilledWorkerTakesOnlyItsOwnLeasesAndComesBackWithItsTem
   }
   ASSERT_GT(replacement, 0) << daemon_.log();
   auto again = acquire(c, "a", 10000, 20000);
-  EXPECT_EQ(echo(c, again, "a3"), "a3");
+  EXPECT_EQ(invoke_echo(c, again, "a3"), "a3");
   EXPECT_EQ(worker_pids(c)["b"], before["b"]) << "template b's worker changed";
   EXPECT_NE(daemon_.log().find("worker " + std::to_string(before["a"]) + " killed by SIGKILL"), std::string::npos)
       << daemon_.log();
@@ -223,7 +209,7 @@ TEST_F(TemplateWorkers, ADirectSocketServesItsTemplateOnlyAndOutlivesAWorker) {
   {
     rpc::PoolConnection direct(path);
     auto vm = acquire(direct, "a");
-    EXPECT_EQ(echo(direct, vm, "direct"), "direct");
+    EXPECT_EQ(invoke_echo(direct, vm, "direct"), "direct");
     expect_failed("acquire of another template", "serves template 'a' only", [&] { acquire(direct, "b"); });
     expect_failed("deleteTemplate", "use thawd's socket", [&] {
       auto req = direct.pool().deleteTemplateRequest();
@@ -238,7 +224,7 @@ TEST_F(TemplateWorkers, ADirectSocketServesItsTemplateOnlyAndOutlivesAWorker) {
     auto attempt = error_of([&] {
       rpc::PoolConnection direct(path);
       auto vm = acquire(direct, "a", 10000, 10000);
-      served = echo(direct, vm, "again") == "again";
+      served = invoke_echo(direct, vm, "again") == "again";
     });
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -272,7 +258,7 @@ TEST_F(TemplateWorkers, DeletingATemplateEndsItsWorker) {
 // One line of /proc/<pid>/limits ("Max open files  1024  4096  files"):
 // its soft limit, as written there ("unlimited" or a number).
 std::string soft_limit(pid_t pid, const std::string& what) {
-  std::istringstream lines(read_file("/proc/" + std::to_string(pid) + "/limits"));
+  std::istringstream lines(read_whole_file("/proc/" + std::to_string(pid) + "/limits"));
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind(what, 0) != 0) continue;
     std::istringstream fields(line.substr(what.size()));
@@ -313,7 +299,7 @@ TEST_F(TemplateWorkers, EachWorkerHasResourceLimitsSizedFromItsTemplate) {
   EXPECT_EQ(soft_limit(daemon_.pid(), "Max address space"), "unlimited");
   // The limits hold clones all the same: one leased and two warm.
   auto vm = acquire(c, "a");
-  EXPECT_EQ(echo(c, vm, "limited"), "limited");
+  EXPECT_EQ(invoke_echo(c, vm, "limited"), "limited");
 }
 
 // worker_cgroups naming a directory: each worker moves into a cgroup of its
@@ -323,7 +309,7 @@ TEST_F(TemplateWorkers, EachWorkerHasResourceLimitsSizedFromItsTemplate) {
 TEST(TemplateWorkerCgroups, EachWorkerJoinsItsOwnCgroupWithItsLimitsAndDeletingRemovesIt) {
   THAW_REQUIRE_KVM();
   if (::geteuid() != 0) GTEST_SKIP() << "making a cgroup for the test needs root";
-  const std::string mount = daemon::cgroup2_mount_point(read_file("/proc/self/mountinfo"));
+  const std::string mount = daemon::cgroup2_mount_point(read_whole_file("/proc/self/mountinfo"));
   if (mount.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
   const std::string relative = "/thaw-test-" + std::to_string(::getpid());
   const std::string subtree = mount + relative;
@@ -339,21 +325,21 @@ TEST(TemplateWorkerCgroups, EachWorkerJoinsItsOwnCgroupWithItsLimitsAndDeletingR
       worker = worker_pids(c)["a"];
       ASSERT_GT(worker, 0);
       auto vm = acquire(c, "a");
-      EXPECT_EQ(echo(c, vm, "in a cgroup"), "in a cgroup");
+      EXPECT_EQ(invoke_echo(c, vm, "in a cgroup"), "in a cgroup");
     }
     const std::string own = subtree + "/worker-a";
-    EXPECT_NE(read_file("/proc/" + std::to_string(worker) + "/cgroup").find("0::" + relative + "/worker-a\n"),
+    EXPECT_NE(read_whole_file("/proc/" + std::to_string(worker) + "/cgroup").find("0::" + relative + "/worker-a\n"),
               std::string::npos)
-        << read_file("/proc/" + std::to_string(worker) + "/cgroup");
-    EXPECT_NE(read_file(own + "/cgroup.procs").find(std::to_string(worker)), std::string::npos);
+        << read_whole_file("/proc/" + std::to_string(worker) + "/cgroup");
+    EXPECT_NE(read_whole_file(own + "/cgroup.procs").find(std::to_string(worker)), std::string::npos);
     EXPECT_NE(daemon.log().find("worker cgroups: in " + subtree), std::string::npos) << daemon.log();
     const auto pool = mini_pool("a");
     const auto wanted = daemon::worker_limits(pool.spec, pool.policy, daemon::DaemonConfig{}.workers);
     if (std::filesystem::exists(own + "/memory.max")) {
-      EXPECT_EQ(read_file(own + "/memory.max"), std::to_string(wanted.memory) + "\n");
+      EXPECT_EQ(read_whole_file(own + "/memory.max"), std::to_string(wanted.memory) + "\n");
     }
     if (std::filesystem::exists(own + "/pids.max")) {
-      EXPECT_EQ(read_file(own + "/pids.max"), std::to_string(wanted.threads) + "\n");
+      EXPECT_EQ(read_whole_file(own + "/pids.max"), std::to_string(wanted.threads) + "\n");
     }
     {
       rpc::PoolConnection c(daemon.socket());
