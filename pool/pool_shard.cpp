@@ -1,6 +1,7 @@
 #include "pool/pool_shard.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 
 namespace thaw::pool {
@@ -34,18 +35,20 @@ std::string shard_text(PoolShard shard) {
 }
 
 std::optional<PoolShard> parse_shard_text(const std::string& text) {
-  unsigned long number = 0, count = 0;
-  size_t slash = text.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size() || slash > 2 || text.size() - slash > 3) {
+  // Each side one or two digits, as kMaxShards has.
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos || slash < 1 || slash > 2 || text.size() - slash - 1 < 1 || text.size() - slash - 1 > 2) {
     return std::nullopt;
   }
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (i == slash) continue;
-    if (text[i] < '0' || text[i] > '9') return std::nullopt;
-    (i < slash ? number : count) = (i < slash ? number : count) * 10 + static_cast<unsigned>(text[i] - '0');
-  }
+  auto read = [](const char* from, const char* to, uint32_t& value) {
+    auto [end, ec] = std::from_chars(from, to, value);
+    return ec == std::errc() && end == to;
+  };
+  uint32_t number = 0, count = 0;
+  const char* begin = text.data();
+  if (!read(begin, begin + slash, number) || !read(begin + slash + 1, begin + text.size(), count)) return std::nullopt;
   if (number < 1 || count < 1 || number > count || count > kMaxShards) return std::nullopt;
-  return PoolShard{static_cast<uint32_t>(number - 1), static_cast<uint32_t>(count)};
+  return PoolShard{number - 1, count};
 }
 
 uint32_t shards_for(const PoolPolicy& policy, uint32_t clones_per_worker) {

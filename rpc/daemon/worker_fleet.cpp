@@ -176,17 +176,20 @@ void WorkerFleet::start_other_shards(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) return;
   for (uint32_t i = 1; i < it->second.shards.size(); ++i) {
-    if (it->second.shards[i].worker) continue;
-    try {
-      start(name, i, /*load=*/true);
-    } catch (const std::exception& e) {
-      spdlog::error("template '{}': cannot start its worker {}: {}; trying again in {} ms", name,
-                    pool::shard_text({i, static_cast<uint32_t>(it->second.shards.size())}), e.what(),
-                    kMaxBackoff.count());
-      tasks_.add(io_.provider->getTimer().afterDelay(kMaxBackoff.count() * kj::MILLISECONDS).then([this, name, i] {
-        restart(name, i);
-      }));
-    }
+    if (!it->second.shards[i].worker) start_or_retry(name, i);
+  }
+}
+
+void WorkerFleet::start_or_retry(const std::string& name, uint32_t index) {
+  try {
+    start(name, index, /*load=*/true);
+  } catch (const std::exception& e) {
+    const auto count = static_cast<uint32_t>(entries_.at(name).shards.size());
+    spdlog::error("template '{}': cannot start its worker{}: {}; trying again in {} ms", name,
+                  count > 1 ? " " + pool::shard_text({index, count}) : "", e.what(), kMaxBackoff.count());
+    tasks_.add(io_.provider->getTimer().afterDelay(kMaxBackoff.count() * kj::MILLISECONDS).then([this, name, index] {
+      restart(name, index);
+    }));
   }
 }
 
@@ -242,16 +245,14 @@ void WorkerFleet::restart(const std::string& name, uint32_t index) {
   if (it == entries_.end() || index >= it->second.shards.size() || it->second.shards[index].worker) {
     return;  // deleted or restarted meanwhile
   }
-  try {
-    plan(name, /*load=*/true, std::nullopt);  // the policy as last recorded
-    start(name, index, /*load=*/true);
-  } catch (const std::exception& e) {
-    spdlog::error("template '{}': cannot start its worker: {}; trying again in {} ms", name, e.what(),
-                  kMaxBackoff.count());
-    tasks_.add(io_.provider->getTimer().afterDelay(kMaxBackoff.count() * kj::MILLISECONDS).then([this, name, index] {
-      restart(name, index);
-    }));
-  }
+  plan(name, /*load=*/true, std::nullopt);  // the policy as last recorded
+  start_or_retry(name, index);
+}
+
+kj::Exception WorkerFleet::restarting(const std::string& name, const Shard& shard) {
+  return kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
+                       kj::str("template '", name.c_str(), "': its worker process ", shard.last_end.c_str(),
+                               " and is being restarted; try again"));
 }
 
 std::shared_ptr<TemplateWorker> WorkerFleet::serving(const std::string& name) {
@@ -262,20 +263,14 @@ std::shared_ptr<TemplateWorker> WorkerFleet::serving(const std::string& name) {
     Shard& shard = entry.shards[entry.next_turn++ % entry.shards.size()];
     if (shard.worker) return shard.worker;
   }
-  throw kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
-                      kj::str("template '", name.c_str(), "': its worker process ",
-                              entry.shards.front().last_end.c_str(), " and is being restarted; try again"));
+  throw restarting(name, entry.shards.front());
 }
 
 std::shared_ptr<TemplateWorker> WorkerFleet::first_shard(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end() || !it->second.serving) throw failed("no template '" + name + "'");
   const Shard& first = it->second.shards.front();
-  if (!first.worker) {
-    throw kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
-                        kj::str("template '", name.c_str(), "': its worker process ", first.last_end.c_str(),
-                                " and is being restarted; try again"));
-  }
+  if (!first.worker) throw restarting(name, first);
   return first.worker;
 }
 

@@ -115,7 +115,12 @@ class WorkerFleet final : public TemplateAdmin {
   void start_other_shards(const std::string& name);
   void watch(const std::shared_ptr<TemplateWorker>& worker);
   void on_ended(const std::shared_ptr<TemplateWorker>& worker, const std::string& how);
+  // Starts shard `index`'s worker from the snapshot; when that fails, logs
+  // it and tries again (restart) after the longest backoff.
+  void start_or_retry(const std::string& name, uint32_t index);
   void restart(const std::string& name, uint32_t index);
+  // OVERLOADED: `shard`'s worker ended (as it says) and is being restarted.
+  static kj::Exception restarting(const std::string& name, const Shard& shard);
   // Shard 0's worker, which records the template's changes; the errors of
   // serving().
   std::shared_ptr<TemplateWorker> first_shard(const std::string& name);
