@@ -350,7 +350,14 @@ bool PoolManager::load_template(const std::string& name) {
 
 std::vector<TemplateInfo> PoolManager::list_templates() const {
   std::vector<TemplateInfo> out;
-  for (auto& pool : impl_->pool_list()) out.push_back(pool->info());
+  for (auto& pool : impl_->pool_list()) {
+    out.push_back(pool->info());
+    // One shard's view (its direct socket): say so, so its share is not read as the whole.
+    if (impl_->config.shard.count > 1) {
+      out.back().shard = shard_text(impl_->config.shard);
+      out.back().workers = impl_->config.shard.count;
+    }
+  }
   return out;
 }
 
@@ -445,7 +452,10 @@ InvokeResult PoolManager::invoke(uint64_t lease_id, const std::string& function,
 
 PoolStats PoolManager::stats() const {
   PoolStats stats;
-  for (auto& pool : impl_->pool_list()) stats.templates.push_back(pool->stats());
+  for (auto& pool : impl_->pool_list()) {
+    stats.templates.push_back(pool->stats());
+    if (impl_->config.shard.count > 1) stats.templates.back().shard = shard_text(impl_->config.shard);
+  }
   return stats;
 }
 

@@ -69,6 +69,7 @@ PoolPolicy policy_share(const PoolPolicy& policy, PoolShard shard) {
 TemplateInfo merge_template_infos(const std::vector<TemplateInfo>& shards) {
   if (shards.empty()) return {};
   TemplateInfo merged = shards.front();
+  merged.shard.clear();  // the whole template now
   merged.policy = {0, 0, 0};
   merged.warm = merged.leased = merged.target_warm = 0;
   for (const auto& part : shards) {

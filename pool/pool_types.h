@@ -83,6 +83,7 @@ struct TemplateInfo {
   uint32_t worker_pid = 0;   // thawd's worker process that holds its clones; 0: thawd itself
   std::string direct_socket;  // that worker's own socket for this template ("" : none)
   uint32_t workers = 0;       // worker processes holding its clones (> 1: spread, pool_shard.h); 0: thawd itself
+  std::string shard;          // "K/N": this covers shard K of N only (pool_shard.h); "": the whole template
 };
 
 // Delivered to a clone at acquire without a guest round trip: written into
@@ -177,6 +178,7 @@ struct PoolStats {
       bool operator==(const UnknownSyscall&) const = default;
     };
     std::vector<UnknownSyscall> unknown_syscalls;
+    std::string shard;  // as TemplateInfo::shard
   };
   std::vector<PerTemplate> templates;
 };

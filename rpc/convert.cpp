@@ -52,6 +52,7 @@ pool::TemplateInfo from_schema(schema::TemplateInfo::Reader in) {
   out.worker_pid = in.getWorkerPid();
   out.workers = in.getWorkers();
   out.direct_socket = to_string(in.getDirectSocket());
+  out.shard = to_string(in.getShard());
   return out;
 }
 
@@ -97,6 +98,7 @@ pool::PoolStats::PerTemplate from_schema(schema::TemplateStats::Reader in) {
   out.restore_seconds = from_schema(in.getRestoreSeconds());
   out.reset_seconds = from_schema(in.getResetSeconds());
   for (auto u : in.getUnknownSyscalls()) out.unknown_syscalls.push_back({u.getNumber(), u.getRequests()});
+  out.shard = to_string(in.getShard());
   return out;
 }
 
@@ -149,6 +151,7 @@ void to_schema(const pool::TemplateInfo& in, schema::TemplateInfo::Builder out) 
   out.setWorkerPid(in.worker_pid);
   out.setWorkers(in.workers);
   out.setDirectSocket(in.direct_socket);
+  out.setShard(in.shard);
 }
 
 void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Builder out) {
@@ -179,6 +182,7 @@ void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Bu
     unknown[i].setName(linux_syscall_name(in.unknown_syscalls[i].number));
     unknown[i].setRequests(in.unknown_syscalls[i].requests);
   }
+  out.setShard(in.shard);
 }
 
 void to_schema(const pool::PoolStats& in, schema::PoolStats::Builder out) {

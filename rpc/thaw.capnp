@@ -67,6 +67,11 @@ struct TemplateInfo {
   # How many worker processes hold its clones: more than 1 when thawd's
   # clones_per_worker spreads it (workerPid is then the first's, and each
   # holds a share of its policy); 0 when thawd holds them itself.
+  shard @11 :Text;
+  # "" when this answer covers the whole template (thawd's socket merges
+  # the shards). "K/N" when it covers shard K of N only: a spread
+  # template's direct socket answers from the one worker that accepted the
+  # connection, with that worker's share of the policy and its own clones.
 }
 
 struct TemplateStats {
@@ -94,6 +99,9 @@ struct TemplateStats {
   # implement (the program got -ENOSYS), with how many requests made each.
   restoreSeconds @20 :LatencyHistogram;  # every restore since the worker started
   resetSeconds @21 :LatencyHistogram;    # every reset in place since then
+  shard @22 :Text;
+  # As in TemplateInfo: "" for the whole template, "K/N" for one shard's
+  # counters only (a spread template's direct socket).
 }
 
 struct LatencyHistogram {

@@ -52,19 +52,22 @@ int run_stats(const ClientOptions& opt) {
                      {"private_memory_mib", t.private_memory_mib},
                      {"restore_ms", latency_json(t.restore_ms)},
                      {"reset_ms", latency_json(t.reset_ms)},
-                     {"unknown_syscalls", unknown_syscalls_json(t)}});
+                     {"unknown_syscalls", unknown_syscalls_json(t)},
+                     {"shard", t.shard}});
     }
     std::cout << out.dump(2) << std::endl;
     return kExitOk;
   }
   for (const auto& t : stats.templates) {
+    // A spread template's direct socket answers for one shard only.
+    std::string scope = t.shard.empty() ? "" : " (shard " + t.shard + " of its workers only)";
     std::printf(
-        "%s\n  warm %u  leased %u  target %u  private memory %.1f MiB\n"
+        "%s%s\n  warm %u  leased %u  target %u  private memory %.1f MiB\n"
         "  acquires %llu (hits %llu, misses %llu)  overloaded %llu\n"
         "  restores %llu (failed %llu)  resets %llu (failed %llu)  destroyed %llu  expired leases %llu\n"
         "  autoscaler: %llu up, %llu down\n"
         "  restore ms: min %.3f median %.3f p99 %.3f   reset ms: min %.3f median %.3f p99 %.3f\n",
-        t.name.c_str(), t.warm, t.leased, t.target_warm, t.private_memory_mib,
+        t.name.c_str(), scope.c_str(), t.warm, t.leased, t.target_warm, t.private_memory_mib,
         static_cast<unsigned long long>(t.acquires), static_cast<unsigned long long>(t.hits),
         static_cast<unsigned long long>(t.misses), static_cast<unsigned long long>(t.overloaded),
         static_cast<unsigned long long>(t.restores), static_cast<unsigned long long>(t.restore_failures),

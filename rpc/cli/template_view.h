@@ -30,7 +30,8 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
           {"cold_boot_ms", t.cold_boot_ms},
           {"worker_pid", t.worker_pid},  // 0: the clones live in thawd's own process
           {"direct_socket", t.direct_socket},
-          {"workers", t.workers}};
+          {"workers", t.workers},
+          {"shard", t.shard}};  // "K/N": one shard's share only (a spread template's direct socket)
   // Only a program template has these keys: a kernel template's object is unchanged.
   if (t.spec.is_program()) {
     j["program"] = t.spec.program;
@@ -43,7 +44,7 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
 }
 
 inline void print_template_header() {
-  std::printf("%-20s %5s %6s %6s %9s %8s %10s %8s  %s\n", "NAME", "WARM", "LEASED", "TARGET", "MIN..MAX", "MEM MiB",
+  std::printf("%-20s %5s %6s %6s %9s %8s %10s %9s  %s\n", "NAME", "WARM", "LEASED", "TARGET", "MIN..MAX", "MEM MiB",
               "COLD BOOT", "WORKER", "KERNEL OR PROGRAM");
 }
 
@@ -63,7 +64,9 @@ inline void print_template_row(const pool::TemplateInfo& t) {
   // them, or the worker is being restarted); "+N" more when it is spread.
   std::string worker = t.worker_pid == 0 ? "-" : std::to_string(t.worker_pid);
   if (t.worker_pid != 0 && t.workers > 1) worker += "+" + std::to_string(t.workers - 1);
-  std::printf("%-20s %5u %6u %6u %9s %8llu %7.1f ms %8s  %s\n", t.name.c_str(), t.warm, t.leased, t.target_warm,
+  // A spread template's direct socket answers for one shard: its share only.
+  if (!t.shard.empty()) worker = "shard " + t.shard;
+  std::printf("%-20s %5u %6u %6u %9s %8llu %7.1f ms %9s  %s\n", t.name.c_str(), t.warm, t.leased, t.target_warm,
               range.c_str(), static_cast<unsigned long long>(t.spec.mem_mib), t.cold_boot_ms, worker.c_str(),
               template_runs(t).c_str());
 }

@@ -87,12 +87,14 @@ TEST(PoolShard, InfosMergeIntoTheTemplates) {
   a.leased = 1;
   a.target_warm = 5;
   a.worker_pid = 11;
+  a.shard = "1/2";
   TemplateInfo b = a;
   b.policy = policy_share({3, 10, 100}, {1, 2});
   b.warm = 2;
   b.leased = 3;
   b.target_warm = 4;
   b.worker_pid = 12;
+  b.shard = "2/2";
   TemplateInfo m = merge_template_infos({a, b});
   EXPECT_EQ(m.name, "t");
   EXPECT_EQ(m.warm, 6u);
@@ -100,6 +102,7 @@ TEST(PoolShard, InfosMergeIntoTheTemplates) {
   EXPECT_EQ(m.target_warm, 9u);
   EXPECT_EQ(m.policy, (PoolPolicy{3, 10, 100}));
   EXPECT_EQ(m.worker_pid, 11u) << "the first shard's";
+  EXPECT_EQ(m.shard, "") << "the merge covers the whole template";
   EXPECT_EQ(merge_template_infos({}).name, "");
 }
 
@@ -118,8 +121,11 @@ TEST(PoolShard, StatsMergeCountersAndLatencies) {
   b.private_memory_mib = 2.5;
   a.unknown_syscalls = {{13, 2}, {99, 1}};
   b.unknown_syscalls = {{13, 3}};
+  a.shard = "1/2";
+  b.shard = "2/2";
   PoolStats::PerTemplate m = merge_template_stats({a, b});
   EXPECT_EQ(m.name, "t");
+  EXPECT_EQ(m.shard, "") << "the merge covers the whole template";
   EXPECT_EQ(m.acquires, 15u);
   EXPECT_EQ(m.misses, 1u);
   EXPECT_EQ(m.overloaded, 2u);

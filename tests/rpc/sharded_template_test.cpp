@@ -48,6 +48,7 @@ std::map<std::string, pid_t> shard_workers(pid_t parent) {
 struct Listed {
   uint32_t warm = 0, leased = 0, workers = 0, max_warm = 0;
   bool found = false;
+  std::string shard, direct_socket;
 };
 
 Listed listed(rpc::PoolConnection& c, const std::string& name) {
@@ -55,7 +56,8 @@ Listed listed(rpc::PoolConnection& c, const std::string& name) {
   auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
   for (auto t : list.getTemplates()) {
     if (t.getName() != name.c_str()) continue;
-    out = {t.getWarm(), t.getLeased(), t.getWorkers(), t.getPolicy().getMaxWarm(), true};
+    out = {t.getWarm(), t.getLeased(), t.getWorkers(), t.getPolicy().getMaxWarm(), true,
+           t.getShard().cStr(),  t.getDirectSocket().cStr()};
   }
   return out;
 }
@@ -115,6 +117,7 @@ TEST_F(ShardedTemplate, TwoWorkersServeOneTemplateInTurnAndAreListedAsOne) {
   ASSERT_TRUE(before.found);
   EXPECT_EQ(before.workers, 2u);
   EXPECT_EQ(before.max_warm, 4u) << "the template's policy, not one shard's share";
+  EXPECT_EQ(before.shard, "") << "thawd's answer covers the whole template";
   EXPECT_GE(before.warm, 2u);
   EXPECT_LE(before.warm, 4u);
 
@@ -132,6 +135,36 @@ TEST_F(ShardedTemplate, TwoWorkersServeOneTemplateInTurnAndAreListedAsOne) {
   EXPECT_EQ(stats.getTemplates()[0].getName(), "big");
   EXPECT_GE(stats.getTemplates()[0].getAcquires(), 2u);
   EXPECT_EQ(stats.getTemplates()[0].getLeased(), 2u);
+  EXPECT_EQ(stats.getTemplates()[0].getShard(), "");
+
+  // The direct socket is answered by whichever worker accepted the
+  // connection: its list and stats cover that shard only, and say so. (On
+  // a thread of its own: a thread has one event loop, which `c` holds, and
+  // `c` keeps the two leases.)
+  ASSERT_FALSE(before.direct_socket.empty());
+  Listed one;
+  std::string stats_shard;
+  uint32_t stats_leased = 0;
+  std::string direct_error;
+  std::thread([&] {
+    KJ_IF_MAYBE (e, error_of([&] {
+      rpc::PoolConnection direct(before.direct_socket);
+      one = listed(direct, "big");
+      auto shard_stats = direct.pool().statsRequest().send().wait(direct.wait_scope()).getStats();
+      if (shard_stats.getTemplates().size() != 1) return;
+      stats_shard = shard_stats.getTemplates()[0].getShard().cStr();
+      stats_leased = shard_stats.getTemplates()[0].getLeased();
+    })) {
+      direct_error = e->getDescription().cStr();
+    }
+  }).join();
+  ASSERT_TRUE(one.found) << direct_error;
+  EXPECT_TRUE(one.shard == "1/2" || one.shard == "2/2") << "shard label '" << one.shard << "'";
+  EXPECT_EQ(one.workers, 2u);
+  EXPECT_EQ(one.max_warm, 2u) << "that shard's share of max_warm 4";
+  EXPECT_EQ(one.leased, 1u) << "one of the two leases is this shard's";
+  EXPECT_EQ(stats_shard, one.shard);
+  EXPECT_EQ(stats_leased, 1u);
 }
 
 TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
