@@ -104,7 +104,9 @@ int main(int argc, char** argv) {
   uint32_t clones_per_worker = 0;
   app.add_option("--clones-per-worker", clones_per_worker,
                  "thawd's clones_per_worker: spread the template over ceil(clones / this) worker processes (0: one "
-                 "worker), to compare the page-fault fan-out of many VMs in one process (thaw_bench_fault_fanout)")
+                 "worker), to compare the page-fault fan-out of many VMs in one process (thaw_bench_fault_fanout). On the "
+                 "direct socket the load's connections are served by whichever shard's worker accepted them; "
+                 "--via-thawd spreads the acquires over every shard")
       ->capture_default_str()
       ->check(CLI::Range(0u, 65536u));
   app.add_option("--json", json_path, "Also write the samples and figures to this file as JSON");

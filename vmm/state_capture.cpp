@@ -82,7 +82,7 @@ VcpuState save_vcpu_state(kvm::VcpuFd& vcpu, const std::vector<uint32_t>& msr_in
 }
 
 void restore_vcpu_state(kvm::VcpuFd& vcpu, const VcpuState& state, const VcpuRestoreOptions& options) {
-  restore_tsc_rate(vcpu, state.tsc_khz, options);
+  if (!options.tsc_rate_already_set) restore_tsc_rate(vcpu, state.tsc_khz, options);
   // CPUID first: KVM checks CR4 bits (SREGS), XCR0 and the XSAVE area, and
   // which MSRs exist, against the guest's CPUID. A reset in place skips it:
   // KVM only accepts the identical table once the vCPU has run, and setting

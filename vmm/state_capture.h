@@ -46,6 +46,9 @@ struct VcpuRestoreOptions {
   bool tsc_scaling = false;         // has_tsc_scaling() of the target VM
   bool allow_tsc_mismatch = false;  // run on at the host's rate when it differs and cannot be scaled
   bool cpuid_already_set = false;   // reset in place: this vCPU already has the snapshot's CPUID
+  // Reset in place: this vCPU's TSC rate was checked (or scaled) against
+  // the same snapshot when it was restored, so KVM_GET_TSC_KHZ is not asked again.
+  bool tsc_rate_already_set = false;
 };
 
 // Reads everything in VcpuState. `msr_indices`: KvmSystem::msr_index_list();

@@ -58,7 +58,7 @@ class DeviceQuiesce {
 // How Vm::restore_state applies a state.
 struct StateRestoreOptions {
   bool allow_tsc_mismatch = false;  // run on at the host's TSC rate when the saved one cannot be had
-  bool reset_in_place = false;      // this VM already runs the state's CPUID (KVM refuses a change once run)
+  bool reset_in_place = false;      // this VM already runs the state's CPUID (KVM refuses a change once run) and TSC rate
 };
 
 class Vm {

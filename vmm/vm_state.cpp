@@ -83,6 +83,7 @@ void Vm::restore_state(const MachineState& state, const StateRestoreOptions& opt
   vcpu_options.tsc_scaling = tsc_scaling_;
   vcpu_options.allow_tsc_mismatch = options.allow_tsc_mismatch;
   vcpu_options.cpuid_already_set = options.reset_in_place;
+  vcpu_options.tsc_rate_already_set = options.reset_in_place;
   for (size_t i = 0; i < state.vcpus.size(); ++i) restore_vcpu_state(vcpus_[i]->fd(), state.vcpus[i], vcpu_options);
   if (vsock_transport_) vsock_transport_->notify_pending();
 }
