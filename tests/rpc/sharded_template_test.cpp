@@ -165,6 +165,20 @@ TEST_F(ShardedTemplate, TwoWorkersServeOneTemplateInTurnAndAreListedAsOne) {
   EXPECT_EQ(one.leased, 1u) << "one of the two leases is this shard's";
   EXPECT_EQ(stats_shard, one.shard);
   EXPECT_EQ(stats_leased, 1u);
+
+  // The CLI shows the same: the shard as the worker on the direct socket,
+  // the whole template (and no shard) through thawd.
+  auto table = run_thaw("templates --socket " + before.direct_socket, scratch_.path());
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("shard " + one.shard), std::string::npos) << table.out;
+  auto shard_text = run_thaw("stats --socket " + before.direct_socket, scratch_.path());
+  ASSERT_EQ(shard_text.exit_code, 0) << shard_text.err;
+  EXPECT_NE(shard_text.out.find("big (shard " + one.shard + " of its workers only)"), std::string::npos)
+      << shard_text.out;
+  auto whole = run_thaw("templates --json --socket " + daemon_.socket(), scratch_.path());
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  EXPECT_NE(whole.out.find("\"shard\": \"\""), std::string::npos) << whole.out;
+  EXPECT_NE(whole.out.find("\"workers\": 2"), std::string::npos) << whole.out;
 }
 
 TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
