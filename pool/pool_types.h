@@ -84,6 +84,9 @@ struct TemplateInfo {
   std::string direct_socket;  // that worker's own socket for this template ("" : none)
   uint32_t workers = 0;       // worker processes holding its clones (> 1: spread, pool_shard.h); 0: thawd itself
   std::string shard;          // "K/N": this covers shard K of N only (pool_shard.h); "": the whole template
+  // A spread template's socket for each shard alone, in shard order ("K/N"
+  // is element K-1); empty when it is not spread or has no direct socket.
+  std::vector<std::string> shard_sockets{};
 };
 
 // Delivered to a clone at acquire without a guest round trip: written into

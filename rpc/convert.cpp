@@ -53,6 +53,7 @@ pool::TemplateInfo from_schema(schema::TemplateInfo::Reader in) {
   out.workers = in.getWorkers();
   out.direct_socket = to_string(in.getDirectSocket());
   out.shard = to_string(in.getShard());
+  for (auto path : in.getShardSockets()) out.shard_sockets.push_back(to_string(path));
   return out;
 }
 
@@ -152,6 +153,8 @@ void to_schema(const pool::TemplateInfo& in, schema::TemplateInfo::Builder out) 
   out.setWorkers(in.workers);
   out.setDirectSocket(in.direct_socket);
   out.setShard(in.shard);
+  auto shard_sockets = out.initShardSockets(static_cast<unsigned>(in.shard_sockets.size()));
+  for (unsigned i = 0; i < shard_sockets.size(); ++i) shard_sockets.set(i, in.shard_sockets[i]);
 }
 
 void to_schema(const pool::PoolStats::PerTemplate& in, schema::TemplateStats::Builder out) {

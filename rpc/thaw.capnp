@@ -72,6 +72,11 @@ struct TemplateInfo {
   # the shards). "K/N" when it covers shard K of N only: a spread
   # template's direct socket answers from the one worker that accepted the
   # connection, with that worker's share of the policy and its own clones.
+  shardSockets @12 :List(Text);
+  # A spread template's socket for each shard alone, in shard order (shard
+  # "K/N" is element K-1; same access as directSocket): a client that leases
+  # directly spreads its connections over them to reach every shard's
+  # clones. Empty when the template is not spread or has no direct socket.
 }
 
 struct TemplateStats {

@@ -221,6 +221,7 @@ struct DaemonArgs {
   std::string worker_template;  // --template-worker: serve this one template on fd 3
   bool load = false;
   bool direct_socket = false;
+  bool shard_socket = false;
   std::string limits;  // --limits (worker_limits.h)
   std::string cgroup;  // --cgroup: the worker's cgroup to join
   std::string shard;   // --shard K/N: the worker's part of its template
@@ -266,7 +267,7 @@ int run(const DaemonArgs& args) {
       spdlog::critical("template worker: --shard {} is not K/N with 1 <= K <= N <= {}", args.shard, pool::kMaxShards);
       return kExitConfig;
     }
-    return run_template_worker({args.worker_template, args.load, args.direct_socket, config,
+    return run_template_worker({args.worker_template, args.load, args.direct_socket, args.shard_socket, config,
                                 allowed_image_dirs(config), thaw::shipped_file(THAW_BUILT_LINUX_INIT, "thaw-init"),
                                 limits, args.cgroup, *shard});
   }
@@ -309,6 +310,7 @@ int main(int argc, char** argv) {
   app.add_option("--template-worker", args.worker_template)->group("");
   app.add_flag("--load", args.load)->group("");
   app.add_flag("--direct-socket", args.direct_socket)->group("");
+  app.add_flag("--shard-socket", args.shard_socket)->group("");
   app.add_option("--limits", args.limits)->group("");
   app.add_option("--cgroup", args.cgroup)->group("");
   app.add_option("--shard", args.shard)->group("");

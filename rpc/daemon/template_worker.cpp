@@ -57,6 +57,8 @@ pid_t spawn_worker(const WorkerLaunch& launch, const WorkerStart& start, int chi
   if (!launch.log_level.empty()) args.insert(args.end(), {"--log-level", launch.log_level});
   if (start.load) args.emplace_back("--load");
   if (listen_fd >= 0) args.emplace_back("--direct-socket");
+  const bool shard_socket = listen_fd >= 0 && start.shard_listen_fd >= 0;
+  if (shard_socket) args.emplace_back("--shard-socket");
   if (!start.limits.empty()) args.insert(args.end(), {"--limits", start.limits});
   if (!start.cgroup.empty()) args.insert(args.end(), {"--cgroup", start.cgroup});
   if (start.shard.count > 1) args.insert(args.end(), {"--shard", pool::shard_text(start.shard)});
@@ -71,6 +73,7 @@ pid_t spawn_worker(const WorkerLaunch& launch, const WorkerStart& start, int chi
   posix_spawnattr_init(&attr);
   posix_spawn_file_actions_adddup2(&actions, child_fd, kWorkerSocketFd);
   if (listen_fd >= 0) posix_spawn_file_actions_adddup2(&actions, listen_fd, kWorkerListenFd);
+  if (shard_socket) posix_spawn_file_actions_adddup2(&actions, start.shard_listen_fd, kWorkerShardListenFd);
   sigset_t none, defaults;
   sigemptyset(&none);
   sigemptyset(&defaults);
@@ -145,11 +148,15 @@ TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, c
   UniqueFd ours(fds[0]), theirs(fds[1]);
   // The child's dup2s must not land on a source they still need, and dup2
   // onto the same number would keep FD_CLOEXEC: sources go above both.
-  if (theirs.get() <= kWorkerListenFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
-  UniqueFd listen_copy;
-  if (start.listen_fd >= 0 && start.listen_fd <= kWorkerListenFd) {
+  if (theirs.get() <= kWorkerShardListenFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
+  UniqueFd listen_copy, shard_listen_copy;
+  if (start.listen_fd >= 0 && start.listen_fd <= kWorkerShardListenFd) {
     listen_copy = UniqueFd(::fcntl(start.listen_fd, F_DUPFD_CLOEXEC, 10));
     start.listen_fd = listen_copy.get();
+  }
+  if (start.shard_listen_fd >= 0 && start.shard_listen_fd <= kWorkerShardListenFd) {
+    shard_listen_copy = UniqueFd(::fcntl(start.shard_listen_fd, F_DUPFD_CLOEXEC, 10));
+    start.shard_listen_fd = shard_listen_copy.get();
   }
   pid_ = spawner.spawn(launch, start, theirs.get());
   pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));

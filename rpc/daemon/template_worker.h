@@ -42,6 +42,7 @@ struct WorkerStart {
   std::string name;    // its template
   bool load = false;   // pick the template up from template_dir before serving
   int listen_fd = -1;  // the template's direct socket (-1: none), which thawd keeps across restarts
+  int shard_listen_fd = -1;  // a spread template's socket for this shard alone (-1: none); kept the same way
   std::string limits;  // worker_limits.h's limits_argument; "": none known
   std::string cgroup;  // the cgroup it joins as it starts; "": none
   pool::PoolShard shard;  // its part of the template (clones_per_worker)
@@ -51,6 +52,7 @@ struct WorkerStart {
 // (listening, bound by thawd) when it has one.
 inline constexpr int kWorkerSocketFd = 3;
 inline constexpr int kWorkerListenFd = 4;
+inline constexpr int kWorkerShardListenFd = 5;
 
 // The one thread of thawd that may start processes: made before thawd puts
 // its own seccomp filter on (thawd_seccomp.h), which forbids execve and
@@ -64,7 +66,8 @@ class WorkerSpawner {
   WorkerSpawner& operator=(const WorkerSpawner&) = delete;
 
   // Starts `launch` for `start` with `child_fd` at kWorkerSocketFd and
-  // start.listen_fd (if >= 0) at kWorkerListenFd, on the spawner thread;
+  // start.listen_fd (if >= 0) at kWorkerListenFd and start.shard_listen_fd
+  // (if >= 0, with a listen_fd) at kWorkerShardListenFd, on the spawner thread;
   // blocks until it is started. SysError.
   pid_t spawn(const WorkerLaunch& launch, const WorkerStart& start, int child_fd);
 

@@ -231,6 +231,8 @@ int run_template_worker(const TemplateWorkerOptions& o) {
         direct.emplace(*io.lowLevelProvider, kj::heap<DirectPoolServer>(pool, o.template_name), counters,
                        connection_limits(o.config));
         direct->adopt(kj::AutoCloseFd(kWorkerListenFd));
+        // A spread template's shard also serves its own socket, which only it accepts on.
+        if (o.shard_socket) direct->adopt(kj::AutoCloseFd(kWorkerShardListenFd));
       }
       network.onDisconnect().wait(io.waitScope);
       if (direct) {

@@ -19,6 +19,7 @@ struct TemplateWorkerOptions {
   std::string template_name;
   bool load = false;  // pick the template up from template_dir before serving
   bool direct_socket = false;  // fd kWorkerListenFd listens: serve the template there too
+  bool shard_socket = false;   // fd kWorkerShardListenFd listens too: this shard's own socket
   DaemonConfig config;
   std::vector<std::string> allowed_image_dirs;  // as thawd resolved them
   std::string linux_init_agent;                 // thaw-init, "" when not shipped

@@ -76,6 +76,9 @@ WorkerFleet::~WorkerFleet() noexcept(false) {
   }
   for (auto& [name, entry] : entries_) {
     if (!entry.direct_path.empty()) ::unlink(entry.direct_path.c_str());
+    for (const auto& shard : entry.shards) {
+      if (!shard.own_path.empty()) ::unlink(shard.own_path.c_str());
+    }
     for (uint32_t i = 0; i < entry.shards.size(); ++i) {
       auto& worker = entry.shards[i].worker;
       if (!worker) continue;
@@ -90,26 +93,64 @@ std::string WorkerFleet::cgroup_key(const std::string& name, uint32_t index) {
   return index == 0 ? name : name + "." + std::to_string(index + 1);
 }
 
-void WorkerFleet::bind_direct_socket(const std::string& name, Entry& entry) {
-  if (entry.direct_fd.get() >= 0 || direct_.main_socket.empty()) return;
-  std::string path = direct_socket_path(direct_.main_socket, name);
+namespace {
+
+// Listens at `path` (what direct_socket_path gave for `what`) with the
+// access of thawd's socket into `fd` and `bound`; a failure is logged and
+// leaves both empty: the template is served without that socket.
+void listen_at(const std::string& what, const std::string& path, const DirectSockets& direct, kj::AutoCloseFd& fd,
+               std::string& bound) {
   if (path.empty()) {
-    spdlog::warn("template '{}': no direct socket (its path beside {} would be too long)", name, direct_.main_socket);
+    spdlog::warn("{}: no direct socket (its path beside {} would be too long)", what, direct.main_socket);
     return;
   }
   try {
-    entry.direct_fd = rpc::listen_on(path);
-    if (direct_.set_access) direct_.set_access(path);
-    entry.direct_path = path;
+    fd = rpc::listen_on(path);
+    if (direct.set_access) direct.set_access(path);
+    bound = path;
   } catch (const std::exception& e) {
-    entry.direct_fd = nullptr;
+    fd = nullptr;
     ::unlink(path.c_str());
-    spdlog::warn("template '{}': no direct socket: {}", name, e.what());
+    spdlog::warn("{}: no direct socket: {}", what, e.what());
   }
+}
+
+}  // namespace
+
+void WorkerFleet::bind_direct_socket(const std::string& name, Entry& entry) {
+  if (entry.direct_fd.get() >= 0 || direct_.main_socket.empty()) return;
+  listen_at("template '" + name + "'", direct_socket_path(direct_.main_socket, name), direct_, entry.direct_fd,
+            entry.direct_path);
+}
+
+void WorkerFleet::bind_shard_sockets(const std::string& name, Entry& entry) {
+  if (entry.direct_fd.get() < 0 || entry.shards.size() < 2) return;
+  for (uint32_t i = 0; i < entry.shards.size(); ++i) {
+    Shard& shard = entry.shards[i];
+    if (shard.own_fd.get() >= 0) continue;
+    // '.' is not in template names, so "<stem>-big.2.sock" is no other template's socket.
+    const std::string key = name + "." + std::to_string(i + 1);
+    listen_at("template '" + name + "' shard " + std::to_string(i + 1), direct_socket_path(direct_.main_socket, key),
+              direct_, shard.own_fd, shard.own_path);
+  }
+}
+
+void WorkerFleet::add_sockets(pool::TemplateInfo& info, const Entry& entry) {
+  info.direct_socket = entry.direct_path;
+  info.workers = static_cast<uint32_t>(entry.shards.size());
+  info.shard_sockets.clear();
+  for (const auto& shard : entry.shards) {
+    if (!shard.own_path.empty()) info.shard_sockets.push_back(shard.own_path);
+  }
+  // All or none: a client indexes them by shard.
+  if (info.shard_sockets.size() != entry.shards.size()) info.shard_sockets.clear();
 }
 
 void WorkerFleet::erase(std::map<std::string, Entry>::iterator it) {
   if (!it->second.direct_path.empty()) ::unlink(it->second.direct_path.c_str());
+  for (const auto& shard : it->second.shards) {
+    if (!shard.own_path.empty()) ::unlink(shard.own_path.c_str());
+  }
   for (uint32_t i = 0; i < it->second.shards.size(); ++i) {
     auto& worker = it->second.shards[i].worker;
     // A worker still ending keeps its cgroup until on_ended.
@@ -143,6 +184,7 @@ WorkerFleet::Entry& WorkerFleet::plan(const std::string& name, bool load, std::o
       spdlog::info("template '{}': spread over {} worker processes (max_warm {}, clones_per_worker {})", name, count,
                    entry.policy->max_warm, confinement_.clones_per_worker);
     }
+    bind_shard_sockets(name, entry);
   }
   return entry;
 }
@@ -151,7 +193,7 @@ std::shared_ptr<TemplateWorker> WorkerFleet::start(const std::string& name, uint
   Entry& entry = entries_.at(name);
   Shard& shard = entry.shards.at(index);
   const pool::PoolShard part{index, static_cast<uint32_t>(entry.shards.size())};
-  WorkerStart how{name, load, entry.direct_fd.get(), {}, {}, part};
+  WorkerStart how{name, load, entry.direct_fd.get(), shard.own_fd.get(), {}, {}, part};
   shard.limits.reset();
   if (entry.spec && entry.policy) {
     shard.limits = worker_limits(*entry.spec, pool::policy_share(*entry.policy, part), confinement_.rpc_threads);
@@ -299,8 +341,7 @@ kj::Promise<pool::TemplateInfo> WorkerFleet::create_async(const pool::TemplateSp
         auto it = entries_.find(worker->name());
         if (it != entries_.end() && it->second.shards.front().worker == worker) {
           it->second.serving = true;
-          info.direct_socket = it->second.direct_path;
-          info.workers = static_cast<uint32_t>(it->second.shards.size());
+          add_sockets(info, it->second);
           it->second.last_seen = info;
           start_other_shards(worker->name());
         }

@@ -92,6 +92,10 @@ class WorkerFleet final : public TemplateAdmin {
     std::chrono::steady_clock::time_point started;
     std::string last_end;
     std::optional<WorkerLimits> limits;  // what its worker was started with
+    // A spread template's socket for this shard alone (thawd's listening
+    // copy, kept across restarts): a client can reach every shard directly.
+    kj::AutoCloseFd own_fd;
+    std::string own_path;
   };
   struct Entry {
     std::vector<Shard> shards;  // how many: fixed when the template's first worker starts
@@ -129,6 +133,12 @@ class WorkerFleet final : public TemplateAdmin {
   // Binds `entry`'s direct socket if it has none yet (a failure is logged:
   // the template is then served through thawd only).
   void bind_direct_socket(const std::string& name, Entry& entry);
+  // The same for each shard's own socket, once the template is spread
+  // over several and has a direct socket.
+  void bind_shard_sockets(const std::string& name, Entry& entry);
+  // Fills in what thawd knows of `entry` beyond its workers' answers: its
+  // direct socket, its shards' sockets and how many workers it has.
+  static void add_sockets(pool::TemplateInfo& info, const Entry& entry);
   // Drops the entry, closing and removing its direct socket and
   // disconnecting the workers it still has.
   void erase(std::map<std::string, Entry>::iterator it);

@@ -51,8 +51,7 @@ kj::Promise<std::vector<pool::TemplateInfo>> WorkerFleet::list_async() {
                       if (infos.empty() || it == entries_.end()) return as_last_seen;
                       pool::TemplateInfo merged = pool::merge_template_infos(infos);
                       if (it->second.policy) merged.policy = *it->second.policy;
-                      merged.direct_socket = it->second.direct_path;
-                      merged.workers = static_cast<uint32_t>(it->second.shards.size());
+                      add_sockets(merged, it->second);
                       it->second.last_seen = merged;
                       return std::vector<pool::TemplateInfo>{merged};
                     }));

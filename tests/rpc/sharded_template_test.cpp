@@ -6,6 +6,7 @@
 // added up; a killed shard takes only its own leases, and a new worker
 // takes its place.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -49,6 +50,7 @@ struct Listed {
   uint32_t warm = 0, leased = 0, workers = 0, max_warm = 0;
   bool found = false;
   std::string shard, direct_socket;
+  std::vector<std::string> shard_sockets;
 };
 
 Listed listed(rpc::PoolConnection& c, const std::string& name) {
@@ -57,7 +59,8 @@ Listed listed(rpc::PoolConnection& c, const std::string& name) {
   for (auto t : list.getTemplates()) {
     if (t.getName() != name.c_str()) continue;
     out = {t.getWarm(), t.getLeased(), t.getWorkers(), t.getPolicy().getMaxWarm(), true,
-           t.getShard().cStr(),  t.getDirectSocket().cStr()};
+           t.getShard().cStr(),  t.getDirectSocket().cStr(), {}};
+    for (auto path : t.getShardSockets()) out.shard_sockets.emplace_back(path.cStr());
   }
   return out;
 }
@@ -224,10 +227,42 @@ TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
   EXPECT_EQ(listed(c, "big").workers, 2u);
 }
 
+// Each shard also has a socket only it accepts on (shardSockets, in shard
+// order): a client leasing directly reaches every shard's clones.
+TEST_F(ShardedTemplate, EachShardHasASocketOfItsOwn) {
+  Listed whole;
+  {
+    rpc::PoolConnection c(daemon_.socket());
+    whole = listed(c, "big");
+  }
+  ASSERT_EQ(whole.shard_sockets.size(), 2u) << daemon_.log();
+  EXPECT_NE(whole.shard_sockets[0], whole.shard_sockets[1]);
+  for (uint32_t k = 1; k <= 2; ++k) {
+    const std::string& path = whole.shard_sockets[k - 1];
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+    EXPECT_TRUE(S_ISSOCK(st.st_mode)) << path;
+    EXPECT_EQ(st.st_mode & 0777, 0660u) << path << ": not the access of thawd's socket";
+    rpc::PoolConnection direct(path);
+    Listed one = listed(direct, "big");
+    EXPECT_EQ(one.shard, std::to_string(k) + "/2") << path;
+    // Shard 1 hands out odd clone ids, shard 2 even ones; every acquire on
+    // a shard's socket is that shard's.
+    for (int i = 0; i < 3; ++i) {
+      auto vm = acquire(direct, "big", 10000, 20000);
+      EXPECT_EQ(clone_id(direct, vm) % 2, k % 2) << path;
+      EXPECT_EQ(invoke_echo(direct, vm, "shard"), "shard");
+      vm.releaseRequest().send().wait(direct.wait_scope());
+    }
+  }
+}
+
 TEST_F(ShardedTemplate, SetPolicyAndDeleteReachEveryShard) {
   auto workers = shard_workers(daemon_.pid());
   ASSERT_EQ(workers.size(), 2u) << daemon_.log();
   rpc::PoolConnection c(daemon_.socket());
+  const auto shard_sockets = listed(c, "big").shard_sockets;
+  ASSERT_EQ(shard_sockets.size(), 2u);
   set_policy(c, "big", 1, 6);
   EXPECT_EQ(listed(c, "big").max_warm, 6u);
   // Three shards would now be wanted; the count is fixed until thawd restarts.
@@ -254,6 +289,7 @@ TEST_F(ShardedTemplate, SetPolicyAndDeleteReachEveryShard) {
   }
   EXPECT_TRUE(gone) << "a shard's worker outlived deleteTemplate\n" << daemon_.log();
   EXPECT_FALSE(std::filesystem::exists(scratch_.path() + "/templates/big")) << "the snapshot is still on disk";
+  for (const auto& path : shard_sockets) EXPECT_FALSE(std::filesystem::exists(path)) << path << " was left behind";
 }
 
 // The shard count follows the recorded policy at thawd's next start: a

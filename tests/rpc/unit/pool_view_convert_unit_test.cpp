@@ -41,6 +41,7 @@ pool::TemplateInfo sample_info() {
   t.direct_socket = "/run/thaw/fn.sock";
   t.workers = 4;
   t.shard = "3/4";
+  t.shard_sockets = {"/run/thaw/fn.1.sock", "/run/thaw/fn.2.sock", "/run/thaw/fn.3.sock", "/run/thaw/fn.4.sock"};
   return t;
 }
 
@@ -59,12 +60,15 @@ TEST(PoolViewConvert, TemplateInfoKeepsEveryField) {
   EXPECT_EQ(out.direct_socket, in.direct_socket);
   EXPECT_EQ(out.workers, 4u);
   EXPECT_EQ(out.shard, "3/4");
+  EXPECT_EQ(out.shard_sockets, in.shard_sockets) << "in shard order";
 }
 
 TEST(PoolViewConvert, AWholeTemplateHasNoShardLabel) {
   pool::TemplateInfo in = sample_info();
   in.shard.clear();
+  in.shard_sockets.clear();
   EXPECT_EQ(round_trip(in).shard, "");
+  EXPECT_TRUE(round_trip(in).shard_sockets.empty());
 }
 
 TEST(PoolViewConvert, StatsKeepEveryCounterAndTheShardLabel) {
