@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
   app.add_option("--clones-per-worker", clones_per_worker,
                  "thawd's clones_per_worker: spread the template over ceil(clones / this) worker processes (0: one "
                  "worker), to compare the page-fault fan-out of many VMs in one process (thaw_bench_fault_fanout). On the "
-                 "direct socket the load's connections are served by whichever shard's worker accepted them; "
-                 "--via-thawd spreads the acquires over every shard")
+                 "direct sockets the load's clients are spread over the shards' own sockets; --via-thawd goes through "
+                 "thawd, which spreads the acquires")
       ->capture_default_str()
       ->check(CLI::Range(0u, 65536u));
   app.add_option("--json", json_path, "Also write the samples and figures to this file as JSON");
@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
 
   thaw::bench::LoadSpec spec;
   spec.socket = daemon.lease_socket("dense", via_thawd);
+  spec.client_sockets = daemon.shard_sockets("dense", via_thawd);  // spread: each shard gets its share of the clients
   spec.template_name = "dense";
   spec.function = "";  // acquire -> release: the pool's hand-out alone
   spec.clients = 8;

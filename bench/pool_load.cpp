@@ -157,10 +157,12 @@ LoadResult run_load(const LoadSpec& spec) {
   std::vector<Clock::time_point> slots;
   std::vector<std::thread> threads;
   for (unsigned c = 0; c < spec.clients; ++c) {
-    threads.emplace_back([&] {
+    const std::string& socket =
+        spec.client_sockets.empty() ? spec.socket : spec.client_sockets[c % spec.client_sockets.size()];
+    threads.emplace_back([&, socket] {
       std::unique_ptr<rpc::PoolConnection> conn;
       try {
-        conn = std::make_unique<rpc::PoolConnection>(spec.socket);
+        conn = std::make_unique<rpc::PoolConnection>(socket);
       } catch (const kj::Exception& e) {
         recorder.fail(std::string("connect: ") + e.getDescription().cStr());
       }

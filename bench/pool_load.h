@@ -24,6 +24,9 @@ struct LoadPhase {
 
 struct LoadSpec {
   std::string socket;
+  // Non-empty: client c connects to client_sockets[c % size] instead (a
+  // spread template's shard sockets, so the load reaches every shard).
+  std::vector<std::string> client_sockets;
   std::string template_name;
   std::string function = "echo";  // "echo" (64 bytes), "hash" (64 KiB), "" for no invoke
   uint64_t hold_ms = 0;           // after the invoke, before the release

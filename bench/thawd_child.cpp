@@ -209,4 +209,16 @@ std::string ThawdChild::lease_socket(const std::string& template_name, bool via_
   return socket_;
 }
 
+std::vector<std::string> ThawdChild::shard_sockets(const std::string& template_name, bool via_thawd) const {
+  std::vector<std::string> out;
+  if (via_thawd) return out;
+  rpc::PoolConnection conn(socket_);
+  auto listed = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());
+  for (auto t : listed.getTemplates()) {
+    if (t.getName() != template_name.c_str()) continue;
+    for (auto path : t.getShardSockets()) out.emplace_back(path.cStr());
+  }
+  return out;
+}
+
 }  // namespace thaw::bench

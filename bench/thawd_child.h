@@ -75,6 +75,8 @@ class ThawdChild {
   // which the template's worker serves without thawd's hop, or thawd's own
   // socket with `via_thawd` or when the template lists none.
   std::string lease_socket(const std::string& template_name, bool via_thawd = false) const;
+  // A spread template's socket for each shard (empty: not spread, or via_thawd).
+  std::vector<std::string> shard_sockets(const std::string& template_name, bool via_thawd = false) const;
   std::string log_text() const;
 
  private:
