@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "rpc/convert.h"
 #include "rpc/pool_client.h"
 #include "vmm/kvm_host_check.h"
 
@@ -199,26 +200,25 @@ std::string ThawdChild::log_text() const {
   return std::string(std::istreambuf_iterator<char>(log), {});
 }
 
+std::optional<pool::TemplateInfo> ThawdChild::listed(const std::string& template_name) const {
+  rpc::PoolConnection conn(socket_);
+  auto list = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());
+  for (auto t : list.getTemplates()) {
+    if (t.getName() == template_name.c_str()) return rpc::from_schema(t);
+  }
+  return std::nullopt;
+}
+
 std::string ThawdChild::lease_socket(const std::string& template_name, bool via_thawd) const {
   if (via_thawd) return socket_;
-  rpc::PoolConnection conn(socket_);
-  auto listed = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());
-  for (auto t : listed.getTemplates()) {
-    if (t.getName() == template_name.c_str() && t.getDirectSocket().size() > 0) return t.getDirectSocket().cStr();
-  }
-  return socket_;
+  auto info = listed(template_name);
+  return info && !info->direct_socket.empty() ? info->direct_socket : socket_;
 }
 
 std::vector<std::string> ThawdChild::shard_sockets(const std::string& template_name, bool via_thawd) const {
-  std::vector<std::string> out;
-  if (via_thawd) return out;
-  rpc::PoolConnection conn(socket_);
-  auto listed = conn.pool().listTemplatesRequest().send().wait(conn.wait_scope());
-  for (auto t : listed.getTemplates()) {
-    if (t.getName() != template_name.c_str()) continue;
-    for (auto path : t.getShardSockets()) out.emplace_back(path.cStr());
-  }
-  return out;
+  if (via_thawd) return {};
+  auto info = listed(template_name);
+  return info ? info->shard_sockets : std::vector<std::string>{};
 }
 
 }  // namespace thaw::bench

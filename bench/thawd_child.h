@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "pool/pool_types.h"
 #include "rpc/daemon/config.h"
 
 namespace thaw::bench {
@@ -80,6 +82,8 @@ class ThawdChild {
   std::string log_text() const;
 
  private:
+  // `template_name` as thawd lists it; none when it is not listed.
+  std::optional<pool::TemplateInfo> listed(const std::string& template_name) const;
   ThawdOptions options_;
   std::filesystem::path dir_;
   std::string socket_;

@@ -31,8 +31,8 @@ inline nlohmann::json template_json(const pool::TemplateInfo& t) {
           {"worker_pid", t.worker_pid},  // 0: the clones live in thawd's own process
           {"direct_socket", t.direct_socket},
           {"workers", t.workers},
-          {"shard", t.shard},
-          {"shard_sockets", t.shard_sockets}};  // "K/N": one shard's share only (a spread template's direct socket)
+          {"shard", t.shard},  // "K/N": one shard's share only (a spread template's direct socket)
+          {"shard_sockets", t.shard_sockets}};
   // Only a program template has these keys: a kernel template's object is unchanged.
   if (t.spec.is_program()) {
     j["program"] = t.spec.program;

@@ -149,15 +149,15 @@ TemplateWorker::TemplateWorker(kj::AsyncIoContext& io, WorkerSpawner& spawner, c
   // The child's dup2s must not land on a source they still need, and dup2
   // onto the same number would keep FD_CLOEXEC: sources go above both.
   if (theirs.get() <= kWorkerShardListenFd) theirs = UniqueFd(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
+  // `fd` (not owned) moved up the same way, through a copy `copy` keeps.
+  auto lift = [](int& fd, UniqueFd& copy) {
+    if (fd < 0 || fd > kWorkerShardListenFd) return;
+    copy = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 10));
+    fd = copy.get();
+  };
   UniqueFd listen_copy, shard_listen_copy;
-  if (start.listen_fd >= 0 && start.listen_fd <= kWorkerShardListenFd) {
-    listen_copy = UniqueFd(::fcntl(start.listen_fd, F_DUPFD_CLOEXEC, 10));
-    start.listen_fd = listen_copy.get();
-  }
-  if (start.shard_listen_fd >= 0 && start.shard_listen_fd <= kWorkerShardListenFd) {
-    shard_listen_copy = UniqueFd(::fcntl(start.shard_listen_fd, F_DUPFD_CLOEXEC, 10));
-    start.shard_listen_fd = shard_listen_copy.get();
-  }
+  lift(start.listen_fd, listen_copy);
+  lift(start.shard_listen_fd, shard_listen_copy);
   pid_ = spawner.spawn(launch, start, theirs.get());
   pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   if (!pidfd_) {

@@ -75,10 +75,7 @@ WorkerFleet::~WorkerFleet() noexcept(false) {
     }
   }
   for (auto& [name, entry] : entries_) {
-    if (!entry.direct_path.empty()) ::unlink(entry.direct_path.c_str());
-    for (const auto& shard : entry.shards) {
-      if (!shard.own_path.empty()) ::unlink(shard.own_path.c_str());
-    }
+    remove_socket_files(entry);
     for (uint32_t i = 0; i < entry.shards.size(); ++i) {
       auto& worker = entry.shards[i].worker;
       if (!worker) continue;
@@ -146,11 +143,15 @@ void WorkerFleet::add_sockets(pool::TemplateInfo& info, const Entry& entry) {
   if (info.shard_sockets.size() != entry.shards.size()) info.shard_sockets.clear();
 }
 
-void WorkerFleet::erase(std::map<std::string, Entry>::iterator it) {
-  if (!it->second.direct_path.empty()) ::unlink(it->second.direct_path.c_str());
-  for (const auto& shard : it->second.shards) {
+void WorkerFleet::remove_socket_files(const Entry& entry) {
+  if (!entry.direct_path.empty()) ::unlink(entry.direct_path.c_str());
+  for (const auto& shard : entry.shards) {
     if (!shard.own_path.empty()) ::unlink(shard.own_path.c_str());
   }
+}
+
+void WorkerFleet::erase(std::map<std::string, Entry>::iterator it) {
+  remove_socket_files(it->second);
   for (uint32_t i = 0; i < it->second.shards.size(); ++i) {
     auto& worker = it->second.shards[i].worker;
     // A worker still ending keeps its cgroup until on_ended.

@@ -139,6 +139,8 @@ class WorkerFleet final : public TemplateAdmin {
   // Fills in what thawd knows of `entry` beyond its workers' answers: its
   // direct socket, its shards' sockets and how many workers it has.
   static void add_sockets(pool::TemplateInfo& info, const Entry& entry);
+  // Removes the files of `entry`'s direct socket and its shards' sockets.
+  static void remove_socket_files(const Entry& entry);
   // Drops the entry, closing and removing its direct socket and
   // disconnecting the workers it still has.
   void erase(std::map<std::string, Entry>::iterator it);
