@@ -18,8 +18,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "rpc/daemon/worker_cgroups.h"
 #include "rpc/pool_client.h"
+#include "tests/rpc/scratch_cgroup.h"
 #include "tests/rpc/thawd_process.h"
 
 namespace thaw::testing {
@@ -173,19 +173,15 @@ std::string read_text(const std::string& path) {
 // in.
 TEST_F(ThawdPrivileges, UnderADelegatedCgroupEachWorkerGetsItsOwn) {
   THAW_REQUIRE_KVM();
-  const std::string mount = daemon::cgroup2_mount_point(read_text("/proc/self/mountinfo"));
-  if (mount.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
-  const std::string relative = "/thaw-delegated-" + std::to_string(::getpid());
-  const std::string delegated = mount + relative;
-  if (::mkdir(delegated.c_str(), 0755) != 0) GTEST_SKIP() << "cannot make " << delegated << ": " << std::strerror(errno);
+  ScratchCgroup cgroup("thaw-delegated");
+  if (!cgroup.skip_reason().empty()) GTEST_SKIP() << cgroup.skip_reason();
+  const std::string& relative = cgroup.relative();
+  const std::string& delegated = cgroup.path();
   for (const std::string& path : {delegated, delegated + "/cgroup.procs", delegated + "/cgroup.subtree_control"}) {
     ASSERT_EQ(::chown(path.c_str(), nobody_->pw_uid, nobody_->pw_gid), 0) << path << ": " << std::strerror(errno);
   }
   std::string kvm = kvm_node(nobody_->pw_gid, 0660);
-  if (kvm.empty()) {
-    ::rmdir(delegated.c_str());
-    GTEST_SKIP() << "cannot make a private KVM device node here (mknod refused)";
-  }
+  if (kvm.empty()) GTEST_SKIP() << "cannot make a private KVM device node here (mknod refused)";
   {
     ThawdProcess d(dir_);
     d.forbid_root();
@@ -213,10 +209,9 @@ TEST_F(ThawdPrivileges, UnderADelegatedCgroupEachWorkerGetsItsOwn) {
     EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << d.log();
     EXPECT_FALSE(std::filesystem::exists(delegated + "/worker-mini")) << "the worker's cgroup outlived thawd";
   }
-  // thawd's own leaf stays (a service's cgroup is systemd's to remove).
-  ::rmdir((delegated + "/thawd").c_str());
-  ::rmdir((delegated + "/worker-mini").c_str());
-  EXPECT_EQ(::rmdir(delegated.c_str()), 0) << delegated << ": " << std::strerror(errno);
+  // thawd's own leaf stays (a service's cgroup is systemd's to remove);
+  // cgroup's destructor removes it.
+  EXPECT_TRUE(std::filesystem::exists(delegated + "/thawd"));
 }
 
 }  // namespace

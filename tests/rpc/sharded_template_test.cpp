@@ -19,7 +19,10 @@
 
 #include "rpc/error_mapping.h"
 #include "rpc/pool_client.h"
+#include "pool/pool_shard.h"
+#include "rpc/daemon/worker_limits.h"
 #include "tests/rpc/rpc_test_helpers.h"
+#include "tests/rpc/scratch_cgroup.h"
 #include "tests/rpc/thawd_process.h"
 
 namespace thaw::testing {
@@ -65,14 +68,26 @@ Listed listed(rpc::PoolConnection& c, const std::string& name) {
   return out;
 }
 
-// setPolicy of `name` to min_warm..max_warm within 1 GiB; throws what thawd answers.
-void set_policy(rpc::PoolConnection& c, const std::string& name, uint32_t min_warm, uint32_t max_warm) {
+// setPolicy of `name` to min_warm..max_warm within budget_mib; throws what thawd answers.
+void set_policy(rpc::PoolConnection& c, const std::string& name, uint32_t min_warm, uint32_t max_warm,
+                uint64_t budget_mib = 1024) {
   auto set = c.pool().setPolicyRequest();
   set.setName(name);
   set.initPolicy().setMinWarm(min_warm);
   set.getPolicy().setMaxWarm(max_warm);
-  set.getPolicy().setMemoryBudgetMib(1024);
+  set.getPolicy().setMemoryBudgetMib(budget_mib);
   set.send().wait(c.wait_scope());
+}
+
+// The worker thawd (`parent`) started for shard `key` after `gone` ended;
+// 0 if none within a minute.
+pid_t replaced_worker(pid_t parent, const std::string& key, pid_t gone) {
+  for (auto deadline = Clock::now() + std::chrono::seconds(60); Clock::now() < deadline;) {
+    auto now = shard_workers(parent);
+    if (now.contains(key) && now[key] != gone) return now[key];
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return 0;
 }
 
 uint64_t clone_id(rpc::PoolConnection& c, rpc::schema::Vm::Client& vm) {
@@ -83,9 +98,12 @@ class ShardedTemplate : public ::testing::Test {
  protected:
   void SetUp() override {
     THAW_REQUIRE_KVM();
-    auto big = mini_pool("big");
-    big.policy = pool::PoolPolicy{2, 4, 1024};
-    daemon_.write_config(daemon_.config_text({big}, "clones_per_worker = 2\n"));
+    start("");
+  }
+  // thawd with template "big" (2..4 warm in 1 GiB) over two workers, plus
+  // `more_config`; returns once both shards hold warm clones.
+  void start(const std::string& more_config) {
+    daemon_.write_config(daemon_.config_text({big_}, "clones_per_worker = 2\n" + more_config));
     ASSERT_TRUE(daemon_.start(std::chrono::seconds(120))) << daemon_.log();
     // Shard 2 starts once shard 1 has made the template: wait for both to
     // hold warm clones.
@@ -102,6 +120,13 @@ class ShardedTemplate : public ::testing::Test {
                                                                << daemon_.log();
   }
 
+  static daemon::PoolConfig big_pool() {
+    auto big = mini_pool("big");
+    big.policy = pool::PoolPolicy{2, 4, 1024};
+    return big;
+  }
+
+  const daemon::PoolConfig big_ = big_pool();
   TempDir scratch_{"thaw-rpc-shards"};
   ThawdProcess daemon_{scratch_.path()};
 };
@@ -205,12 +230,7 @@ TEST_F(ShardedTemplate, AKilledShardTakesOnlyItsLeasesAndIsReplaced) {
   auto meanwhile = acquire(c, "big", 10000, 20000);
   EXPECT_EQ(invoke_echo(c, meanwhile, "meanwhile"), "meanwhile");
 
-  pid_t replacement = 0;
-  for (auto deadline = Clock::now() + std::chrono::seconds(60); Clock::now() < deadline && replacement == 0;) {
-    auto now = shard_workers(daemon_.pid());
-    if (now.contains("2/2") && now["2/2"] != workers["2/2"]) replacement = now["2/2"];
-    if (replacement == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const pid_t replacement = replaced_worker(daemon_.pid(), "2/2", workers["2/2"]);
   ASSERT_GT(replacement, 0) << daemon_.log();
   EXPECT_EQ(shard_workers(daemon_.pid())["1/2"], workers["1/2"]) << "the first shard's worker changed";
   // The new worker serves again: within a few turns an even clone id.
@@ -324,6 +344,76 @@ TEST_F(ShardedTemplate, ARestartSpreadsTheRecordedPolicyAndLoadsEveryShard) {
     EXPECT_EQ(invoke_echo(c, held.back(), "shard"), "shard");
   }
   EXPECT_EQ(residues.size(), 3u) << "three acquires did not reach three shards";
+}
+
+// worker_cgroups naming a directory, with the template spread: each shard's
+// worker joins a cgroup of its own (worker-big, worker-big.2) holding that
+// shard's share of the limits; a setPolicy rewrites each share; a killed
+// shard's replacement joins the same cgroup; deleteTemplate removes both.
+// Needs root and a cgroup v2 hierarchy (.ci/with-cgroup2 under emulation).
+class ShardedTemplateInCgroups : public ShardedTemplate {
+ protected:
+  void SetUp() override {
+    THAW_REQUIRE_KVM();
+    if (!cgroup_.skip_reason().empty()) GTEST_SKIP() << cgroup_.skip_reason();
+    start("worker_cgroups = " + daemon::toml_string(cgroup_.path()) + "\n");
+  }
+  // What the limits of shard `index` of 2 are under `policy`.
+  daemon::WorkerLimits share(const pool::PoolPolicy& policy, uint32_t index) const {
+    return daemon::worker_limits(big_.spec, pool::policy_share(policy, {index, 2}), daemon::DaemonConfig{}.workers);
+  }
+  std::string memory_max(const std::string& leaf) const { return read_whole_file(cgroup_.path() + "/" + leaf + "/memory.max"); }
+
+  ScratchCgroup cgroup_{"thaw-shards"};
+};
+
+TEST_F(ShardedTemplateInCgroups, EachShardHasACgroupWithItsShareOfTheLimits) {
+  auto workers = shard_workers(daemon_.pid());
+  ASSERT_EQ(workers.size(), 2u) << daemon_.log();
+  const std::string leaves[2] = {"worker-big", "worker-big.2"};
+  EXPECT_EQ(ScratchCgroup::of(workers["1/2"]), cgroup_.relative() + "/" + leaves[0]) << daemon_.log();
+  EXPECT_EQ(ScratchCgroup::of(workers["2/2"]), cgroup_.relative() + "/" + leaves[1]) << daemon_.log();
+  const bool memory = std::filesystem::exists(cgroup_.path() + "/" + leaves[0] + "/memory.max");
+  if (memory) {
+    for (uint32_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(memory_max(leaves[i]), std::to_string(share(big_.policy, i).memory) + "\n") << leaves[i];
+      EXPECT_LT(share(big_.policy, i).memory,
+                daemon::worker_limits(big_.spec, big_.policy, daemon::DaemonConfig{}.workers).memory)
+          << "a shard is held to the whole template's memory";
+    }
+  }
+  rpc::PoolConnection c(daemon_.socket());
+  // A larger policy: each cgroup now holds its share of it.
+  const pool::PoolPolicy larger{2, 8, 2048};
+  ASSERT_NE(share(larger, 1).memory, share(big_.policy, 1).memory);
+  set_policy(c, "big", larger.min_warm, larger.max_warm, larger.memory_budget_mib);
+  if (memory) {
+    for (uint32_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(memory_max(leaves[i]), std::to_string(share(larger, i).memory) + "\n") << leaves[i] << daemon_.log();
+    }
+  }
+  // Shard 2's replacement joins shard 2's cgroup.
+  ASSERT_EQ(::kill(workers["2/2"], SIGKILL), 0);
+  const pid_t replacement = replaced_worker(daemon_.pid(), "2/2", workers["2/2"]);
+  ASSERT_GT(replacement, 0) << daemon_.log();
+  // The worker joins its cgroup itself, early in its start.
+  const std::string wanted = cgroup_.relative() + "/" + leaves[1];
+  for (auto deadline = Clock::now() + std::chrono::seconds(20);
+       Clock::now() < deadline && ScratchCgroup::of(replacement) != wanted;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(ScratchCgroup::of(replacement), wanted) << daemon_.log();
+
+  auto del = c.pool().deleteTemplateRequest();
+  del.setName("big");
+  del.send().wait(c.wait_scope());
+  bool removed = false;
+  for (auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline && !removed;) {
+    removed = !std::filesystem::exists(cgroup_.path() + "/" + leaves[0]) &&
+              !std::filesystem::exists(cgroup_.path() + "/" + leaves[1]);
+    if (!removed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(removed) << "a shard's cgroup outlived deleteTemplate\n" << daemon_.log();
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "vmm/kvm/kvm_system.h"
 #include "tests/child_report.h"
 #include "tests/rpc/rpc_test_helpers.h"
+#include "tests/rpc/scratch_cgroup.h"
 #include "tests/rpc/thawd_process.h"
 
 namespace thaw::testing {
@@ -308,59 +309,47 @@ TEST_F(TemplateWorkers, EachWorkerHasResourceLimitsSizedFromItsTemplate) {
 // Needs root and a writable cgroup v2 hierarchy (skips otherwise).
 TEST(TemplateWorkerCgroups, EachWorkerJoinsItsOwnCgroupWithItsLimitsAndDeletingRemovesIt) {
   THAW_REQUIRE_KVM();
-  if (::geteuid() != 0) GTEST_SKIP() << "making a cgroup for the test needs root";
-  const std::string mount = daemon::cgroup2_mount_point(read_whole_file("/proc/self/mountinfo"));
-  if (mount.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
-  const std::string relative = "/thaw-test-" + std::to_string(::getpid());
-  const std::string subtree = mount + relative;
-  if (::mkdir(subtree.c_str(), 0755) != 0) GTEST_SKIP() << "cannot make " << subtree << ": " << std::strerror(errno);
+  ScratchCgroup cgroup("thaw-test");
+  if (!cgroup.skip_reason().empty()) GTEST_SKIP() << cgroup.skip_reason();
+  const std::string& subtree = cgroup.path();
   TempDir scratch("thaw-rpc-cgroups");
+  ThawdProcess daemon(scratch.path());
+  daemon.write_config(daemon.config_text({mini_pool("a")}, "worker_cgroups = " + daemon::toml_string(subtree) + "\n"));
+  ASSERT_TRUE(daemon.start(std::chrono::seconds(60))) << daemon.log();
+  pid_t worker = 0;
   {
-    ThawdProcess daemon(scratch.path());
-    daemon.write_config(daemon.config_text({mini_pool("a")}, "worker_cgroups = " + daemon::toml_string(subtree) + "\n"));
-    ASSERT_TRUE(daemon.start(std::chrono::seconds(60))) << daemon.log();
-    pid_t worker = 0;
-    {
-      rpc::PoolConnection c(daemon.socket());
-      worker = worker_pids(c)["a"];
-      ASSERT_GT(worker, 0);
-      auto vm = acquire(c, "a");
-      EXPECT_EQ(invoke_echo(c, vm, "in a cgroup"), "in a cgroup");
-    }
-    const std::string own = subtree + "/worker-a";
-    EXPECT_NE(read_whole_file("/proc/" + std::to_string(worker) + "/cgroup").find("0::" + relative + "/worker-a\n"),
-              std::string::npos)
-        << read_whole_file("/proc/" + std::to_string(worker) + "/cgroup");
-    EXPECT_NE(read_whole_file(own + "/cgroup.procs").find(std::to_string(worker)), std::string::npos);
-    EXPECT_NE(daemon.log().find("worker cgroups: in " + subtree), std::string::npos) << daemon.log();
-    const auto pool = mini_pool("a");
-    const auto wanted = daemon::worker_limits(pool.spec, pool.policy, daemon::DaemonConfig{}.workers);
-    if (std::filesystem::exists(own + "/memory.max")) {
-      EXPECT_EQ(read_whole_file(own + "/memory.max"), std::to_string(wanted.memory) + "\n");
-    }
-    if (std::filesystem::exists(own + "/pids.max")) {
-      EXPECT_EQ(read_whole_file(own + "/pids.max"), std::to_string(wanted.threads) + "\n");
-    }
-    {
-      rpc::PoolConnection c(daemon.socket());
-      auto del = c.pool().deleteTemplateRequest();
-      del.setName("a");
-      del.send().wait(c.wait_scope());
-    }
-    bool removed = false;
-    for (auto deadline = Clock::now() + std::chrono::seconds(15); Clock::now() < deadline && !removed;) {
-      removed = !std::filesystem::exists(own);
-      if (!removed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    EXPECT_TRUE(removed) << own << " still there after deleteTemplate\n" << daemon.log();
-    int status = daemon.stop();
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon.log();
+    rpc::PoolConnection c(daemon.socket());
+    worker = worker_pids(c)["a"];
+    ASSERT_GT(worker, 0);
+    auto vm = acquire(c, "a");
+    EXPECT_EQ(invoke_echo(c, vm, "in a cgroup"), "in a cgroup");
   }
-  // Whatever the outcome, leave no cgroup behind.
-  for (const auto& e : std::filesystem::directory_iterator(subtree)) {
-    if (e.is_directory()) ::rmdir(e.path().c_str());
+  const std::string own = subtree + "/worker-a";
+  EXPECT_EQ(ScratchCgroup::of(worker), cgroup.relative() + "/worker-a");
+  EXPECT_NE(read_whole_file(own + "/cgroup.procs").find(std::to_string(worker)), std::string::npos);
+  EXPECT_NE(daemon.log().find("worker cgroups: in " + subtree), std::string::npos) << daemon.log();
+  const auto pool = mini_pool("a");
+  const auto wanted = daemon::worker_limits(pool.spec, pool.policy, daemon::DaemonConfig{}.workers);
+  if (std::filesystem::exists(own + "/memory.max")) {
+    EXPECT_EQ(read_whole_file(own + "/memory.max"), std::to_string(wanted.memory) + "\n");
   }
-  EXPECT_EQ(::rmdir(subtree.c_str()), 0) << subtree << ": " << std::strerror(errno);
+  if (std::filesystem::exists(own + "/pids.max")) {
+    EXPECT_EQ(read_whole_file(own + "/pids.max"), std::to_string(wanted.threads) + "\n");
+  }
+  {
+    rpc::PoolConnection c(daemon.socket());
+    auto del = c.pool().deleteTemplateRequest();
+    del.setName("a");
+    del.send().wait(c.wait_scope());
+  }
+  bool removed = false;
+  for (auto deadline = Clock::now() + std::chrono::seconds(15); Clock::now() < deadline && !removed;) {
+    removed = !std::filesystem::exists(own);
+    if (!removed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(removed) << own << " still there after deleteTemplate\n" << daemon.log();
+  int status = daemon.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon.log();
 }
 
 TEST(TemplateWorkerCgroups, ADirectoryThatIsNoCgroupIsAConfigError) {
