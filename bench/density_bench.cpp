@@ -1,20 +1,26 @@
 // Density and fill rate through the real thawd: one template of the mini
 // guest with its agent whose min_warm is the target clone count. It times the
-// fill (restores per second into a growing pool, on the daemon's one refill
-// thread), then, with every clone warm and idle, what the host pays for them
+// fill (restores per second into a growing pool, on the pool's refill
+// threads; for a spread pool also while every shard restores), then, with every clone warm and idle, what the host pays for them
 // (/proc/meminfo, kernel memory included, and thawd's threads and fds), then
 // acquire latency at a steady request rate.
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "bench/json_report.h"
+#include "bench/parallel_fill.h"
 #include "bench/pool_load.h"
 #include "bench/process_timer.h"
 #include "bench/thawd_child.h"
@@ -66,6 +72,80 @@ FillResult wait_filled(const std::string& socket, uint32_t clones, std::chrono::
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
+
+// Each shard's warm count while a spread pool fills, from the shard's own
+// socket, on a thread per shard: a shard's worker accepts only once it has
+// started, and a call made before then waits for it.
+class ShardFillWatch {
+ public:
+  ShardFillWatch(const std::vector<std::string>& sockets, Clock::time_point start) {
+    for (const auto& path : sockets) {
+      auto shard = std::make_shared<Shard>();
+      shards_.push_back(shard);
+      threads_.emplace_back([shard, path, start, stop = stop_] {
+        while (!*stop) {
+          try {
+            thaw::rpc::PoolConnection conn(path);
+            while (!*stop) {
+              const uint32_t warm = thaw::bench::template_stats(conn, "dense").warm;
+              const double at = std::chrono::duration<double>(Clock::now() - start).count();
+              {
+                std::lock_guard lock(shard->mutex);
+                shard->samples.push_back({at, warm});
+              }
+              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+          } catch (const std::exception&) {
+            // Not accepting yet, or its worker restarted: try again.
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
+  }
+  // A thread still waiting on a worker that never started is let go: thawd's
+  // exit ends its call.
+  ~ShardFillWatch() {
+    *stop_ = true;
+    for (auto& t : threads_) t.detach();
+  }
+  ShardFillWatch(const ShardFillWatch&) = delete;
+  ShardFillWatch& operator=(const ShardFillWatch&) = delete;
+
+  // Waits (up to 2 s) for each shard's own count to reach `targets[k]`, as
+  // the merged count already has, then stops the threads (each ends after
+  // its call in flight) and gives every shard's samples.
+  std::vector<std::vector<thaw::bench::WarmSample>> finish(const std::vector<uint32_t>& targets) {
+    auto reached = [&] {
+      for (size_t k = 0; k < shards_.size() && k < targets.size(); ++k) {
+        std::lock_guard lock(shards_[k]->mutex);
+        if (shards_[k]->samples.empty() || shards_[k]->samples.back().warm < targets[k]) return false;
+      }
+      return true;
+    };
+    for (auto deadline = Clock::now() + std::chrono::seconds(2); Clock::now() < deadline && !reached();) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    *stop_ = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    std::vector<std::vector<thaw::bench::WarmSample>> out;
+    for (const auto& shard : shards_) {
+      std::lock_guard lock(shard->mutex);
+      out.push_back(shard->samples);
+    }
+    return out;
+  }
+
+ private:
+  struct Shard {
+    std::mutex mutex;
+    std::vector<thaw::bench::WarmSample> samples;
+  };
+  std::shared_ptr<std::atomic<bool>> stop_ = std::make_shared<std::atomic<bool>>(false);
+  std::vector<std::shared_ptr<Shard>> shards_;
+  std::vector<std::thread> threads_;
+};
 
 void print_summary(thaw::bench::JsonReport& report, const std::string& name, const std::vector<double>& samples) {
   auto s = thaw::bench::summarize(samples);
@@ -133,6 +213,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
+  const auto shard_sockets = daemon.shard_sockets("dense");
+  ShardFillWatch shard_watch(shard_sockets, Clock::now());
   auto fill = wait_filled(daemon.socket(), clones, std::chrono::seconds(600));
   if (fill.stats.warm < clones) {
     std::fprintf(stderr, "only %u of %u clones warm after %.0f s; thawd's log:\n%s\n", fill.stats.warm, clones, fill.seconds,
@@ -150,6 +232,36 @@ int main(int argc, char** argv) {
               restores_per_s, fill.stats.warm - fill.first_warm, fill.seconds, fill.first_warm);
   const auto& r = fill.stats.restore_ms;
   std::printf("  restore in thawd (most recent): min %.3f, median %.3f, p99 %.3f ms\n", r.min_ms, r.median_ms, r.p99_ms);
+  if (!shard_sockets.empty()) {
+    // The rate above includes the later shards' start-up (they begin once
+    // shard 1 has made the template); this counts only the shared stretch.
+    std::vector<uint32_t> shares;
+    for (uint32_t k = 0; k < shard_sockets.size(); ++k) {
+      shares.push_back(thaw::pool::policy_share(pool.policy, {k, static_cast<uint32_t>(shard_sockets.size())}).max_warm);
+    }
+    const auto samples = shard_watch.finish(shares);
+    for (size_t k = 0; k < samples.size(); ++k) {
+      auto at = [](std::optional<double> t) { return t ? fmt::format("{:.2f} s", *t) : std::string("never"); };
+      const auto began = thaw::bench::first_at_least(samples[k], 1);
+      const auto filled = thaw::bench::first_at_least(samples[k], shares[k]);
+      // Its own rate, from the first sample that saw a warm clone (the pool
+      // may have held more by then) to the first that saw all of them.
+      std::string shard_rate;
+      const uint32_t seen_first = began ? thaw::bench::warm_at(samples[k], *began) : 0;
+      if (began && filled && *filled > *began && seen_first < shares[k]) {
+        shard_rate = fmt::format(" ({:.0f} restores/s)", (shares[k] - seen_first) / (*filled - *began));
+      }
+      std::printf("  shard %zu/%zu: first warm clone at %s, all %u at %s%s\n", k + 1, samples.size(), at(began).c_str(),
+                  shares[k], at(filled).c_str(), shard_rate.c_str());
+    }
+    if (auto both = thaw::bench::parallel_fill(samples, shares)) {
+      std::printf("  %.0f restores/s while every shard restored (%u restored from %.2f to %.2f s)\n", both->per_second,
+                  both->restored, both->from_s, both->to_s);
+      report.value("fill_restores_per_second_every_shard_restoring", both->per_second);
+    } else {
+      std::printf("  no stretch in which every shard restored at once (one was full before the last began)\n");
+    }
+  }
   report.value("clones", clones);
   report.value("mem_mib", static_cast<double>(mem_mib));
   report.value("fill_restores_per_second", restores_per_s);
