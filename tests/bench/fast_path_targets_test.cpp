@@ -75,6 +75,22 @@ TEST(FastPathTargets, EachGoalIsMetOrMissedByItsOwnFigure) {
   EXPECT_EQ(j[0]["met"], true);
 }
 
+TEST(FastPathTargets, ASpreadPoolIsAlsoJudgedWhileEveryShardRestores) {
+  auto spread = density_result(1000);
+  spread["values"]["fill_restores_per_second"] = 430.0;  // the later shards' start-up included
+  spread["values"]["fill_restores_per_second_every_shard_restoring"] = 610.0;
+  auto checks = check_fast_path_targets(restore_result("kvm_pvm", 0.9, 1.2), spread);
+  ASSERT_EQ(checks.size(), 9u);
+  EXPECT_FALSE(find(checks, "restores into a growing pool").met);
+  const auto& every_shard = find(checks, "the same while every shard restores");
+  EXPECT_EQ(every_shard.value, 610.0);
+  EXPECT_TRUE(every_shard.met);
+  spread["values"]["fill_restores_per_second_every_shard_restoring"] = 480.0;
+  EXPECT_FALSE(find(check_fast_path_targets(restore_result("kvm_pvm", 0.9, 1.2), spread),
+                    "the same while every shard restores")
+                   .met);
+}
+
 TEST(FastPathTargets, DensityGoalsNeedAThousandClonesAndMissingFiguresAreNotMet) {
   auto small = check_fast_path_targets(restore_result("kvm_pvm", 0.9, 1.2), density_result(250));
   EXPECT_FALSE(find(small, "host memory of 1,000 idle warm clones").value.has_value());
