@@ -1,9 +1,10 @@
 // Density and fill rate through the real thawd: one template of the mini
 // guest with its agent whose min_warm is the target clone count. It times the
 // fill (restores per second into a growing pool, on the pool's refill
-// threads; for a spread pool also while every shard restores), then, with every clone warm and idle, what the host pays for them
-// (/proc/meminfo, kernel memory included, and thawd's threads and fds), then
-// acquire latency at a steady request rate.
+// threads; for a spread pool also while every shard restores), then, with
+// every clone warm and idle, what the host pays for them (/proc/meminfo,
+// kernel memory included, and thawd's threads and fds), then acquire
+// latency at a steady request rate.
 #include <unistd.h>
 
 #include <atomic>
@@ -240,8 +241,8 @@ int main(int argc, char** argv) {
       shares.push_back(thaw::pool::policy_share(pool.policy, {k, static_cast<uint32_t>(shard_sockets.size())}).max_warm);
     }
     const auto samples = shard_watch.finish(shares);
+    auto at = [](std::optional<double> t) { return t ? fmt::format("{:.2f} s", *t) : std::string("never"); };
     for (size_t k = 0; k < samples.size(); ++k) {
-      auto at = [](std::optional<double> t) { return t ? fmt::format("{:.2f} s", *t) : std::string("never"); };
       const auto began = thaw::bench::first_at_least(samples[k], 1);
       const auto filled = thaw::bench::first_at_least(samples[k], shares[k]);
       // Its own rate, from the first sample that saw a warm clone (the pool

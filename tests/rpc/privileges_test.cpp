@@ -209,9 +209,9 @@ TEST_F(ThawdPrivileges, UnderADelegatedCgroupEachWorkerGetsItsOwn) {
     EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << d.log();
     EXPECT_FALSE(std::filesystem::exists(delegated + "/worker-mini")) << "the worker's cgroup outlived thawd";
   }
-  // thawd's own leaf stays (a service's cgroup is systemd's to remove);
-  // cgroup's destructor removes it.
-  EXPECT_TRUE(std::filesystem::exists(delegated + "/thawd"));
+  // thawd's own leaf stays (a service's cgroup is systemd's to remove).
+  EXPECT_EQ(cgroup.children(), std::vector<std::string>{"thawd"});
+  EXPECT_EQ(cgroup.remove(), "");
 }
 
 }  // namespace

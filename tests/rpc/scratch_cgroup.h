@@ -1,6 +1,6 @@
 // A cgroup v2 directory of one test's own, made under the hierarchy's root
-// and removed (with the cgroups thawd made inside it) when the test ends,
-// whatever its outcome. Where none can be made, skip_reason() says why:
+// and removed (with the cgroups thawd made inside it) by remove(), which a
+// test checks, or else when the test ends, whatever its outcome. Where none can be made, skip_reason() says why:
 // no cgroup v2 mounted (the emulated machine of ../shared/nested-kvm/run
 // has one only under .ci/with-cgroup2), or not root.
 #pragma once
@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "rpc/daemon/worker_cgroups.h"
 #include "tests/rpc/rpc_test_helpers.h"
@@ -37,14 +39,7 @@ class ScratchCgroup {
       path_.clear();
     }
   }
-  ~ScratchCgroup() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
-      if (e.is_directory()) ::rmdir(e.path().c_str());
-    }
-    ::rmdir(path_.c_str());
-  }
+  ~ScratchCgroup() { remove(); }
   ScratchCgroup(const ScratchCgroup&) = delete;
   ScratchCgroup& operator=(const ScratchCgroup&) = delete;
 
@@ -53,6 +48,31 @@ class ScratchCgroup {
   // Its absolute path, and the path /proc/PID/cgroup names it by.
   const std::string& path() const { return path_; }
   const std::string& relative() const { return relative_; }
+
+  // The names of the cgroups inside it, sorted.
+  std::vector<std::string> children() const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
+      if (e.is_directory()) out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // Removes the cgroups inside it, then it; "" when all went, else what
+  // could not (a cgroup still holding a process cannot be removed).
+  std::string remove() {
+    if (path_.empty()) return {};
+    std::string failed;
+    for (const auto& child : children()) {
+      const std::string dir = path_ + "/" + child;
+      if (::rmdir(dir.c_str()) != 0) failed += dir + ": " + std::strerror(errno) + "; ";
+    }
+    if (::rmdir(path_.c_str()) != 0) return failed + path_ + ": " + std::strerror(errno);
+    path_.clear();
+    return failed;
+  }
 
   // The unified-hierarchy cgroup of `pid`, as "/relative/path" ("" if gone).
   static std::string of(pid_t pid) {

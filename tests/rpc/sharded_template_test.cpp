@@ -358,6 +358,10 @@ class ShardedTemplateInCgroups : public ShardedTemplate {
     if (!cgroup_.skip_reason().empty()) GTEST_SKIP() << cgroup_.skip_reason();
     start("worker_cgroups = " + daemon::toml_string(cgroup_.path()) + "\n");
   }
+  void TearDown() override {
+    ShardedTemplate::TearDown();  // thawd stops first: its workers leave their cgroups
+    EXPECT_EQ(cgroup_.remove(), "");
+  }
   // What the limits of shard `index` of 2 are under `policy`.
   daemon::WorkerLimits share(const pool::PoolPolicy& policy, uint32_t index) const {
     return daemon::worker_limits(big_.spec, pool::policy_share(policy, {index, 2}), daemon::DaemonConfig{}.workers);

@@ -350,6 +350,7 @@ TEST(TemplateWorkerCgroups, EachWorkerJoinsItsOwnCgroupWithItsLimitsAndDeletingR
   EXPECT_TRUE(removed) << own << " still there after deleteTemplate\n" << daemon.log();
   int status = daemon.stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon.log();
+  EXPECT_EQ(cgroup.remove(), "");
 }
 
 TEST(TemplateWorkerCgroups, ADirectoryThatIsNoCgroupIsAConfigError) {
