@@ -2,7 +2,7 @@
 // and removed (with the cgroups thawd made inside it) by remove(), which a
 // test checks, or else when the test ends, whatever its outcome. Where none can be made, skip_reason() says why:
 // no cgroup v2 mounted (the emulated machine of ../shared/nested-kvm/run
-// has one only under .ci/with-cgroup2), or not root.
+// has one only under .ci/as-full-host), or not root.
 #pragma once
 
 #include <sys/stat.h>

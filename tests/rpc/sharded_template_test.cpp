@@ -350,7 +350,7 @@ TEST_F(ShardedTemplate, ARestartSpreadsTheRecordedPolicyAndLoadsEveryShard) {
 // worker joins a cgroup of its own (worker-big, worker-big.2) holding that
 // shard's share of the limits; a setPolicy rewrites each share; a killed
 // shard's replacement joins the same cgroup; deleteTemplate removes both.
-// Needs root and a cgroup v2 hierarchy (.ci/with-cgroup2 under emulation).
+// Needs root and a cgroup v2 hierarchy (.ci/as-full-host under emulation).
 class ShardedTemplateInCgroups : public ShardedTemplate {
  protected:
   void SetUp() override {
