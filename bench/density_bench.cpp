@@ -33,21 +33,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// /proc/meminfo in KiB, by key.
-std::map<std::string, double> meminfo() {
-  std::ifstream in("/proc/meminfo");
-  std::map<std::string, double> kib;
-  std::string key;
-  double value = 0;
-  std::string unit;
-  while (in >> key >> value) {
-    key.pop_back();  // the ':'
-    kib[key] = value;
-    std::getline(in, unit);
-  }
-  return kib;
-}
-
 struct FillResult {
   double seconds = 0;        // from the first sample to the last clone
   uint32_t first_warm = 0;   // warm when the socket first answered
@@ -203,7 +188,7 @@ int main(int argc, char** argv) {
   options.pools = {pool};
 
   sync();  // settle the page cache's dirty pages before the baseline
-  auto before = meminfo();
+  auto before = thaw::bench::host_meminfo_kib();
   std::fprintf(stderr, "starting thawd: template 'dense', mini guest with its agent, %llu MiB, %u warm clones\n",
                static_cast<unsigned long long>(mem_mib), clones);
   thaw::bench::ThawdChild daemon(options);
@@ -272,7 +257,7 @@ int main(int argc, char** argv) {
   report.value("restore_p99_ms", r.p99_ms);
 
   std::this_thread::sleep_for(std::chrono::seconds(1));  // idle: the clones settle
-  auto after = meminfo();
+  auto after = thaw::bench::host_meminfo_kib();
   double used_mib = (before["MemAvailable"] - after["MemAvailable"]) / 1024;
   const auto use = thaw::bench::process_use(daemon.pid());
   const double threads = static_cast<double>(use.threads);

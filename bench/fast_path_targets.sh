@@ -7,7 +7,9 @@
 #      once in one worker process and once spread over several
 #      (--clones-per-worker, THAW_TARGETS_CLONES_PER_WORKER, default 250);
 #   3. thaw_bench_fault_fanout (no target: what a page fault and a reset's
-#      madvise cost a worker that holds 1,000 VMs, the next step's evidence);
+#      madvise cost a worker that holds 1,000 VMs, the next step's evidence)
+#      and thaw_bench_vm_create --hold 1000 (no target: what 1,000 empty VMs,
+#      a pool's VM shells, hold in host memory and kernel tasks);
 #   4. thaw_bench_targets on the restore result with each density result.
 # Each step's output goes to OUT_DIR/<step>.txt and its JSON beside it;
 # OUT_DIR/targets.json holds the verdicts, targets_sharded.json the same
@@ -18,12 +20,12 @@
 # Exit status: 0 measured (met or not), 1 a benchmark failed, 2 bad arguments.
 set -euo pipefail
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 out=$1
 build=${2:-build-release}
 bin=$build/bench
-for tool in thaw_bench_restore thaw_bench_density thaw_bench_fault_fanout thaw_bench_targets; do
+for tool in thaw_bench_restore thaw_bench_density thaw_bench_fault_fanout thaw_bench_vm_create thaw_bench_targets; do
   [ -x "$bin/$tool" ] || { echo "fast_path_targets.sh: no $bin/$tool: build $build first" >&2; exit 2; }
 done
 [ -e /dev/kvm ] || { echo "fast_path_targets.sh: no /dev/kvm on this host: nothing to measure" >&2; exit 2; }
@@ -45,6 +47,7 @@ step density "$bin/thaw_bench_density" --clones "${THAW_TARGETS_CLONES:-1000}" -
 step density_sharded "$bin/thaw_bench_density" --clones "${THAW_TARGETS_CLONES:-1000}" \
   --clones-per-worker "${THAW_TARGETS_CLONES_PER_WORKER:-250}" --json "$out/density_sharded.json"
 step fault_fanout "$bin/thaw_bench_fault_fanout" --json "$out/fault_fanout.json"
+step vm_create "$bin/thaw_bench_vm_create" --hold 1000 --json "$out/vm_create.json"
 "$bin/thaw_bench_targets" --restore "$out/restore.json" --density "$out/density.json" --json "$out/targets.json" |
   tee "$out/targets.txt"
 echo "With the pool spread over worker processes (--clones-per-worker ${THAW_TARGETS_CLONES_PER_WORKER:-250}):" |

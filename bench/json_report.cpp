@@ -54,6 +54,20 @@ std::string source_commit() {
 
 }  // namespace
 
+std::map<std::string, double> host_meminfo_kib() {
+  std::ifstream in("/proc/meminfo");
+  std::map<std::string, double> kib;
+  std::string key;
+  double value = 0;
+  std::string unit;
+  while (in >> key >> value) {
+    key.pop_back();  // the ':'
+    kib[key] = value;
+    std::getline(in, unit);
+  }
+  return kib;
+}
+
 nlohmann::json environment_json() {
   utsname u{};
   ::uname(&u);

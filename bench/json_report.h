@@ -3,6 +3,7 @@
 // milliseconds, plus plain values (ratios, rates, sizes).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,10 @@ nlohmann::json samples_json(const std::vector<double>& samples_ms);
 // builds are not compared blindly: kernel, CPU model, KVM backend, cores,
 // thaw's version and commit, and the UTC time.
 nlohmann::json environment_json();
+
+// /proc/meminfo in KiB by key ("MemAvailable", "Slab", "KernelStack"): what
+// the host pays for what a benchmark holds, kernel memory included.
+std::map<std::string, double> host_meminfo_kib();
 
 class JsonReport {
  public:

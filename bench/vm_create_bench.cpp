@@ -12,6 +12,11 @@
 // neighbours cannot merge into one VMA), then times VM creations. Prints
 // min, median and p99 per step; QEMU creates its one VM once per process,
 // so there is no peer to run the same work.
+//
+// --hold N then makes N empty VMs (what a pool's prepared VM shells are)
+// and says what the host pays to hold them: MemAvailable, slab, kernel
+// stacks and vmalloc, and the tasks KVM starts with each VM. That is why a
+// pool prepares no more shells than clones it may make (pool/autoscaler.h).
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -44,6 +49,45 @@ size_t vma_count() {
   return n;
 }
 
+// Tasks on the whole host (the 4th field of /proc/loadavg: "running/total").
+double host_tasks() {
+  std::ifstream in("/proc/loadavg");
+  std::string skip, tasks;
+  in >> skip >> skip >> skip >> tasks;
+  auto slash = tasks.find('/');
+  return slash == std::string::npos ? 0 : std::stod(tasks.substr(slash + 1));
+}
+
+bool report_held_vms(int kvm, size_t count, thaw::bench::JsonReport& report) {
+  // Freed VMs of the steps above finish their teardown first.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto before = thaw::bench::host_meminfo_kib();
+  const double tasks_before = host_tasks();
+  std::vector<thaw::UniqueFd> vms;
+  for (size_t i = 0; i < count; ++i) {
+    thaw::UniqueFd vm(::ioctl(kvm, KVM_CREATE_VM, 0));
+    if (!vm) {
+      std::fprintf(stderr, "thaw_bench_vm_create: KVM_CREATE_VM #%zu of --hold: %s\n", i + 1, std::strerror(errno));
+      return false;
+    }
+    vms.push_back(std::move(vm));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // tasks KVM starts per VM come up
+  auto after = thaw::bench::host_meminfo_kib();
+  const double n = static_cast<double>(count);
+  std::printf("\n%zu empty VMs held (the host, /proc/meminfo; other work on the host counts too):\n", count);
+  for (const char* key : {"MemAvailable", "Slab", "KernelStack", "VmallocUsed", "PageTables"}) {
+    double delta = key == std::string("MemAvailable") ? before[key] - after[key] : after[key] - before[key];
+    std::printf("  %-13s %+10.0f KiB, %8.1f KiB a VM%s\n", key, delta, delta / n,
+                key == std::string("MemAvailable") ? " (used)" : "");
+    report.value(std::string(key) + " KiB a held VM", delta / n);
+  }
+  const double tasks = host_tasks() - tasks_before;
+  std::printf("  tasks         %+10.0f, %8.2f a VM (KVM's per-VM kernel threads)\n", tasks, tasks / n);
+  report.value("tasks a held VM", tasks / n);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,10 +95,14 @@ int main(int argc, char** argv) {
                "cost a template worker pays per restore as its pool grows. Needs /dev/kvm."};
   std::vector<size_t> steps = {0, 1000, 3000, 6000, 12000};
   size_t runs = 50;
+  size_t hold = 0;
   std::string kvm_path = "/dev/kvm", json_path;
   app.add_option("--vmas", steps, "Extra VMAs to hold at each step (ascending)")->capture_default_str();
   app.add_option("--runs", runs, "VM creations timed per step")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--kvm", kvm_path, "The KVM device")->capture_default_str();
+  app.add_option("--hold", hold, "Then hold this many empty VMs and print the host memory and tasks they cost")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   app.add_option("--json", json_path, "Also write every sample to this file as JSON");
   CLI11_PARSE(app, argc, argv);
 
@@ -100,5 +148,6 @@ int main(int argc, char** argv) {
     report.value("VMAs at " + std::to_string(target) + " extra", static_cast<double>(vmas));
   }
   for (void* p : held) ::munmap(p, 4096);
+  if (hold > 0 && !report_held_vms(kvm.get(), hold, report)) return 3;
   return report.write(json_path) ? 0 : 1;
 }

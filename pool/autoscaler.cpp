@@ -26,12 +26,21 @@ AutoscaleDecision autoscale(const AutoscaleInput& in) {
   uint32_t lo = std::min(in.policy.min_warm, in.policy.max_warm);
   uint32_t clamped = std::clamp(d.demand, lo, in.policy.max_warm);
 
-  double per_clone = in.private_mib_per_clone > 0 ? in.private_mib_per_clone : 1.0;
-  d.budget_clones = saturate_u32(std::floor(static_cast<double>(in.policy.memory_budget_mib) / per_clone));
+  d.budget_clones = budget_clones(in.policy, in.private_mib_per_clone);
   uint32_t budget_warm = d.budget_clones > in.leased ? d.budget_clones - in.leased : 0;
   d.target = std::min(clamped, budget_warm);
   d.budget_limited = d.target < clamped;
   return d;
+}
+
+uint32_t budget_clones(const PoolPolicy& policy, double private_mib_per_clone) {
+  double per_clone = private_mib_per_clone > 0 ? private_mib_per_clone : 1.0;
+  return saturate_u32(std::floor(static_cast<double>(policy.memory_budget_mib) / per_clone));
+}
+
+uint32_t prepared_shell_count(const PoolPolicy& policy, double private_mib_per_clone, uint32_t clones, uint32_t cap) {
+  uint32_t can_hold = std::min(policy.max_warm, budget_clones(policy, private_mib_per_clone));
+  return std::min(can_hold > clones ? can_hold - clones : 0, cap);
 }
 
 std::string describe(const AutoscaleInput& in, const AutoscaleDecision& d) {

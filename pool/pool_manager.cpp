@@ -154,6 +154,7 @@ struct PoolManager::Impl {
     WarmPoolTuning tuning;
     tuning.headroom = config.autoscale_headroom;
     tuning.stall_seconds = std::chrono::duration<double>(config.autoscale_stall).count();
+    tuning.vm_shells = config.vm_shells;
     return std::make_shared<WarmPool>(std::move(record), dir, std::move(snapshot), tuning, [this] { worker.wake(); });
   }
 

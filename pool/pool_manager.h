@@ -36,6 +36,9 @@ struct PoolManagerConfig {
   // guest/linux's init agent (thaw-init), packed into every Linux
   // template's initramfs. Empty: Linux templates are refused.
   std::string linux_init_agent;
+  // Prepared VM shells (vmm/vm_shells.h): kAuto makes them on PVM only,
+  // where they were measured (see WarmPool::prepared_shells).
+  VmShells vm_shells = VmShells::kAuto;
   // This process's part of each template (pool_shard.h): its pools keep
   // policy_share() of their policy, and only shard 0 writes template.json.
   PoolShard shard;

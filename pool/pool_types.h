@@ -13,6 +13,11 @@
 
 namespace thaw::pool {
 
+// Whether a pool prepares VM shells (vmm/vm_shells.h): kAuto on PVM only
+// (hardware KVM under emulation stalled with them; WarmPool::prepared_shells),
+// kOn on any KVM, kOff never.
+enum class VmShells { kAuto, kOn, kOff };
+
 // How big a template's warm pool may be.
 struct PoolPolicy {
   uint32_t min_warm = 2;              // never fewer warm clones than this (budget permitting)

@@ -187,6 +187,9 @@ bool RefillWorker::refill_one() {
 void RefillWorker::autoscale_all(double period_seconds) {
   for (auto& pool : hooks_.pools()) {
     for (auto& surplus : pool->autoscale_tick(period_seconds)) hooks_.destroy(pool.get(), std::move(surplus));
+    // Closed here, a few a tick: an empty VM's teardown waits for KVM's
+    // grace periods, and a lowered max_warm may leave hundreds over.
+    pool->surplus_shells(kShellsClosedPerTick).clear();
   }
 }
 

@@ -63,6 +63,7 @@ class RefillWorker {
   std::vector<std::shared_ptr<Clone>> stop();
 
  private:
+  static constexpr size_t kShellsClosedPerTick = 16;  // surplus VM shells (WarmPool::surplus_shells)
   void ticker_main();
   void refill_main();
   void reset_main();

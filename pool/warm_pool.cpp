@@ -45,16 +45,26 @@ vmm::VmShellStock* WarmPool::prepared_shells(const std::string& kvm_device) {
     // Measured on PVM only. Under the emulated hardware-KVM machine of
     // .ci/run the machine itself stalled in 4 of 5 runs of the Linux
     // guest's tests with shells and in 1 of 4 without; until that is
-    // understood, hardware KVM makes each VM at its restore, as before.
-    if (auto backend = vmm::kvm::detect_backend(); backend != vmm::kvm::KvmBackend::kPvm) {
+    // understood, hardware KVM makes each VM at its restore unless asked.
+    if (tuning_.vm_shells == VmShells::kOff) {
+      spdlog::info("pool '{}': no prepared VM shells (turned off)", name());
+      return;
+    }
+    if (auto backend = vmm::kvm::detect_backend();
+        tuning_.vm_shells == VmShells::kAuto && backend != vmm::kvm::KvmBackend::kPvm) {
       spdlog::info("pool '{}': no prepared VM shells on {} (measured on PVM only)", name(),
                    vmm::kvm::backend_name(backend));
       return;
     }
     uint32_t count = 0;
+    std::string bound;
     {
       std::lock_guard lock(mutex_);
-      count = std::min(record_.policy.max_warm, kMaxPreparedShells);
+      count = shells_wanted_locked();
+      if (count < std::min(record_.policy.max_warm, kMaxPreparedShells)) {
+        bound = fmt::format(" (max_warm {}; the memory budget holds {} clones)", record_.policy.max_warm,
+                            budget_clones_);
+      }
     }
     auto stock = std::make_unique<vmm::VmShellStock>(kvm_device);
     auto start = Clock::now();
@@ -63,11 +73,24 @@ vmm::VmShellStock* WarmPool::prepared_shells(const std::string& kvm_device) {
     } catch (const std::exception& e) {
       spdlog::warn("pool '{}': {} VM shells prepared of {}: {}", name(), stock->size(), count, e.what());
     }
-    spdlog::info("pool '{}': {} VM shells prepared in {:.1f} ms", name(), stock->size(),
-                 std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    spdlog::info("pool '{}': {} VM shells prepared in {:.1f} ms{}", name(), stock->size(),
+                 std::chrono::duration<double, std::milli>(Clock::now() - start).count(), bound);
+    std::lock_guard lock(mutex_);
     shells_ = std::move(stock);
   });
+  std::lock_guard lock(mutex_);
   return shells_.get();
+}
+
+uint32_t WarmPool::shells_wanted_locked() const {
+  return prepared_shell_count(record_.policy, autoscale_input_locked().private_mib_per_clone,
+                              static_cast<uint32_t>(live_.size()), kMaxPreparedShells);
+}
+
+std::vector<vmm::kvm::VmFd> WarmPool::surplus_shells(size_t most) {
+  std::lock_guard lock(mutex_);
+  if (!shells_) return {};
+  return shells_->trim(deleted_ ? 0 : shells_wanted_locked(), most);
 }
 
 AutoscaleDecision WarmPool::decide_locked() const { return pool::autoscale(autoscale_input_locked()); }

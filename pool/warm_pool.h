@@ -32,6 +32,7 @@ struct WarmPoolTuning {
   double initial_refill_seconds = 0.05;  // until a restore was timed
   double initial_clone_mib = 4;          // private MiB per clone until one was measured
   double clone_overhead_mib = 1;         // per clone, outside smaps (KVM's own memory)
+  VmShells vm_shells = VmShells::kAuto;
 };
 
 class WarmPool {
@@ -56,6 +57,11 @@ class WarmPool {
   // and on hardware KVM (see the .cpp).
   vmm::VmShellStock* prepared_shells(const std::string& kvm_device);
   static constexpr uint32_t kMaxPreparedShells = 1024;
+  // Shells beyond those the pool can still use (prepared_shell_count():
+  // after a policy change, or with the template deleted), `most` of them,
+  // for the caller to close. The stock is sized from max_warm and the
+  // memory budget when it is made, and kept within them after.
+  std::vector<vmm::kvm::VmFd> surplus_shells(size_t most);
 
   struct Taken {
     std::shared_ptr<Clone> clone;
@@ -113,6 +119,7 @@ class WarmPool {
   void note_unknown_syscalls(const std::vector<uint16_t>& numbers);
 
  private:
+  uint32_t shells_wanted_locked() const;
   uint32_t desired_locked() const;
   uint32_t warm_limit_locked() const;
   // Below max_warm and within the budget: a reset clone may go warm.
@@ -132,8 +139,8 @@ class WarmPool {
   std::function<void()> wake_refill_;
 
   std::once_flag shells_once_;
-  std::unique_ptr<vmm::VmShellStock> shells_;
   mutable std::mutex mutex_;
+  std::unique_ptr<vmm::VmShellStock> shells_;  // set once, under mutex_
   std::condition_variable available_;
   std::deque<std::shared_ptr<Clone>> warm_;
   std::map<uint64_t, std::weak_ptr<Clone>> live_;  // serial -> clone, warm or leased

@@ -26,6 +26,16 @@ std::optional<kvm::VmFd> VmShellStock::take() {
   return shell;
 }
 
+std::vector<kvm::VmFd> VmShellStock::trim(size_t keep, size_t most) {
+  std::vector<kvm::VmFd> surplus;
+  std::lock_guard lock(mutex_);
+  while (shells_.size() > keep && surplus.size() < most) {
+    surplus.push_back(std::move(shells_.back()));
+    shells_.pop_back();
+  }
+  return surplus;
+}
+
 size_t VmShellStock::size() const {
   std::lock_guard lock(mutex_);
   return shells_.size();

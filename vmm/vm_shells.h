@@ -33,6 +33,10 @@ class VmShellStock {
   size_t fill(size_t count);
   // A shell; nullopt when the stock is empty.
   std::optional<kvm::VmFd> take();
+  // Takes shells out until `keep` are left, `most` at a time, and returns
+  // them for the caller to close where it may take its time (closing a
+  // VM waits for KVM's grace periods).
+  std::vector<kvm::VmFd> trim(size_t keep, size_t most);
   size_t size() const;
 
  private:

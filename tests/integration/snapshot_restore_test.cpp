@@ -141,6 +141,24 @@ TEST(SnapshotClones, ClonesInPreparedShellsRunAsClonesThatMadeTheirVm) {
   }
 }
 
+// A pool whose policy shrank hands its surplus shells back a few at a time:
+// trim() leaves `keep`, takes at most `most` a call, and the shells it
+// returns are open VMs until the caller lets them go.
+TEST(VmShellStock, TrimLeavesWhatIsKeptAndTakesAtMostSoManyACall) {
+  THAW_REQUIRE_KVM();
+  vmm::VmShellStock stock("/dev/kvm");
+  ASSERT_EQ(stock.fill(5), 5u);
+  auto first = stock.trim(2, 2);
+  EXPECT_EQ(first.size(), 2u);
+  EXPECT_EQ(stock.size(), 3u);
+  for (auto& shell : first) EXPECT_GE(shell.check_extension(KVM_CAP_IRQCHIP), 0) << "a trimmed shell is still a VM";
+  EXPECT_EQ(stock.trim(2, 16).size(), 1u) << "only down to keep";
+  EXPECT_EQ(stock.size(), 2u);
+  EXPECT_TRUE(stock.trim(5, 16).empty()) << "nothing over keep";
+  EXPECT_EQ(stock.trim(0, 16).size(), 2u);
+  EXPECT_FALSE(stock.take().has_value());
+}
+
 TEST(SnapshotClones, ResetInPlaceBehavesLikeAFreshClone) {
   THAW_REQUIRE_KVM();
   testing::TempDir dir;

@@ -76,6 +76,23 @@ TEST(Autoscaler, NonsenseInputsDoNotOverflow) {
   EXPECT_EQ(autoscale(in).budget_clones, 4096u);
 }
 
+// A pool prepares a VM shell for each clone it may still make: max_warm,
+// or fewer where the memory budget holds fewer, less the clones it has.
+TEST(PreparedShells, OneForEachCloneThePoolMayStillMakeWithinMaxWarmAndTheBudget) {
+  PoolPolicy policy;
+  policy.max_warm = 1000;
+  policy.memory_budget_mib = 1 << 20;
+  EXPECT_EQ(prepared_shell_count(policy, 5, 0, 1024), 1000u) << "max_warm decides";
+  EXPECT_EQ(prepared_shell_count(policy, 5, 0, 512), 512u) << "at most the cap";
+  policy.memory_budget_mib = 1000;  // 200 clones at 5 MiB
+  EXPECT_EQ(budget_clones(policy, 5), 200u);
+  EXPECT_EQ(prepared_shell_count(policy, 5, 0, 1024), 200u) << "the budget decides";
+  EXPECT_EQ(prepared_shell_count(policy, 5, 150, 1024), 50u) << "less the clones the pool has";
+  EXPECT_EQ(prepared_shell_count(policy, 5, 250, 1024), 0u) << "over the budget: none, no wrap-around";
+  policy.max_warm = 0;
+  EXPECT_EQ(prepared_shell_count(policy, 5, 0, 1024), 0u) << "a pool that keeps no clones";
+}
+
 TEST(Autoscaler, DescribeNamesTheInputs) {
   auto in = input(12, 0.05, 2, 16, 8);
   auto text = describe(in, autoscale(in));

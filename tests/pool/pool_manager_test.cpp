@@ -365,5 +365,38 @@ TEST(PoolManager, SetPolicyIsPersistedAndResizesThePool) {
       << "destroyed " << stats_of(pool, "resize").destroyed;
 }
 
+size_t kvm_vms_held() {
+  size_t n = 0;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(entry.path(), ec).string() == "anon_inode:kvm-vm") ++n;
+  }
+  return n;
+}
+
+// Prepared VM shells, turned on here on any KVM: the first restore makes
+// one for each clone the pool may make (max_warm), clones and shells
+// together stay at that, a lower max_warm trims the surplus shells, and a
+// deleted template leaves no VM behind.
+TEST(PoolManager, PreparedShellsStayWithinThePolicy) {
+  THAW_POOL_REQUIRE_KVM();
+  TempDir dir;
+  auto config = test_config(dir);
+  config.vm_shells = VmShells::kOn;
+  PoolManager pool(config);
+  const size_t before = kvm_vms_held();
+  pool.create_template(mini_spec("shells"), PoolPolicy{1, 6, 1024});
+  ASSERT_TRUE(warm_at_least(pool, "shells", 1));
+  EXPECT_TRUE(eventually([&] { return kvm_vms_held() - before == 6; }, 20s))
+      << "want 6 VMs (clones + shells) for max_warm 6, hold " << kvm_vms_held() - before;
+  pool.set_policy("shells", PoolPolicy{1, 2, 1024});
+  EXPECT_TRUE(eventually([&] { return kvm_vms_held() - before == 2; }, 20s))
+      << "want 2 VMs for max_warm 2, hold " << kvm_vms_held() - before << " (warm "
+      << stats_of(pool, "shells").warm << ")";
+  pool.delete_template("shells");
+  EXPECT_TRUE(eventually([&] { return kvm_vms_held() == before; }, 20s))
+      << "a deleted template still holds " << kvm_vms_held() - before << " VMs";
+}
+
 }  // namespace
 }  // namespace thaw::pool
