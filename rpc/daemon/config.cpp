@@ -153,7 +153,7 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
                        "max_lease_ms", "workers", "autoscale_period_ms", "autoscale_headroom", "autoscale_stall_ms",
                        "refill_threads", "reset_threads", "clones_per_worker", "allowed_image_dirs", "max_connections", "max_message_kib",
                        "message_timeout_ms", "max_inflight_mib", "user", "allow_root", "socket_group", "kvm_device", "template_workers",
-                       "worker_cgroups", "pool"},
+                       "worker_cgroups", "vm_shells", "pool"},
                       "");
   read_string(root, "socket", "socket", c.socket);
   read_string(root, "tcp", "tcp", c.tcp);
@@ -187,6 +187,10 @@ DaemonConfig load_config(const std::string& path, const std::string& program_ker
   if (c.worker_cgroups != "auto" && c.worker_cgroups != "off" &&
       (c.worker_cgroups.empty() || c.worker_cgroups.front() != '/')) {
     fail(root.at("worker_cgroups"), "worker_cgroups", "must be \"auto\", \"off\" or an absolute path");
+  }
+  read_string(root, "vm_shells", "vm_shells", c.vm_shells);
+  if (c.vm_shells != "auto" && c.vm_shells != "on" && c.vm_shells != "off") {
+    fail(root.at("vm_shells"), "vm_shells", "must be \"auto\", \"on\" or \"off\"");
   }
   for (auto [key, flag] : {std::pair<const char*, bool*>{"allow_root", &c.allow_root},
                            {"template_workers", &c.template_workers}}) {
@@ -299,6 +303,7 @@ std::string render_config_header(const DaemonConfig& c) {
   string_key("socket_group", c.socket_group, defaults.socket_group, false);
   string_key("kvm_device", c.kvm_device, defaults.kvm_device, false);
   string_key("worker_cgroups", c.worker_cgroups, defaults.worker_cgroups, false);
+  string_key("vm_shells", c.vm_shells, defaults.vm_shells, false);
   if (!c.allowed_image_dirs.empty()) {
     std::string list;
     for (const auto& dir : c.allowed_image_dirs) list += (list.empty() ? "" : ", ") + toml_string(dir);

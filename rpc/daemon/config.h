@@ -11,6 +11,7 @@
 //   clones_per_worker (spread a template with a larger max_warm over
 //   several workers; 0, the default: one worker per template),
 //   worker_cgroups ("auto", "off" or a cgroup directory)
+//   vm_shells ("auto": prepared VM shells on PVM only, "on", "off")
 //   [[pool]] name, kernel, initrd, cmdline, mem_mib, vcpus,
 //            min_warm, max_warm, memory_budget_mib,
 //            program, args = ["..."], env = ["K=V"], files (a program template:
@@ -55,6 +56,9 @@ struct DaemonConfig {
   uint64_t autoscale_stall_ms = 20;    // host stall planned for: rate x this more warm clones
   uint32_t refill_threads = 0;         // new clones restored in parallel; 0: one per CPU, at most 4
   uint32_t reset_threads = 2;          // released clones reset in place in parallel
+  // Prepared VM shells (vmm/vm_shells.h): "auto" (PVM only, where they
+  // were measured), "on" (any KVM) or "off".
+  std::string vm_shells = "auto";
   // What unauthenticated peers may make thawd hold (rpc/rpc_listener.h).
   uint32_t max_connections = 256;       // more are closed at once
   uint64_t max_message_kib = 2048;      // one RPC message (invoke payloads are at most 1 MiB)

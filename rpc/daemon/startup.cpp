@@ -41,6 +41,9 @@ pool::PoolManagerConfig pool_manager_config(const DaemonConfig& config, const st
   pm.autoscale_stall = std::chrono::milliseconds(config.autoscale_stall_ms);
   pm.refill_threads = config.refill_threads;
   pm.reset_threads = config.reset_threads;
+  pm.vm_shells = config.vm_shells == "on"    ? pool::VmShells::kOn
+                 : config.vm_shells == "off" ? pool::VmShells::kOff
+                                             : pool::VmShells::kAuto;
   pm.kvm_device = config.kvm_device;
   pm.linux_init_agent = linux_init_agent;
   return pm;

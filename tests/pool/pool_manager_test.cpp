@@ -9,6 +9,7 @@
 
 #include "pool/clone_identity.h"
 #include "pool/template_store.h"
+#include "tests/kvm_vms_held.h"
 #include "tests/pool/pool_test_support.h"
 
 namespace thaw::pool {
@@ -365,14 +366,7 @@ TEST(PoolManager, SetPolicyIsPersistedAndResizesThePool) {
       << "destroyed " << stats_of(pool, "resize").destroyed;
 }
 
-size_t kvm_vms_held() {
-  size_t n = 0;
-  for (const auto& entry : fs::directory_iterator("/proc/self/fd")) {
-    std::error_code ec;
-    if (fs::read_symlink(entry.path(), ec).string() == "anon_inode:kvm-vm") ++n;
-  }
-  return n;
-}
+using thaw::testing::kvm_vms_held;
 
 // Prepared VM shells, turned on here on any KVM: the first restore makes
 // one for each clone the pool may make (max_warm), clones and shells

@@ -55,6 +55,7 @@ TEST_F(DaemonConfigFile, EveryKeyReadsBackTheSame) {
   c.kvm_device = "/dev/kvm-test";
   c.template_workers = false;
   c.worker_cgroups = "/sys/fs/cgroup/thaw-workers";
+  c.vm_shells = "on";
   PoolConfig a;
   a.spec = pool::TemplateSpec{"mini", "/k/vmlinux", "/k/initrd.img", "console=ttyS0\tquiet \x01 x=\"1\"", 64, 2};
   a.policy = pool::PoolPolicy{0, 5, 77};
@@ -218,6 +219,19 @@ TEST_F(DaemonConfigFile, WorkerCgroupsIsAutoOffOrAnAbsolutePath) {
       ADD_FAILURE() << "worker_cgroups = " << bad << " was accepted";
     } catch (const ConfigError& e) {
       EXPECT_NE(std::string(e.what()).find(":2: worker_cgroups"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(DaemonConfigFile, VmShellsIsAutoOnOrOff) {
+  EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\n").vm_shells, "auto");
+  EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\nvm_shells = \"off\"\n").vm_shells, "off");
+  for (const char* bad : {"\"yes\"", "\"\"", "true", "1"}) {
+    try {
+      read_back(std::string("socket = \"/tmp/x.sock\"\nvm_shells = ") + bad + "\n");
+      ADD_FAILURE() << "vm_shells = " << bad << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(":2: vm_shells"), std::string::npos) << e.what();
     }
   }
 }

@@ -21,6 +21,7 @@
 #include "rpc/pool_client.h"
 #include "pool/pool_shard.h"
 #include "rpc/daemon/worker_limits.h"
+#include "tests/kvm_vms_held.h"
 #include "tests/rpc/rpc_test_helpers.h"
 #include "tests/rpc/scratch_cgroup.h"
 #include "tests/rpc/thawd_process.h"
@@ -344,6 +345,41 @@ TEST_F(ShardedTemplate, ARestartSpreadsTheRecordedPolicyAndLoadsEveryShard) {
     EXPECT_EQ(invoke_echo(c, held.back(), "shard"), "shard");
   }
   EXPECT_EQ(residues.size(), 3u) << "three acquires did not reach three shards";
+}
+
+// vm_shells = "on" in thawd's config reaches each shard's worker (on any
+// KVM): each prepares a VM shell for each clone of its share (max_warm 2
+// of 4), so its clones and shells add up to 2 VMs; a setPolicy that halves
+// max_warm closes each shard's surplus.
+class ShardedTemplateWithShells : public ShardedTemplate {
+ protected:
+  void SetUp() override {
+    THAW_REQUIRE_KVM();
+    start("vm_shells = \"on\"\n");
+  }
+  // Whether `pid` comes to hold `want` KVM VMs within 30 s.
+  static bool holds_vms(pid_t pid, size_t want) {
+    for (auto deadline = Clock::now() + std::chrono::seconds(30); Clock::now() < deadline;) {
+      if (kvm_vms_held(pid) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+};
+
+TEST_F(ShardedTemplateWithShells, EachShardPreparesShellsForItsShareAndClosesThoseANewPolicyLeavesOver) {
+  auto workers = shard_workers(daemon_.pid());
+  ASSERT_EQ(workers.size(), 2u) << daemon_.log();
+  for (const auto& [shard, pid] : workers) {
+    EXPECT_NE(daemon_.log().find("[worker big " + shard + "] pool 'big': 2 VM shells prepared"), std::string::npos)
+        << daemon_.log();
+    EXPECT_TRUE(holds_vms(pid, 2)) << "shard " << shard << " holds " << kvm_vms_held(pid) << " VMs, want 2";
+  }
+  rpc::PoolConnection c(daemon_.socket());
+  set_policy(c, "big", 1, 2);
+  for (const auto& [shard, pid] : workers) {
+    EXPECT_TRUE(holds_vms(pid, 1)) << "shard " << shard << " holds " << kvm_vms_held(pid) << " VMs, want 1";
+  }
 }
 
 // worker_cgroups naming a directory, with the template spread: each shard's
