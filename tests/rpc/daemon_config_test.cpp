@@ -24,6 +24,17 @@ class DaemonConfigFile : public ::testing::Test {
     std::ofstream(path) << text;
     return load_config(path);
   }
+  // Each of `bad` as `key`'s value (line 2) is refused, naming the line and key.
+  void expect_each_refused(const std::string& key, std::initializer_list<const char*> bad) {
+    for (const char* value : bad) {
+      try {
+        read_back("socket = \"/tmp/x.sock\"\n" + key + " = " + value + "\n");
+        ADD_FAILURE() << key << " = " << value << " was accepted";
+      } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find(":2: " + key), std::string::npos) << e.what();
+      }
+    }
+  }
   testing::TempDir dir_{"thaw-config"};
 };
 
@@ -213,27 +224,13 @@ TEST_F(DaemonConfigFile, InflightBudgetMustHoldOneWholeMessage) {
 TEST_F(DaemonConfigFile, WorkerCgroupsIsAutoOffOrAnAbsolutePath) {
   EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\n").worker_cgroups, "auto");
   EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\nworker_cgroups = \"off\"\n").worker_cgroups, "off");
-  for (const char* bad : {"\"relative/dir\"", "\"\"", "\"on\"", "true"}) {
-    try {
-      read_back(std::string("socket = \"/tmp/x.sock\"\nworker_cgroups = ") + bad + "\n");
-      ADD_FAILURE() << "worker_cgroups = " << bad << " was accepted";
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(":2: worker_cgroups"), std::string::npos) << e.what();
-    }
-  }
+  expect_each_refused("worker_cgroups", {"\"relative/dir\"", "\"\"", "\"on\"", "true"});
 }
 
 TEST_F(DaemonConfigFile, VmShellsIsAutoOnOrOff) {
   EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\n").vm_shells, "auto");
   EXPECT_EQ(read_back("socket = \"/tmp/x.sock\"\nvm_shells = \"off\"\n").vm_shells, "off");
-  for (const char* bad : {"\"yes\"", "\"\"", "true", "1"}) {
-    try {
-      read_back(std::string("socket = \"/tmp/x.sock\"\nvm_shells = ") + bad + "\n");
-      ADD_FAILURE() << "vm_shells = " << bad << " was accepted";
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(":2: vm_shells"), std::string::npos) << e.what();
-    }
-  }
+  expect_each_refused("vm_shells", {"\"yes\"", "\"\"", "true", "1"});
 }
 
 // The RPC has no authentication: TCP only on loopback.
