@@ -21,9 +21,15 @@
 namespace thaw::testing {
 
 // A whole file as text ("" when it cannot be read): /proc files among them.
+// Also "" when a read fails midway: a /proc/PID file of a process that exits
+// while it is read fails with ESRCH, which the stream throws.
 inline std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  try {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 // The mini guest agent's "echo" of `text` in leased clone `vm`.
