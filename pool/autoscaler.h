@@ -45,7 +45,7 @@ uint32_t budget_clones(const PoolPolicy& policy, double private_mib_per_clone);
 // How many VM shells (vmm/vm_shells.h) a pool keeps ready for its coming
 // restores: one for each clone it may still make, no more. That is the
 // clones it may hold (max_warm warm ones; fewer where the budget holds
-// fewer) less those it has (`clones`: live or being restored), at most
+// fewer) less those it has (`clones`: restored and not yet destroyed), at most
 // `cap`. A shell beyond it would never be used and only hold kernel memory.
 uint32_t prepared_shell_count(const PoolPolicy& policy, double private_mib_per_clone, uint32_t clones, uint32_t cap);
 // One line for the log: "target 4 (demand 3: rate 12.00/s x (refill 0.050 s + stall 0.020 s) + 1; ...)".
