@@ -77,9 +77,9 @@ bool report_held_vms(int kvm, size_t count, thaw::bench::JsonReport& report) {
   const double n = static_cast<double>(count);
   std::printf("\n%zu empty VMs held (the host, /proc/meminfo; other work on the host counts too):\n", count);
   for (const char* key : {"MemAvailable", "Slab", "KernelStack", "VmallocUsed", "PageTables"}) {
-    double delta = key == std::string("MemAvailable") ? before[key] - after[key] : after[key] - before[key];
-    std::printf("  %-13s %+10.0f KiB, %8.1f KiB a VM%s\n", key, delta, delta / n,
-                key == std::string("MemAvailable") ? " (used)" : "");
+    const bool available = key == std::string("MemAvailable");  // falls as the others rise
+    double delta = available ? before[key] - after[key] : after[key] - before[key];
+    std::printf("  %-13s %+10.0f KiB, %8.1f KiB a VM%s\n", key, delta, delta / n, available ? " (used)" : "");
     report.value(std::string(key) + " KiB a held VM", delta / n);
   }
   const double tasks = host_tasks() - tasks_before;
