@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/unix_socket.h"
 #include "rpc/convert.h"
 #include "rpc/pool_client.h"
 #include "vmm/kvm_host_check.h"
@@ -158,10 +159,14 @@ void ThawdChild::start(std::chrono::seconds timeout) {
     ::execl(options_.thawd.c_str(), options_.thawd.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
+  // Until something accepts on the socket, not until its file exists: a
+  // client that connects in between is refused.
   auto deadline = Clock::now() + timeout;
-  while (!std::filesystem::exists(socket_)) {
-    if (!alive() || Clock::now() > deadline) {
-      throw std::runtime_error("thawd did not start listening; its log:\n" + log_text());
+  while (probe_unix_socket(socket_).state != UnixSocketState::kListening) {
+    if (!alive()) throw std::runtime_error("thawd exited before it listened; its log:\n" + log_text());
+    if (Clock::now() > deadline) {
+      throw std::runtime_error("thawd did not listen on " + socket_ + " within " + std::to_string(timeout.count()) +
+                               " s; its log:\n" + log_text());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

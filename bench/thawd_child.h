@@ -1,5 +1,5 @@
 // The real thawd as a child of a benchmark: a scratch directory with its
-// config, template_dir, vsock_dir and socket; waits until the socket exists
+// config, template_dir, vsock_dir and socket; waits until the socket accepts
 // and the pools are warm; SIGTERM (a clean drain) on stop. The main job and
 // the pool benchmark both measure through it, so what they time is what a
 // user of the daemon gets.
@@ -62,7 +62,7 @@ class ThawdChild {
   ThawdChild(const ThawdChild&) = delete;
   ThawdChild& operator=(const ThawdChild&) = delete;
 
-  // Starts thawd and waits until its socket exists. Throws with the
+  // Starts thawd and waits until its socket accepts. Throws with the
   // daemon's log when it exits or does not listen within `timeout`.
   void start(std::chrono::seconds timeout);
   // Waits until every pool has at least min_warm warm clones; throws on timeout.

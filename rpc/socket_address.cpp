@@ -65,6 +65,15 @@ kj::AutoCloseFd make_socket(const Address& a, int flags, const std::string& addr
   return kj::AutoCloseFd(fd);
 }
 
+// Where listen_on binds a unix socket before it is published: beside it as
+// ".NAME.PID" (the same file system, so the rename is atomic), or the
+// address itself where that name would not fit in a socket address.
+std::string unpublished_name(const std::string& address) {
+  auto slash = address.rfind('/');
+  std::string name = address.substr(0, slash + 1) + "." + address.substr(slash + 1) + "." + std::to_string(::getpid());
+  return name.size() <= kMaxUnixPathBytes ? name : address;
+}
+
 }  // namespace
 
 bool is_unix_path(const std::string& address) { return address.find('/') != std::string::npos; }
@@ -86,10 +95,25 @@ kj::AutoCloseFd listen_on(const std::string& address) {
   if (a.family() != AF_UNIX) {
     int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd.get(), a.get(), a.length) != 0) throw SysError("bind", errno, address);
+    if (::listen(fd.get(), 128) != 0) throw SysError("listen", errno, address);
+    return fd;
   }
-  if (::bind(fd.get(), a.get(), a.length) != 0) throw SysError("bind", errno, address);
-  if (a.family() == AF_UNIX && ::chmod(address.c_str(), 0660) != 0) throw SysError("chmod 0660", errno, address);
-  if (::listen(fd.get(), 128) != 0) throw SysError("listen", errno, address);
+  // A unix socket is bound under a name of its own, made 0660 and listened
+  // on, and only then renamed to `address`: whoever sees the file can
+  // connect (a client that waits for the file was refused in between),
+  // and a failure leaves no file behind.
+  std::string bound_at = unpublished_name(address);
+  Address staging = bound_at == address ? a : parse(bound_at);
+  if (::bind(fd.get(), staging.get(), staging.length) != 0) throw SysError("bind", errno, bound_at);
+  auto fail = [&](const char* operation) {
+    int err = errno;
+    ::unlink(bound_at.c_str());
+    throw SysError(operation, err, bound_at);
+  };
+  if (::chmod(bound_at.c_str(), 0660) != 0) fail("chmod 0660");
+  if (::listen(fd.get(), 128) != 0) fail("listen");
+  if (bound_at != address && ::rename(bound_at.c_str(), address.c_str()) != 0) fail("rename to its address");
   return fd;
 }
 
