@@ -13,6 +13,7 @@ std::shared_ptr<VmThreadSpawners> VmThreadSpawners::start() {
     prepare_thread_for_vcpu_filter();
   });
   spawners->vsock_muxer = std::make_unique<FilteredThreadSpawner>(devices::vsock_muxer_filter());
+  spawners->shared_vsock_muxer = devices::VsockMuxer::start(nullptr, spawners->vsock_muxer.get());
   return spawners;
 }
 

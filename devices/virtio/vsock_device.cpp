@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <system_error>
 
 #include "base/errors.h"
+#include "base/eventfd.h"
 #include "base/unix_socket.h"
 #include "devices/virtio/vsock_connection.h"
 
@@ -38,38 +40,23 @@ void epoll_add(int epoll_fd, int fd, uint32_t events) {
 }  // namespace
 
 VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const SeccompFilter* muxer_filter,
-                         FilteredThreadSpawner* muxer_spawner)
+                         FilteredThreadSpawner* muxer_spawner, std::shared_ptr<VsockMuxer> muxer)
     : uds_path_(std::move(uds_path)), guest_cid_(guest_cid) {
   check_cid(guest_cid);
   epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll_.valid()) throw std::system_error(errno, std::generic_category(), "epoll_create1 for the vsock muxer");
-  notify_ = make_eventfd("the vsock muxer's queue notifications");
-  stop_ = make_eventfd("stopping the vsock muxer");
+  if (!epoll_.valid()) throw std::system_error(errno, std::generic_category(), "epoll_create1 for a vsock device");
+  notify_ = make_eventfd("the vsock device's queue notifications");
+  deadline_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!deadline_timer_.valid()) {
+    throw std::system_error(errno, std::generic_category(), "timerfd_create for the vsock device's deadlines");
+  }
   epoll_add(epoll_.get(), notify_.get(), EPOLLIN);
-  epoll_add(epoll_.get(), stop_.get(), EPOLLIN);
+  epoll_add(epoll_.get(), deadline_timer_.get(), EPOLLIN);
   listener_ = listen_unix(uds_path_);
   try {
     epoll_add(epoll_.get(), listener_.get(), EPOLLIN);
-    // The filter goes on before the loop's first packet. Not waited for
-    // here: that wait cost a restore ~70 us. A kernel that refuses the
-    // filter (the vCPU threads' would fail too) leaves the device silent,
-    // never serving the guest unfiltered.
-    if (muxer_spawner != nullptr) {  // born under its filter
-      thread_ = muxer_spawner->spawn([this] { run(); }, "vsock muxer");
-      return;
-    }
-    thread_ = StackThread([this, muxer_filter] {
-      if (muxer_filter) {
-        try {
-          muxer_filter->apply_to_this_thread();
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "thaw: vsock %s: the muxer's seccomp filter: %s; the device serves nothing\n",
-                       uds_path_.c_str(), e.what());
-          return;
-        }
-      }
-      run();
-    }, "vsock muxer");
+    muxer_ = muxer ? std::move(muxer) : VsockMuxer::start(muxer_filter, muxer_spawner);
+    muxer_id_ = muxer_->add(epoll_.get(), [this] { return on_ready(); });
   } catch (...) {
     ::unlink(uds_path_.c_str());
     throw;
@@ -81,9 +68,7 @@ VsockDevice::~VsockDevice() {
     std::lock_guard lock(mutex());
     stopping_ = true;
   }
-  resume_cv_.notify_all();
-  signal_eventfd(stop_.get());
-  if (thread_.joinable()) thread_.join();
+  muxer_->remove(muxer_id_);  // waits out a call in progress
   drop_all_connections();
   listener_.reset();
   ::unlink(uds_path_.c_str());
@@ -120,8 +105,8 @@ void VsockDevice::resume_processing() {
     std::lock_guard lock(mutex());
     if (pause_depth_ > 0) --pause_depth_;
   }
-  resume_cv_.notify_all();
   signal_eventfd(notify_.get());
+  muxer_->rearm(muxer_id_);
 }
 
 VsockState VsockDevice::save() const {
@@ -151,46 +136,46 @@ size_t VsockDevice::connection_count() const {
 
 // --- The muxer thread -----------------------------------------------------------
 
-void VsockDevice::run() {
+bool VsockDevice::on_ready() {
   epoll_event events[32];
-  while (true) {
-    int timeout;
-    {
-      std::lock_guard lock(mutex());
-      timeout = poll_timeout_ms();
-    }
-    const int n = ::epoll_wait(epoll_.get(), events, 32, timeout);
-    if (n < 0 && errno != EINTR) return;  // only EBADF/EINVAL: nothing left to serve
-    std::unique_lock lock(mutex());
-    resume_cv_.wait(lock, [this] { return pause_depth_ == 0 || stopping_; });
-    if (stopping_) return;
-    // Nothing the host or the guest does may end this thread: a failure
-    // (out of memory, say) costs at most the streams it touched.
-    try {
-      for (int i = 0; i < n; ++i) handle_event(events[i].data.fd, events[i].events);
-      process_locked();
-    } catch (const std::exception&) {
-      drop_all_connections();
-    }
+  std::lock_guard lock(mutex());
+  if (stopping_) return false;
+  if (pause_depth_ > 0) return false;  // ready fds wait; resume_processing has them watched again
+  const int n = ::epoll_wait(epoll_.get(), events, 32, 0);
+  // Nothing the host or the guest does may stop the device: a failure
+  // (out of memory, say) costs at most the streams it touched.
+  try {
+    for (int i = 0; i < n; ++i) handle_event(events[i].data.fd, events[i].events);
+    process_locked();
+  } catch (const std::exception&) {
+    drop_all_connections();
   }
+  arm_deadline_timer();
+  return true;
 }
 
-int VsockDevice::poll_timeout_ms() const {
+void VsockDevice::arm_deadline_timer() {
   std::optional<Clock::time_point> first;
   if (!held_requests_.empty()) first = held_since_ + kVsockResetAckTimeout;
   for (const auto& [key, c] : connections_) {
     if (c->deadline && (!first || *c->deadline < *first)) first = c->deadline;
   }
-  if (!first) return -1;
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*first - Clock::now()).count();
-  return static_cast<int>(std::clamp<int64_t>(left + 1, 0, 60'000));
+  if (first == armed_deadline_) return;
+  itimerspec when{};  // all zero: disarmed
+  if (first) {
+    // steady_clock is CLOCK_MONOTONIC; 1 ns at least, as 0 would disarm.
+    auto ns = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(first->time_since_epoch()).count());
+    when.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    when.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  }
+  if (::timerfd_settime(deadline_timer_.get(), TFD_TIMER_ABSTIME, &when, nullptr) == 0) armed_deadline_ = first;
 }
 
 void VsockDevice::handle_event(int fd, uint32_t events) {
   if (fd == notify_.get()) {
     drain_eventfd(fd);
-  } else if (fd == stop_.get()) {
-    drain_eventfd(fd);
+  } else if (fd == deadline_timer_.get()) {
+    drain_eventfd(fd);  // a timerfd reads as its expiry count, as an eventfd does
   } else if (fd == listener_.get()) {
     accept_clients();
   } else if (awaiting_line_.count(fd)) {

@@ -7,10 +7,12 @@
 //   guest -> host: a guest connection to host CID 2, port P, is connected to
 //     the unix socket `<uds_path>_<P>`; nothing listening there is a RST.
 //
-// One muxer thread per device polls (epoll) the listener, the clients and
-// an eventfd the driver's QueueNotify writes signal (the VMM registers it as
-// an ioeventfd, so a notify costs the vCPU no exit to user space). It takes
-// the device mutex for each batch of queue work. Flow control is the spec's
+// Each device has an epoll set of the listener, the clients, a timerfd for
+// its deadlines and an eventfd the driver's QueueNotify writes signal (the
+// VMM registers it as an ioeventfd, so a notify costs the vCPU no exit to
+// user space). A muxer thread (vsock_muxer.h), the device's own or one a
+// pool shares between its clones, runs the device's work when that set is
+// ready, under the device mutex. Flow control is the spec's
 // credit scheme: the device never sends the guest more than it has room
 // for, and tells the guest how much of its data reached the host.
 //
@@ -20,7 +22,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -33,9 +34,9 @@
 #include "base/eventfd.h"
 #include "base/filtered_thread_spawner.h"
 #include "base/seccomp_filter.h"
-#include "base/stack_thread.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
+#include "devices/virtio/vsock_muxer.h"
 #include "devices/virtio/vsock_packet.h"
 
 namespace thaw::devices {
@@ -74,15 +75,15 @@ struct VsockState {
 class VsockDevice final : public VirtioDevice {
  public:
   // Listens on `uds_path` at once (a stale socket file there is removed
-  // first) and starts the muxer thread, under `muxer_filter` when given
-  // (vsock_seccomp.h) before it touches a queue (a filter the kernel
-  // refuses leaves the device serving nothing, said on stderr). Throws
-  // std::system_error when the host refuses, InputError for a reserved CID.
-  // `muxer_spawner`: the thread is started by it, already filtered, and
-  // `muxer_filter` is not applied again (vmm/vm_thread_spawners.h).
+  // first) and joins `muxer`, a muxer shared with other devices. Without
+  // one the device starts its own (VsockMuxer::start with `muxer_filter`
+  // and `muxer_spawner`: see there). Throws std::system_error when the
+  // host refuses, InputError for a reserved CID.
   VsockDevice(std::string uds_path, uint64_t guest_cid = kVsockDefaultGuestCid,
-              const SeccompFilter* muxer_filter = nullptr, FilteredThreadSpawner* muxer_spawner = nullptr);
-  // Stops the thread, closes every connection and removes the socket file.
+              const SeccompFilter* muxer_filter = nullptr, FilteredThreadSpawner* muxer_spawner = nullptr,
+              std::shared_ptr<VsockMuxer> muxer = nullptr);
+  // Leaves the muxer (waiting out a call in progress), closes every
+  // connection and removes the socket file.
   ~VsockDevice() override;
   VsockDevice(const VsockDevice&) = delete;
   VsockDevice& operator=(const VsockDevice&) = delete;
@@ -129,8 +130,12 @@ class VsockDevice final : public VirtioDevice {
   };
   using Clock = std::chrono::steady_clock;
 
-  void run();
-  int poll_timeout_ms() const;
+  // The muxer's call: handles what is ready and does the queue work;
+  // false while paused (resume_processing() has the muxer watch again).
+  bool on_ready();
+  // Sets the timerfd to the first deadline (a connection's, or the held
+  // requests'), so the muxer calls on_ready when it passes.
+  void arm_deadline_timer();
   void handle_event(int fd, uint32_t events);
   void accept_clients();
   void read_connect_line(int fd);
@@ -169,8 +174,9 @@ class VsockDevice final : public VirtioDevice {
   UniqueFd listener_;
   UniqueFd epoll_;
   UniqueFd notify_;
-  UniqueFd stop_;
-  StackThread thread_;
+  UniqueFd deadline_timer_;
+  std::shared_ptr<VsockMuxer> muxer_;
+  uint64_t muxer_id_ = 0;
 
   // Guarded by mutex().
   uint64_t guest_cid_;
@@ -186,13 +192,13 @@ class VsockDevice final : public VirtioDevice {
   std::optional<uint16_t> reset_ack_baseline_;  // event buffers left when the reset went out
   std::vector<Key> held_requests_;
   Clock::time_point held_since_{};
-  std::condition_variable resume_cv_;
   std::deque<Control> control_;
   std::map<Key, std::unique_ptr<Connection>> connections_;
   std::unordered_map<int, Key> by_fd_;
   std::map<int, UniqueFd> awaiting_line_;  // accepted clients before their CONNECT line
   std::optional<Key> rr_cursor_;          // the last connection that sent data
   uint32_t next_host_port_ = kVsockFirstHostPort;
+  std::optional<Clock::time_point> armed_deadline_;  // what deadline_timer_ is set to
 };
 
 }  // namespace thaw::devices

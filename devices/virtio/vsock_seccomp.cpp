@@ -11,11 +11,13 @@ namespace thaw::devices {
 // why in vmm/vcpu_seccomp.cpp).
 std::vector<SeccompRule> vsock_muxer_rules() {
   auto rules = with_thread_basics({
-      // The loop: its epoll set (connections come and go), the queue-notify
-      // and stop eventfds, and the guest's interrupt (an irqfd write).
+      // The loop: its epoll sets (devices and connections come and go),
+      // the queue-notify and stop eventfds, each device's deadline timerfd,
+      // and the guest's interrupt (an irqfd write).
       seccomp_any_arguments(__NR_epoll_wait),
       seccomp_any_arguments(__NR_epoll_pwait),
       seccomp_any_arguments(__NR_epoll_ctl),
+      seccomp_any_arguments(__NR_timerfd_settime),
       seccomp_any_arguments(__NR_read),
       seccomp_any_arguments(__NR_write),
       seccomp_any_arguments(__NR_close),

@@ -66,15 +66,20 @@ inline bool sees_eof(int fd, std::chrono::milliseconds timeout = 5s) {
   return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
-class VsockTest : public ::testing::Test {
- protected:
-  VsockTest() {
+// One device with its transport, fake guest memory and fake driver, and
+// the driver's side of the vsock protocol. `muxer`: the muxer the device
+// joins (none: it starts its own, as a one-off VM's does).
+class VsockRig {
+ public:
+  explicit VsockRig(std::shared_ptr<VsockMuxer> muxer = nullptr) {
     path = dir + "/v.sock";
-    device = std::make_shared<VsockDevice>(path, kGuestCid);
+    device = std::make_shared<VsockDevice>(path, kGuestCid, nullptr, nullptr, std::move(muxer));
     transport = std::make_unique<MmioTransport>(device, mem, irq);
     driver = std::make_unique<FakeDriver>(*transport, *mem);
   }
-  ~VsockTest() override {
+  VsockRig(const VsockRig&) = delete;
+  VsockRig& operator=(const VsockRig&) = delete;
+  virtual ~VsockRig() {
     for (int fd : fds) ::close(fd);
     driver.reset();
     transport.reset();
@@ -195,5 +200,7 @@ class VsockTest : public ::testing::Test {
   uint64_t data_next = 0;
   std::vector<int> fds;
 };
+
+class VsockTest : public ::testing::Test, public VsockRig {};
 
 }  // namespace thaw::devices::test
