@@ -108,6 +108,8 @@ std::vector<SeccompRule> template_worker_rules(pid_t own_pid) {
           any(__NR_memfd_create), any(__NR_userfaultfd), any(__NR_mincore),
           // What a vCPU or muxer thread does to put its own filter on.
           when(__NR_prctl, 0, PR_SET_NO_NEW_PRIVS), when(__NR_seccomp, 0, SECCOMP_SET_MODE_FILTER),
+          // Each vsock device's deadline timer (its muxer thread sets it).
+          any(__NR_timerfd_create), any(__NR_timerfd_settime),
           // io_uring for snapshot reads.
           any(__NR_io_uring_setup), any(__NR_io_uring_enter), any(__NR_io_uring_register),
           // Unix sockets only: thawd's connection, the clones' vsock sockets.
