@@ -3,7 +3,8 @@
 // filter and SCHED_BATCH (inherited from the spawner, never applied by the
 // thread), and the guest runs its clone function under it to the right
 // answer. In this test process only the spawners and what they start are
-// filtered, so the filtered threads can be counted.
+// filtered (the pool's shared vsock muxer among them), so the filtered
+// threads can be counted.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -45,7 +46,7 @@ TEST(VmThreadSpawners, AClonesVcpuThreadStartsFilteredAndTheGuestAnswers) {
   auto loaded = snapshot::read_snapshot_dir(dir.path());
   auto spawners = vmm::VmThreadSpawners::start();
   const auto before = filtered_threads();
-  ASSERT_EQ(before.size(), 2u) << "the two spawners";
+  ASSERT_EQ(before.size(), 3u) << "the two spawners and the shared vsock muxer the vsock one started";
 
   testing::CapturedConsole console;
   snapshot::RestoreOptions options;
@@ -61,14 +62,14 @@ TEST(VmThreadSpawners, AClonesVcpuThreadStartsFilteredAndTheGuestAnswers) {
   EXPECT_TRUE(console.contains(want)) << "want '" << want << "' in:\n" << console.text();
 
   auto during = filtered_threads();
-  ASSERT_EQ(during.size(), 3u) << "the spawners and the clone's vCPU thread";
+  ASSERT_EQ(during.size(), 4u) << "the spawners, the shared muxer and the clone's vCPU thread";
   int batch = 0;
   for (pid_t tid : during) batch += ::sched_getscheduler(tid) == SCHED_BATCH ? 1 : 0;
   EXPECT_EQ(batch, 2) << "the vCPU spawner and the vCPU thread it started";
   clone.vm->stop();
   clone = {};
-  for (int i = 0; i < 200 && filtered_threads().size() != 2; ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(filtered_threads().size(), 2u) << "the vCPU thread is gone with its VM";
+  for (int i = 0; i < 200 && filtered_threads().size() != 3; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(filtered_threads().size(), 3u) << "the vCPU thread is gone with its VM";
 }
 
 }  // namespace
