@@ -40,7 +40,7 @@ void epoll_add(int epoll_fd, int fd, uint32_t events) {
 }  // namespace
 
 VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const SeccompFilter* muxer_filter,
-                         FilteredThreadSpawner* muxer_spawner, std::shared_ptr<VsockMuxer> muxer)
+                         std::shared_ptr<VsockMuxer> muxer)
     : uds_path_(std::move(uds_path)), guest_cid_(guest_cid) {
   check_cid(guest_cid);
   epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
@@ -55,7 +55,7 @@ VsockDevice::VsockDevice(std::string uds_path, uint64_t guest_cid, const Seccomp
   listener_ = listen_unix(uds_path_);
   try {
     epoll_add(epoll_.get(), listener_.get(), EPOLLIN);
-    muxer_ = muxer ? std::move(muxer) : VsockMuxer::start(muxer_filter, muxer_spawner);
+    muxer_ = muxer ? std::move(muxer) : VsockMuxer::start(muxer_filter);
     muxer_id_ = muxer_->add(epoll_.get(), [this] { return on_ready(); });
   } catch (...) {
     ::unlink(uds_path_.c_str());

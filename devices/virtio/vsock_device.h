@@ -32,7 +32,6 @@
 #include <vector>
 
 #include "base/eventfd.h"
-#include "base/filtered_thread_spawner.h"
 #include "base/seccomp_filter.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
@@ -76,12 +75,11 @@ class VsockDevice final : public VirtioDevice {
  public:
   // Listens on `uds_path` at once (a stale socket file there is removed
   // first) and joins `muxer`, a muxer shared with other devices. Without
-  // one the device starts its own (VsockMuxer::start with `muxer_filter`
-  // and `muxer_spawner`: see there). Throws std::system_error when the
-  // host refuses, InputError for a reserved CID.
+  // one the device starts its own (VsockMuxer::start under `muxer_filter`:
+  // see there). Throws std::system_error when the host refuses, InputError
+  // for a reserved CID.
   VsockDevice(std::string uds_path, uint64_t guest_cid = kVsockDefaultGuestCid,
-              const SeccompFilter* muxer_filter = nullptr, FilteredThreadSpawner* muxer_spawner = nullptr,
-              std::shared_ptr<VsockMuxer> muxer = nullptr);
+              const SeccompFilter* muxer_filter = nullptr, std::shared_ptr<VsockMuxer> muxer = nullptr);
   // Leaves the muxer (waiting out a call in progress), closes every
   // connection and removes the socket file.
   ~VsockDevice() override;

@@ -73,7 +73,7 @@ class VsockRig {
  public:
   explicit VsockRig(std::shared_ptr<VsockMuxer> muxer = nullptr) {
     path = dir + "/v.sock";
-    device = std::make_shared<VsockDevice>(path, kGuestCid, nullptr, nullptr, std::move(muxer));
+    device = std::make_shared<VsockDevice>(path, kGuestCid, nullptr, std::move(muxer));
     transport = std::make_unique<MmioTransport>(device, mem, irq);
     driver = std::make_unique<FakeDriver>(*transport, *mem);
   }
