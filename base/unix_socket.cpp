@@ -19,6 +19,15 @@ namespace {
 
 UniqueFd make_unix_socket() { return UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)); }
 
+// Where listen_unix binds before it publishes: beside `path` (the same file
+// system, so the rename is atomic), or `path` itself where that would not fit.
+std::string staging_name(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const size_t name_at = slash == std::string::npos ? 0 : slash + 1;
+  std::string name = path.substr(0, name_at) + "." + path.substr(name_at) + "." + std::to_string(::getpid());
+  return name.size() <= kMaxUnixPathBytes ? name : path;
+}
+
 }  // namespace
 
 bool fill_unix_address(const std::string& path, sockaddr_un& addr, socklen_t& length) {
@@ -114,7 +123,7 @@ SocketDirLock::SocketDirLock(const std::string& socket_path) {
   }
 }
 
-UniqueFd listen_unix(const std::string& path) {
+UniqueFd listen_unix(const std::string& path, std::optional<mode_t> mode) {
   sockaddr_un addr;
   socklen_t length;
   if (!fill_unix_address(path, addr, length)) {
@@ -123,15 +132,22 @@ UniqueFd listen_unix(const std::string& path) {
   }
   SocketDirLock lock(path);
   remove_stale_unix_socket(path);
+  const std::string bound_at = staging_name(path);
+  // Left by a process of the same pid that died between bind and rename.
+  if (bound_at != path) remove_stale_unix_socket(bound_at);
+  if (!fill_unix_address(bound_at, addr, length)) throw_errno(ENAMETOOLONG, "staging name " + bound_at);
   UniqueFd fd = make_unix_socket();
   if (!fd) throw_errno(errno, "socket(AF_UNIX) for " + path);
   // EADDRINUSE here: a process that does not take the lock bound the path.
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0) throw_errno(errno, "bind " + path);
-  if (::listen(fd.get(), 128) != 0) {
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0) throw_errno(errno, "bind " + bound_at);
+  auto fail = [&](const std::string& what) {
     int error = errno;
-    ::unlink(path.c_str());
-    throw_errno(error, "listen on " + path);
-  }
+    ::unlink(bound_at.c_str());
+    throw_errno(error, what);
+  };
+  if (mode && ::chmod(bound_at.c_str(), *mode) != 0) fail("chmod " + bound_at);
+  if (::listen(fd.get(), 128) != 0) fail("listen on " + bound_at);
+  if (bound_at != path && ::rename(bound_at.c_str(), path.c_str()) != 0) fail("rename " + bound_at + " to " + path);
   return fd;
 }
 

@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <sys/types.h>
+
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "base/unique_fd.h"
@@ -75,7 +78,12 @@ class SocketDirLock {
 
 // Binds and listens on a non-blocking, close-on-exec unix stream socket at
 // `path`, replacing only a stale socket file (remove_stale_unix_socket), all
-// under a SocketDirLock. Throws std::system_error naming the path.
-UniqueFd listen_unix(const std::string& path);
+// under a SocketDirLock. The socket is bound under a staging name beside
+// `path` (".NAME.PID"), given `mode` when one is asked for, listened on, and
+// only then renamed to `path`: whoever sees the file can connect, and a
+// failure leaves no file behind. Where the staging name would not fit in a
+// socket address, it is bound at `path` itself. Throws std::system_error
+// naming the path.
+UniqueFd listen_unix(const std::string& path, std::optional<mode_t> mode = std::nullopt);
 
 }  // namespace thaw

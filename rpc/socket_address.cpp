@@ -3,12 +3,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <optional>
 
 #include "base/unix_socket.h"
 #include "base/errors.h"
@@ -65,15 +63,6 @@ kj::AutoCloseFd make_socket(const Address& a, int flags, const std::string& addr
   return kj::AutoCloseFd(fd);
 }
 
-// Where listen_on binds a unix socket before it is published: beside it as
-// ".NAME.PID" (the same file system, so the rename is atomic), or the
-// address itself where that name would not fit in a socket address.
-std::string unpublished_name(const std::string& address) {
-  auto slash = address.rfind('/');
-  std::string name = address.substr(0, slash + 1) + "." + address.substr(slash + 1) + "." + std::to_string(::getpid());
-  return name.size() <= kMaxUnixPathBytes ? name : address;
-}
-
 }  // namespace
 
 bool is_unix_path(const std::string& address) { return address.find('/') != std::string::npos; }
@@ -85,35 +74,13 @@ kj::AutoCloseFd listen_on(const std::string& address) {
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) throw SysError("mkdir", ec.value(), parent.string());
-  }
-  std::optional<SocketDirLock> lock;  // over the stale-socket check and the bind
-  if (a.family() == AF_UNIX) {
-    lock.emplace(address);
-    remove_stale_unix_socket(address);
+    return kj::AutoCloseFd(listen_unix(address, 0660).release());
   }
   auto fd = make_socket(a, SOCK_NONBLOCK, address);
-  if (a.family() != AF_UNIX) {
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd.get(), a.get(), a.length) != 0) throw SysError("bind", errno, address);
-    if (::listen(fd.get(), 128) != 0) throw SysError("listen", errno, address);
-    return fd;
-  }
-  // A unix socket is bound under a name of its own, made 0660 and listened
-  // on, and only then renamed to `address`: whoever sees the file can
-  // connect (a client that waits for the file was refused in between),
-  // and a failure leaves no file behind.
-  std::string bound_at = unpublished_name(address);
-  Address staging = bound_at == address ? a : parse(bound_at);
-  if (::bind(fd.get(), staging.get(), staging.length) != 0) throw SysError("bind", errno, bound_at);
-  auto fail = [&](const char* operation) {
-    int err = errno;
-    ::unlink(bound_at.c_str());
-    throw SysError(operation, err, bound_at);
-  };
-  if (::chmod(bound_at.c_str(), 0660) != 0) fail("chmod 0660");
-  if (::listen(fd.get(), 128) != 0) fail("listen");
-  if (bound_at != address && ::rename(bound_at.c_str(), address.c_str()) != 0) fail("rename to its address");
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), a.get(), a.length) != 0) throw SysError("bind", errno, address);
+  if (::listen(fd.get(), 128) != 0) throw SysError("listen", errno, address);
   return fd;
 }
 

@@ -14,9 +14,9 @@ namespace thaw::rpc {
 bool is_unix_path(const std::string& address);
 
 // A listening socket (SOCK_CLOEXEC | SOCK_NONBLOCK). For a unix path: makes
-// the parent directory, replaces a stale socket file and refuses one that a
-// live server still answers on, or any other file (std::system_error, see
-// base/unix_socket.h); the socket file gets mode 0660. SysError otherwise.
+// the parent directory, then listen_unix with mode 0660 (the file appears
+// only once it accepts; a stale socket file is replaced, a live one or any
+// other file refused with std::system_error). SysError otherwise.
 kj::AutoCloseFd listen_on(const std::string& address);
 
 // A connected, blocking socket. SysError naming the address.
