@@ -12,8 +12,8 @@ std::shared_ptr<VmThreadSpawners> VmThreadSpawners::start() {
     make_this_thread_background();  // inherited: what each vCPU thread set itself
     prepare_thread_for_vcpu_filter();
   });
-  spawners->vsock_muxer = std::make_unique<FilteredThreadSpawner>(devices::vsock_muxer_filter());
-  spawners->shared_vsock_muxer = devices::VsockMuxer::start(nullptr, spawners->vsock_muxer.get());
+  spawners->shared_vsock_muxer =
+      devices::VsockMuxer::start(&devices::vsock_muxer_filter(), devices::VsockMuxer::FilterCheck::kWait);
   return spawners;
 }
 

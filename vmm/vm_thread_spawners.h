@@ -1,12 +1,14 @@
-// The two filtered kinds of thread a VM has, started by spawner threads
-// that applied each filter once (base/filtered_thread_spawner.h): every
-// vCPU thread under 'vcpu' (and SCHED_BATCH, vcpu.cpp says why), every
-// vsock muxer under 'vsock'. A pool starts one pair and hands it to all its
-// restores (VmConfig::thread_spawners), saving each clone two filter
-// installs (~75-100 us of CPU each). Without it each thread applies its
-// own filter as it starts, as a one-off VM does. With it, the pool's
-// clones also share one vsock muxer, started here under 'vsock': a clone
-// then has one thread of thaw's (its vCPU) instead of two.
+// The filtered threads a pool's clones share or are started by, made once
+// per pool and handed to all its restores (VmConfig::thread_spawners):
+// - a spawner thread that applied the 'vcpu' filter once
+//   (base/filtered_thread_spawner.h) and starts every clone's vCPU thread
+//   under it (and SCHED_BATCH, vcpu.cpp says why), saving each restore a
+//   filter install (~75-100 us of CPU);
+// - one vsock muxer under the 'vsock' filter that every clone's vsock
+//   device joins, so a clone has one thread of thaw's (its vCPU), and a
+//   restore starts no muxer.
+// Without them, as for a one-off VM, each thread applies its own filter as
+// it starts and each vsock device has a muxer of its own.
 #pragma once
 
 #include <memory>
@@ -18,12 +20,12 @@ namespace thaw::vmm {
 
 struct VmThreadSpawners {
   std::unique_ptr<FilteredThreadSpawner> vcpu;
-  std::unique_ptr<FilteredThreadSpawner> vsock_muxer;
   // The muxer every vsock device of the pool's clones joins.
   std::shared_ptr<devices::VsockMuxer> shared_vsock_muxer;
 
-  // Starts both and the shared muxer. Throws SysError when the kernel refuses a filter (the
-  // caller can go on without spawners: threads then filter themselves).
+  // Starts both, each under its filter. Throws SysError when the kernel
+  // refuses a filter (the caller can go on without them: threads then
+  // filter themselves).
   static std::shared_ptr<VmThreadSpawners> start();
 };
 

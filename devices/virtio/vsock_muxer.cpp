@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <future>
 #include <system_error>
 
 #include "base/eventfd.h"
@@ -20,34 +21,32 @@ VsockMuxer::VsockMuxer() {
   epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_.valid()) throw std::system_error(errno, std::generic_category(), "epoll_create1 for the vsock muxer");
   stop_ = make_eventfd("stopping the vsock muxer");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kStopId;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_.get(), &ev) != 0) {
-    throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD) of the vsock muxer's stop eventfd");
-  }
+  // One-shot too: it fires once, when the muxer stops.
+  arm(stop_.get(), kStopId, EPOLL_CTL_ADD);
 }
 
-std::shared_ptr<VsockMuxer> VsockMuxer::start(const SeccompFilter* filter, FilteredThreadSpawner* spawner) {
+std::shared_ptr<VsockMuxer> VsockMuxer::start(const SeccompFilter* filter, FilterCheck check) {
   std::shared_ptr<VsockMuxer> muxer(new VsockMuxer());
   VsockMuxer* self = muxer.get();
-  // Not waited for: the filter goes on before the loop's first call, and
-  // waiting cost each restore ~70 us when every clone had its own muxer.
-  if (spawner != nullptr) {  // born under its filter
-    muxer->thread_ = spawner->spawn([self] { self->run(); }, "vsock muxer");
-    return muxer;
-  }
-  muxer->thread_ = StackThread([self, filter] {
+  auto filtered = std::make_shared<std::promise<void>>();
+  std::future<void> filter_applied = filtered->get_future();
+  muxer->thread_ = StackThread([self, filter, filtered, check] {
     if (filter) {
       try {
         filter->apply_to_this_thread();
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "thaw: the vsock muxer's seccomp filter: %s; its devices serve nothing\n", e.what());
+        if (check == FilterCheck::kOnThread) {
+          std::fprintf(stderr, "thaw: the vsock muxer's seccomp filter: %s; its devices serve nothing\n", e.what());
+        }
+        filtered->set_exception(std::current_exception());
         return;
       }
     }
+    filtered->set_value();
     self->run();
   }, "vsock muxer");
+  // A refusal ends the thread; `muxer` going out of scope joins it.
+  if (check == FilterCheck::kWait) filter_applied.get();
   return muxer;
 }
 
@@ -65,7 +64,7 @@ void VsockMuxer::arm(int fd, uint64_t id, int op) {
   ev.events = EPOLLIN | EPOLLONESHOT;
   ev.data.u64 = id;
   if (::epoll_ctl(epoll_.get(), op, fd, &ev) != 0 && op == EPOLL_CTL_ADD) {
-    throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD) of a vsock device to its muxer");
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD) of an fd to the vsock muxer");
   }
   // A failed MOD: the registration went meanwhile (remove() took the fd out).
 }

@@ -20,7 +20,6 @@
 #include <string>
 #include <unordered_map>
 
-#include "base/filtered_thread_spawner.h"
 #include "base/seccomp_filter.h"
 #include "base/stack_thread.h"
 #include "base/unique_fd.h"
@@ -33,14 +32,21 @@ class VsockMuxer {
   // fd again now (false: a paused device, armed again by rearm()).
   using ReadyHandler = std::function<bool()>;
 
-  // Starts the thread: by `spawner`, already under its filter, when given;
-  // otherwise on a thread of its own that applies `filter` (when given)
-  // before it serves anything. A filter the kernel refuses leaves the
-  // muxer serving nothing, said on stderr, never serving unfiltered.
-  // Throws std::system_error when the host refuses the epoll set, the
-  // eventfd or the thread.
+  // When the muxer learns that the kernel refused its filter.
+  enum class FilterCheck {
+    // A one-off VM's device: its restore does not wait the ~75 us the
+    // kernel takes to install a filter. A refusal leaves the muxer serving
+    // nothing, said on stderr, never serving unfiltered.
+    kOnThread,
+    // A pool's shared muxer, started once: start() waits for the filter and
+    // throws its SysError, so the pool can say so before any clone needs it.
+    kWait,
+  };
+  // Starts the thread; it applies `filter` (when given) before it serves
+  // anything. Throws std::system_error when the host refuses the epoll
+  // set, the eventfd or the thread.
   static std::shared_ptr<VsockMuxer> start(const SeccompFilter* filter = nullptr,
-                                           FilteredThreadSpawner* spawner = nullptr);
+                                           FilterCheck check = FilterCheck::kOnThread);
   // Stops and joins the thread. Every device must have left (remove()).
   ~VsockMuxer();
   VsockMuxer(const VsockMuxer&) = delete;

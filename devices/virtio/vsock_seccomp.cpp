@@ -6,9 +6,9 @@
 namespace thaw::devices {
 
 // Beside these: the device mutex, malloc for connection buffers, the
-// deadlines' clocks and the thread's end (seccomp_thread_basics), and
-// starting threads under this same filter (seccomp_thread_creation_rules;
-// why in vmm/vcpu_seccomp.cpp).
+// deadlines' clocks and the thread's end (seccomp_thread_basics). A muxer
+// starts no threads: a pool's one is started once and applies the filter
+// itself (vmm/vm_thread_spawners.h).
 std::vector<SeccompRule> vsock_muxer_rules() {
   auto rules = with_thread_basics({
       // The loop: its epoll sets (devices and connections come and go),
@@ -33,7 +33,6 @@ std::vector<SeccompRule> vsock_muxer_rules() {
       SeccompRule{__NR_socket, {{.arg = 0, .mask = ~0ull, .value = AF_UNIX}}},
       seccomp_any_arguments(__NR_connect),
   });
-  for (auto& rule : seccomp_thread_creation_rules()) rules.push_back(std::move(rule));
   return rules;
 }
 

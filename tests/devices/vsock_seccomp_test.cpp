@@ -9,6 +9,9 @@
 #include <gtest/gtest.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -18,13 +21,18 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
+#include <cstdio>
+#include <iterator>
 #include <cstring>
 #include <thread>
 #include <vector>
 #include <fstream>
 #include <string>
 
+#include "base/errors.h"
 #include "devices/virtio/vsock_device.h"
+#include "devices/virtio/vsock_muxer.h"
 #include "tests/temp_dir.h"
 
 namespace thaw::devices {
@@ -179,6 +187,47 @@ void count_filtered_muxers() {
 TEST_F(VsockSeccompTest, ADeviceGivenTheFilterRunsItsMuxerUnderIt) {
   // In a child: a filtered thread must not leak into other tests' counts.
   EXPECT_EXIT(count_filtered_muxers(), ::testing::ExitedWithCode(0), "before 0 with 1 without 0");
+}
+
+// A pool's shared muxer: start() returns only once its thread runs under
+// the filter, so the filtered count is one more at once, with no polling.
+void count_a_waited_muxer() {
+  const int before = filtered_threads();
+  auto muxer = VsockMuxer::start(&vsock_muxer_filter(), VsockMuxer::FilterCheck::kWait);
+  const int after = filtered_threads();
+  std::fprintf(stderr, "before %d after %d\n", before, after);
+  ::_exit(before == 0 && after == 1 ? 0 : 1);
+}
+
+TEST_F(VsockSeccompTest, AWaitedMuxerIsUnderItsFilterWhenStartReturns) {
+  EXPECT_EXIT(count_a_waited_muxer(), ::testing::ExitedWithCode(0), "before 0 after 1");
+}
+
+// Under a filter that answers seccomp(2) with EPERM (as a container
+// runtime's may), the muxer's own filter is refused: a waited start throws
+// the kernel's errno, naming the filter, instead of serving unfiltered.
+void start_a_muxer_where_seccomp_is_refused() {
+  sock_filter refuse_seccomp[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog program{static_cast<unsigned short>(std::size(refuse_seccomp)), refuse_seccomp};
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) {
+    ::_exit(2);
+  }
+  try {
+    auto muxer = VsockMuxer::start(&vsock_muxer_filter(), VsockMuxer::FilterCheck::kWait);
+  } catch (const SysError& e) {
+    std::fprintf(stderr, "refused: %s\n", e.what());
+    ::_exit(e.error_number() == EPERM ? 0 : 1);
+  }
+  ::_exit(1);
+}
+
+TEST_F(VsockSeccompTest, AWaitedMuxerWhoseFilterIsRefusedThrowsTheKernelsError) {
+  EXPECT_EXIT(start_a_muxer_where_seccomp_is_refused(), ::testing::ExitedWithCode(0), "refused: .*filter 'vsock'");
 }
 
 TEST_F(VsockSeccompTest, TheFilterIsCompiledOnceAndShared) {

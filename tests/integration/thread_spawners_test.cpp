@@ -46,7 +46,7 @@ TEST(VmThreadSpawners, AClonesVcpuThreadStartsFilteredAndTheGuestAnswers) {
   auto loaded = snapshot::read_snapshot_dir(dir.path());
   auto spawners = vmm::VmThreadSpawners::start();
   const auto before = filtered_threads();
-  ASSERT_EQ(before.size(), 3u) << "the two spawners and the shared vsock muxer the vsock one started";
+  ASSERT_EQ(before.size(), 2u) << "the vCPU spawner and the shared vsock muxer";
 
   testing::CapturedConsole console;
   snapshot::RestoreOptions options;
@@ -62,14 +62,14 @@ TEST(VmThreadSpawners, AClonesVcpuThreadStartsFilteredAndTheGuestAnswers) {
   EXPECT_TRUE(console.contains(want)) << "want '" << want << "' in:\n" << console.text();
 
   auto during = filtered_threads();
-  ASSERT_EQ(during.size(), 4u) << "the spawners, the shared muxer and the clone's vCPU thread";
+  ASSERT_EQ(during.size(), 3u) << "the vCPU spawner, the shared muxer and the clone's vCPU thread";
   int batch = 0;
   for (pid_t tid : during) batch += ::sched_getscheduler(tid) == SCHED_BATCH ? 1 : 0;
   EXPECT_EQ(batch, 2) << "the vCPU spawner and the vCPU thread it started";
   clone.vm->stop();
   clone = {};
-  for (int i = 0; i < 200 && filtered_threads().size() != 3; ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(filtered_threads().size(), 3u) << "the vCPU thread is gone with its VM";
+  for (int i = 0; i < 200 && filtered_threads().size() != 2; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(filtered_threads().size(), 2u) << "the vCPU thread is gone with its VM";
 }
 
 }  // namespace
