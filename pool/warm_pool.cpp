@@ -147,8 +147,8 @@ bool WarmPool::pop_locked(Taken& taken) {
   // Last in, first out: the most recently used clone has the warmest caches.
   taken.clone = std::move(warm_.back());
   warm_.pop_back();
-  ++leased_;
   taken.clone->leased_at = Clock::now();
+  if (leased_++ == 0) leases_out_since_ = taken.clone->leased_at;
   ++counters_.acquires;
   ++(taken.waited ? counters_.misses : counters_.hits);
   return warm_.size() + restoring_ < desired_locked();
@@ -172,12 +172,17 @@ void WarmPool::lease_returned(const Clone& clone) {
 }
 
 uint32_t WarmPool::expected_returns_locked() const {
-  if (!hold_.has_samples() || leased_ == 0) return resetting_;
+  if (leased_ == 0) return resetting_;
   // A lease that typically ends within a restore's time is back before a
   // restore for it would be; long leases (FaaS calls that run for seconds)
-  // count for next to nothing.
+  // count for next to nothing. Until one lease has returned, the leases
+  // out are taken to last as long as they have so far: a first lease
+  // younger than a restore counts as coming back (restoring for it filled
+  // a small pool and got the returning clone destroyed), one that outlives
+  // a restore soon counts for little (the autoscaler's tick asks again).
   const double refill = planned_refill_seconds_;
-  const double hold = hold_.seconds();
+  const double hold =
+      hold_.has_samples() ? hold_.seconds() : std::chrono::duration<double>(Clock::now() - leases_out_since_).count();
   const double share = hold <= refill ? 1.0 : refill / hold;
   return resetting_ + static_cast<uint32_t>(static_cast<double>(leased_) * share);
 }

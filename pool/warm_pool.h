@@ -159,6 +159,10 @@ class WarmPool {
   DurationEstimator refill_;
   double planned_refill_seconds_;  // what the autoscaler plans a restore to take
   DurationEstimator hold_{0};  // how long leases last, once one returned
+  // When the leases now out began to be out (leased_ went 0 -> 1): before
+  // any lease returned, the oldest one's age is all that is known of how
+  // long leases last, and a lower bound for it.
+  Clock::time_point leases_out_since_{};
   uint64_t acquires_at_last_tick_ = 0;
   static constexpr uint32_t kSurplusTicks = 4;  // autoscaler ticks a surplus of warm clones is kept
   uint32_t surplus_ticks_ = 0;

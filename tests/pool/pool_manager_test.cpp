@@ -38,10 +38,10 @@ TEST(PoolManager, CreateAcquireReleaseAcquireReusesTheResetClone) {
   THAW_POOL_REQUIRE_KVM();
   TempDir dir;
   PoolManager pool(test_config(dir));
-  // max_warm with room for the returning clone: the first lease's length
-  // is not known yet, so the refill may restore up to the autoscaler's
-  // target (2-4 on a slow machine) while it is out, and a clone that comes
-  // back to a full pool is destroyed, not reset.
+  // max_warm with room for the returning clone: on a slow machine the
+  // first lease may outlive a restore, the refill then restores up to the
+  // autoscaler's target (2-4 there) while it is out, and a clone that comes
+  // back to a full pool is destroyed, not reset (LeaseReturns pins that).
   auto info = pool.create_template(mini_spec("mini"), PoolPolicy{1, 8, 1024});
   EXPECT_EQ(info.name, "mini");
   EXPECT_EQ(info.snapshot_dir, dir.path() + "/templates/mini");

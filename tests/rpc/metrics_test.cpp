@@ -72,7 +72,7 @@ class ThawdMetrics : public ::testing::Test {
     ASSERT_NE(port_, 0);
     daemon_ = std::make_unique<ThawdProcess>(dir_);
     // Room for the returning clone (see PoolManager.CreateAcquireReleaseAcquireReusesTheResetClone):
-    // the refill may fill the pool to its target while the first lease is out.
+    // the refill may fill the pool to its target while a first lease that outlives a restore is out.
     auto pool = mini_pool("mini");
     pool.policy.max_warm = 8;
     daemon_->write_config(daemon_->config_text({pool}, "metrics = \"127.0.0.1:" + std::to_string(port_) + "\"\n"));
