@@ -19,11 +19,11 @@ using Stats = PoolStats::PerTemplate;
 
 class LeaseReturns : public ::testing::Test {
  protected:
-  // A pool of the idle mini guest with `policy`, its first clone warm.
-  void start(const std::string& name, PoolPolicy policy) {
+  // A pool of the idle mini guest with `policy`, `warm` clones warm.
+  void start(const std::string& name, PoolPolicy policy, uint32_t warm = 1) {
     pool_ = std::make_unique<PoolManager>(test_config(dir_));
     pool_->create_template(mini_spec(name, "idle"), policy);
-    ASSERT_TRUE(warm_at_least(*pool_, name, 1));
+    ASSERT_TRUE(warm_at_least(*pool_, name, warm));
   }
   TempDir dir_;
   std::unique_ptr<PoolManager> pool_;
@@ -33,9 +33,8 @@ class LeaseReturns : public ::testing::Test {
 // returning clone needs the slot a restore would take.
 TEST_F(LeaseReturns, ShortLeasesAreWaitedForNotRestoredFor) {
   THAW_POOL_REQUIRE_KVM();
-  ASSERT_NO_FATAL_FAILURE(start("short", PoolPolicy{2, 2, 1024}));
+  ASSERT_NO_FATAL_FAILURE(start("short", PoolPolicy{2, 2, 1024}, 2));
   PoolManager& pool = *pool_;
-  ASSERT_TRUE(warm_at_least(pool, "short", 2));
   const Stats before = stats_of(pool, "short");
   constexpr uint64_t kRounds = 30;
   for (uint64_t i = 0; i < kRounds; ++i) {
@@ -61,15 +60,16 @@ TEST_F(LeaseReturns, ShortLeasesAreWaitedForNotRestoredFor) {
 // clone is reset, not destroyed.
 TEST_F(LeaseReturns, AFirstShortLeaseIsWaitedForToo) {
   THAW_POOL_REQUIRE_KVM();
-  ASSERT_NO_FATAL_FAILURE(start("first", PoolPolicy{2, 2, 1024}));
-  PoolManager& pool = *pool_;
-  ASSERT_TRUE(warm_at_least(pool, "first", 2));
-  const Stats before = stats_of(pool, "first");
-  pool.release(pool.acquire("first", 0, 5s).lease_id);
-  ASSERT_TRUE(eventually([&] { return stats_of(pool, "first").resets + stats_of(pool, "first").destroyed >
-                                      before.resets + before.destroyed; }, 10s));
-  ASSERT_TRUE(warm_at_least(pool, "first", 2));
-  const Stats after = stats_of(pool, "first");
+  ASSERT_NO_FATAL_FAILURE(start("first", PoolPolicy{2, 2, 1024}, 2));
+  const Stats before = stats_of(*pool_, "first");
+  pool_->release(pool_->acquire("first", 0, 5s).lease_id);
+  auto handled = [&] {
+    const Stats now = stats_of(*pool_, "first");
+    return now.resets + now.destroyed > before.resets + before.destroyed;
+  };
+  ASSERT_TRUE(eventually(handled, 10s)) << "the returned clone was neither reset nor destroyed";
+  ASSERT_TRUE(warm_at_least(*pool_, "first", 2));
+  const Stats after = stats_of(*pool_, "first");
   EXPECT_EQ(after.destroyed, before.destroyed) << "the first returning clone found its slot taken";
   EXPECT_EQ(after.resets, before.resets + 1);
   EXPECT_EQ(after.restores, before.restores) << "a restore replaced a clone that was coming back";
