@@ -207,15 +207,23 @@ int main(int argc, char** argv) {
                  daemon.log_text().c_str());
     return 1;
   }
-  double restores_per_s = (fill.stats.warm - fill.first_warm) / fill.seconds;
+  // Restores seen after the socket answered: none when a small pool was
+  // full by then, and then there is no rate to give (not 0 /s).
+  const uint32_t restored_seen = fill.stats.warm - fill.first_warm;
+  const double restores_per_s = restored_seen > 0 ? restored_seen / fill.seconds : 0;
   const unsigned refill_threads_used = thaw::pool::refill_threads_for(refill_threads);
   const uint32_t workers = thaw::pool::shards_for(pool.policy, clones_per_worker);
   std::printf("\nFill: %u clones of a %llu MiB mini guest in %u worker process%s (%u refill thread%s in each, one "
               "restore each at a time)\n",
               clones, static_cast<unsigned long long>(mem_mib), workers, workers == 1 ? "" : "es", refill_threads_used,
               refill_threads_used == 1 ? "" : "s");
-  std::printf("  %.0f restores/s (%u restored in %.2f s after the socket answered; %u were warm by then)\n",
-              restores_per_s, fill.stats.warm - fill.first_warm, fill.seconds, fill.first_warm);
+  if (restored_seen > 0) {
+    std::printf("  %.0f restores/s (%u restored in %.2f s after the socket answered; %u were warm by then)\n",
+                restores_per_s, restored_seen, fill.seconds, fill.first_warm);
+  } else {
+    std::printf("  restores/s not measured: all %u were warm before the socket answered (ask for more clones)\n",
+                fill.first_warm);
+  }
   const auto& r = fill.stats.restore_ms;
   std::printf("  restore in thawd (most recent): min %.3f, median %.3f, p99 %.3f ms\n", r.min_ms, r.median_ms, r.p99_ms);
   if (!shard_sockets.empty()) {
@@ -250,7 +258,7 @@ int main(int argc, char** argv) {
   }
   report.value("clones", clones);
   report.value("mem_mib", static_cast<double>(mem_mib));
-  report.value("fill_restores_per_second", restores_per_s);
+  if (restored_seen > 0) report.value("fill_restores_per_second", restores_per_s);
   report.value("refill_threads", refill_threads_used);
   report.value("worker_processes", workers);
   report.value("restore_median_ms", r.median_ms);
