@@ -103,11 +103,17 @@ void listen_at(const std::string& what, const std::string& path, const DirectSoc
   }
   try {
     fd = rpc::listen_on(path);
+  } catch (const std::exception& e) {
+    // Nothing of ours is there: what is (a live socket, another file) stays.
+    spdlog::warn("{}: no direct socket: {}", what, e.what());
+    return;
+  }
+  try {
     if (direct.set_access) direct.set_access(path);
     bound = path;
   } catch (const std::exception& e) {
     fd = nullptr;
-    ::unlink(path.c_str());
+    ::unlink(path.c_str());  // ours, with the wrong access: not to be served
     spdlog::warn("{}: no direct socket: {}", what, e.what());
   }
 }

@@ -4,8 +4,9 @@
 // the vCPU filter on vCPU threads, KVM fds in
 // the workers and none in thawd), a worker killed under a lease (its lease
 // fails as DISCONNECTED naming the worker, the other template serves on, a
-// new worker loads the template and serves it), a template's direct socket,
-// and deleteTemplate ending the worker.
+// new worker loads the template and serves it), a template's direct socket
+// (and someone else's socket at its path, left alone), and deleteTemplate
+// ending the worker.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "base/landlock.h"
+#include "base/unix_socket.h"
 #include "rpc/error_mapping.h"
 #include "rpc/daemon/worker_cgroups.h"
 #include "rpc/daemon/worker_limits.h"
@@ -235,6 +237,40 @@ TEST_F(TemplateWorkers, ADirectSocketServesItsTemplateOnlyAndOutlivesAWorker) {
   del.setName("a");
   del.send().wait(c.wait_scope());
   EXPECT_FALSE(std::filesystem::exists(path)) << path << " still there after deleteTemplate";
+}
+
+// Someone else's live socket where a template's direct socket would go is
+// left serving: thawd serves the template without a direct socket, says so
+// in its log, and neither start nor stop touches that socket.
+TEST(TemplateWorkersDirectSocket, ALiveSocketAtItsPathIsLeftAloneAndTheTemplateServesWithoutOne) {
+  THAW_REQUIRE_KVM();
+  TempDir scratch{"thaw-rpc-workers"};
+  ThawdProcess daemon{scratch.path()};
+  // Where thawd puts template a's direct socket: "<stem>-a.sock" beside its own.
+  const std::string taken = (scratch / "thaw-a.sock");
+  ASSERT_EQ(daemon.socket(), scratch / "thaw.sock");
+  UniqueFd other = listen_unix(taken);
+  auto inode = [&] {
+    struct stat st {};
+    return ::lstat(taken.c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  const ino_t before = inode();
+  daemon.write_config(daemon.config_text({mini_pool("a")}));
+  ASSERT_TRUE(daemon.start(std::chrono::seconds(60))) << daemon.log();
+  {
+    rpc::PoolConnection c(daemon.socket());
+    auto list = c.pool().listTemplatesRequest().send().wait(c.wait_scope());
+    ASSERT_EQ(list.getTemplates().size(), 1u);
+    EXPECT_EQ(std::string(list.getTemplates()[0].getDirectSocket().cStr()), "") << "a direct socket in use was listed";
+    auto vm = acquire(c, "a");
+    EXPECT_EQ(invoke_echo(c, vm, "via thawd"), "via thawd");
+  }
+  EXPECT_EQ(inode(), before) << "the other listener's socket file was replaced or removed";
+  EXPECT_EQ(probe_unix_socket(taken).state, UnixSocketState::kListening);
+  EXPECT_NE(daemon.log().find("no direct socket"), std::string::npos) << daemon.log();
+  const int status = daemon.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "thawd exit status " << status << "\n" << daemon.log();
+  EXPECT_EQ(inode(), before) << "thawd's stop removed a socket that was not its own";
 }
 
 TEST_F(TemplateWorkers, DeletingATemplateEndsItsWorker) {
