@@ -84,7 +84,8 @@ std::shared_ptr<Clone> restore_clone(const snapshot::LoadedSnapshot& snapshot, c
   // The VM, which calls this, lives inside the clone.
   clone->options.console = [tail = &clone->console](std::span<const char> bytes) { tail->append(bytes); };
   if (!vsock_path.empty()) {
-    ::unlink(vsock_path.c_str());  // a stale socket from an earlier daemon
+    // The device replaces a stale socket there (a killed daemon's) and
+    // refuses a live one: never someone else's (base/unix_socket.h).
     clone->vsock_path = vsock_path;
     clone->options.vsock_path = vsock_path;
   }

@@ -31,19 +31,18 @@ double cold_boot_and_snapshot(const TemplateSpec& spec, Clone& cold, const std::
   vm_config.kvm_path = config.kvm_device;
   vm_config.console = [tail = &cold.console](std::span<const char> bytes) { tail->append(bytes); };
   // A kernel template's snapshot carries a vsock device (each clone gets its
-  // own socket); a program template's mailbox replaces it. A Linux
+  // own socket; a live one at the path refuses the template, a stale one is
+  // replaced); a program template's mailbox replaces it. A Linux
   // template boots from an initramfs packed here, read once at VM creation.
   std::string initramfs;
   if (spec.is_linux()) {
     initramfs = write_linux_initramfs(spec, config.linux_init_agent, dir);
     cold.vsock_path = vsock_socket_path(config.vsock_dir, name + "-template");
-    ::unlink(cold.vsock_path.c_str());
     configure_linux_boot(vm_config, spec, initramfs, cold.vsock_path);
   } else if (spec.uses_mailbox()) {
     configure_program_boot(vm_config, spec);
   } else {
     cold.vsock_path = vsock_socket_path(config.vsock_dir, name + "-template");
-    ::unlink(cold.vsock_path.c_str());
     vm_config.vsock_path = cold.vsock_path;
   }
   try {
