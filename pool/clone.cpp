@@ -211,7 +211,9 @@ void CloneDestroyer::main() {
     ++busy_;
     lock.unlock();
     try {
-      std::string socket = clone->vsock_path;
+      // Only a clone whose VM was made listened there: one whose VM was
+      // refused (a live socket at the path) leaves that socket alone.
+      std::string socket = clone->restored.vm ? clone->vsock_path : std::string();
       if (clone->restored.vm) clone->restored.vm->stop();
       // An invoke may still hold a reference; the memory goes with the last one.
       clone.reset();
