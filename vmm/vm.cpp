@@ -205,8 +205,8 @@ void Vm::on_exit_code(uint8_t code, const char* where) {
 void Vm::create_vsock() {
   device_memory_ = std::make_shared<DeviceMemoryView>(memory_);
   try {
-    // A pool's clones join its shared muxer (started filtered by the pool's
-    // spawner); a one-off VM's device starts its own, which filters itself.
+    // A pool's clones join its shared muxer (filtered once, when the pool
+    // started); a one-off VM's device starts its own, which filters itself.
     const bool pooled = config_.vcpu_seccomp && config_.thread_spawners;
     vsock_ = std::make_shared<devices::VsockDevice>(
         config_.vsock_path, x86::kVsockGuestCid, config_.vcpu_seccomp ? &devices::vsock_muxer_filter() : nullptr,
