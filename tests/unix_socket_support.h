@@ -1,11 +1,12 @@
 // Test-side unix stream sockets on base/unix_socket.h, so no test fills a
 // sockaddr_un by hand: a blocking client connect (tests then send and recv
-// plainly, whole buffers at a time) and the stale socket file a killed
-// process leaves behind.
+// plainly, whole buffers at a time), the stale socket file a killed
+// process leaves behind, and a file's inode.
 #pragma once
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -35,6 +36,13 @@ inline UniqueFd connect_unix_blocking(const std::string& path) {
     return {};
   }
   return blocking(std::move(fd));
+}
+
+// The inode of the file at `path` (not followed), 0 when there is none: a
+// socket file replaced or removed behind a test's back changes it.
+inline ino_t inode_of(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
 // Leaves at `path` a socket file nobody accepts on, as a killed VMM leaves

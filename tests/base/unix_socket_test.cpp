@@ -35,11 +35,6 @@ class UnixSocketTest : public ::testing::Test {
     ASSERT_TRUE(testing::make_stale_unix_socket(at)) << std::strerror(errno);
   }
 
-  static ino_t inode(const std::string& at) {
-    struct stat st {};
-    return ::lstat(at.c_str(), &st) == 0 ? st.st_ino : 0;
-  }
-
   static std::string read_text(const std::string& at) {
     std::ifstream in(at);
     return {std::istreambuf_iterator<char>(in), {}};
@@ -125,7 +120,7 @@ TEST_F(UnixSocketTest, ListenReplacesAStaleSocket) {
 TEST_F(UnixSocketTest, ListenRefusesALiveSocketAndLeavesItServing) {
   const std::string at = path("vm.sock");
   UniqueFd first = listen_unix(at);
-  const ino_t before = inode(at);
+  const ino_t before = testing::inode_of(at);
 
   int error = 0;
   std::string message = system_error_of([&] { listen_unix(at); }, &error);
@@ -135,7 +130,7 @@ TEST_F(UnixSocketTest, ListenRefusesALiveSocketAndLeavesItServing) {
   EXPECT_THROW(remove_stale_unix_socket(at), std::system_error);
 
   // The same socket file, and the first listener still accepts on it.
-  EXPECT_EQ(inode(at), before);
+  EXPECT_EQ(testing::inode_of(at), before);
   UniqueFd client = connect_unix(at, &error);
   ASSERT_TRUE(client) << std::strerror(error);
   ASSERT_EQ(::send(client.get(), "x", 1, MSG_NOSIGNAL), 1);

@@ -4,8 +4,6 @@
 // is refused with the path named and left serving, where a stale one (a
 // killed daemon's) is replaced. A clone's refusal costs one restore: the
 // pool fills on the next serial.
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -20,11 +18,7 @@ namespace thaw::pool {
 namespace {
 
 using namespace testing;
-
-ino_t inode_of(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0 ? st.st_ino : 0;
-}
+using ::thaw::testing::inode_of;
 
 TEST(VsockSocketPaths, ALiveSocketAtTheTemplatesPathRefusesTheTemplateAndKeepsServing) {
   THAW_POOL_REQUIRE_KVM();

@@ -29,6 +29,7 @@
 #include "tests/rpc/rpc_test_helpers.h"
 #include "tests/rpc/scratch_cgroup.h"
 #include "tests/rpc/thawd_process.h"
+#include "tests/unix_socket_support.h"
 
 namespace thaw::testing {
 namespace {
@@ -250,11 +251,7 @@ TEST(TemplateWorkersDirectSocket, ALiveSocketAtItsPathIsLeftAloneAndTheTemplateS
   const std::string taken = (scratch / "thaw-a.sock");
   ASSERT_EQ(daemon.socket(), scratch / "thaw.sock");
   UniqueFd other = listen_unix(taken);
-  auto inode = [&] {
-    struct stat st {};
-    return ::lstat(taken.c_str(), &st) == 0 ? st.st_ino : 0;
-  };
-  const ino_t before = inode();
+  const ino_t before = inode_of(taken);
   daemon.write_config(daemon.config_text({mini_pool("a")}));
   ASSERT_TRUE(daemon.start(std::chrono::seconds(60))) << daemon.log();
   {
@@ -265,12 +262,12 @@ TEST(TemplateWorkersDirectSocket, ALiveSocketAtItsPathIsLeftAloneAndTheTemplateS
     auto vm = acquire(c, "a");
     EXPECT_EQ(invoke_echo(c, vm, "via thawd"), "via thawd");
   }
-  EXPECT_EQ(inode(), before) << "the other listener's socket file was replaced or removed";
+  EXPECT_EQ(inode_of(taken), before) << "the other listener's socket file was replaced or removed";
   EXPECT_EQ(probe_unix_socket(taken).state, UnixSocketState::kListening);
   EXPECT_NE(daemon.log().find("no direct socket"), std::string::npos) << daemon.log();
   const int status = daemon.stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "thawd exit status " << status << "\n" << daemon.log();
-  EXPECT_EQ(inode(), before) << "thawd's stop removed a socket that was not its own";
+  EXPECT_EQ(inode_of(taken), before) << "thawd's stop removed a socket that was not its own";
 }
 
 TEST_F(TemplateWorkers, DeletingATemplateEndsItsWorker) {
